@@ -1,0 +1,210 @@
+"""The transcript schema: messages, typed events and the episode record.
+
+Everything an episode does is appended to its transcript as one of the events below. The store
+keeps them as JSON; ``Episode.model_validate_json(ep.model_dump_json())`` round-trips losslessly.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant"]
+ModelRole = Literal["policy", "feedback", "judge"]
+ActionKind = Literal["execute", "solution", "invalid"]
+FeedbackKind = Literal[
+    "none", "unary", "binary", "execution", "tests", "textual", "critique", "checklist", "self"
+]
+EpisodeStatus = Literal["finished", "failed"]
+TerminateReason = Literal[
+    "solved",  # a proposal was correct
+    "max_turns",  # the turn budget k is used up
+    "max_proposals",  # the proposal budget p is used up
+    "context_exhausted",  # the model can no longer fit a reply into its context window
+    "error",  # the episode failed (see Episode.error)
+]
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Message(_Frozen):
+    """One chat message as sent to a model."""
+
+    role: Role
+    content: str
+
+
+class _Event(_Frozen):
+    turn: int = Field(ge=0, description="1-based model turn this event belongs to; 0 = setup")
+    at: datetime = Field(default_factory=utcnow)
+
+
+class PromptEvent(_Event):
+    """The initial prompt given to the policy (system + first user message)."""
+
+    type: Literal["prompt"] = "prompt"
+    messages: tuple[Message, ...]
+    template: str = Field(description="name of the prompt template")
+    template_hash: str = Field(description="sha256 of the template text (first 16 hex digits)")
+
+
+class ModelCallEvent(_Event):
+    """One call to a model: what came back and what it cost."""
+
+    type: Literal["model_call"] = "model_call"
+    role: ModelRole = "policy"
+    model: str
+    output: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    finish_reason: str = "stop"
+    cost_usd: float = 0.0
+    cached: bool = False
+
+
+class ActionEvent(_Event):
+    """The action parsed from a policy reply."""
+
+    type: Literal["action"] = "action"
+    kind: ActionKind
+    content: str = Field(description="the code (execute), the answer (solution) or '' (invalid)")
+    thought: str | None = None
+    raw: str = Field(description="the full model reply the action was parsed from")
+    proposal: int | None = Field(default=None, description="1-based proposal index (solutions)")
+
+
+class ObservationEvent(_Event):
+    """What the environment returned for an action (sandbox output or a budget notice)."""
+
+    type: Literal["observation"] = "observation"
+    source: Literal["sandbox", "environment"]
+    content: str
+    timed_out: bool = False
+    error: str | None = Field(default=None, description="exception type name, if the cell raised")
+    duration_s: float = 0.0
+
+
+class VerdictEvent(_Event):
+    """The checker's judgement of one proposed solution, made when it is proposed."""
+
+    type: Literal["verdict"] = "verdict"
+    proposal: int = Field(ge=1)
+    answer: str
+    correct: bool
+    score: float = Field(ge=0.0, le=1.0)
+    checker: str
+    detail: str = ""
+
+
+class LeakFlags(_Frozen):
+    """Whether a feedback text reveals the reference, and how."""
+
+    exact: bool = False
+    normalized: bool = False
+    numeric: bool = False
+    option_letter: bool = False
+    code: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.exact or self.normalized or self.numeric or self.option_letter or self.code
+
+
+class FeedbackEvent(_Event):
+    """Feedback given to the policy, with its provenance."""
+
+    type: Literal["feedback"] = "feedback"
+    kind: FeedbackKind
+    source: str = Field(description="'rule:<name>' or 'model:<name>'")
+    content: str
+    saw_reference: bool = False
+    expertise: Literal["none", "novice", "expert"] = "none"
+    template_hash: str | None = None
+    leak: LeakFlags = Field(default_factory=LeakFlags)
+
+
+class ErrorEvent(_Event):
+    """Something went wrong; the episode may or may not continue."""
+
+    type: Literal["error"] = "error"
+    where: str
+    message: str
+    fatal: bool = False
+
+
+Event = Annotated[
+    PromptEvent
+    | ModelCallEvent
+    | ActionEvent
+    | ObservationEvent
+    | VerdictEvent
+    | FeedbackEvent
+    | ErrorEvent,
+    Field(discriminator="type"),
+]
+
+
+class EpisodeKey(_Frozen):
+    """What identifies an episode within a run: resume skips keys already finished."""
+
+    suite: str
+    task_id: str
+    epoch: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"{self.suite}/{self.task_id}#{self.epoch}"
+
+
+class Episode(BaseModel):
+    """One task attempted by one policy under one configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: EpisodeKey
+    run_id: str
+    config_hash: str
+    model: str
+    max_turns: int = Field(ge=1)
+    max_proposals: int = Field(ge=1)
+    events: list[Event] = Field(default_factory=list)
+    status: EpisodeStatus = "finished"
+    success: bool = False
+    success_turn: int | None = Field(default=None, description="turn of the first correct proposal")
+    turns_used: int = 0
+    proposals_used: int = 0
+    terminate_reason: TerminateReason = "max_turns"
+    error: str | None = None
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        return self.key.id
+
+    def success_at(self, k: int) -> bool:
+        """True if solved within the first ``k`` turns (SR@k counts these)."""
+        return self.success_turn is not None and self.success_turn <= k
+
+    @property
+    def per_turn_success(self) -> list[bool]:
+        """``[success_at(1), ..., success_at(max_turns)]``."""
+        return [self.success_at(k) for k in range(1, self.max_turns + 1)]
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(e.prompt_tokens for e in self.events if isinstance(e, ModelCallEvent))
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(e.completion_tokens for e in self.events if isinstance(e, ModelCallEvent))

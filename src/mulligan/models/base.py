@@ -1,0 +1,72 @@
+"""The model protocol: one async ``generate`` call, its parameters and its result."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mulligan.events import Message
+from mulligan.tasks.base import Task
+
+
+class GenerateParams(BaseModel):
+    """Sampling settings for one call."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=512, ge=1)
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+
+class Completion(BaseModel):
+    """What a model returned for one call."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    finish_reason: str = "stop"
+    cost_usd: float = 0.0
+    cached: bool = False
+
+
+class CallContext(BaseModel):
+    """Where a call happens. Real backends ignore it; scripted and replay backends need it."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    task: Task
+    turn: int = Field(ge=1)
+    epoch: int = 0
+
+
+class ModelError(Exception):
+    """A model call failed. ``transient`` errors may be retried; others are final."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class ContextWindowExceeded(ModelError):
+    """The conversation no longer fits the model's context window."""
+
+
+@runtime_checkable
+class Model(Protocol):
+    """An async chat model."""
+
+    name: str
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion: ...
+
+    async def aclose(self) -> None: ...
