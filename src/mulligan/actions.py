@@ -1,0 +1,68 @@
+"""Parsing a policy reply into one MINT-style action: execute code, propose a solution, or invalid.
+
+The format is MINT's: ``<thought>...</thought>`` then either ``<execute>code</execute>`` or
+``<solution>answer</solution>``. As in MINT, a solution wins over code when a reply has both.
+Generation stops at a closing tag (see ``STOP_SEQUENCES``), so a reply may end inside an open
+tag; that tag is closed here rather than treated as invalid.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import dataclass
+
+from mulligan.events import ActionKind
+
+# The model must not write the environment's turn itself: stop at a closing tag or at an
+# "Observation:" line it starts to invent.
+STOP_SEQUENCES: tuple[str, ...] = ("</execute>", "</solution>", "\nObservation:")
+
+_THOUGHT = re.compile(r"<thought>(.*?)(?:</thought>|$)", re.DOTALL)
+_TAG = {
+    "solution": re.compile(r"<solution>(.*?)(?:</solution>|$)", re.DOTALL),
+    "execute": re.compile(r"<execute>(.*?)(?:</execute>|$)", re.DOTALL),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAction:
+    """An action parsed from a reply; ``reply`` is the text to keep in the conversation."""
+
+    kind: ActionKind
+    content: str
+    thought: str | None
+    reply: str
+
+
+def restore_stop(text: str) -> str:
+    """Close a tag the stop sequence cut off, so the transcript reads as the model meant it."""
+    for tag in ("execute", "solution"):
+        opened = text.rfind(f"<{tag}>")
+        if opened != -1 and text.find(f"</{tag}>", opened) == -1:
+            return text.rstrip() + f"\n</{tag}>"
+    return text
+
+
+def parse_action(text: str) -> ParsedAction:
+    """Parse one reply. Returns the action; never raises on malformed text (that is 'invalid')."""
+    reply = restore_stop(text)
+    thought_match = _THOUGHT.search(reply)
+    thought = thought_match.group(1).strip() if thought_match else None
+    solution = _TAG["solution"].search(reply)
+    if solution is not None and solution.group(1).strip():
+        return ParsedAction("solution", _strip_fence(solution.group(1)).strip(), thought, reply)
+    execute = _TAG["execute"].search(reply)
+    if execute is not None and execute.group(1).strip():
+        return ParsedAction("execute", _strip_fence(execute.group(1)), thought, reply)
+    return ParsedAction("invalid", "", thought, reply)
+
+
+def _strip_fence(code: str) -> str:
+    """Strip a Markdown fence and common indentation that models often wrap code in."""
+    lines = code.strip("\n").splitlines()
+    if lines and lines[0].strip().startswith("```"):
+        lines = lines[1:]
+    if lines and lines[-1].strip().startswith("```"):
+        lines = lines[:-1]
+    return textwrap.dedent("\n".join(lines)).strip("\n")

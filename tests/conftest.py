@@ -1,0 +1,38 @@
+"""Shared fixtures: the shared MINT data location, a real sandbox pool, small task lists."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_mint_dir() -> Path:
+    """``../shared/data/mint`` beside the repository, or $MULLIGAN_SHARED_DATA/mint."""
+    root = os.environ.get("MULLIGAN_SHARED_DATA")
+    base = Path(root) if root else REPO.parent / "shared" / "data"
+    return base / "mint"
+
+
+@pytest.fixture(scope="session")
+def mint_dir() -> Path:
+    path = shared_mint_dir()
+    if not (path / "processed").is_dir():
+        pytest.skip(f"MINT data not found at {path} (third-party data lives in ../shared/data)")
+    return path
+
+
+@pytest.fixture
+async def sandboxes() -> AsyncIterator[object]:
+    from mulligan.sandbox import SandboxLimits, SandboxPool
+
+    pool = SandboxPool(size=2, limits=SandboxLimits(cell_timeout_s=5.0))
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()

@@ -1,0 +1,44 @@
+"""The MINT action parser."""
+
+from __future__ import annotations
+
+from mulligan.actions import STOP_SEQUENCES, parse_action, restore_stop
+
+
+def test_solution_and_thought() -> None:
+    action = parse_action("<thought> easy </thought> The answer is <solution> 42 </solution>.")
+    assert action.kind == "solution"
+    assert action.content == "42"
+    assert action.thought == "easy"
+
+
+def test_execute_with_fence_and_indent() -> None:
+    action = parse_action("<execute>\n```python\n    x = 1\n    print(x)\n```\n</execute>")
+    assert action.kind == "execute"
+    assert action.content == "x = 1\nprint(x)"
+
+
+def test_solution_wins_over_execute_like_mint() -> None:
+    action = parse_action("<execute> print(1) </execute> so <solution> 1 </solution>")
+    assert action.kind == "solution"
+    assert action.content == "1"
+
+
+def test_reply_cut_by_stop_sequence_is_closed() -> None:
+    text = "<thought> run it </thought>\n<execute>\nprint(2 + 2)\n"
+    action = parse_action(text)
+    assert action.kind == "execute"
+    assert action.content == "print(2 + 2)"
+    assert action.reply.endswith("</execute>")
+    assert restore_stop("no tags") == "no tags"
+
+
+def test_invalid_and_empty_tags() -> None:
+    assert parse_action("I think it is 42.").kind == "invalid"
+    assert parse_action("<solution>   </solution>").kind == "invalid"
+    assert parse_action("").kind == "invalid"
+
+
+def test_stop_sequences_prevent_fake_observations() -> None:
+    assert "</execute>" in STOP_SEQUENCES
+    assert any("Observation:" in s for s in STOP_SEQUENCES)
