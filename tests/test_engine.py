@@ -1,0 +1,154 @@
+"""The engine: scripted policies end to end, failure isolation, resume without loss or repeats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mulligan.config import ConfigError, RunConfig
+from mulligan.engine import RunExistsError, execute_run
+from mulligan.events import Message
+from mulligan.metrics import success_tables
+from mulligan.models import CallContext, Completion, GenerateParams, ScriptedModel
+from mulligan.store import RunStore
+from mulligan.tasks import Task, load_tasks
+
+
+def _config(tmp_path: Path, mint_dir: Path, **kw: object) -> RunConfig:
+    base: dict[str, object] = {
+        "suite": "mint",
+        "tasks": ("gsm8k", "mmlu", "mbpp"),
+        "data_dir": mint_dir,
+        "limit": 3,
+        "model": "scripted/reference",
+        "turns": 3,
+        "proposals": 2,
+        "concurrency": 4,
+        "out": tmp_path / "run",
+    }
+    base.update(kw)
+    return RunConfig.model_validate(base)
+
+
+async def test_reference_solves_everything_on_turn_one(
+    tmp_path: Path, mint_dir: Path, sandboxes: object
+) -> None:
+    cfg = _config(tmp_path, mint_dir)
+    summary = await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
+    assert (summary.total, summary.finished, summary.failed, summary.solved) == (9, 9, 0, 9)
+    with RunStore.open_existing(cfg.out) as store:
+        tables = success_tables(store.episodes())
+    assert tables["overall"] == {
+        "episodes": 9,
+        "failed": 0,
+        "sr_at_k": {"1": 1.0, "2": 1.0, "3": 1.0},
+    }
+
+
+async def test_execute_then_answer_uses_the_sandbox(
+    tmp_path: Path, mint_dir: Path, sandboxes: object
+) -> None:
+    cfg = _config(tmp_path, mint_dir, model="scripted/execute-then-answer", tasks=("gsm8k", "mbpp"))
+    await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
+    with RunStore.open_existing(cfg.out) as store:
+        episodes = list(store.episodes())
+    assert all(e.success_turn == 2 for e in episodes)
+    for episode in episodes:
+        kinds = [e.type for e in episode.events]
+        assert kinds[:4] == ["prompt", "model_call", "action", "observation"]
+        assert "verdict" in kinds
+
+
+async def test_wrong_uses_both_proposals_and_fails(
+    tmp_path: Path, mint_dir: Path, sandboxes: object
+) -> None:
+    cfg = _config(tmp_path, mint_dir, model="scripted/wrong", turns=5, proposals=2)
+    await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
+    with RunStore.open_existing(cfg.out) as store:
+        episodes = list(store.episodes())
+    assert all(not e.success and e.proposals_used == 2 for e in episodes)
+    assert all(e.terminate_reason == "max_proposals" and e.turns_used == 2 for e in episodes)
+    # 'none' feedback: after a wrong proposal the policy sees only the count-down, no verdict.
+    assert not any(e.type == "feedback" for ep in episodes for e in ep.events)
+
+
+async def test_invalid_actions_run_out_of_turns(
+    tmp_path: Path, mint_dir: Path, sandboxes: object
+) -> None:
+    cfg = _config(tmp_path, mint_dir, model="scripted/invalid", tasks=("gsm8k",), limit=1)
+    await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
+    with RunStore.open_existing(cfg.out) as store:
+        (episode,) = store.episodes()
+    assert episode.terminate_reason == "max_turns" and episode.turns_used == 3
+    observations = [e for e in episode.events if e.type == "observation"]
+    assert len(observations) == 3 and "<execute>" in observations[0].content  # type: ignore[union-attr]
+
+
+class FlakyModel(ScriptedModel):
+    """Answers correctly but raises on chosen tasks, to test isolation."""
+
+    def __init__(self, fail_on: set[str]) -> None:
+        super().__init__("reference")
+        self.fail_on = fail_on
+        self.seen: list[str] = []
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        assert context is not None
+        self.seen.append(context.task.id)
+        if context.task.id in self.fail_on:
+            raise RuntimeError(f"backend exploded on {context.task.id}")
+        return await super().generate(messages, params, context)
+
+
+async def test_failures_are_isolated_and_resume_redoes_only_them(
+    tmp_path: Path, mint_dir: Path, sandboxes: object
+) -> None:
+    cfg = _config(tmp_path, mint_dir, tasks=("gsm8k",), limit=5)
+    first = FlakyModel(fail_on={"1", "3"})
+    summary = await execute_run(cfg, model=first, sandboxes=sandboxes)  # type: ignore[arg-type]
+    assert (summary.finished, summary.failed) == (3, 2)
+    assert any("backend exploded on 1" in line for line in summary.errors)
+    with RunStore.open_existing(cfg.out) as store:
+        failed = {e.key.task_id: e for e in store.episodes() if e.status == "failed"}
+    assert set(failed) == {"1", "3"}
+    assert failed["1"].events[-1].type == "error"
+
+    with pytest.raises(RunExistsError, match="--resume"):
+        await execute_run(cfg, model=FlakyModel(set()), sandboxes=sandboxes)  # type: ignore[arg-type]
+
+    second = FlakyModel(set())
+    summary = await execute_run(cfg, resume=True, model=second, sandboxes=sandboxes)  # type: ignore[arg-type]
+    assert sorted(second.seen) == ["1", "3"]  # finished episodes are not redone
+    assert (summary.skipped, summary.finished, summary.failed) == (3, 2, 0)
+    with RunStore.open_existing(cfg.out) as store:
+        episodes = list(store.episodes())
+    assert len(episodes) == 5 and all(e.success for e in episodes)  # none lost, none duplicated
+
+    third = FlakyModel(set())
+    summary = await execute_run(cfg, resume=True, model=third, sandboxes=sandboxes)  # type: ignore[arg-type]
+    assert third.seen == [] and summary.skipped == 5
+
+
+async def test_resume_with_other_config_is_refused(
+    tmp_path: Path, mint_dir: Path, sandboxes: object
+) -> None:
+    cfg = _config(tmp_path, mint_dir, tasks=("gsm8k",), limit=1)
+    await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
+    changed = cfg.model_copy(update={"turns": 4})
+    with pytest.raises(ConfigError, match="turns: 3 -> 4"):
+        await execute_run(changed, resume=True, sandboxes=sandboxes)  # type: ignore[arg-type]
+    # operational options may change on resume
+    faster = cfg.model_copy(update={"concurrency": 16})
+    summary = await execute_run(faster, resume=True, sandboxes=sandboxes)  # type: ignore[arg-type]
+    assert summary.skipped == 1
+
+
+async def test_humaneval_suite_needs_no_data(tmp_path: Path, sandboxes: object) -> None:
+    tasks: list[Task] = load_tasks("humaneval", None, None, 4)
+    assert len(tasks) == 4
+    cfg = RunConfig(suite="humaneval", limit=4, model="scripted/reference", out=tmp_path / "he")
+    summary = await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
+    assert summary.solved == 4
