@@ -29,6 +29,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Download and verify third-party task data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+feedback_app = typer.Typer(help="Feedback kinds and their options.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+import_app = typer.Typer(help="Import other harnesses' logs as runs.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -57,7 +61,12 @@ def run(
     turns: Annotated[int | None, typer.Option(help="max turns k")] = None,
     proposals: Annotated[int | None, typer.Option(help="max solution proposals p")] = None,
     epochs: Annotated[int | None, typer.Option(help="attempts per task")] = None,
-    feedback: Annotated[str | None, typer.Option(help="feedback spec: none | binary")] = None,
+    feedback: Annotated[
+        str | None, typer.Option(help="feedback spec, e.g. none, binary, tests+llm:expert")
+    ] = None,
+    feedback_model: Annotated[
+        str | None, typer.Option(help="model for llm/critic/checklist feedback")
+    ] = None,
     temperature: Annotated[float | None, typer.Option()] = None,
     max_tokens: Annotated[int | None, typer.Option(help="max tokens per model turn")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
@@ -84,6 +93,7 @@ def run(
         "proposals": proposals,
         "epochs": epochs,
         "feedback": feedback,
+        "feedback_model": feedback_model,
         "temperature": temperature,
         "max_tokens": max_tokens,
         "seed": seed,
@@ -151,6 +161,13 @@ def run(
 def report(
     run_dir: Annotated[Path, typer.Argument(help="a run directory (--out of mulligan run)")],
     format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    mint_leaderboard: Annotated[
+        bool,
+        typer.Option(
+            "--mint-leaderboard",
+            help="RUN_DIR holds runs imported with `mulligan import mint`: print MINT's columns",
+        ),
+    ] = False,
 ) -> None:
     """Print SR@k per suite and overall (micro-average over episodes, like MINT)."""
     from mulligan.metrics import success_tables
@@ -158,6 +175,9 @@ def report(
 
     if format not in ("table", "json"):
         raise _fail(f"--format must be table or json, not {format!r}")
+    if mint_leaderboard:
+        _report_mint_leaderboard(run_dir, format)
+        return
     try:
         store = RunStore.open_existing(run_dir)
     except StoreError as exc:
@@ -168,6 +188,74 @@ def report(
         print(json.dumps(tables, indent=2))
     else:
         _print_tables(tables, str(run_dir))
+
+
+def _report_mint_leaderboard(root: Path, format: str) -> None:
+    from mulligan.interop import MintImportError, mint_leaderboard
+
+    try:
+        rows = mint_leaderboard(root)
+    except MintImportError as exc:
+        raise _fail(str(exc)) from exc
+    if not rows:
+        raise _fail(
+            f"{root}: no imported MINT runs found; run `mulligan import mint DIR --out {root}`"
+        )
+    if format == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    columns = [k for k in rows[0] if k not in ("size", "type")]
+    short = {str(k): f"SR@{k}" for k in range(1, 6)} | {
+        "Slope": "slope",
+        "rsquared": "r²",
+        "Delta Feedback": "Δ feedback",
+        "Success Rate (5 turn) w/ GPT-4 Feedback": "SR@5 w/ GPT-4 fb",
+    }
+    table = Table(title=f"MINT leaderboard recomputed from {root} (percent)")
+    for col in columns:
+        table.add_column(short.get(col, col), justify="left" if col == "model" else "right")
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    console.print(table)
+
+
+@import_app.command("mint")
+def import_mint_cmd(
+    outputs: Annotated[
+        Path, typer.Argument(help="MINT's outputs/ directory (results.jsonl trees)")
+    ],
+    out: Annotated[Path, typer.Option(help="directory to hold one run per MINT config")],
+    overwrite: Annotated[bool, typer.Option(help="replace runs imported before")] = False,
+) -> None:
+    """Import MINT's logged runs: one run directory per model x feedback x k."""
+    from mulligan.interop import MintImportError, import_mint
+
+    try:
+        runs = import_mint(outputs, out, overwrite=overwrite)
+    except MintImportError as exc:
+        raise _fail(str(exc)) from exc
+    for path in runs:
+        console.print(f"imported {path}", highlight=False, soft_wrap=True)
+    console.print(f"{len(runs)} runs; next: mulligan report {out} --mint-leaderboard")
+
+
+@feedback_app.command("list")
+def feedback_list() -> None:
+    """Describe each feedback kind: options, what the policy is shown, what it may know."""
+    from mulligan.feedback import describe_feedback_kinds
+
+    table = Table(title="Feedback kinds (compose with +, options with :)")
+    for col in ("kind", "options", "shows", "sees reference", "needs"):
+        table.add_column(col)
+    for row in describe_feedback_kinds():
+        table.add_row(
+            str(row["kind"]),
+            ", ".join(row["options"]),
+            str(row["shows"]),
+            str(row["sees_reference"]),
+            ", ".join(row["needs"]) or "-",
+        )
+    console.print(table)
 
 
 def _print_tables(tables: dict[str, Any], title: str) -> None:

@@ -39,7 +39,10 @@ class RunConfig(BaseModel):
     turns: int = Field(default=5, ge=1, le=100)
     proposals: int = Field(default=2, ge=1, le=100)
     epochs: int = Field(default=1, ge=1, le=100)
-    feedback: str = "none"
+    feedback: str = Field(default="none", description="feedback spec, see `mulligan feedback list`")
+    feedback_model: str | None = Field(
+        default=None, description="model for llm/critic/checklist feedback, provider/model"
+    )
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(default=512, ge=1)
@@ -58,14 +61,23 @@ class RunConfig(BaseModel):
             return tuple(t.strip() for t in value.split(",") if t.strip()) or None
         return value
 
-    @field_validator("model")
+    @field_validator("model", "feedback_model")
     @classmethod
-    def _model_has_provider(cls, value: str) -> str:
-        if "/" not in value:
+    def _model_has_provider(cls, value: str | None) -> str | None:
+        if value is not None and "/" not in value:
             raise ValueError(
                 f"model {value!r} has no provider; write it as provider/model, "
                 "e.g. local/qwen2.5-coder-0.5b or scripted/reference"
             )
+        return value
+
+    @field_validator("feedback")
+    @classmethod
+    def _feedback_spec_parses(cls, value: str) -> str:
+        from mulligan.feedback import parse_feedback_spec
+
+        if not value.startswith("replay:"):
+            parse_feedback_spec(value)  # raises ValueError naming the spec and the known kinds
         return value
 
     def generate_params(self) -> GenerateParams:

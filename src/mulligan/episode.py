@@ -215,7 +215,7 @@ async def _drive(
                 )
 
             feedback_events = await _collect_feedback(
-                feedback, task, turn, action, verdict, messages, episode
+                feedback, task, turn, action, verdict, messages, episode, sandboxes
             )
             episode.events.extend(feedback_events)
 
@@ -238,6 +238,7 @@ async def _collect_feedback(
     verdict: VerdictEvent | None,
     messages: list[Message],
     episode: Episode,
+    runner: CodeRunner,
 ) -> list[FeedbackEvent]:
     """Ask each provider in order; later providers see earlier providers' feedback events."""
     out: list[FeedbackEvent] = []
@@ -249,6 +250,9 @@ async def _collect_feedback(
             verdict=verdict,
             messages=tuple(messages),
             events=(*episode.events, *out),
+            runner=runner,
+            emit=episode.events.append,
+            epoch=episode.key.epoch,
         )
         event = await provider.feedback(ctx)
         if event is not None:

@@ -203,8 +203,10 @@ class Episode(BaseModel):
 
     @property
     def prompt_tokens(self) -> int:
+        """Prompt tokens of all model calls (policy and feedback/judge roles)."""
         return sum(e.prompt_tokens for e in self.events if isinstance(e, ModelCallEvent))
 
     @property
     def completion_tokens(self) -> int:
+        """Completion tokens of all model calls (policy and feedback/judge roles)."""
         return sum(e.completion_tokens for e in self.events if isinstance(e, ModelCallEvent))

@@ -25,7 +25,7 @@ from mulligan import __version__
 from mulligan.config import ConfigError, RunConfig
 from mulligan.episode import SandboxProvider, failed_episode, run_episode
 from mulligan.events import Episode, EpisodeKey
-from mulligan.feedback import get_feedback
+from mulligan.feedback import feedback_needs, get_feedback, template_versions
 from mulligan.models import Model, get_model
 from mulligan.prompts import template_hash
 from mulligan.store import RunStore
@@ -96,10 +96,30 @@ def build_manifest(
             "mint.j2": template_hash("mint.j2"),
             **{f"examples/{c}.txt": template_hash(f"examples/{c}.txt") for c in categories},
         },
+        "feedback_templates": template_versions(),
         "sandbox_isolation": isolation,
         "tasks": len(tasks),
         "suites": sorted({t.suite for t in tasks}),
     }
+
+
+def _feedback_model(config: RunConfig, policy: Model, given: Model | None) -> Model | None:
+    """The feedback-role model, if the feedback spec needs one (the policy's instance is reused
+    when both roles name the same model, so a local model is loaded once)."""
+    if given is not None:
+        return given
+    if config.feedback.startswith("replay:"):  # the recorded spec may need one live
+        return get_model(config.feedback_model) if config.feedback_model else None
+    if "feedback_model" not in feedback_needs(config.feedback):
+        return None
+    if config.feedback_model is None:
+        raise ConfigError(
+            f"feedback {config.feedback!r} needs a feedback model: pass --feedback-model "
+            "provider/model (e.g. local/qwen2.5-coder-1.5b)"
+        )
+    if config.feedback_model == config.model:
+        return policy
+    return get_model(config.feedback_model)
 
 
 def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -112,6 +132,7 @@ async def execute_run(
     *,
     resume: bool = False,
     model: Model | None = None,
+    feedback_model: Model | None = None,
     sandboxes: SandboxProvider | None = None,
     tasks: list[Task] | None = None,
     on_start: Callable[[int, int], None] | None = None,
@@ -123,6 +144,7 @@ async def execute_run(
     come from the config. ``on_start(total, skipped)`` and ``on_episode(episode)`` report progress.
     """
     started = time.perf_counter()
+    own_feedback_model = feedback_model is None
     if tasks is None:
         tasks = load_tasks(
             config.suite,
@@ -130,16 +152,22 @@ async def execute_run(
             config.data_dir,
             config.limit,
         )
-    feedback = get_feedback(config.feedback)
     checkers = {name: get_checker(name) for name in {t.checker for t in tasks}}
     config_hash = config.config_hash()
     # Resolve the model before touching the run directory, so a typo leaves nothing behind.
     own_model = model is None
     policy = model if model is not None else get_model(config.model)
+    feedback_model = _feedback_model(config, policy, feedback_model)
+    try:
+        feedback = get_feedback(config.feedback, feedback_model, policy)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
     async with AsyncExitStack() as stack:
         if own_model:
             stack.push_async_callback(policy.aclose)
+        if feedback_model is not None and feedback_model is not policy and own_feedback_model:
+            stack.push_async_callback(feedback_model.aclose)
         store = stack.enter_context(RunStore(config.out))
         existing = store.run()
         if existing is not None and not resume:

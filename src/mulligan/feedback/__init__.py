@@ -1,34 +1,85 @@
-"""Feedback providers: what the policy is told after it acts, with provenance."""
+"""Feedback providers: what the policy is told after it acts, with provenance.
+
+Build a chain from a spec with :func:`get_feedback` (``"tests+llm:expert"``; grammar in
+:mod:`mulligan.feedback.spec`), list the kinds with :func:`describe_feedback_kinds`, and audit
+leaks with :func:`find_leaks` / :func:`leak_rate`.
+"""
 
 from __future__ import annotations
 
-from mulligan.feedback.base import FeedbackContext, FeedbackProvider
+from mulligan.feedback.base import FeedbackContext, FeedbackProvider, RevisableFeedback
 from mulligan.feedback.binary import BinaryFeedback
+from mulligan.feedback.checklist import ChecklistFeedback
+from mulligan.feedback.critic import CritiqueFeedback
+from mulligan.feedback.leak import (
+    LeakCount,
+    LeakGuardedFeedback,
+    LeakMode,
+    LeakPolicy,
+    LeakReport,
+    detect_leak,
+    find_leaks,
+    leak_counts,
+    leak_rate,
+    redact,
+)
+from mulligan.feedback.llm import PERSONAS, SimulatedUserFeedback
+from mulligan.feedback.model_feedback import ModelFeedback
 from mulligan.feedback.none import NoFeedback
-
-FEEDBACK_PROVIDERS: dict[str, type[NoFeedback] | type[BinaryFeedback]] = {
-    "none": NoFeedback,
-    "binary": BinaryFeedback,
-}
-
-
-def get_feedback(spec: str) -> list[FeedbackProvider]:
-    """Providers for a spec such as ``none`` or ``binary`` (``+`` composes them in order)."""
-    providers: list[FeedbackProvider] = []
-    for part in spec.split("+"):
-        name = part.strip()
-        if name not in FEEDBACK_PROVIDERS:
-            known = ", ".join(sorted(FEEDBACK_PROVIDERS))
-            raise ValueError(f"unknown feedback kind {name!r} in {spec!r}; known: {known}")
-        providers.append(FEEDBACK_PROVIDERS[name]())
-    return [p for p in providers if p.name != "none"] if len(providers) > 1 else providers
-
+from mulligan.feedback.replay import ReplayedFeedback, ReplayError, ReplayIndex, replay_chain
+from mulligan.feedback.self_critique import SelfFeedback
+from mulligan.feedback.spec import (
+    FEEDBACK_PROVIDERS,
+    FeedbackPart,
+    KindInfo,
+    describe_feedback_kinds,
+    feedback_needs,
+    get_feedback,
+    parse_feedback_spec,
+)
+from mulligan.feedback.templates import FeedbackTemplate, load_template, template_versions
+from mulligan.feedback.unary import UnaryFeedback
+from mulligan.feedback.unit_tests import MissingCodeRunner, UnitTestFeedback
+from mulligan.feedback.verdict import parse_binary_verdict
 
 __all__ = [
     "FEEDBACK_PROVIDERS",
+    "PERSONAS",
     "BinaryFeedback",
+    "ChecklistFeedback",
+    "CritiqueFeedback",
     "FeedbackContext",
+    "FeedbackPart",
     "FeedbackProvider",
+    "FeedbackTemplate",
+    "KindInfo",
+    "LeakCount",
+    "LeakGuardedFeedback",
+    "LeakMode",
+    "LeakPolicy",
+    "LeakReport",
+    "MissingCodeRunner",
+    "ModelFeedback",
     "NoFeedback",
+    "ReplayError",
+    "ReplayIndex",
+    "ReplayedFeedback",
+    "RevisableFeedback",
+    "SelfFeedback",
+    "SimulatedUserFeedback",
+    "UnaryFeedback",
+    "UnitTestFeedback",
+    "describe_feedback_kinds",
+    "detect_leak",
+    "feedback_needs",
+    "find_leaks",
     "get_feedback",
+    "leak_counts",
+    "leak_rate",
+    "load_template",
+    "parse_binary_verdict",
+    "parse_feedback_spec",
+    "redact",
+    "replay_chain",
+    "template_versions",
 ]

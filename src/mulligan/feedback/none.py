@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mulligan.events import FeedbackEvent
+from mulligan.events import FeedbackEvent, FeedbackKind
 from mulligan.feedback.base import FeedbackContext
 
 
@@ -10,6 +10,7 @@ class NoFeedback:
     """Adds nothing, not even a verdict (unlike MINT's 'no feedback', which says 'wrong')."""
 
     name = "none"
+    kind: FeedbackKind = "none"
 
     async def feedback(self, ctx: FeedbackContext) -> FeedbackEvent | None:
         return None

@@ -54,14 +54,9 @@ def template_hash(*names: str) -> str:
 
 
 def task_text(task: Task) -> str:
-    """The task as shown after 'Task:'. HumanEval stubs get MINT's 'Complete the following code:'."""
-    if (
-        task.category == "code_generation"
-        and task.metadata.get("entry_point")
-        and task.suite in ("humaneval",)
-    ):
-        return "Complete the following code:\n\n" + task.prompt.strip("\n")
-    return task.prompt.strip()
+    """The task as shown after 'Task:' (suites put any per-suite wording, e.g. MINT's
+    'Complete the following code:', into ``task.prompt`` themselves)."""
+    return task.prompt.strip("\n")
 
 
 def example_name(task: Task) -> str:

@@ -1,0 +1,144 @@
+"""What happens between attempts: recovery, regression, repeated answers and feedback friction.
+
+The unit is the *proposal* (a ``VerdictEvent``: a solution judged when it was proposed). Let
+episode i make proposals p_1..p_m with correctness c_1..c_m. Every rate is a ratio of sums over
+episodes (see ``mulligan.metrics.stats``), so its bootstrap resamples whole episodes:
+
+- Recovery rate   = P(c_{j+1} | not c_j)
+                  = #{j : not c_j and c_{j+1}} / #{j : not c_j and p_{j+1} exists}
+- Regression rate = P(not c_{j+1} | c_j)
+                  = #{j : c_j and not c_{j+1}} / #{j : c_j and p_{j+1} exists}
+  (0 pairs under MINT's protocol, which stops at the first correct proposal: the rate is None.)
+- Repeated-answer rate = #{j : norm(p_j) = norm(p_l) for some wrong p_l, l < j}
+                         / #{j : some p_l with l < j was wrong}
+  i.e. how often a proposal made after a wrong one repeats an answer already judged wrong,
+  answers compared after ``normalize_answer``.
+- Feedback friction = #{episodes unsolved that got qualifying feedback}
+                      / #{episodes that got qualifying feedback}
+  where qualifying feedback saw the reference (``saw_reference``), did not leak it
+  (``not leak.any``), and came before the episode was solved (Feedback Friction's notion: the
+  feedback knew the answer, did not give it away, and the model still did not get there).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable
+from itertools import pairwise
+
+from mulligan.events import Episode, FeedbackEvent, FeedbackKind, VerdictEvent
+from mulligan.metrics.stats import DEFAULT_BOOTSTRAP, BootstrapConfig, Estimate, ratio_estimate
+
+_SPACES = re.compile(r"\s+")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+# Wrappers models put around an answer that do not change it.
+_WRAPPERS = "\"'`$ "
+
+
+def normalize_answer(answer: str) -> str:
+    """A canonical form of an answer for "is this the same answer again?".
+
+    Lower-cased, whitespace collapsed, surrounding quotes / backticks / ``$`` and a trailing
+    period stripped; numbers canonicalised so that ``6``, ``6.0`` and ``6,000``/``6000`` compare
+    by value (``6.0`` -> ``6``). It is deliberately shallow: it is for spotting repeats, not for
+    grading (checkers do that).
+    """
+    text = _SPACES.sub(" ", answer.strip().lower())
+    text = text.strip(_WRAPPERS).rstrip(".").strip(_WRAPPERS)
+    candidate = text.replace(",", "") if _THOUSANDS.match(text) else text
+    try:
+        number = float(candidate)
+    except ValueError:
+        return text
+    if number != number or number in (float("inf"), float("-inf")):  # nan / inf stay text
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def proposals(episode: Episode) -> list[VerdictEvent]:
+    """The judged proposals of an episode, in the order they were made."""
+    return [e for e in episode.events if isinstance(e, VerdictEvent)]
+
+
+def _transition_counts(episode: Episode, after_correct: bool) -> tuple[float, float]:
+    """(changed, pairs): consecutive proposal pairs whose first is correct == after_correct."""
+    verdicts = proposals(episode)
+    pairs = changed = 0
+    for first, second in pairwise(verdicts):
+        if first.correct == after_correct:
+            pairs += 1
+            changed += second.correct != after_correct
+    return float(changed), float(pairs)
+
+
+def recovery_rate(
+    episodes: Iterable[Episode], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
+) -> Estimate:
+    """P(next proposal correct | this proposal wrong), over consecutive proposal pairs."""
+    counts = [_transition_counts(e, after_correct=False) for e in episodes]
+    return ratio_estimate([c[0] for c in counts], [c[1] for c in counts], bootstrap)
+
+
+def regression_rate(
+    episodes: Iterable[Episode], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
+) -> Estimate:
+    """P(next proposal wrong | this proposal correct), over consecutive proposal pairs."""
+    counts = [_transition_counts(e, after_correct=True) for e in episodes]
+    return ratio_estimate([c[0] for c in counts], [c[1] for c in counts], bootstrap)
+
+
+def _repeat_counts(episode: Episode) -> tuple[float, float]:
+    wrong_answers: set[str] = set()
+    repeats = eligible = 0
+    for verdict in proposals(episode):
+        answer = normalize_answer(verdict.answer)
+        if wrong_answers:
+            eligible += 1
+            repeats += answer in wrong_answers
+        if not verdict.correct:
+            wrong_answers.add(answer)
+    return float(repeats), float(eligible)
+
+
+def repeated_answer_rate(
+    episodes: Iterable[Episode], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
+) -> Estimate:
+    """Share of proposals made after a wrong one that repeat an answer already judged wrong."""
+    counts = [_repeat_counts(e) for e in episodes]
+    return ratio_estimate([c[0] for c in counts], [c[1] for c in counts], bootstrap)
+
+
+def _qualifying_feedback(
+    episode: Episode, kinds: Collection[FeedbackKind] | None
+) -> list[FeedbackEvent]:
+    solved_at = episode.success_turn
+    return [
+        e
+        for e in episode.events
+        if isinstance(e, FeedbackEvent)
+        and e.kind != "none"
+        and (kinds is None or e.kind in kinds)
+        and e.saw_reference
+        and not e.leak.any
+        # Feedback at or after the solving turn cannot have been what the model failed to use.
+        and (solved_at is None or e.turn < solved_at)
+    ]
+
+
+def feedback_friction(
+    episodes: Iterable[Episode],
+    kinds: Collection[FeedbackKind] | None = None,
+    bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP,
+) -> Estimate:
+    """Share of episodes left unsolved although they got reference-aware, non-leaking feedback.
+
+    ``kinds`` restricts which feedback counts (e.g. ``{"textual"}`` to leave out the bare
+    "Your answer is wrong." verdict, which also saw the reference); None counts every kind.
+    """
+    numerators: list[float] = []
+    denominators: list[float] = []
+    for episode in episodes:
+        qualified = bool(_qualifying_feedback(episode, kinds))
+        denominators.append(float(qualified))
+        numerators.append(float(qualified and not episode.success))
+    return ratio_estimate(numerators, denominators, bootstrap)

@@ -1,0 +1,284 @@
+"""Statistics behind every metric: seeded cluster-bootstrap confidence intervals and paired tests.
+
+Every rate mulligan reports is a *ratio of sums over episodes*::
+
+    R = sum_i a_i / sum_i b_i
+
+where episode i contributes a numerator a_i and a denominator b_i (SR@k: a_i = 1[solved by k],
+b_i = 1; recovery rate: a_i = recoveries in episode i, b_i = wrong proposals followed by another
+proposal in episode i; cost per solved task: a_i = cost of episode i, b_i = 1[solved]). Writing
+them all this way lets one estimator serve every metric, and it makes the bootstrap resample
+*episodes* (clusters), not the events inside them: events of one episode are not independent.
+
+Confidence intervals are percentile intervals of the cluster bootstrap: draw n episodes with
+replacement B times, recompute R each time (skipping draws whose denominator is 0), and take the
+(1-c)/2 and (1+c)/2 quantiles. The generator is numpy's PCG64 seeded by ``BootstrapConfig.seed``
+and the draws are made in a fixed order, so the same inputs and seed give the same interval on
+every machine.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+# Upper bound on the number of indices drawn at once: keeps memory bounded (about 16 MB of int64)
+# however many episodes a run has. The chunk size depends only on n, so results are identical
+# whatever machine runs them.
+_MAX_DRAWS_PER_CHUNK = 2_000_000
+
+
+class BootstrapConfig(BaseModel):
+    """How confidence intervals are computed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_resamples: int = Field(default=2000, ge=1, description="bootstrap draws B")
+    confidence: float = Field(default=0.95, gt=0.0, lt=1.0, description="interval coverage c")
+    seed: int = Field(default=0, ge=0, description="seed of the PCG64 generator")
+
+
+DEFAULT_BOOTSTRAP = BootstrapConfig()
+
+
+class Estimate(BaseModel):
+    """A ratio-of-sums estimate with its bootstrap confidence interval.
+
+    ``value`` is ``numerator / denominator``; it is None when the denominator is 0 (the rate is
+    undefined, e.g. a recovery rate in a run where no proposal was ever wrong). The interval is
+    None when it cannot be estimated (no episode with a non-zero denominator).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    value: float | None
+    numerator: float
+    denominator: float
+    episodes: int = Field(description="episodes (bootstrap clusters) the estimate is over")
+    ci_low: float | None = None
+    ci_high: float | None = None
+    confidence: float = 0.95
+
+
+class PairedTest(BaseModel):
+    """McNemar's exact test on paired binary outcomes (same tasks, two conditions).
+
+    ``a_only``: pairs where only condition A succeeded; ``b_only``: only B. Under H0 (both
+    conditions equally likely to succeed) the discordant pairs split Binomial(a_only + b_only, 1/2);
+    ``p_value`` is the two-sided exact binomial p-value.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    test: str = "mcnemar-exact"
+    pairs: int
+    both: int
+    a_only: int
+    b_only: int
+    neither: int
+    p_value: float
+
+
+def _as_array(values: Sequence[float]) -> NDArray[np.float64]:
+    return np.asarray(values, dtype=np.float64)
+
+
+def _quantiles(samples: NDArray[np.float64], confidence: float) -> tuple[float, float] | None:
+    samples = samples[np.isfinite(samples)]
+    if samples.size == 0:
+        return None
+    alpha = 1.0 - confidence
+    low, high = np.quantile(samples, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(low), float(high)
+
+
+def _resample_indices(
+    rng: np.random.Generator, n: int, n_resamples: int
+) -> list[NDArray[np.int64]]:
+    """Bootstrap index matrices (rows = draws), chunked to bound memory."""
+    rows_per_chunk = max(1, _MAX_DRAWS_PER_CHUNK // max(n, 1))
+    chunks = []
+    done = 0
+    while done < n_resamples:
+        rows = min(rows_per_chunk, n_resamples - done)
+        chunks.append(rng.integers(0, n, size=(rows, n)))
+        done += rows
+    return chunks
+
+
+def _ratio_draws(
+    numerators: NDArray[np.float64],
+    denominators: NDArray[np.float64],
+    rng: np.random.Generator,
+    n_resamples: int,
+) -> NDArray[np.float64]:
+    """B bootstrap replicates of sum(a)/sum(b); NaN where a draw's denominator is 0."""
+    out = []
+    for idx in _resample_indices(rng, numerators.size, n_resamples):
+        num = numerators[idx].sum(axis=1)
+        den = denominators[idx].sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append(np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan))
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def ratio_estimate(
+    numerators: Sequence[float],
+    denominators: Sequence[float],
+    bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP,
+) -> Estimate:
+    """R = sum_i a_i / sum_i b_i over episodes i, with a cluster-bootstrap percentile interval.
+
+    ``numerators[i]`` and ``denominators[i]`` are episode i's a_i and b_i (b_i >= 0).
+    """
+    if len(numerators) != len(denominators):
+        raise ValueError("numerators and denominators must have one entry per episode")
+    num = _as_array(numerators)
+    den = _as_array(denominators)
+    total_num, total_den = float(num.sum()), float(den.sum())
+    value = total_num / total_den if total_den > 0 else None
+    interval = None
+    if value is not None:
+        rng = np.random.default_rng(bootstrap.seed)
+        interval = _quantiles(
+            _ratio_draws(num, den, rng, bootstrap.n_resamples), bootstrap.confidence
+        )
+    return Estimate(
+        value=value,
+        numerator=total_num,
+        denominator=total_den,
+        episodes=len(num),
+        ci_low=interval[0] if interval else None,
+        ci_high=interval[1] if interval else None,
+        confidence=bootstrap.confidence,
+    )
+
+
+def proportion_estimate(
+    outcomes: Sequence[bool | float], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
+) -> Estimate:
+    """The mean of per-episode outcomes (a proportion for booleans), i.e. a_i = x_i, b_i = 1."""
+    return ratio_estimate([float(x) for x in outcomes], [1.0] * len(outcomes), bootstrap)
+
+
+def macro_estimate(
+    groups: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP,
+) -> Estimate:
+    """Macro average M = (1/G) sum_g R_g of per-group ratios R_g = sum a / sum b (e.g. suites).
+
+    Groups whose denominator is 0 are left out of the average. The returned ``numerator`` is
+    sum_g R_g and ``denominator`` the number of groups averaged. The interval comes from a
+    stratified bootstrap: each group's episodes are resampled within the group, so every draw
+    keeps the group sizes (suites are fixed by design, not sampled).
+    """
+    arrays = {
+        name: (_as_array(nums), _as_array(dens))
+        for name, (nums, dens) in sorted(groups.items())
+        if len(nums) > 0
+    }
+    rates = [float(n.sum() / d.sum()) for n, d in arrays.values() if d.sum() > 0]
+    value = sum(rates) / len(rates) if rates else None
+    episodes = sum(n.size for n, _ in arrays.values())
+    interval = None
+    if value is not None:
+        rng = np.random.default_rng(bootstrap.seed)
+        # Draw group by group in sorted order: deterministic and independent of dict order.
+        per_group = np.stack(
+            [_ratio_draws(n, d, rng, bootstrap.n_resamples) for n, d in arrays.values()]
+        )
+        # A draw where some group's denominator came out 0 averages the remaining groups, as
+        # the point estimate does; a draw where all did is NaN and dropped by _quantiles.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            macro_draws = np.nanmean(per_group, axis=0)
+        interval = _quantiles(macro_draws, bootstrap.confidence)
+    return Estimate(
+        value=value,
+        numerator=float(sum(rates)),
+        denominator=float(len(rates)),
+        episodes=episodes,
+        ci_low=interval[0] if interval else None,
+        ci_high=interval[1] if interval else None,
+        confidence=bootstrap.confidence,
+    )
+
+
+def paired_difference(
+    a: Sequence[float], b: Sequence[float], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
+) -> Estimate:
+    """D = (1/n) sum_i (a_i - b_i) over n paired tasks, with a paired-bootstrap interval.
+
+    The pairs are resampled together, which is what makes the interval paired: task difficulty
+    cancels out of each replicate.
+    """
+    if len(a) != len(b):
+        raise ValueError("paired samples must have the same length")
+    diff = _as_array(a) - _as_array(b)
+    return ratio_estimate(diff.tolist(), [1.0] * diff.size, bootstrap)
+
+
+def unpaired_difference(
+    a: Sequence[float], b: Sequence[float], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
+) -> Estimate:
+    """D = mean(a) - mean(b) for two independent samples, each resampled on its own.
+
+    For runs that share no task; when they do, ``paired_difference`` is the right (and tighter)
+    interval. ``numerator``/``denominator`` are not meaningful here and carry D and 1.
+    """
+    if not a or not b:
+        raise ValueError("both samples need at least one value")
+    xa, xb = _as_array(a), _as_array(b)
+    value = float(xa.mean() - xb.mean())
+    rng = np.random.default_rng(bootstrap.seed)
+    draws_a = _ratio_draws(xa, np.ones_like(xa), rng, bootstrap.n_resamples)
+    draws_b = _ratio_draws(xb, np.ones_like(xb), rng, bootstrap.n_resamples)
+    interval = _quantiles(draws_a - draws_b, bootstrap.confidence)
+    return Estimate(
+        value=value,
+        numerator=value,
+        denominator=1.0,
+        episodes=xa.size + xb.size,
+        ci_low=interval[0] if interval else None,
+        ci_high=interval[1] if interval else None,
+        confidence=bootstrap.confidence,
+    )
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts.
+
+    p = min(1, 2 * sum_{i=0}^{m} C(n, i) / 2^n), n = a_only + b_only, m = min(a_only, b_only);
+    p = 1 when there is no discordant pair.
+    """
+    if a_only < 0 or b_only < 0:
+        raise ValueError("counts must be non-negative")
+    n = a_only + b_only
+    if n == 0:
+        return 1.0
+    m = min(a_only, b_only)
+    # Exact integer arithmetic; Python's int/int division rounds correctly even for huge n.
+    tail = sum(math.comb(n, i) for i in range(m + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def mcnemar_test(a: Sequence[bool], b: Sequence[bool]) -> PairedTest:
+    """McNemar's exact test on paired outcomes ``a[i]``, ``b[i]`` of the same task i."""
+    if len(a) != len(b):
+        raise ValueError("paired samples must have the same length")
+    both = sum(1 for x, y in zip(a, b, strict=True) if x and y)
+    a_only = sum(1 for x, y in zip(a, b, strict=True) if x and not y)
+    b_only = sum(1 for x, y in zip(a, b, strict=True) if y and not x)
+    return PairedTest(
+        pairs=len(a),
+        both=both,
+        a_only=a_only,
+        b_only=b_only,
+        neither=len(a) - both - a_only - b_only,
+        p_value=mcnemar_exact(a_only, b_only),
+    )

@@ -1,0 +1,129 @@
+"""Bootstrap intervals (seeded, deterministic, sensible) and McNemar's exact test."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mulligan.metrics import (
+    BootstrapConfig,
+    macro_estimate,
+    mcnemar_exact,
+    mcnemar_test,
+    paired_difference,
+    proportion_estimate,
+    ratio_estimate,
+    unpaired_difference,
+)
+
+OUTCOMES = [True] * 30 + [False] * 70
+
+
+def test_bootstrap_is_deterministic_for_a_seed() -> None:
+    values = [math.sqrt(i) for i in range(50)]  # continuous: quantiles differ between seeds
+    first = proportion_estimate(values, BootstrapConfig(seed=7))
+    again = proportion_estimate(values, BootstrapConfig(seed=7))
+    other = proportion_estimate(values, BootstrapConfig(seed=8))
+    assert first == again
+    assert (first.ci_low, first.ci_high) != (other.ci_low, other.ci_high)
+    assert first.value == pytest.approx(sum(values) / 50)
+    assert proportion_estimate(OUTCOMES).value == 0.3
+
+
+def test_bootstrap_interval_matches_the_normal_approximation() -> None:
+    estimate = proportion_estimate([True] * 200 + [False] * 200, BootstrapConfig(n_resamples=4000))
+    assert estimate.ci_low is not None and estimate.ci_high is not None
+    half_width = 1.96 * math.sqrt(0.25 / 400)  # ~0.049
+    assert estimate.ci_low == pytest.approx(0.5 - half_width, abs=0.01)
+    assert estimate.ci_high == pytest.approx(0.5 + half_width, abs=0.01)
+    assert estimate.confidence == 0.95
+
+
+def test_degenerate_and_undefined_estimates() -> None:
+    sure = proportion_estimate([True] * 10)
+    assert (sure.value, sure.ci_low, sure.ci_high) == (1.0, 1.0, 1.0)
+    empty = proportion_estimate([])
+    assert (empty.value, empty.ci_low, empty.episodes) == (None, None, 0)
+    undefined = ratio_estimate([0.0, 0.0], [0.0, 0.0])
+    assert undefined.value is None and undefined.ci_low is None
+    with pytest.raises(ValueError):
+        ratio_estimate([1.0], [1.0, 1.0])
+
+
+def test_ratio_estimate_resamples_episodes_not_events() -> None:
+    # Two episodes with 1/1 and 0/9: pooled 1/10. Every draw is 0/18, 1/10 or 2/2, so the
+    # interval spans [0, 1] while a per-event bootstrap would be far narrower.
+    estimate = ratio_estimate([1.0, 0.0], [1.0, 9.0], BootstrapConfig(n_resamples=500))
+    assert estimate.value == pytest.approx(0.1)
+    assert estimate.ci_low == 0.0 and estimate.ci_high == 1.0
+
+
+def test_chunked_draws_give_the_same_answer_as_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mulligan.metrics import stats
+
+    whole = proportion_estimate(OUTCOMES, BootstrapConfig(n_resamples=100))
+    monkeypatch.setattr(stats, "_MAX_DRAWS_PER_CHUNK", 1000)  # 10 draws per chunk
+    chunked = proportion_estimate(OUTCOMES, BootstrapConfig(n_resamples=100))
+    assert chunked == whole
+
+
+def test_macro_estimate_averages_groups_and_is_deterministic() -> None:
+    groups = {
+        "a": ([1.0, 1.0, 0.0, 0.0], [1.0] * 4),  # 0.5
+        "b": ([1.0, 0.0, 0.0, 0.0], [1.0] * 4),  # 0.25
+        "empty": ([0.0], [0.0]),  # no denominator: left out
+    }
+    estimate = macro_estimate(groups, BootstrapConfig(n_resamples=500))
+    assert estimate.value == pytest.approx(0.375)
+    assert estimate.denominator == 2
+    assert estimate == macro_estimate(
+        dict(reversed(groups.items())), BootstrapConfig(n_resamples=500)
+    )
+    assert estimate.ci_low is not None and estimate.ci_low <= 0.375 <= (estimate.ci_high or 0)
+
+
+def test_paired_and_unpaired_differences() -> None:
+    a = [1.0] * 60 + [0.0] * 40
+    b = [1.0] * 40 + [0.0] * 60
+    paired = paired_difference(a, b, BootstrapConfig(n_resamples=1000))
+    unpaired = unpaired_difference(a, b, BootstrapConfig(n_resamples=1000))
+    assert paired.value == pytest.approx(0.2) and unpaired.value == pytest.approx(0.2)
+    assert paired.ci_low is not None and paired.ci_high is not None
+    assert unpaired.ci_low is not None and unpaired.ci_high is not None
+    # The pairs agree on 80 of 100 tasks, so pairing removes most of the noise.
+    assert paired.ci_high - paired.ci_low < unpaired.ci_high - unpaired.ci_low
+    with pytest.raises(ValueError):
+        paired_difference([1.0], [])
+
+
+@pytest.mark.parametrize(
+    ("a_only", "b_only", "p"),
+    [
+        (0, 0, 1.0),
+        (2, 8, 112 / 1024),  # 2 * (C(10,0) + C(10,1) + C(10,2)) / 2^10
+        (8, 2, 112 / 1024),
+        (1, 10, 24 / 2048),  # 2 * (1 + 11) / 2^11
+        (5, 5, 1.0),
+        (0, 12, 2 / 4096),
+    ],
+)
+def test_mcnemar_exact_known_values(a_only: int, b_only: int, p: float) -> None:
+    assert mcnemar_exact(a_only, b_only) == pytest.approx(p)
+
+
+def test_mcnemar_test_on_a_small_table() -> None:
+    # Table: both 3, A only 6, B only 1, neither 2.
+    a = [True] * 3 + [True] * 6 + [False] * 1 + [False] * 2
+    b = [True] * 3 + [False] * 6 + [True] * 1 + [False] * 2
+    result = mcnemar_test(a, b)
+    assert (result.pairs, result.both, result.a_only, result.b_only, result.neither) == (
+        12,
+        3,
+        6,
+        1,
+        2,
+    )
+    assert result.p_value == pytest.approx(2 * (1 + 7) / 128)  # 0.125
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 2)

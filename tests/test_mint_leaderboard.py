@@ -1,0 +1,89 @@
+"""MINT's published leaderboard row for gpt-3.5-turbo-0613, recomputed from MINT's own logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mulligan.interop import import_mint, mint_leaderboard, mint_leaderboard_entries, size_and_type
+from mulligan.interop.mint_leaderboard import COLUMNS
+
+MODEL = "gpt-3.5-turbo-0613"
+
+
+def _shared_mint() -> Path:
+    root = os.environ.get("MULLIGAN_SHARED_DATA")
+    base = Path(root) if root else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return base / "mint"
+
+
+@pytest.fixture(scope="module")
+def import_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    mint = _shared_mint()
+    if not (mint / "outputs").is_dir() or not (mint / "benchmark.json").is_file():
+        pytest.skip(
+            f"MINT outputs or benchmark.json not found under {mint} "
+            "(third-party data lives in ../shared/data)"
+        )
+    root = tmp_path_factory.mktemp("mint-leaderboard")
+    import_mint(mint / "outputs", root)
+    return root
+
+
+def test_gpt35_row_equals_the_published_row(import_root: Path) -> None:
+    published = next(
+        row
+        for row in json.loads((_shared_mint() / "benchmark.json").read_text())
+        if row["model"] == MODEL
+    )
+    (row,) = (r for r in mint_leaderboard(import_root) if r["model"] == MODEL)
+    assert list(row) == list(published) == list(COLUMNS)
+    for column, expected in published.items():
+        got = row[column]
+        assert type(got) is type(expected), column
+        if isinstance(expected, float):
+            assert round(got, 2) == round(expected, 2), (column, got, expected)  # type: ignore[arg-type]
+        else:
+            assert got == expected, column
+    assert row == published
+
+
+def test_entries_keep_unrounded_values_and_their_runs(import_root: Path) -> None:
+    (entry,) = mint_leaderboard_entries(import_root)
+    assert entry.episodes_at_k == {k: 586 for k in range(1, 6)}
+    assert entry.sr_at_k[5] == pytest.approx(100 * 212 / 586)
+    assert entry.sr_with_feedback == pytest.approx(100 * 301 / 586)
+    assert entry.slope == pytest.approx(8.1741, abs=1e-4)
+    assert entry.rsquared == pytest.approx(0.9586, abs=1e-4)
+    assert entry.runs["5"].endswith("F=None/max5_p2+tool+cd")
+    assert "PHF=no_GT-textual" in entry.runs["Success Rate (5 turn) w/ GPT-4 Feedback"]
+
+
+def test_missing_configs_are_dashes(import_root: Path, tmp_path: Path) -> None:
+    # Only the k = 5 run without feedback: every column that needs another run is "-".
+    config = Path(MODEL, "F=None", "max5_p2+tool+cd")
+    shutil.copytree(_shared_mint() / "outputs" / config, tmp_path / "src" / config)
+    only_k5 = tmp_path / "only-k5"
+    import_mint(tmp_path / "src", only_k5)
+    (row,) = mint_leaderboard(only_k5)
+    assert row["5"] == 36.18
+    assert [row[c] for c in ("1", "Slope", "rsquared", "Delta Feedback")] == ["-"] * 4
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "kind"),
+    [
+        ("gpt-3.5-turbo-0613", "-", "-"),
+        ("claude-2", "-", "-"),
+        ("CodeLlama-13b-Instruct", "13B", "SIFT"),
+        ("Llama-2-70b-chat", "70B", "RLHF"),
+        ("Llama-2-7b", "7B", "Base"),
+        ("vicuna-13b-v1.5", "13B", "SIFT"),
+    ],
+)
+def test_size_and_type_follow_mints_naming(model: str, size: str, kind: str) -> None:
+    assert size_and_type(model) == (size, kind)
