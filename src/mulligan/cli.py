@@ -213,7 +213,11 @@ def _report_mint_leaderboard(root: Path, format: str) -> None:
     }
     table = Table(title=f"MINT leaderboard recomputed from {root} (percent)")
     for col in columns:
-        table.add_column(short.get(col, col), justify="left" if col == "model" else "right")
+        table.add_column(
+            short.get(col, col),
+            justify="left" if col == "model" else "right",
+            no_wrap=col == "model",
+        )
     for row in rows:
         table.add_row(*(str(row[c]) for c in columns))
     console.print(table)
@@ -301,11 +305,11 @@ def data_pull(
     data_dir: Annotated[Path | None, typer.Option(help="destination data directory")] = None,
 ) -> None:
     """Download (or copy) a dataset and verify it against pinned SHA-256 checksums."""
-    from mulligan.tasks import DEFAULT_DATA_DIR, TaskDataError, pull_mint
+    from mulligan.tasks import TaskDataError, default_data_dir, pull_mint
 
     if dataset != "mint":
         raise _fail(f"unknown dataset {dataset!r}; available: mint")
-    dest = data_dir or DEFAULT_DATA_DIR
+    dest = data_dir or default_data_dir()  # honours $MULLIGAN_DATA_DIR
     try:
         paths = pull_mint(dest, source)
     except TaskDataError as exc:
@@ -354,7 +358,7 @@ def suites(
     )
     for name in MINT_SUITES:
         try:
-            count = str(len(load_suite(name, data_dir)))
+            count = str(len(load_suite(f"mint/{name}", data_dir)))
         except TaskDataError:
             count = "not pulled (mulligan data pull mint)"
         table.add_row("mint", name, count)

@@ -27,7 +27,7 @@ from mulligan.episode import SandboxProvider, failed_episode, run_episode
 from mulligan.events import Episode, EpisodeKey
 from mulligan.feedback import feedback_needs, get_feedback, template_versions
 from mulligan.models import Model, get_model
-from mulligan.prompts import template_hash
+from mulligan.prompts import example_name, template_hash
 from mulligan.store import RunStore
 from mulligan.tasks import Task, get_checker, load_tasks
 
@@ -83,7 +83,7 @@ def build_manifest(
     config: RunConfig, run_id: str, tasks: list[Task], isolation: str
 ) -> dict[str, Any]:
     """What a reader needs to reproduce the run."""
-    categories = sorted({t.category for t in tasks})
+    examples = sorted({example_name(t) for t in tasks})
     return {
         "run_id": run_id,
         "config": config.model_dump(mode="json"),
@@ -94,7 +94,7 @@ def build_manifest(
         "argv": sys.argv,
         "prompt_templates": {
             "mint.j2": template_hash("mint.j2"),
-            **{f"examples/{c}.txt": template_hash(f"examples/{c}.txt") for c in categories},
+            **{name: template_hash(name) for name in examples},
         },
         "feedback_templates": template_versions(),
         "sandbox_isolation": isolation,

@@ -17,8 +17,10 @@ from mulligan.models.base import CallContext, Completion, GenerateParams, ModelE
 ScriptName = Literal["reference", "wrong", "execute-then-answer", "invalid"]
 SCRIPTS: tuple[ScriptName, ...] = ("reference", "wrong", "execute-then-answer", "invalid")
 
-# No checker accepts this: it is not a number, letter, boolean, list or valid Python.
-WRONG_ANSWER = "mulligan-wrong-answer"
+# No checker accepts this, MINT's lenient ones included: it is not a number, boolean, list or
+# valid Python, and it contains no option letter a-e (MINT's mmlu check accepts any answer that
+# merely contains the reference letter).
+WRONG_ANSWER = "xyzzy"
 
 
 def _reference(ctx: CallContext) -> str:

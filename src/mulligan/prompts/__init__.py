@@ -56,11 +56,18 @@ def template_hash(*names: str) -> str:
 def task_text(task: Task) -> str:
     """The task as shown after 'Task:' (suites put any per-suite wording, e.g. MINT's
     'Complete the following code:', into ``task.prompt`` themselves)."""
-    return task.prompt.strip("\n")
+    return task.prompt
+
+
+EXAMPLES = ("reasoning", "humaneval", "mbpp")
 
 
 def example_name(task: Task) -> str:
-    return f"examples/{task.category}.txt"
+    """The in-context example for a task: one per MINT task type, as MINT does."""
+    kind = str(task.metadata.get("mint_task_type", ""))
+    if kind not in EXAMPLES:
+        kind = "humaneval" if task.category == "code_generation" else "reasoning"
+    return f"examples/{kind}.txt"
 
 
 def render_mint_prompt(

