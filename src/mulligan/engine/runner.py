@@ -26,7 +26,7 @@ from mulligan.config import ConfigError, RunConfig
 from mulligan.episode import SandboxProvider, failed_episode, run_episode
 from mulligan.events import Episode, EpisodeKey
 from mulligan.feedback import feedback_needs, get_feedback, template_versions
-from mulligan.models import Model, get_model
+from mulligan.models import CachedModel, Model, get_model
 from mulligan.prompts import example_name, template_hash
 from mulligan.store import RunStore
 from mulligan.tasks import Task, get_checker, load_tasks
@@ -109,7 +109,9 @@ def _feedback_model(config: RunConfig, policy: Model, given: Model | None) -> Mo
     if given is not None:
         return given
     if config.feedback.startswith("replay:"):  # the recorded spec may need one live
-        return get_model(config.feedback_model) if config.feedback_model else None
+        if config.feedback_model is None:
+            return None
+        return _cached(get_model(config.feedback_model, base_url=config.base_url), config)
     if "feedback_model" not in feedback_needs(config.feedback):
         return None
     if config.feedback_model is None:
@@ -119,7 +121,18 @@ def _feedback_model(config: RunConfig, policy: Model, given: Model | None) -> Mo
         )
     if config.feedback_model == config.model:
         return policy
-    return get_model(config.feedback_model)
+    return _cached(get_model(config.feedback_model, base_url=config.base_url), config)
+
+
+# Backends whose answers are already deterministic and free: caching them gains nothing.
+_UNCACHED_PROVIDERS = ("scripted/", "replay/")
+
+
+def _cached(model: Model, config: RunConfig) -> Model:
+    """Put the shared response cache in front of a backend, as ``config.cache`` says."""
+    if config.cache == "off" or model.name.startswith(_UNCACHED_PROVIDERS):
+        return model
+    return CachedModel(model, mode=config.cache)
 
 
 def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -156,7 +169,11 @@ async def execute_run(
     config_hash = config.config_hash()
     # Resolve the model before touching the run directory, so a typo leaves nothing behind.
     own_model = model is None
-    policy = model if model is not None else get_model(config.model)
+    policy = (
+        model
+        if model is not None
+        else _cached(get_model(config.model, base_url=config.base_url), config)
+    )
     feedback_model = _feedback_model(config, policy, feedback_model)
     try:
         feedback = get_feedback(config.feedback, feedback_model, policy)

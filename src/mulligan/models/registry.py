@@ -12,30 +12,64 @@ class UnknownModelError(ValueError):
     """A model name that no provider recognises."""
 
 
-def _scripted(rest: str) -> Model:
+def _scripted(rest: str, base_url: str | None = None) -> Model:
     if rest not in SCRIPTS:
         raise UnknownModelError(
             f"unknown scripted model 'scripted/{rest}'; choose one of "
             + ", ".join(f"scripted/{s}" for s in SCRIPTS)
         )
-    return ScriptedModel(rest)  # type: ignore[arg-type]
+    return ScriptedModel(rest)
 
 
-def _local(rest: str) -> Model:
+def _local(rest: str, base_url: str | None = None) -> Model:
     # Imported here so that runs that never touch llama.cpp do not need it installed.
     from mulligan.models.local import LocalModel
 
     return LocalModel.from_name(f"local/{rest}")
 
 
-PROVIDERS: dict[str, Callable[[str], Model]] = {
+def _openai(rest: str, base_url: str | None = None) -> Model:
+    from mulligan.models.openai_compat import BackendConfigError, openai_model
+
+    try:
+        return openai_model(rest)
+    except BackendConfigError as e:
+        raise UnknownModelError(str(e)) from e
+
+
+def _openai_compatible(rest: str, base_url: str | None = None) -> Model:
+    # Base URL: 'model@http://host:port/v1[,http://...]' in the name, or $MULLIGAN_BASE_URL.
+    from mulligan.models.openai_compat import BackendConfigError, openai_compatible_model
+
+    try:
+        return openai_compatible_model(rest, base_url=base_url)
+    except BackendConfigError as e:
+        raise UnknownModelError(str(e)) from e
+
+
+def _replay(rest: str, base_url: str | None = None) -> Model:
+    from mulligan.models.replay import ReplayError, ReplayModel
+
+    try:
+        return ReplayModel(rest)
+    except ReplayError as e:
+        raise UnknownModelError(str(e)) from e
+
+
+PROVIDERS: dict[str, Callable[[str, str | None], Model]] = {
     "scripted": _scripted,
     "local": _local,
+    "openai": _openai,
+    "openai-compatible": _openai_compatible,
+    "replay": _replay,
 }
 
 
-def get_model(name: str) -> Model:
-    """Instantiate the backend for ``provider/model`` (e.g. ``local/qwen2.5-coder-0.5b``)."""
+def get_model(name: str, *, base_url: str | None = None) -> Model:
+    """Instantiate the backend for ``provider/model`` (e.g. ``local/qwen2.5-coder-0.5b``).
+
+    ``base_url`` (comma-separated for replicas) is used by ``openai-compatible/...`` only.
+    """
     provider, sep, rest = name.partition("/")
     if not sep or not rest:
         raise UnknownModelError(f"model {name!r} must look like provider/model")
@@ -43,4 +77,4 @@ def get_model(name: str) -> Model:
         raise UnknownModelError(
             f"unknown model provider {provider!r} in {name!r}; known: {', '.join(PROVIDERS)}"
         )
-    return PROVIDERS[provider](rest)
+    return PROVIDERS[provider](rest, base_url)

@@ -1,0 +1,631 @@
+"""The OpenAI-compatible HTTP backend: OpenAI itself, vLLM, SGLang, llama.cpp server, Ollama, ...
+
+``openai/gpt-4o-mini`` talks to https://api.openai.com/v1 with ``$OPENAI_API_KEY``;
+``openai-compatible/<model>`` talks to the server(s) at ``$MULLIGAN_BASE_URL`` (comma-separated
+for several replicas) or at URLs given in the name, ``openai-compatible/<model>@http://h1:8000/v1,
+http://h2:8000/v1``, with ``$MULLIGAN_API_KEY`` (default ``EMPTY``; never the OpenAI key, which
+must not leak to arbitrary servers).
+
+Built on the official ``openai`` async client, for its authentication, headers, timeouts and
+status-to-exception mapping, with three choices of our own:
+
+- its retries are off (``max_retries=0``): the retry policy (:mod:`mulligan.models.retry`) is
+  ours, so every retry is counted by cause and obeys one backoff and ``Retry-After`` rule;
+- we ask for the raw response (``with_raw_response``) and parse the JSON body ourselves, so a
+  malformed reply (not JSON, no ``choices``, no ``message``...) raises an error that says what
+  was wrong, instead of surfacing later as ``None`` text or an ``AttributeError``;
+- several base URLs serve one model as a fleet: each replica has its own AIMD concurrency limit
+  (halved on HTTP 429, +1 per success, within ``[1, max_concurrency]``), and each request goes to
+  the replica with the fewest requests in flight (or round-robin). A retry picks again, so a
+  replica that fails is routed around.
+
+Final (never retried) errors: 400 with a context-length message raises
+:class:`ContextLengthError` (a :class:`~mulligan.models.base.ContextWindowExceeded`), 401/403
+name the API-key variable, 404 says the model or the base URL is wrong, other 4xx carry the
+server's message. Retried: 408, 409, 429, 5xx, timeouts, connection errors, malformed bodies.
+
+Two API modes: ``chat`` (``/chat/completions``, the server applies the chat template) and
+``completion`` (``/completions`` with a prompt rendered from the messages, by default in MINT's
+``Human:``/``Assistant:`` format for base models). Either can stream (``stream=True``): the reply
+arrives as server-sent events, which we parse as defensively as whole bodies and which measure
+the time to first token.
+
+Accounting: token counts from the reply's ``usage``, latency of the successful request, cost
+from the price table (:mod:`mulligan.models.pricing`; a model without a price costs 0 and has
+``price_known = False``), and per-cause retry counts in :attr:`OpenAICompatModel.stats`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NoReturn
+
+import openai
+
+from mulligan.events import Message
+from mulligan.models.base import (
+    CallContext,
+    Completion,
+    ContextWindowExceeded,
+    GenerateParams,
+    ModelError,
+)
+from mulligan.models.pricing import PriceTable, default_price_table
+from mulligan.models.retry import (
+    AdaptiveLimit,
+    BackendError,
+    BalanceStrategy,
+    EndpointPool,
+    RetryPolicy,
+    RetryStats,
+    TransientFault,
+    call_with_retries,
+    parse_retry_after,
+)
+
+log = logging.getLogger(__name__)
+
+ApiMode = Literal["chat", "completion"]
+MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+OPENAI_KEY_ENV = "OPENAI_API_KEY"
+BASE_URL_ENV = "MULLIGAN_BASE_URL"
+API_KEY_ENV = "MULLIGAN_API_KEY"
+
+# Statuses that may heal: request timeout, conflict (OpenAI's lock timeouts), rate limit, and
+# every 5xx (overload, restarts, a replica being replaced).
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+# How servers say "prompt + max_tokens do not fit": OpenAI, vLLM, SGLang, llama.cpp, TGI.
+_CONTEXT_LENGTH = re.compile(
+    r"context[ _-]?length|context[ _-]?window|maximum context|exceeds? the available context"
+    r"|exceed_context_size|too many tokens|prompt is too long|input (length|tokens?) .*exceed"
+    r"|maximum (allowed )?(input )?length",
+    re.IGNORECASE,
+)
+_BODY_SNIPPET = 300
+
+
+class BackendConfigError(ModelError):
+    """The backend cannot be built as named (no base URL, no API key...). Never transient."""
+
+
+class ContextLengthError(BackendError, ContextWindowExceeded):
+    """The server said the conversation does not fit the model's context window (HTTP 400)."""
+
+
+@dataclass
+class Endpoint:
+    """One server of a fleet: its base URL and its client."""
+
+    base_url: str
+    client: openai.AsyncOpenAI
+
+
+def mint_completion_prompt(messages: Sequence[Message]) -> str:
+    """Render a chat as MINT's completion-mode prompt (its ``VLLMAgent.format_prompt``).
+
+    System messages come first, as they are; then ``\\n\\nHuman: <user>`` and
+    ``\\n\\nAssistant: <assistant>`` turns, ending with ``\\n\\nAssistant:`` for the reply.
+    """
+    parts: list[str] = []
+    for m in messages:
+        if m.role == "system":
+            parts.append(m.content)
+        elif m.role == "user":
+            parts.append(f"\n\nHuman: {m.content}")
+        else:
+            parts.append(f"\n\nAssistant: {m.content}")
+    parts.append("\n\nAssistant:")
+    return "".join(parts)
+
+
+def _snippet(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = text.strip()
+    return text if len(text) <= _BODY_SNIPPET else text[:_BODY_SNIPPET] + "..."
+
+
+def _error_message(body: bytes) -> tuple[str, str | None]:
+    """``(message, code)`` from an error body in any of the common shapes, or a snippet."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return _snippet(body) or "(empty body)", None
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, str):  # Ollama: {"error": "..."}
+            return err, None
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("detail") or data.get("detail")
+            code = err.get("code") or err.get("type")
+            if msg is not None:
+                return str(msg), None if code is None else str(code)
+    return _snippet(body), None
+
+
+class OpenAICompatModel:
+    """A model served over the OpenAI HTTP API, by one or several replicas.
+
+    Args:
+        model: the model id sent to the server (``gpt-4o-mini``, ``Qwen/Qwen2.5-7B-Instruct``).
+        base_urls: one base URL or several (replicas of the same model), e.g.
+            ``http://127.0.0.1:8000/v1``.
+        api_key: sent as ``Authorization: Bearer``; servers without auth accept any value.
+        name: the name reported in completions and used for pricing
+            (default ``openai-compatible/<model>``).
+        mode: ``chat`` or ``completion``.
+        max_concurrency: the most requests in flight per replica (the AIMD limit's ceiling).
+        initial_concurrency: the AIMD limit at start (default: ``max_concurrency``).
+        balance: ``least-in-flight`` (default) or ``round-robin`` across replicas.
+        timeout_s: per request (connect, each read, write).
+        retry: attempts and backoff (default :class:`RetryPolicy`).
+        prices: the price table (default: bundled or ``$MULLIGAN_PRICES``).
+        max_tokens_field: ``max_tokens`` (most servers) or ``max_completion_tokens`` (OpenAI's
+            current name, required by its reasoning models).
+        completion_prompt: renders messages for ``completion`` mode.
+        extra_body: extra JSON fields for every request (e.g. vLLM's ``top_k``).
+        send_seed: send ``params.seed`` (some servers reject the field).
+        stream: receive the reply as server-sent events, which measures time to first token
+            (:attr:`mean_ttft_s`; ``ttft_ms.*`` in :attr:`stats`). Usage is requested with
+            ``stream_options.include_usage``.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_urls: str | Sequence[str],
+        api_key: str = "EMPTY",
+        name: str | None = None,
+        mode: ApiMode = "chat",
+        max_concurrency: int = 64,
+        initial_concurrency: int | None = None,
+        balance: BalanceStrategy = "least-in-flight",
+        timeout_s: float = 120.0,
+        retry: RetryPolicy | None = None,
+        prices: PriceTable | None = None,
+        max_tokens_field: MaxTokensField = "max_tokens",
+        completion_prompt: Callable[[Sequence[Message]], str] = mint_completion_prompt,
+        extra_body: Mapping[str, Any] | None = None,
+        send_seed: bool = True,
+        stream: bool = False,
+    ) -> None:
+        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        urls = [u.strip().rstrip("/") for u in urls if u.strip()]
+        if not urls:
+            raise BackendConfigError(f"{name or model}: no base URL given")
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise BackendConfigError(
+                    f"{name or model}: base URL {url!r} must start with http:// or https://"
+                )
+        if mode not in ("chat", "completion"):
+            raise BackendConfigError(f"unknown API mode {mode!r}; use 'chat' or 'completion'")
+        if timeout_s <= 0:
+            raise BackendConfigError(f"timeout_s must be positive, got {timeout_s}")
+        self.model = model
+        self.name = name or f"openai-compatible/{model}"
+        self.mode: ApiMode = mode
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.prices = prices or default_price_table()
+        self.max_tokens_field: MaxTokensField = max_tokens_field
+        self.completion_prompt = completion_prompt
+        self.extra_body = dict(extra_body or {})
+        self.send_seed = send_seed
+        self.stream = stream
+        self.retry_stats = RetryStats()
+        self.ttft_count = 0
+        self.ttft_total_s = 0.0
+        self.ttft_max_s = 0.0
+        self.price_known = self.prices.price(self.name).known
+        if not self.price_known:
+            log.info(
+                "%s: no price in %s; its calls are costed at $0", self.name, self.prices.source
+            )
+        endpoints = [
+            Endpoint(
+                base_url=url,
+                # max_retries=0: retries are ours (counted, one policy); see the module docstring.
+                client=openai.AsyncOpenAI(
+                    base_url=url, api_key=api_key, max_retries=0, timeout=timeout_s
+                ),
+            )
+            for url in urls
+        ]
+        self.pool: EndpointPool[Endpoint] = EndpointPool(
+            endpoints,
+            [AdaptiveLimit(max_concurrency, initial_concurrency) for _ in endpoints],
+            balance,
+        )
+        # Requests answered (successfully) per replica, for load-balancing reports and tests.
+        self.served: list[int] = [0 for _ in endpoints]
+
+    # ------------------------------------------------------------------------------ reporting
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Flat counters: ``calls``, ``requests``, ``succeeded``, ``failed``, ``retries``,
+        ``retry.<cause>``, ``error.<cause>``; per replica *i* the concurrency limit now
+        (``limit.i``) and at its lowest (``limit_lowest.i``) and the requests it answered
+        (``served.i``); ``ejections`` of unreachable replicas; ``priced`` (0: cost unknown, counted
+        as 0); and, when streaming, ``ttft_ms.mean`` / ``ttft_ms.max``."""
+        out = self.retry_stats.as_dict()
+        out["priced"] = int(self.price_known)
+        for i, limit in enumerate(self.pool.limits):
+            out[f"limit.{i}"] = limit.limit
+            out[f"limit_lowest.{i}"] = limit.lowest
+            out[f"served.{i}"] = self.served[i]
+        out["ejections"] = self.pool.ejections
+        if self.ttft_count:
+            out["ttft_ms.mean"] = round(1000 * self.ttft_total_s / self.ttft_count)
+            out["ttft_ms.max"] = round(1000 * self.ttft_max_s)
+        return out
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return self.pool.endpoints
+
+    # ------------------------------------------------------------------------------ calling
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        """One completion; see :class:`~mulligan.models.base.Model`.
+
+        ``latency_s`` is the duration of the request that succeeded (not the queueing for a
+        concurrency slot nor the waits between retries).
+
+        Raises:
+            ContextLengthError: the server says the prompt does not fit (not retried).
+            BackendError: a final HTTP error (``transient=False``, e.g. 401, 404), or transient
+                faults until the attempts ran out (``transient=True``); ``.cause`` names it.
+        """
+        if not messages:
+            raise ModelError(f"{self.name}: generate() needs at least one message")
+        payload = self._payload(messages, params)
+        return await call_with_retries(
+            lambda: self._attempt(payload), self.retry, self.retry_stats, what=self.name
+        )
+
+    def _payload(self, messages: list[Message], params: GenerateParams) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            self.max_tokens_field: params.max_tokens,
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if self.send_seed:
+            body["seed"] = params.seed
+        if self.extra_body:
+            body["extra_body"] = self.extra_body
+        if self.mode == "chat":
+            body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+        else:
+            body["prompt"] = self.completion_prompt(messages)
+        return body
+
+    async def _attempt(self, payload: dict[str, Any]) -> Completion:
+        index, generation = await self.pool.acquire()
+        endpoint = self.pool.endpoints[index]
+        self.retry_stats.requests += 1
+        congested = False
+        success = False
+        try:
+            start = time.perf_counter()
+            try:
+                if self.stream:
+                    completion = await self._stream(endpoint, payload, start)
+                else:
+                    raw = await self._post(endpoint, payload)
+                    completion = self._parse(raw.content, endpoint, time.perf_counter() - start)
+            except openai.APIStatusError as e:
+                self.pool.healthy(index)  # it answered, so it is up
+                congested = e.status_code == 429
+                self._raise_status(e, endpoint)
+            except openai.APITimeoutError as e:
+                raise TransientFault(
+                    "timeout", f"no reply from {endpoint.base_url} within {self.timeout_s:g} s"
+                ) from e
+            except openai.APIConnectionError as e:
+                self.pool.eject(index)
+                cause = e.__cause__
+                detail = f"{type(cause).__name__}: {cause}" if cause else str(e)
+                raise TransientFault(
+                    "connection", f"connection to {endpoint.base_url} failed ({detail})"
+                ) from e
+            self.pool.healthy(index)
+            success = True
+            self.served[index] += 1
+            return completion
+        finally:
+            self.pool.adjust(index, success=success, congested=congested, generation=generation)
+            self.pool.release(index)
+
+    async def _post(self, endpoint: Endpoint, payload: dict[str, Any]) -> Any:
+        # The raw response, so the body is parsed (and judged) by _parse, not by the SDK.
+        if self.mode == "chat":
+            return await endpoint.client.chat.completions.with_raw_response.create(**payload)
+        return await endpoint.client.completions.with_raw_response.create(**payload)
+
+    async def _stream(
+        self, endpoint: Endpoint, payload: dict[str, Any], start: float
+    ) -> Completion:
+        """One streamed request: the reply assembled from server-sent events, and its TTFT."""
+        body = {**payload, "stream": True, "stream_options": {"include_usage": True}}
+        resource = (
+            endpoint.client.chat.completions if self.mode == "chat" else endpoint.client.completions
+        )
+        # Status errors and failures to connect surface from create() as the SDK's exceptions.
+        async with resource.with_streaming_response.create(**body) as response:
+            try:
+                return await self._read_stream(response, endpoint, start)
+            except TransientFault:
+                raise
+            except Exception as e:
+                # Only the transport can fail here (httpx's read errors, which the SDK does not
+                # wrap once the body is ours to read); our own faults were re-raised above.
+                cause = "timeout" if "timeout" in type(e).__name__.lower() else "connection"
+                raise TransientFault(
+                    cause,
+                    f"the stream from {endpoint.base_url} broke off ({type(e).__name__}: {e})",
+                ) from e
+
+    async def _read_stream(self, response: Any, endpoint: Endpoint, start: float) -> Completion:
+        where = f"stream from {endpoint.base_url}"
+
+        def bad(what: str) -> TransientFault:
+            return TransientFault("malformed", f"malformed {where}: {what}")
+
+        parts: list[str] = []
+        finish: str | None = None
+        usage: Mapping[str, Any] = {}
+        ttft: float | None = None
+        done = False
+        chunks = 0
+        async for line in response.iter_lines():
+            if not line.startswith("data:"):
+                continue  # blank separators, ': keep-alive' comments, event:/id: fields
+            data = line[5:].strip()
+            if data == "[DONE]":
+                done = True
+                break
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise bad(f"event {chunks} is not JSON: {_snippet(data)!r}") from None
+            if not isinstance(chunk, dict):
+                raise bad(f"event {chunks} is a JSON {type(chunk).__name__}, not an object")
+            if chunk.get("error"):  # vLLM reports errors met mid-generation in-band
+                raise bad(
+                    f"event {chunks} carries an error: {_snippet(json.dumps(chunk['error']))}"
+                )
+            chunks += 1
+            if isinstance(chunk.get("usage"), dict):
+                usage = chunk["usage"]
+            choices = chunk.get("choices")
+            if not isinstance(choices, list):
+                raise bad(f"event {chunks - 1} has no 'choices' list")
+            if not choices:
+                continue  # the usage-only event at the end
+            choice = choices[0]
+            if not isinstance(choice, dict):
+                raise bad(f"event {chunks - 1}: choices[0] is not an object")
+            if self.mode == "chat":
+                delta = choice.get("delta")
+                piece = delta.get("content") if isinstance(delta, dict) else None
+            else:
+                piece = choice.get("text")
+            if piece is not None and not isinstance(piece, str):
+                raise bad(f"event {chunks - 1}: the text is of type {type(piece).__name__}")
+            if piece:
+                if ttft is None:
+                    ttft = time.perf_counter() - start
+                parts.append(piece)
+            if isinstance(choice.get("finish_reason"), str):
+                finish = choice["finish_reason"]
+        if not done and finish is None:
+            raise bad(f"it ended after {chunks} events, before [DONE] or a finish_reason")
+        latency = time.perf_counter() - start
+        if ttft is not None:
+            self.record_ttft(ttft)
+        return self._completion("".join(parts), finish, usage, latency)
+
+    def record_ttft(self, seconds: float) -> None:
+        """Add one time-to-first-token measurement (streaming only)."""
+        self.ttft_count += 1
+        self.ttft_total_s += seconds
+        self.ttft_max_s = max(self.ttft_max_s, seconds)
+
+    @property
+    def mean_ttft_s(self) -> float | None:
+        """Mean time to first token over streamed calls (None before any)."""
+        return self.ttft_total_s / self.ttft_count if self.ttft_count else None
+
+    def _raise_status(self, e: openai.APIStatusError, endpoint: Endpoint) -> NoReturn:
+        status = e.status_code
+        message, code = _error_message(e.response.content)
+        where = f"HTTP {status} from {endpoint.base_url}"
+        if status in RETRYABLE_STATUSES or status >= 500:
+            raise TransientFault(
+                f"http_{status}",
+                f"{where}: {message}",
+                retry_after_s=parse_retry_after(dict(e.response.headers)),
+                status=status,
+            ) from e
+        if status in (400, 413, 422) and (
+            code == "context_length_exceeded" or _CONTEXT_LENGTH.search(message)
+        ):
+            raise ContextLengthError(
+                f"{self.name}: the conversation does not fit the context window ({where}: "
+                f"{message})",
+                cause="context_length",
+                status=status,
+            ) from e
+        if status in (401, 403):
+            key_env = OPENAI_KEY_ENV if self.name.startswith("openai/") else API_KEY_ENV
+            hint = f"check the API key (${key_env})" + (
+                "" if status == 401 else " and that it may use this model"
+            )
+            raise BackendError(
+                f"{self.name}: {where} ({message}); {hint}. Not retried.",
+                cause=f"http_{status}",
+                status=status,
+            ) from e
+        if status == 404:
+            raise BackendError(
+                f"{self.name}: {where} ({message}); the server does not know model "
+                f"{self.model!r}, or the base URL is wrong (it usually ends in /v1). Not retried.",
+                cause="http_404",
+                status=status,
+            ) from e
+        raise BackendError(
+            f"{self.name}: {where}: {message}. Not retried.",
+            cause=f"http_{status}",
+            status=status,
+        ) from e
+
+    def _parse(self, body: bytes, endpoint: Endpoint, latency: float) -> Completion:
+        """A Completion from a reply body, or a ``malformed`` fault saying what is wrong."""
+        where = f"reply from {endpoint.base_url}"
+
+        def bad(what: str) -> TransientFault:
+            return TransientFault("malformed", f"malformed {where}: {what}")
+
+        try:
+            data = json.loads(body)
+        except ValueError as e:
+            raise bad(f"body is not JSON ({e}): {_snippet(body)!r}") from None
+        if not isinstance(data, dict):
+            raise bad(f"body is a JSON {type(data).__name__}, not an object")
+        if data.get("error"):
+            raise bad(f"HTTP 200 carrying an error: {_snippet(json.dumps(data['error']))}")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise bad(
+                "no 'choices'"
+                if choices is None
+                else "'choices' is empty"
+                if isinstance(choices, list)
+                else f"'choices' is of type {type(choices).__name__}, not a list"
+            )
+        choice = choices[0]
+        if not isinstance(choice, dict):
+            raise bad("choices[0] is not an object")
+        if self.mode == "chat":
+            message = choice.get("message")
+            if not isinstance(message, dict):
+                raise bad("choices[0] has no 'message' object")
+            text = message.get("content")
+            if text is None:  # a refusal or tool call: no text, which is still an answer
+                text = message.get("refusal") or ""
+        else:
+            text = choice.get("text")
+        if not isinstance(text, str):
+            raise bad(f"the reply text is of type {type(text).__name__}, not a string")
+        raw_usage = data.get("usage")
+        usage: Mapping[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+        return self._completion(text, choice.get("finish_reason"), usage, latency)
+
+    def _completion(
+        self, text: str, finish: object, usage: Mapping[str, Any], latency: float
+    ) -> Completion:
+        prompt_tokens = _count(usage, "prompt_tokens")
+        completion_tokens = _count(usage, "completion_tokens")
+        cost, _known = self.prices.cost(self.name, prompt_tokens, completion_tokens)
+        return Completion(
+            text=text,
+            model=self.name,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_s=latency,
+            finish_reason=finish if isinstance(finish, str) and finish else "stop",
+            cost_usd=cost,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of every replica."""
+        for endpoint in self.pool.endpoints:
+            await endpoint.client.close()
+
+    def __repr__(self) -> str:
+        urls = ", ".join(e.base_url for e in self.pool.endpoints)
+        return f"OpenAICompatModel({self.name!r}, mode={self.mode!r}, base_urls=[{urls}])"
+
+
+def _count(usage: Mapping[str, Any], key: str) -> int:
+    value = usage.get(key)
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+# -------------------------------------------------------------------------------- factories
+
+
+def split_base_urls(rest: str) -> tuple[str, list[str]]:
+    """``model@url1,url2`` -> ``(model, [url1, url2])``; no ``@http`` -> ``(rest, [])``."""
+    at = rest.find("@http")
+    if at < 0:
+        return rest, []
+    return rest[:at], [u for u in rest[at + 1 :].split(",") if u.strip()]
+
+
+def openai_model(model: str, *, api_key: str | None = None, **kwargs: Any) -> OpenAICompatModel:
+    """``openai/<model>``: OpenAI's API with ``$OPENAI_API_KEY``.
+
+    ``base_url`` may be passed (e.g. an Azure or proxy endpoint); other keyword arguments go to
+    :class:`OpenAICompatModel`.
+    """
+    key = api_key or os.environ.get(OPENAI_KEY_ENV)
+    if not key:
+        raise BackendConfigError(
+            f"openai/{model} needs an API key: set ${OPENAI_KEY_ENV} "
+            f"(or use openai-compatible/{model} for a local server)"
+        )
+    base_url = kwargs.pop("base_url", None) or OPENAI_BASE_URL
+    kwargs.setdefault("max_tokens_field", "max_completion_tokens")
+    return OpenAICompatModel(
+        model, base_urls=base_url, api_key=key, name=f"openai/{model}", **kwargs
+    )
+
+
+def openai_compatible_model(
+    rest: str,
+    *,
+    base_url: str | Sequence[str] | None = None,
+    api_key: str | None = None,
+    **kwargs: Any,
+) -> OpenAICompatModel:
+    """``openai-compatible/<model>[@url1,url2]``: any server speaking the OpenAI API.
+
+    Base URLs, first found wins: the ``@`` suffix of the name, ``base_url``, then
+    ``$MULLIGAN_BASE_URL`` (comma-separated for replicas). The key: ``api_key``, then
+    ``$MULLIGAN_API_KEY``, else ``EMPTY``.
+    """
+    model, urls = split_base_urls(rest)
+    if not model:
+        raise BackendConfigError(f"openai-compatible/{rest}: no model name before '@'")
+    if not urls:
+        if base_url is not None:
+            urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        else:
+            urls = [u for u in os.environ.get(BASE_URL_ENV, "").split(",") if u.strip()]
+    if not urls:
+        raise BackendConfigError(
+            f"openai-compatible/{model} needs the server's base URL: set "
+            f"{BASE_URL_ENV}=http://127.0.0.1:8000/v1 (comma-separated for several replicas), "
+            f"or name it openai-compatible/{model}@http://127.0.0.1:8000/v1"
+        )
+    key = api_key or os.environ.get(API_KEY_ENV) or "EMPTY"
+    return OpenAICompatModel(
+        model, base_urls=urls, api_key=key, name=f"openai-compatible/{model}", **kwargs
+    )
