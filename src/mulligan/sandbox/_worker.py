@@ -1,0 +1,793 @@
+"""The sandbox worker: a standalone Python REPL that runs untrusted cells inside the box.
+
+This file is never imported by mulligan. The parent reads its source and starts it with
+``python -s -P -u -c <bootstrap> <this source> <config json>`` inside the isolation layer (the
+bootstrap compiles it under the name ``<mulligan-sandbox-worker>``), so it must only use the
+standard library. Everything here runs in the worker process, which is the box: running
+model-written code with ``exec`` is the point.
+
+Start-up (in this order, before any untrusted code runs):
+1. file descriptors: fd 0 (the command pipe) and fd 1 (the result pipe) are moved to private
+   descriptors; fd 0 becomes /dev/null (so ``input()`` fails at once) and fds 1 and 2 become an
+   internal pipe read by a thread, so output of subprocesses and C code is captured as well;
+2. resource limits (address space, CPU seconds, processes, file size, core dumps);
+3. optionally a new network namespace (only without bubblewrap, when root);
+4. privilege drop to the per-sandbox uid/gid (when started as root), no-new-privs, and a
+   parent-death signal;
+5. a handshake message to the parent.
+
+Protocol (both directions): a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
+Parent -> worker: ``{"code": str, "n": int, "timeout": float, "program": bool}``.
+Worker -> parent: ``{"output": str, "error": str | null, "timed_out": bool, "truncated": bool,
+"exit_code": int}``.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import codecs
+import collections
+import contextlib
+import io
+import json
+import linecache
+import os
+import resource
+import select
+import signal
+import struct
+import sys
+import threading
+import time
+import traceback
+import warnings
+from types import CodeType, TracebackType
+from typing import Any
+
+CO_COROUTINE = 0x0080
+# A cell that keeps printing past this many characters is stopped: it would only burn its time.
+HARD_OUTPUT_CEILING = 128 * 1024 * 1024
+# Share of the output limit kept from the end of the output (the rest comes from the start).
+TAIL_SHARE = 0.2
+MAIN_PID = os.getpid()
+
+
+class OutputLimit(Exception):
+    """Raised inside a cell that printed far more than anyone can read."""
+
+
+class _State:
+    """Mutable worker state shared by the main thread, the watchdog and the signal handler."""
+
+    running_user_code = False
+    timed_out = False
+    in_child = False
+    # Set once this worker has started a process: from then on, a print first collects what
+    # processes wrote to fds 1/2 (a syscall per print, skipped until it can matter).
+    children_may_write = False
+
+
+# Audit events of everything that starts a process (and so may write to fds 1/2).
+SPAWN_EVENTS = frozenset(
+    {
+        "os.system",
+        "subprocess.Popen",
+        "os.fork",
+        "os.forkpty",
+        "os.posix_spawn",
+        "os.exec",
+        "os.spawn",
+        "pty.spawn",
+    }
+)
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event in SPAWN_EVENTS:
+        STATE.children_may_write = True
+
+
+STATE = _State()
+
+
+# ----------------------------------------------------------------------------------------------
+# Output capture
+# ----------------------------------------------------------------------------------------------
+class CappedText:
+    """Collects text up to a limit: keeps the head and the tail, counts what was dropped.
+
+    Memory stays bounded whatever is written: a 100 MB string costs two slices, not a copy.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(limit, 1)
+        self.head_limit = max(self.limit - int(self.limit * TAIL_SHARE), 1)
+        self.tail_limit = self.limit - self.head_limit
+        # Re-entrant: a signal handler in user code may print in the middle of an add().
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.head: list[str] = []
+        self.head_len = 0
+        self.tail: collections.deque[str] = collections.deque()
+        self.tail_len = 0
+        self.total = 0
+        self.last_char = "\n"
+
+    def add(self, text: str) -> None:
+        if not text:
+            return
+        with self.lock:
+            size = len(text)
+            self.total += size
+            self.last_char = text[-1]
+            start = 0
+            room = self.head_limit - self.head_len
+            if room > 0:
+                piece = text[:room]
+                self.head.append(piece)
+                self.head_len += len(piece)
+                if size <= room:
+                    return
+                start = room  # index, not a slice: a 100 MB string is never copied
+            if self.tail_limit <= 0:
+                return
+            if size - start >= self.tail_limit:
+                self.tail.clear()
+                self.tail.append(text[-self.tail_limit :])
+                self.tail_len = self.tail_limit
+                return
+            self.tail.append(text[start:])
+            self.tail_len += size - start
+            while self.tail and self.tail_len - len(self.tail[0]) >= self.tail_limit:
+                self.tail_len -= len(self.tail.popleft())
+
+    @property
+    def dropped(self) -> int:
+        kept = self.head_len + min(self.tail_len, self.tail_limit)
+        return self.total - kept
+
+    def text(self) -> tuple[str, bool]:
+        """Returns (text, truncated); a truncated text says so where the gap is."""
+        with self.lock:
+            head = "".join(self.head)
+            tail = "".join(self.tail)[-self.tail_limit :] if self.tail_limit else ""
+            dropped = self.total - len(head) - len(tail)
+            if dropped <= 0:
+                return head + tail, False
+            note = (
+                f"\n[... output truncated: {dropped:,} characters omitted here; the cell "
+                f"produced {self.total:,} characters and at most {self.limit:,} are shown ...]\n"
+            )
+            return head + note + tail, True
+
+
+CAPTURE = CappedText(20_000)
+
+
+def _add_output(text: str) -> None:
+    """Adds text written by user code; in a forked child it goes to fd 1 instead."""
+    if STATE.in_child:
+        # A forked child's buffer is a private copy nobody reads: send it through the pipe,
+        # where the parent worker picks it up.
+        with contextlib.suppress(OSError):
+            os.write(1, text.encode("utf-8", "replace"))
+        return
+    if FD_OUTPUT is not None and STATE.children_may_write:
+        FD_OUTPUT.add(text)
+    else:
+        CAPTURE.add(text)
+    if STATE.running_user_code and CAPTURE.dropped > HARD_OUTPUT_CEILING:
+        raise OutputLimit(
+            f"the cell printed more than {HARD_OUTPUT_CEILING:,} characters and was stopped"
+        )
+
+
+class CaptureBinary(io.RawIOBase):
+    """``sys.stdout.buffer``: bytes written here are decoded and captured like text."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        raw = bytes(data)
+        _add_output(raw.decode("utf-8", "replace"))
+        return len(raw)
+
+
+class CaptureStream(io.TextIOBase):
+    """Replacement for sys.stdout / sys.stderr that captures into CAPTURE (in print order)."""
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self, name: str, fd: int) -> None:
+        super().__init__()
+        self.name = name
+        self._fd = fd
+        self._buffer = CaptureBinary()
+
+    @property
+    def buffer(self) -> CaptureBinary:
+        return self._buffer
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        # Code that passes sys.stdout to a subprocess gets the fd of the internal pipe,
+        # which is captured too.
+        return self._fd
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        _add_output(text)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+class FdOutput(threading.Thread):
+    """Captures what is written to fds 1 and 2 (an internal pipe), in print order.
+
+    Subprocesses and C code write to the pipe; ``print`` goes straight to CAPTURE. Each print
+    first pulls what is waiting in the pipe, under the same lock as the thread that drains the
+    pipe while the main thread is blocked (e.g. waiting for a subprocess that fills it), so
+    output lands in the order it was produced.
+    """
+
+    def __init__(self, read_fd: int) -> None:
+        super().__init__(name="mulligan-output", daemon=True)
+        os.set_blocking(read_fd, False)
+        self.read_fd = read_fd
+        # Re-entrant: a signal handler in user code may print while the main thread holds it.
+        self.lock = threading.RLock()
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.closed = False
+
+    def _pull_locked(self) -> None:
+        while not self.closed:
+            try:
+                chunk = os.read(self.read_fd, 65536)
+            except BlockingIOError:
+                return
+            except InterruptedError:
+                continue
+            except OSError:
+                self.closed = True
+                return
+            if not chunk:  # every write end is closed (model code closed fds 1 and 2)
+                self.closed = True
+                return
+            CAPTURE.add(self.decoder.decode(chunk))
+
+    def pull(self) -> None:
+        """Moves everything waiting in the pipe into CAPTURE."""
+        with self.lock:
+            self._pull_locked()
+
+    def add(self, text: str) -> None:
+        """Adds text printed by Python code after what subprocesses wrote before it."""
+        with self.lock:
+            self._pull_locked()
+            CAPTURE.add(text)
+
+    def run(self) -> None:
+        poller = select.poll()
+        poller.register(self.read_fd, select.POLLIN)
+        while not self.closed:
+            try:
+                poller.poll()
+            except InterruptedError:
+                continue
+            self.pull()
+
+
+FD_OUTPUT: FdOutput | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Time limit
+# ----------------------------------------------------------------------------------------------
+class Watchdog(threading.Thread):
+    """Interrupts the main thread (SIGINT -> KeyboardInterrupt) when a cell passes its deadline.
+
+    Started once at start-up: while a fork bomb holds the process limit, no new thread could be
+    started. The signal is re-sent every half second until the cell ends; code that swallows it
+    is killed by the parent a little later.
+    """
+
+    def __init__(self, main_ident: int) -> None:
+        super().__init__(name="mulligan-watchdog", daemon=True)
+        self.main_ident = main_ident
+        self.condition = threading.Condition()
+        self.deadline: float | None = None
+
+    def arm(self, timeout: float) -> None:
+        with self.condition:
+            STATE.timed_out = False
+            self.deadline = time.monotonic() + timeout
+            self.condition.notify()
+
+    def disarm(self) -> None:
+        with self.condition:
+            self.deadline = None
+            self.condition.notify()
+
+    def run(self) -> None:
+        with self.condition:
+            while True:
+                if self.deadline is None:
+                    self.condition.wait()
+                    continue
+                remaining = self.deadline - time.monotonic()
+                if remaining > 0:
+                    self.condition.wait(remaining)
+                    continue
+                if STATE.running_user_code:
+                    STATE.timed_out = True
+                    with contextlib.suppress(OSError):
+                        signal.pthread_kill(self.main_ident, signal.SIGINT)
+                self.deadline = time.monotonic() + 0.5
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    # Only user code is interrupted; a late signal during our own bookkeeping is ignored.
+    if STATE.running_user_code:
+        raise KeyboardInterrupt
+
+
+def _no_input(prompt: Any = "") -> str:
+    raise EOFError(
+        "input() is not available: this Python session has no stdin. "
+        "Put the values in the code instead."
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Running cells
+# ----------------------------------------------------------------------------------------------
+WORKER_FILENAME = "<mulligan-sandbox-worker>"
+
+
+def _is_user_file(filename: str) -> bool:
+    return filename.startswith("<cell ") or filename == "<program>"
+
+
+def _user_traceback(exc: BaseException) -> TracebackType | None:
+    """Drops the worker's own frames from the front of a traceback."""
+    tb = exc.__traceback__
+    while tb is not None and not _is_user_file(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    return tb
+
+
+def _without_worker_frames(report: traceback.TracebackException) -> None:
+    """Removes the worker's frames (e.g. the input() stub) from a report and its chain."""
+    seen: set[int] = set()
+    pending: list[traceback.TracebackException | None] = [report]
+    while pending:
+        item = pending.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        item.stack = traceback.StackSummary.from_list(
+            [frame for frame in item.stack if frame.filename != WORKER_FILENAME]
+        )
+        pending += [item.__cause__, item.__context__]
+
+
+def _format_exception(exc: BaseException) -> str:
+    tb = _user_traceback(exc)
+    if tb is None and isinstance(exc, SyntaxError):
+        # The cell itself did not compile: show the caret display, no traceback.
+        return "".join(traceback.format_exception_only(type(exc), exc))
+    report = traceback.TracebackException(type(exc), exc, tb, compact=True)
+    _without_worker_frames(report)
+    return "".join(report.format())
+
+
+def _run_code(code: CodeType, namespace: dict[str, Any]) -> Any:
+    if code.co_flags & CO_COROUTINE:
+        # Top-level ``await`` (allowed like in IPython): run the coroutine on a fresh loop.
+        import asyncio
+
+        return asyncio.run(eval(code, namespace))
+    return eval(code, namespace)
+
+
+class Runner:
+    """Runs cells in one persistent namespace, IPython-style."""
+
+    def __init__(self, fd_output: FdOutput, watchdog: Watchdog, memory_mb: int, cpu_s: int) -> None:
+        self.fd_output = fd_output
+        self.watchdog = watchdog
+        self.memory_mb = memory_mb
+        self.cpu_s = cpu_s
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+
+    def run(self, code: str, n: int, timeout: float, program: bool) -> dict[str, Any]:
+        CAPTURE.reset()
+        STATE.timed_out = False
+        filename = "<program>" if program else f"<cell {n}>"
+        # Registered so tracebacks can show the offending source lines.
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        sys.stdout, sys.stderr = STDOUT, STDERR
+        signal.signal(signal.SIGINT, _on_sigint)
+        error: str | None = None
+        exit_code = 0
+        shown = ""  # repr of a trailing expression's value
+        failure: BaseException | None = None
+        try:
+            body, last = self._compile(code, filename, program)
+        except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError) as exc:
+            failure = exc
+        else:
+            try:
+                # A program gets a fresh namespace; cells share the session's.
+                namespace = (
+                    {"__name__": "__main__", "__builtins__": builtins}
+                    if program
+                    else self.namespace
+                )
+                self.watchdog.arm(timeout)
+                STATE.running_user_code = True
+                try:
+                    _run_code(body, namespace)
+                    if last is not None:
+                        value = _run_code(last, namespace)
+                        if value is not None:
+                            namespace["_"] = value
+                            # Inside the time limit: repr() of a huge object can take long.
+                            shown = repr(value)
+                finally:
+                    STATE.running_user_code = False
+                    self.watchdog.disarm()
+            except BaseException as exc:
+                if os.getpid() != MAIN_PID:
+                    _child_exit(exc)
+                failure = exc
+            if os.getpid() != MAIN_PID:
+                _child_exit(None)
+        sys.stdout, sys.stderr = STDOUT, STDERR
+        self.fd_output.pull()
+        if failure is not None:
+            error, exit_code = self._report_failure(failure, timeout, program)
+        elif shown:
+            if CAPTURE.last_char != "\n":
+                CAPTURE.add("\n")
+            CAPTURE.add(f"Out[{n}]: {shown}\n")
+        output, truncated = CAPTURE.text()
+        CAPTURE.reset()
+        return {
+            "output": output,
+            "error": error,
+            "timed_out": STATE.timed_out and error == "Timeout",
+            "truncated": truncated,
+            "exit_code": exit_code,
+        }
+
+    def _compile(self, code: str, filename: str, program: bool) -> tuple[CodeType, CodeType | None]:
+        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        tree = ast.parse(code, filename, "exec")
+        last: CodeType | None = None
+        # A trailing expression is displayed like IPython's Out[n] (unless it ends with ';').
+        final = tree.body[-1] if tree.body else None
+        if not program and isinstance(final, ast.Expr) and not code.rstrip().endswith(";"):
+            tree.body.pop()
+            expression = ast.Expression(final.value)
+            last = compile(expression, filename, "eval", flags=flags, dont_inherit=True)
+        body = compile(tree, filename, "exec", flags=flags, dont_inherit=True)
+        return body, last
+
+    def _report_failure(
+        self, exc: BaseException, timeout: float, program: bool
+    ) -> tuple[str | None, int]:
+        """Adds the traceback (or a short note) to the output; returns (error, exit code)."""
+        if CAPTURE.last_char != "\n":
+            CAPTURE.add("\n")
+        if isinstance(exc, SystemExit):
+            code = exc.code
+            if code is None or code == 0:
+                return None, 0
+            CAPTURE.add(f"SystemExit: {code}\n")
+            return "SystemExit", code if isinstance(code, int) else 1
+        if isinstance(exc, KeyboardInterrupt) and STATE.timed_out:
+            CAPTURE.add(_format_exception(exc))
+            stopped = _stop_other_processes()
+            if program:
+                CAPTURE.add(f"Timeout: the program did not finish within {timeout:g} s.\n")
+            else:
+                CAPTURE.add(
+                    f"Timeout: the cell did not finish within {timeout:g} s and was "
+                    "interrupted. Variables, imports and definitions from earlier cells are "
+                    "kept.\n"
+                )
+            if stopped:
+                CAPTURE.add("Processes started from this session were stopped as well.\n")
+            return "Timeout", 1
+        try:
+            text = _format_exception(exc)
+        except BaseException:  # formatting can fail under memory pressure; say what we can
+            text = f"{type(exc).__name__}: (traceback unavailable)\n"
+        CAPTURE.add(text)
+        if isinstance(exc, MemoryError):
+            CAPTURE.add(f"(memory limit of this Python session: {self.memory_mb} MB)\n")
+        return type(exc).__name__, 1
+
+
+def _other_processes() -> list[int]:
+    """Live processes of this sandbox other than the worker (zombies excluded).
+
+    Those with the worker's uid where that uid or the PID namespace is the sandbox's own,
+    else those in the worker's session (processes that left it are out of reach).
+    """
+    me = os.getpid()
+    by_uid = bool(CONFIG.get("may_kill_all"))
+    uid, session = str(os.getuid()), str(os.getsid(0))
+    found = []
+    for name in os.listdir("/proc"):
+        # pid 1 is bubblewrap's init (kill(-1) spares it) or the host's init.
+        if not name.isdigit() or int(name) in (me, 1):
+            continue
+        try:
+            if by_uid:
+                with open(f"/proc/{name}/status") as file:
+                    lines = file.read().split("\n")
+                state = next((ln.split()[1] for ln in lines if ln.startswith("State:")), "?")
+                owner = next((ln.split()[1] for ln in lines if ln.startswith("Uid:")), "")
+                mine = owner == uid
+            else:
+                with open(f"/proc/{name}/stat") as file:
+                    text = file.read()
+                # After "pid (comm) ": state ppid pgrp session ...
+                fields = text[text.rfind(")") + 2 :].split()
+                state, mine = fields[0], fields[3] == session
+        except (OSError, IndexError):
+            continue
+        if mine and state not in ("Z", "X"):
+            found.append(int(name))
+    return found
+
+
+def _stop_other_processes() -> bool:
+    """Kills every other process of this sandbox (after a timeout); True if there were any."""
+    found = False
+    for _ in range(50):
+        others = _other_processes()
+        if not others:
+            break
+        found = True
+        if CONFIG.get("may_kill_all"):
+            # Atomic against a fork bomb; reaches only this sandbox (own PID namespace or uid).
+            with contextlib.suppress(OSError):
+                os.kill(-1, signal.SIGKILL)
+        else:
+            for pid in others:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        # Reap our own killed children so they stop counting against the process limit.
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        time.sleep(0.002)
+    return found
+
+
+def _child_exit(exc: BaseException | None) -> None:
+    """Ends a process forked by user code that ran off the end of the cell."""
+    if exc is not None and not isinstance(exc, SystemExit | KeyboardInterrupt):
+        with contextlib.suppress(BaseException):
+            _add_output(_format_exception(exc))
+    code = 0
+    if isinstance(exc, SystemExit):
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    elif exc is not None:
+        code = 1
+    os._exit(code)
+
+
+def _after_fork_in_child() -> None:
+    STATE.in_child = True
+    STATE.running_user_code = False
+
+
+# ----------------------------------------------------------------------------------------------
+# Start-up
+# ----------------------------------------------------------------------------------------------
+def _read_exact(fd: int, size: int) -> bytes | None:
+    chunks = bytearray()
+    while len(chunks) < size:
+        try:
+            chunk = os.read(fd, size - len(chunks))
+        except InterruptedError:
+            continue
+        if not chunk:
+            return None
+        chunks += chunk
+    return bytes(chunks)
+
+
+def _send(fd: int, message: dict[str, Any]) -> None:
+    data = json.dumps(message).encode("utf-8", "replace")
+    payload = struct.pack(">I", len(data)) + data
+    view = memoryview(payload)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except InterruptedError:
+            continue
+        view = view[written:]
+
+
+def _set_limit(kind: int, soft: int, hard: int | None = None) -> None:
+    hard = soft if hard is None else hard
+    _, current_hard = resource.getrlimit(kind)
+    if current_hard != resource.RLIM_INFINITY:
+        soft, hard = min(soft, current_hard), min(hard, current_hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(kind, (soft, hard))
+
+
+def _libc() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True)
+    except Exception:  # no ctypes / no libc: these hardening steps are best effort
+        return None
+
+
+def _setup(config: dict[str, Any]) -> tuple[int, int, list[str], bool]:
+    """Applies fds, limits and privilege drop. Returns (command fd, result fd, problems, netns)."""
+    problems: list[str] = []
+    command_fd = os.dup(0)
+    result_fd = os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 1)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    # Writing past RLIMIT_FSIZE should raise OSError in the cell, not kill the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    mb = 1024 * 1024
+    _set_limit(resource.RLIMIT_AS, config["memory_mb"] * mb)
+    _set_limit(resource.RLIMIT_CPU, config["cpu_s"], config["cpu_s"] + 1)
+    _set_limit(resource.RLIMIT_FSIZE, config["file_mb"] * mb)
+    _set_limit(resource.RLIMIT_CORE, 0)
+    _set_limit(resource.RLIMIT_NPROC, config["nproc"])
+    _set_limit(resource.RLIMIT_NOFILE, 1024)
+
+    libc = _libc()
+    net_isolated = False
+    if config.get("unshare_net") and libc is not None:
+        # Without bubblewrap a root worker can still leave the host's network namespace.
+        clone_newnet = 0x40000000
+        net_isolated = libc.unshare(clone_newnet) == 0
+    uid, gid = config.get("uid"), config.get("gid")
+    if uid is not None and gid is not None:
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        if os.getuid() != uid or os.geteuid() != uid:
+            raise RuntimeError("could not drop privileges")
+    if libc is not None:
+        pr_set_pdeathsig, pr_set_no_new_privs, pr_set_child_subreaper = 1, 38, 36
+        libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0)
+        if config.get("subreaper"):
+            # Orphans of model code become our children (bubblewrap's init does this inside
+            # its namespace), so after a timeout we can reap what we killed: zombies would
+            # otherwise keep counting against the process limit until the host's init reaps.
+            libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+        # Die with the parent (after the uid change, which clears this setting).
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    parent = config.get("parent_pid")
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)  # the parent died before the death signal was armed
+
+    scratch = config["scratch"]
+    os.chdir(scratch)
+    sys.path.insert(0, scratch)
+    for entry in sys.path[1:]:
+        if os.path.isdir(entry) and not os.access(entry, os.R_OK | os.X_OK):
+            problems.append(f"not readable after the privilege drop: {entry}")
+    if config.get("probe"):
+        try:
+            import decimal  # noqa: F401 - loads an extension module from the standard library
+        except Exception as exc:
+            problems.append(f"importing the standard library failed: {exc!r}")
+    global DRAIN_FD
+    DRAIN_FD = read_end
+    return command_fd, result_fd, problems, net_isolated
+
+
+DRAIN_FD = -1
+CONFIG: dict[str, Any] = {}
+
+
+def _fd_text(fd: int) -> io.TextIOWrapper:
+    raw = os.fdopen(fd, "wb", closefd=False)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", write_through=True)
+
+
+STDOUT: CaptureStream
+STDERR: CaptureStream
+
+
+def main() -> None:
+    global CAPTURE, STDOUT, STDERR
+    config = json.loads(sys.argv[1])
+    CONFIG.update(config)
+    command_fd, result_fd, problems, net_isolated = _setup(config)
+    CAPTURE = CappedText(int(config["output_bytes"]))
+    STDOUT, STDERR = CaptureStream("<stdout>", 1), CaptureStream("<stderr>", 2)
+    sys.stdout, sys.stderr = STDOUT, STDERR
+    # The original streams write to the captured internal pipe as well.
+    sys.__stdout__ = _fd_text(1)  # type: ignore[misc]
+    sys.__stderr__ = _fd_text(2)  # type: ignore[misc]
+    sys.stdin = io.StringIO("")  # fd 0 is /dev/null as well
+    builtins.input = _no_input
+    # Python >= 3.12 warns on fork() in a threaded process; ours has two helper threads that
+    # hold no locks a child needs, so the warning would only confuse the model.
+    warnings.filterwarnings("ignore", message=r".*multi-threaded, use of fork\(\)")
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+    sys.addaudithook(_audit)
+
+    global FD_OUTPUT
+    FD_OUTPUT = FdOutput(DRAIN_FD)
+    FD_OUTPUT.start()
+    watchdog = Watchdog(threading.get_ident())
+    watchdog.start()
+    _send(
+        result_fd,
+        {
+            "ready": True,
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "problems": problems,
+            "net_isolated": net_isolated,
+        },
+    )
+    if config.get("probe"):
+        os._exit(0)
+    runner = Runner(FD_OUTPUT, watchdog, int(config["memory_mb"]), int(config["cpu_s"]))
+    while True:
+        header = _read_exact(command_fd, 4)
+        if header is None:
+            os._exit(0)
+        (size,) = struct.unpack(">I", header)
+        payload = _read_exact(command_fd, size)
+        if payload is None:
+            os._exit(0)
+        command = json.loads(payload.decode("utf-8"))
+        try:
+            reply = runner.run(
+                command["code"], int(command["n"]), float(command["timeout"]), command["program"]
+            )
+        except BaseException as exc:  # our own bookkeeping failed (e.g. memory): still answer
+            reply = {
+                "output": f"{type(exc).__name__} while running the cell",
+                "error": type(exc).__name__,
+                "timed_out": False,
+                "truncated": False,
+                "exit_code": 1,
+            }
+        _send(result_fd, reply)
+
+
+if __name__ == "__main__":
+    main()
