@@ -6,8 +6,8 @@ Usage::
         [--threads N] [--prompt-tokens 512] [--decode-tokens 128] [--repeats 3]
 
 Per model it reports load time, prefill tokens/s (a fresh prompt of ``--prompt-tokens`` tokens
-evaluated from an empty KV cache), decode tokens/s (greedy, one token at a time, ignoring EOS so
-every run decodes the same number of tokens), and one end-to-end ``LocalModel.generate`` call, the
+evaluated from an empty KV cache), decode tokens/s (greedy, through llama-cpp's own token generator,
+ignoring EOS so every run decodes the same number of tokens), and one end-to-end ``LocalModel.generate`` call, the
 path the episode loop uses. Each figure is the median of ``--repeats`` runs.
 """
 
@@ -20,7 +20,7 @@ import time
 
 from mulligan.events import Message
 from mulligan.models.base import GenerateParams
-from mulligan.models.local import LocalModel, default_threads
+from mulligan.models.local import LocalModel, default_threads, run_in_llama_thread
 
 FILLER = (
     "def is_prime(n):\n    if n < 2:\n        return False\n    for d in range(2, int(n ** 0.5) + 1):\n"
@@ -28,7 +28,9 @@ FILLER = (
 )
 
 
-def measure(name: str, *, threads: int, prompt_tokens: int, decode_tokens: int, repeats: int) -> None:
+def measure(
+    name: str, *, threads: int, prompt_tokens: int, decode_tokens: int, repeats: int
+) -> None:
     """Print load, prefill, decode and end-to-end figures for one model."""
     model = LocalModel.from_name(name, n_threads=threads, n_ctx=4096)
     start = time.perf_counter()
@@ -37,23 +39,34 @@ def measure(name: str, *, threads: int, prompt_tokens: int, decode_tokens: int, 
     llm = model._llm  # the benchmark times raw llama.cpp, below the chat layer
     assert llm is not None
 
-    base = llm.tokenize((FILLER * 200).encode(), add_bos=False)
-    prefill: list[float] = []
-    decode: list[float] = []
-    for r in range(repeats):
-        # A different first token each repeat, so no KV prefix is reused.
-        prompt = llm.tokenize(f"# run {r}\n".encode(), add_bos=False) + base
-        prompt = prompt[:prompt_tokens]
+    def raw_speeds() -> tuple[list[float], list[float]]:
+        assert llm is not None
+        base = llm.tokenize((FILLER * 200).encode(), add_bos=False)
+        prefill: list[float] = []
+        decode: list[float] = []
+        for r in range(repeats):
+            # A different first token each repeat, so no KV prefix is reused.
+            prompt = llm.tokenize(f"# run {r}\n".encode(), add_bos=False) + base
+            prompt = prompt[:prompt_tokens]
+            llm.reset()
+            # llama-cpp's own generator (the one create_chat_completion drives), greedy; it does
+            # not stop at EOS, so every repeat decodes exactly decode_tokens tokens. The first
+            # token arrives after the prefill; the rest are pure decode steps.
+            tokens = llm.generate(prompt, temp=0.0, top_k=0, top_p=1.0, min_p=0.0, reset=True)
+            start = time.perf_counter()
+            next(tokens)
+            first = time.perf_counter()
+            prefill.append(len(prompt) / (first - start))
+            for _ in range(decode_tokens):
+                next(tokens)
+            decode.append(decode_tokens / (time.perf_counter() - first))
+            tokens.close()
         llm.reset()
-        start = time.perf_counter()
-        llm.eval(prompt)
-        prefill.append(len(prompt) / (time.perf_counter() - start))
+        return prefill, decode
 
-        start = time.perf_counter()
-        for _ in range(decode_tokens):
-            token = llm.sample(temp=0.0)
-            llm.eval([token])
-        decode.append(decode_tokens / (time.perf_counter() - start))
+    # On the llama thread, like every llama.cpp call (calling from a second live thread would
+    # itself slow llama.cpp down; see mulligan.models.local).
+    prefill, decode = run_in_llama_thread(raw_speeds)
 
     # End to end: chat template, tokenisation, sampling, detokenisation, worker thread.
     messages = [
@@ -61,7 +74,6 @@ def measure(name: str, *, threads: int, prompt_tokens: int, decode_tokens: int, 
         Message(role="user", content="Write a function is_prime(n) and explain it briefly."),
     ]
     params = GenerateParams(max_tokens=decode_tokens, temperature=0.0)
-    llm.reset()
     completion = asyncio.run(model.generate(messages, params))
     e2e = (completion.prompt_tokens + completion.completion_tokens) / completion.latency_s
     asyncio.run(model.aclose())

@@ -16,7 +16,11 @@ Parallelism comes from ``n_threads`` inside a call, not from overlapping calls.
 Prompt caching: llama-cpp-python keeps the previous call's tokens in the KV cache and only
 evaluates the part of a new prompt after the longest common prefix. A multi-turn episode whose
 next prompt extends the last one therefore pays prefill only for the new turn, as long as no
-other conversation ran in between. We never reset the context, to keep that benefit.
+other conversation ran in between. The price: llama.cpp's arithmetic depends on how tokens were
+batched, so the same prompt can give a different greedy reply when part of it came from the
+cache (seen with SmolLM2 after ~200 tokens). Outputs are still a deterministic function of the
+sequence of calls, but not of each call alone; ``reuse_prefix=False`` re-evaluates every prompt
+from scratch and makes each call reproducible on its own.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import jinja2
 
 from mulligan.events import Message
 from mulligan.models.base import (
@@ -132,17 +138,25 @@ class LocalModel:
     """A chat model run in-process by llama.cpp.
 
     Args:
-        path: a GGUF file (registry names go through :meth:`from_name`).
+        path: a GGUF file. Give either ``path`` or ``embedded`` (:meth:`from_name` picks).
+        embedded: a registry name (:data:`~mulligan.models.weights.EMBEDDED_MODELS`) whose file is
+            resolved (joined once, verified) when the model loads, off the event loop.
         name: the name reported in completions (default ``local/<path>``).
         n_ctx: context window in tokens (prompt + reply), rounded up to a multiple of 256 as
             llama.cpp does. 4096 keeps memory small; Qwen2.5 allows 32768 at a higher KV-cache
             cost.
-        n_threads: CPU threads per call (default: :func:`default_threads`).
+        n_threads: CPU threads per call (default: :func:`default_threads`). llama.cpp's threads
+            wait for each other at every layer, so they must not compete with other busy
+            processes: on 2 cores with one busy process beside it, 2 threads fell to 1-5 tok/s
+            while 1 thread kept 45-50 (SmolLM2). Use fewer threads than cores where sandboxes or
+            other models run heavy code at the same time.
         n_batch: prompt tokens evaluated per batch during prefill.
         min_reply_tokens: raise :class:`ContextWindowExceeded` when fewer tokens than this (or than
             ``params.max_tokens``, if smaller) remain for the reply; a reply cut to a handful of
             tokens is wasted turn.
         chat_template: a Jinja chat template overriding the one stored in the GGUF file.
+        reuse_prefix: reuse the KV cache of the previous call for a shared prompt prefix (fast
+            multi-turn); False makes every call bit-reproducible on its own (module docstring).
 
     The model loads on first use (or on :meth:`load`), once, whatever the number of callers.
     """
@@ -157,16 +171,16 @@ class LocalModel:
         n_batch: int = 512,
         min_reply_tokens: int = 16,
         chat_template: str | None = None,
-        _weights: str | None = None,
+        reuse_prefix: bool = True,
+        embedded: str | None = None,
     ) -> None:
-        if path is None and _weights is None:
-            raise ValueError("LocalModel needs a GGUF path; use LocalModel.from_name for names")
+        if (path is None) == (embedded is None):
+            raise ValueError("LocalModel needs exactly one of path= and embedded=")
         if n_ctx < 16:
             raise ValueError(f"n_ctx must be at least 16, got {n_ctx}")
         self._path = Path(path) if path is not None else None
-        # A registry name whose file is resolved (joined, verified) at load time, off the loop.
-        self._weights = _weights
-        self.name = name or (LOCAL_PREFIX + str(self._path))
+        self._embedded = embedded
+        self.name = name or LOCAL_PREFIX + (embedded or str(self._path))
         # llama.cpp pads the context to a multiple of 256 while llama-cpp-python sizes its token
         # buffer with the unpadded value; a prompt longer than that buffer then fails inside the
         # library. Padding ourselves keeps the two equal (and the window is what we report).
@@ -175,6 +189,7 @@ class LocalModel:
         self.n_batch = n_batch
         self.min_reply_tokens = max(1, min_reply_tokens)
         self._chat_template = chat_template
+        self.reuse_prefix = reuse_prefix
         self._llm: Llama | None = None
         self._formatter: Jinja2ChatFormatter | None = None
 
@@ -188,6 +203,7 @@ class LocalModel:
         n_batch: int = 512,
         min_reply_tokens: int = 16,
         chat_template: str | None = None,
+        reuse_prefix: bool = True,
     ) -> LocalModel:
         """A model from ``local/<registry name>`` or ``local/<path>.gguf``.
 
@@ -204,6 +220,7 @@ class LocalModel:
             "n_batch": n_batch,
             "min_reply_tokens": min_reply_tokens,
             "chat_template": chat_template,
+            "reuse_prefix": reuse_prefix,
         }
         path = local_gguf_path(name)
         if path is not None:
@@ -211,7 +228,7 @@ class LocalModel:
             return cls(resolved, name=LOCAL_PREFIX + str(resolved), **kwargs)
         model = get_embedded(name)
         locate_parts(model)  # raises WeightsMissing early, with the install command
-        return cls(name=LOCAL_PREFIX + model.name, _weights=model.name, **kwargs)
+        return cls(embedded=model.name, **kwargs)
 
     # ------------------------------------------------------------------------------ loading
 
@@ -243,8 +260,8 @@ class LocalModel:
         llama_cls = _import_llama()
         path = self._path
         if path is None:
-            assert self._weights is not None
-            path = self._path = ensure_weights(self._weights)
+            assert self._embedded is not None
+            path = self._path = ensure_weights(self._embedded)
         try:
             llm = llama_cls(
                 model_path=str(path),
@@ -290,7 +307,13 @@ class LocalModel:
     def _prompt_tokens(self, llm: Llama, messages: list[Message]) -> list[int]:
         # Mirrors llama_cpp.llama_chat_format.chat_formatter_to_chat_completion_handler.
         assert self._formatter is not None, "set when the model loads"
-        rendered = self._formatter(messages=_as_dicts(messages))
+        try:
+            rendered = self._formatter(messages=_as_dicts(messages))
+        except (
+            jinja2.TemplateError,
+            ValueError,
+        ) as e:  # the template's raise_exception: ValueError
+            raise ModelError(f"{self.name}: the chat template rejected the messages: {e}") from e
         return llm.tokenize(
             rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
         )
@@ -322,6 +345,8 @@ class LocalModel:
                 f"{n_ctx}-token context window for the reply "
                 f"(need {min(params.max_tokens, self.min_reply_tokens)})"
             )
+        if not self.reuse_prefix:
+            llm.reset()  # forget the cached tokens: the whole prompt is evaluated again
         start = time.perf_counter()
         try:
             response: Any = llm.create_chat_completion(
