@@ -67,7 +67,17 @@ def run(
     feedback_model: Annotated[
         str | None, typer.Option(help="model for llm/critic/checklist feedback")
     ] = None,
-    temperature: Annotated[float | None, typer.Option()] = None,
+    temperature: Annotated[float | None, typer.Option(help="policy sampling temperature")] = None,
+    temperature_step: Annotated[
+        float | None, typer.Option(help="friction mitigation: raise temperature by this per turn")
+    ] = None,
+    reject_repeats: Annotated[
+        bool | None,
+        typer.Option(
+            "--reject-repeats/--allow-repeats",
+            help="friction mitigation: refuse a proposal that repeats a wrong answer",
+        ),
+    ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="max tokens per model turn")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     concurrency: Annotated[int | None, typer.Option(help="episodes in flight")] = None,
@@ -102,6 +112,8 @@ def run(
         "feedback": feedback,
         "feedback_model": feedback_model,
         "temperature": temperature,
+        "temperature_step": temperature_step,
+        "reject_repeats": reject_repeats,
         "max_tokens": max_tokens,
         "seed": seed,
         "concurrency": concurrency,

@@ -50,6 +50,13 @@ class RunConfig(BaseModel):
     cell_timeout_s: float = Field(default=10.0, gt=0)
     memory_mb: int = Field(default=1024, ge=64)
     in_context_example: bool = True
+    temperature_step: float = Field(
+        default=0.0, ge=0.0, le=2.0, description="progressive temperature: added per turn"
+    )
+    temperature_max: float = Field(default=1.0, ge=0.0, le=2.0)
+    reject_repeats: bool = Field(
+        default=False, description="refuse proposals that repeat an earlier wrong answer"
+    )
     cache: Literal["auto", "on", "read", "write", "off"] = Field(
         default="auto",
         description="response cache: auto = on for temperature 0, off otherwise",
@@ -101,6 +108,9 @@ class RunConfig(BaseModel):
             max_proposals=self.proposals,
             cell_timeout_s=self.cell_timeout_s,
             in_context_example=self.in_context_example,
+            temperature_step=self.temperature_step,
+            temperature_max=self.temperature_max,
+            reject_repeats=self.reject_repeats,
         )
 
     def result_fields(self) -> dict[str, Any]:

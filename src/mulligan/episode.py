@@ -28,13 +28,20 @@ from mulligan.events import (
     utcnow,
 )
 from mulligan.feedback.base import FeedbackContext, FeedbackProvider
+from mulligan.metrics.dynamics import normalize_answer
 from mulligan.models.base import (
     CallContext,
     ContextWindowExceeded,
     GenerateParams,
     Model,
 )
-from mulligan.prompts import NO_OUTPUT, WRONG_ACTION, countdown, render_mint_prompt
+from mulligan.prompts import (
+    NO_OUTPUT,
+    REPEATED_ANSWER,
+    WRONG_ACTION,
+    countdown,
+    render_mint_prompt,
+)
 from mulligan.tasks.base import Checker, CodeRunner, Task
 
 
@@ -48,6 +55,26 @@ class EpisodeLimits(BaseModel):
     cell_timeout_s: float = Field(default=10.0, gt=0, description="wall time per code cell")
     check_timeout_s: float = Field(default=10.0, gt=0, description="wall time per unit-test run")
     in_context_example: bool = True
+    # Friction mitigations (Feedback Friction, Jiang et al. 2025): off by default.
+    temperature_step: float = Field(
+        default=0.0, ge=0.0, le=2.0, description="added to the policy's temperature each turn"
+    )
+    temperature_max: float = Field(default=1.0, ge=0.0, le=2.0)
+    reject_repeats: bool = Field(
+        default=False,
+        description="a proposal repeating an earlier wrong answer is refused without using a "
+        "proposal; the model is told it already tried that",
+    )
+
+    def params_for_turn(self, params: GenerateParams, turn: int) -> GenerateParams:
+        """Progressive temperature: ``min(temperature_max, t0 + step * (turn - 1))``, with a
+        per-turn seed so raised temperatures actually sample something new."""
+        if self.temperature_step == 0.0:
+            return params
+        raised = min(self.temperature_max, params.temperature + self.temperature_step * (turn - 1))
+        return params.model_copy(
+            update={"temperature": max(raised, params.temperature), "seed": params.seed + turn - 1}
+        )
 
 
 class CellOutput(Protocol):
@@ -135,11 +162,13 @@ async def _drive(
     async with AsyncExitStack() as stack:
         repl: ReplSession | None = None
         proposals = 0
+        wrong_answers: dict[str, int] = {}  # normalised wrong answer -> its proposal number
         for turn in range(1, limits.max_turns + 1):
             episode.turns_used = turn
+            turn_params = limits.params_for_turn(params, turn)
             try:
                 completion = await policy.generate(
-                    messages, params, CallContext(task=task, turn=turn, epoch=epoch)
+                    messages, turn_params, CallContext(task=task, turn=turn, epoch=epoch)
                 )
             except ContextWindowExceeded as exc:
                 episode.turns_used = turn - 1
@@ -158,23 +187,36 @@ async def _drive(
                     finish_reason=completion.finish_reason,
                     cost_usd=completion.cost_usd,
                     cached=completion.cached,
+                    temperature=turn_params.temperature,
                 )
             )
             parsed = parse_action(completion.text)
             messages.append(Message(role="assistant", content=parsed.reply))
+            repeat_of = (
+                wrong_answers.get(normalize_answer(parsed.content))
+                if limits.reject_repeats and parsed.kind == "solution"
+                else None
+            )
             action = ActionEvent(
                 turn=turn,
                 kind=parsed.kind,
                 content=parsed.content,
                 thought=parsed.thought,
                 raw=completion.text,
-                proposal=proposals + 1 if parsed.kind == "solution" else None,
+                proposal=proposals + 1 if parsed.kind == "solution" and not repeat_of else None,
+                repeat_of=repeat_of,
             )
             episode.events.append(action)
 
             verdict: VerdictEvent | None = None
             observation: str | None = None
-            if parsed.kind == "solution":
+            if repeat_of is not None:
+                # Refused before judging: it was judged wrong already, and costs no proposal.
+                observation = REPEATED_ANSWER.format(proposal=repeat_of)
+                episode.events.append(
+                    ObservationEvent(turn=turn, source="environment", content=observation)
+                )
+            elif parsed.kind == "solution":
                 proposals += 1
                 episode.proposals_used = proposals
                 result = await checker.check(parsed.content, task, sandboxes)
@@ -193,6 +235,7 @@ async def _drive(
                     episode.success_turn = turn
                     episode.terminate_reason = "solved"
                     break
+                wrong_answers.setdefault(normalize_answer(parsed.content), proposals)
             elif parsed.kind == "execute":
                 if repl is None:
                     repl = await stack.enter_async_context(sandboxes.session())

@@ -70,6 +70,7 @@ class ModelCallEvent(_Event):
     finish_reason: str = "stop"
     cost_usd: float = 0.0
     cached: bool = False
+    temperature: float | None = Field(default=None, description="sampling temperature used")
 
 
 class ActionEvent(_Event):
@@ -81,6 +82,9 @@ class ActionEvent(_Event):
     thought: str | None = None
     raw: str = Field(description="the full model reply the action was parsed from")
     proposal: int | None = Field(default=None, description="1-based proposal index (solutions)")
+    repeat_of: int | None = Field(
+        default=None, description="refused: repeats the wrong answer of this proposal"
+    )
 
 
 class ObservationEvent(_Event):

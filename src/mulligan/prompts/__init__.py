@@ -26,6 +26,11 @@ WRONG_ACTION = (
     "For example: The answer to the question is <solution> 42 </solution>."
 )
 
+REPEATED_ANSWER = (
+    "You already proposed this answer (proposal {proposal}) and it was not accepted. "
+    "This attempt does not count as a proposal; propose a different answer."
+)
+
 
 def countdown(turns_left: int, proposals_left: int) -> str:
     """MINT's count-down line appended to each observation."""
