@@ -56,12 +56,20 @@ def _replay(rest: str, base_url: str | None = None) -> Model:
         raise UnknownModelError(str(e)) from e
 
 
+def _vllm(rest: str, base_url: str | None = None) -> Model:
+    # vLLM is imported on first use, so naming the model costs nothing on machines without it.
+    from mulligan.models.vllm_offline import VLLMModel
+
+    return VLLMModel(rest)
+
+
 PROVIDERS: dict[str, Callable[[str, str | None], Model]] = {
     "scripted": _scripted,
     "local": _local,
     "openai": _openai,
     "openai-compatible": _openai_compatible,
     "replay": _replay,
+    "vllm": _vllm,
 }
 
 
