@@ -28,11 +28,13 @@ test: venv
 
 # The main job on the embedded default: Qwen2.5-Coder-0.5B on a HumanEval slice, k=5.
 # --resume makes a second `make demo` reuse the finished episodes instead of failing.
+# Concurrency 1: llama.cpp reuses the KV cache of the previous call's prefix, which only
+# helps when consecutive calls continue the same conversation.
 DEMO_LIMIT ?= 8
 demo: venv
 	bash scripts/install_models.sh $(PY) default
 	$(VENV)/bin/mulligan run --suite humaneval --limit $(DEMO_LIMIT) --turns 5 --proposals 2 \
-		--model local/qwen2.5-coder-0.5b --concurrency 2 --out .demo/humaneval-k5 --resume
+		--model local/qwen2.5-coder-0.5b --concurrency 1 --out .demo/humaneval-k5 --resume
 	$(VENV)/bin/mulligan report .demo/humaneval-k5
 
 clean:

@@ -67,6 +67,15 @@ def run(
     feedback_model: Annotated[
         str | None, typer.Option(help="model for llm/critic/checklist feedback")
     ] = None,
+    feedback_temperature: Annotated[
+        float | None, typer.Option(help="feedback model's temperature")
+    ] = None,
+    feedback_max_tokens: Annotated[
+        int | None, typer.Option(help="feedback model's max tokens per call")
+    ] = None,
+    feedback_concurrency: Annotated[
+        int | None, typer.Option(help="feedback-model calls in flight")
+    ] = None,
     temperature: Annotated[float | None, typer.Option(help="policy sampling temperature")] = None,
     temperature_step: Annotated[
         float | None, typer.Option(help="friction mitigation: raise temperature by this per turn")
@@ -111,6 +120,9 @@ def run(
         "epochs": epochs,
         "feedback": feedback,
         "feedback_model": feedback_model,
+        "feedback_temperature": feedback_temperature,
+        "feedback_max_tokens": feedback_max_tokens,
+        "feedback_concurrency": feedback_concurrency,
         "temperature": temperature,
         "temperature_step": temperature_step,
         "reject_repeats": reject_repeats,

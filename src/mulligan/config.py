@@ -17,7 +17,14 @@ from mulligan.models.base import GenerateParams
 SuiteName = Literal["mint", "humaneval"]
 
 # Fields that do not change results: excluded from the config hash so resume can vary them.
-_OPERATIONAL = {"out", "concurrency", "sandbox_pool", "cache", "base_url"}
+_OPERATIONAL = {
+    "out",
+    "concurrency",
+    "sandbox_pool",
+    "cache",
+    "base_url",
+    "feedback_concurrency",
+}
 
 
 class ConfigError(Exception):
@@ -42,6 +49,13 @@ class RunConfig(BaseModel):
     feedback: str = Field(default="none", description="feedback spec, see `mulligan feedback list`")
     feedback_model: str | None = Field(
         default=None, description="model for llm/critic/checklist feedback, provider/model"
+    )
+    feedback_temperature: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="feedback role's temperature (provider default 0)"
+    )
+    feedback_max_tokens: int | None = Field(default=None, ge=1)
+    feedback_concurrency: int | None = Field(
+        default=None, ge=1, description="feedback-model calls in flight (default: unlimited)"
     )
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)

@@ -28,6 +28,7 @@ from mulligan.episode import SandboxProvider, failed_episode, run_episode
 from mulligan.events import Episode, EpisodeKey
 from mulligan.feedback import feedback_needs, get_feedback, template_versions
 from mulligan.models import CachedModel, Model, get_model
+from mulligan.models.roles import RoleModel
 from mulligan.prompts import example_name, template_hash
 from mulligan.store import RunStore
 from mulligan.tasks import Task, default_data_dir, get_checker, load_tasks
@@ -132,9 +133,20 @@ def _feedback_model(config: RunConfig, policy: Model, given: Model | None) -> Mo
             f"feedback {config.feedback!r} needs a feedback model: pass --feedback-model "
             "provider/model (e.g. local/qwen2.5-coder-1.5b)"
         )
-    if config.feedback_model == config.model:
-        return policy
-    return _cached(get_model(config.feedback_model, base_url=config.base_url), config)
+    inner = (
+        policy
+        if config.feedback_model == config.model
+        else _cached(get_model(config.feedback_model, base_url=config.base_url), config)
+    )
+    return RoleModel(
+        inner,
+        "feedback",
+        overrides={
+            "temperature": config.feedback_temperature,
+            "max_tokens": config.feedback_max_tokens,
+        },
+        max_concurrency=config.feedback_concurrency,
+    )
 
 
 # Backends whose answers are already deterministic and free: caching them gains nothing.
@@ -196,7 +208,11 @@ async def execute_run(
     async with AsyncExitStack() as stack:
         if own_model:
             stack.push_async_callback(policy.aclose)
-        if feedback_model is not None and feedback_model is not policy and own_feedback_model:
+        if (
+            own_feedback_model
+            and isinstance(feedback_model, RoleModel)
+            and feedback_model.inner is not policy
+        ):
             stack.push_async_callback(feedback_model.aclose)
         store = stack.enter_context(RunStore(config.out))
         existing = store.run()

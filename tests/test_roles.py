@@ -1,0 +1,100 @@
+"""Model roles: per-role sampling settings, concurrency limits, and feedback calls recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from mulligan.config import ConfigError, RunConfig
+from mulligan.engine import execute_run
+from mulligan.events import Message
+from mulligan.models import CallContext, Completion, GenerateParams
+from mulligan.models.roles import RoleModel
+from mulligan.store import RunStore
+
+
+class SlowEcho:
+    """Records parameters and peak concurrency; answers with a fixed critique."""
+
+    def __init__(self) -> None:
+        self.name = "test/critic"
+        self.params: list[GenerateParams] = []
+        self.in_flight = 0
+        self.peak = 0
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        self.params.append(params)
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+        return Completion(
+            text="Check your arithmetic in the last step.",
+            model=self.name,
+            prompt_tokens=10,
+            completion_tokens=7,
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_role_overrides_and_concurrency() -> None:
+    inner = SlowEcho()
+    role = RoleModel(
+        inner, "feedback", overrides={"temperature": 0.7, "max_tokens": None}, max_concurrency=2
+    )
+    params = GenerateParams(temperature=0.0, max_tokens=99, seed=5)
+    await asyncio.gather(*(role.generate([], params) for _ in range(6)))
+    assert {p.temperature for p in inner.params} == {0.7}
+    assert {p.max_tokens for p in inner.params} == {99} and {p.seed for p in inner.params} == {5}
+    assert inner.peak == 2 and role.calls == 6
+    with pytest.raises(ValueError, match="seed"):
+        RoleModel(inner, "feedback", overrides={"seed": 1})
+
+
+async def test_llm_feedback_needs_a_feedback_model(tmp_path: Path, mint_dir: Path) -> None:
+    cfg = RunConfig(
+        suite="mint",
+        tasks=("gsm8k",),
+        data_dir=mint_dir,
+        limit=1,
+        model="scripted/wrong",
+        feedback="llm",
+        out=tmp_path / "r",
+    )
+    with pytest.raises(ConfigError, match="--feedback-model"):
+        await execute_run(cfg)
+    assert not (tmp_path / "r").exists()  # nothing written for a run that cannot start
+
+
+async def test_feedback_calls_are_recorded_with_their_role(
+    tmp_path: Path, mint_dir: Path, sandboxes: object
+) -> None:
+    cfg = RunConfig(
+        suite="mint",
+        tasks=("gsm8k",),
+        data_dir=mint_dir,
+        limit=2,
+        turns=3,
+        model="scripted/wrong",
+        feedback="binary+llm:no-reference",
+        out=tmp_path / "r",
+    )
+    critic = SlowEcho()
+    await execute_run(cfg, feedback_model=critic, sandboxes=sandboxes)  # type: ignore[arg-type]
+    with RunStore.open_existing(cfg.out) as store:
+        episodes = list(store.episodes())
+    for episode in episodes:
+        calls = [e for e in episode.events if e.type == "model_call"]
+        assert {c.role for c in calls} == {"policy", "feedback"}  # type: ignore[union-attr]
+        feedback = [e for e in episode.events if e.type == "feedback"]
+        kinds = [f.kind for f in feedback]  # type: ignore[union-attr]
+        assert kinds[:2] == ["binary", "textual"]  # composition order is kept
+        llm = feedback[1]
+        assert llm.source == "model:test/critic" and not llm.saw_reference  # type: ignore[union-attr]
+        assert llm.template_hash  # type: ignore[union-attr]
