@@ -188,6 +188,7 @@ def run(
         err_console.print(f"  [yellow]failed[/] {escape(line)}", highlight=False, soft_wrap=True)
     with RunStore.open_existing(cfg.out) as store:
         _print_tables(success_tables(store.episodes(with_events=False)), str(cfg.out))
+        _print_usage(_usage(store))
 
 
 @app.command()
@@ -217,10 +218,50 @@ def report(
         raise _fail(str(exc)) from exc
     with store:
         tables = success_tables(store.episodes(with_events=False))
+        usage = _usage(store)
     if format == "json":
-        print(json.dumps(tables, indent=2))
+        print(json.dumps({**tables, "usage": usage}, indent=2))
     else:
         _print_tables(tables, str(run_dir))
+        _print_usage(usage)
+
+
+def _usage(store: Any) -> dict[str, Any]:
+    """Tokens, seconds and dollars by model role, and per solved task."""
+    from mulligan.metrics import cost_per_solved
+
+    cost = cost_per_solved(store.episodes())
+    return {
+        "episodes": cost.episodes,
+        "solved": cost.solved,
+        "by_role": {role: dict(totals) for role, totals in cost.by_role.items()},
+        "tokens_per_solved": cost.tokens_per_solved.value,
+        "seconds_per_solved": cost.seconds_per_solved.value,
+        "usd_per_solved": cost.usd_per_solved.value,
+    }
+
+
+def _print_usage(usage: dict[str, Any]) -> None:
+    if not usage["by_role"]:
+        return
+    table = Table(title="Model usage by role")
+    for col in ("role", "calls", "prompt tokens", "completion tokens", "model seconds", "cost"):
+        table.add_column(col, justify="left" if col == "role" else "right")
+    for role, row in usage["by_role"].items():
+        table.add_row(
+            role,
+            f"{row['calls']:,}",
+            f"{row['prompt_tokens']:,}",
+            f"{row['completion_tokens']:,}",
+            f"{row['latency_s']:,.1f}",
+            f"${row['cost_usd']:,.4f}",
+        )
+    console.print(table)
+    if usage["solved"]:
+        console.print(
+            f"per solved task: {usage['tokens_per_solved']:,.0f} tokens, "
+            f"{usage['seconds_per_solved']:,.1f} model seconds, ${usage['usd_per_solved']:,.4f}"
+        )
 
 
 def _report_mint_leaderboard(root: Path, format: str) -> None:
