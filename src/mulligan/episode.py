@@ -21,7 +21,6 @@ from mulligan.events import (
     ErrorEvent,
     FeedbackEvent,
     Message,
-    ModelCallEvent,
     ObservationEvent,
     PromptEvent,
     VerdictEvent,
@@ -175,21 +174,7 @@ async def _drive(
                 episode.events.append(ErrorEvent(turn=turn, where="policy", message=str(exc)))
                 episode.terminate_reason = "context_exhausted"
                 break
-            episode.events.append(
-                ModelCallEvent(
-                    turn=turn,
-                    role="policy",
-                    model=completion.model,
-                    output=completion.text,
-                    prompt_tokens=completion.prompt_tokens,
-                    completion_tokens=completion.completion_tokens,
-                    latency_s=completion.latency_s,
-                    finish_reason=completion.finish_reason,
-                    cost_usd=completion.cost_usd,
-                    cached=completion.cached,
-                    temperature=turn_params.temperature,
-                )
-            )
+            episode.events.append(completion.to_event(turn, "policy", turn_params.temperature))
             parsed = parse_action(completion.text)
             messages.append(Message(role="assistant", content=parsed.reply))
             repeat_of = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mulligan.events import FeedbackEvent, Message, ModelCallEvent
+from mulligan.events import FeedbackEvent, Message
 from mulligan.feedback.base import FeedbackContext
 from mulligan.feedback.templates import FeedbackTemplate, load_template
 from mulligan.models.base import CallContext, GenerateParams, Model
@@ -138,20 +138,7 @@ class ModelFeedback:
             CallContext(task=ctx.task, turn=ctx.turn, epoch=ctx.epoch),
         )
         if ctx.emit is not None:
-            ctx.emit(
-                ModelCallEvent(
-                    turn=ctx.turn,
-                    role="feedback",
-                    model=completion.model,
-                    output=completion.text,
-                    prompt_tokens=completion.prompt_tokens,
-                    completion_tokens=completion.completion_tokens,
-                    latency_s=completion.latency_s,
-                    finish_reason=completion.finish_reason,
-                    cost_usd=completion.cost_usd,
-                    cached=completion.cached,
-                )
-            )
+            ctx.emit(completion.to_event(ctx.turn, "feedback", params.temperature))
         return completion.text
 
     async def feedback(self, ctx: FeedbackContext) -> FeedbackEvent | None:

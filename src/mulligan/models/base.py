@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mulligan.events import Message
+from mulligan.events import Message, ModelCallEvent, ModelRole
 from mulligan.tasks.base import Task
 
 
@@ -35,6 +35,24 @@ class Completion(BaseModel):
     finish_reason: str = "stop"
     cost_usd: float = 0.0
     cached: bool = False
+
+    def to_event(
+        self, turn: int, role: ModelRole, temperature: float | None = None
+    ) -> ModelCallEvent:
+        """This completion as a transcript event of the given turn and model role."""
+        return ModelCallEvent(
+            turn=turn,
+            role=role,
+            model=self.model,
+            output=self.text,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            latency_s=self.latency_s,
+            finish_reason=self.finish_reason,
+            cost_usd=self.cost_usd,
+            cached=self.cached,
+            temperature=temperature,
+        )
 
 
 class CallContext(BaseModel):
