@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from mulligan.config import RunConfig
+from mulligan.engine import execute_run
 from mulligan.events import Message
 from mulligan.models import ContextWindowExceeded, GenerateParams
 from mulligan.models.openai_compat import OpenAICompatModel
@@ -21,6 +24,8 @@ from mulligan.models.retry import (
     parse_retry_after,
     retry_wait,
 )
+from mulligan.store import RunStore
+from mulligan.tasks import Task
 from openai_server import Drop, Hang, OpenAIServer, Raw, Reply, Request, Response, Status
 
 MAX_ATTEMPTS = 4
@@ -308,3 +313,77 @@ async def test_concurrency_shrinks_under_429s_and_grows_back() -> None:
     assert model.stats["limit.0"] == 16  # grew back, one per success, to the maximum
     assert model.stats["retry.http_429"] == 60  # every rejection was retried, none lost
     assert 1 < server.max_in_flight <= 16  # the second wave ran concurrently, within bounds
+
+
+# ------------------------------------------------------------------- a whole run under faults
+
+
+class TaskFaults(ScriptedFaults):
+    """Like ScriptedFaults, keyed by the task number in the prompt; replies with the answer."""
+
+    def __call__(self, request: Request) -> Response:
+        episode = int(request.last_user.rsplit("task ", 1)[1].split()[0])
+        with self.lock:
+            attempt = self.attempts[episode]
+            self.attempts[episode] += 1
+        pattern = PATTERNS[episode % len(PATTERNS)]
+        if attempt < len(pattern):
+            return FAULTS[pattern[attempt]]
+        return Reply(f"<thought> easy </thought> <solution> {episode * 3} </solution>")
+
+
+async def test_a_200_episode_run_under_faults_loses_and_repeats_nothing(
+    tmp_path: Path, sandboxes: object
+) -> None:
+    """The engine, the backend and the store together: every episode finished or failed with
+    its cause, each exactly once; a resume retries only the failed ones."""
+    tasks = [
+        Task(
+            id=str(n),
+            suite="synthetic",
+            category="reasoning",
+            prompt=f"This is task {n} . What is 3 times {n}?",
+            reference=str(n * 3),
+            checker="gsm8k",
+            gold_solution=str(n * 3),
+        )
+        for n in range(EPISODES)
+    ]
+    responder = TaskFaults()
+    cfg = RunConfig(
+        model="openai-compatible/test-model",
+        turns=2,
+        concurrency=64,
+        cache="off",
+        out=tmp_path / "run",
+    )
+    with OpenAIServer(responder) as server:
+        model = OpenAICompatModel(
+            "test-model", base_urls=server.base_url, timeout_s=1.0, retry=POLICY, max_concurrency=32
+        )
+        summary = await execute_run(cfg, model=model, tasks=tasks, sandboxes=sandboxes)  # type: ignore[arg-type]
+        _, expected_attempts, failing = _expected(EPISODES)
+        assert dict(responder.attempts) == expected_attempts  # no request repeated or skipped
+        assert (summary.finished, summary.failed, summary.solved) == (
+            EPISODES - len(failing),
+            len(failing),
+            EPISODES - len(failing),
+        )
+        with RunStore.open_existing(cfg.out) as store:
+            episodes = list(store.episodes())
+        assert sorted(int(e.key.task_id) for e in episodes) == list(range(EPISODES))
+        for episode in episodes:
+            if int(episode.key.task_id) in failing:
+                assert episode.status == "failed" and "http_500" in (episode.error or "")
+            else:
+                assert episode.status == "finished" and episode.success_turn == 1
+        print("retries by cause:", dict(sorted(model.retry_stats.retries.items())))
+
+        # Resume: only the failed episodes are attempted again (and now they heal).
+        before = sum(responder.attempts.values())
+        model = OpenAICompatModel(
+            "test-model", base_urls=server.base_url, timeout_s=1.0, retry=POLICY, max_concurrency=32
+        )
+        summary = await execute_run(cfg, resume=True, model=model, tasks=tasks, sandboxes=sandboxes)  # type: ignore[arg-type]
+        assert summary.skipped == EPISODES - len(failing) and summary.solved == len(failing)
+        assert sum(responder.attempts.values()) - before == len(failing)
