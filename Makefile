@@ -23,6 +23,7 @@ lint: venv
 
 test: venv
 	bash scripts/install_models.sh $(PY) tiny
+	bash scripts/ensure_browser.sh $(PY)
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q -p no:cacheprovider
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -193,8 +194,16 @@ def run(
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory (--out of mulligan run)")],
-    format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="run directories (--out of mulligan run), or roots of runs")
+    ],
+    format: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
+    html: Annotated[
+        Path | None, typer.Option(help="also write a self-contained HTML report with trajectories")
+    ] = None,
+    max_episodes: Annotated[
+        int | None, typer.Option(help="HTML: trajectories embedded per run (metrics use all)")
+    ] = None,
     mint_leaderboard: Annotated[
         bool,
         typer.Option(
@@ -203,27 +212,70 @@ def report(
         ),
     ] = False,
 ) -> None:
-    """Print SR@k per suite and overall (micro-average over episodes, like MINT)."""
+    """Print SR@k per suite and overall (micro-average over episodes, like MINT).
+
+    One run directory prints its table (or JSON); several, or --html/--format csv, compare them.
+    """
     from mulligan.metrics import success_tables
+    from mulligan.report import ReportError, report_csv, report_data, write_html_report
     from mulligan.store import RunStore, StoreError
 
-    if format not in ("table", "json"):
-        raise _fail(f"--format must be table or json, not {format!r}")
+    if format not in ("table", "json", "csv"):
+        raise _fail(f"--format must be table, json or csv, not {format!r}")
     if mint_leaderboard:
-        _report_mint_leaderboard(run_dir, format)
+        if len(run_dirs) != 1:
+            raise _fail(
+                "--mint-leaderboard takes one directory: the --out of `mulligan import mint`"
+            )
+        _report_mint_leaderboard(run_dirs[0], format)
         return
     try:
-        store = RunStore.open_existing(run_dir)
-    except StoreError as exc:
+        if html is not None:
+            path = write_html_report(run_dirs, html, max_episodes_per_run=max_episodes)
+            err_console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        if format == "csv":
+            print(report_csv(run_dirs), end="")
+            return
+        if len(run_dirs) > 1:
+            if format == "json":
+                print(json.dumps(report_data(run_dirs), indent=2))
+                return
+            for run_dir in run_dirs:
+                with RunStore.open_existing(run_dir) as store:
+                    _print_tables(success_tables(store.episodes(with_events=False)), str(run_dir))
+            return
+        with RunStore.open_existing(run_dirs[0]) as store:
+            tables = success_tables(store.episodes(with_events=False))
+            usage = _usage(store)
+    except (StoreError, ReportError) as exc:
         raise _fail(str(exc)) from exc
-    with store:
-        tables = success_tables(store.episodes(with_events=False))
-        usage = _usage(store)
     if format == "json":
         print(json.dumps({**tables, "usage": usage}, indent=2))
-    else:
-        _print_tables(tables, str(run_dir))
+    elif html is None:
+        _print_tables(tables, str(run_dirs[0]))
         _print_usage(usage)
+
+
+@app.command()
+def view(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run directories, or roots of runs")],
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0 = any free port)")] = 0,
+) -> None:
+    """Serve the report and trajectory viewer on 127.0.0.1 until interrupted."""
+    from mulligan.report import ReportError, serve_viewer
+
+    try:
+        server, url = serve_viewer(run_dirs, port=port, live=True)
+    except ReportError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"viewer at {url} (Ctrl-C to stop)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _usage(store: Any) -> dict[str, Any]:

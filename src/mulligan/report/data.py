@@ -1,0 +1,339 @@
+"""The report's numbers: runs loaded from their stores, every metric per run, comparisons, CSV.
+
+``report_data`` is the single source of the numbers the HTML report shows; ``--format json``
+prints it and ``--format csv`` flattens its SR@k part (``report_csv``). Everything here is
+computed by ``mulligan.metrics``; this module only chooses what to compare with what:
+
+- *Comparison with the first run*: every other run vs the first one given, SR@k at the smaller
+  turn budget, paired on shared tasks (``compare_runs``).
+- *Feedback baseline*: for a run R that got feedback, the run B with the same policy model and
+  turn budget whose feedback providers (kind, source) are a strict subset of R's, the largest such
+  subset if several qualify. Delta = SR@K(R) - SR@K(B), paired by task, is then what R's extra
+  feedback was worth (MINT's Delta-feedback when B is the run without feedback; MINT's
+  "no feedback" runs still get its "Your answer is wrong." verdict, hence subsets, not "none").
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mulligan import __version__
+from mulligan.events import Episode, FeedbackEvent, FeedbackKind
+from mulligan.metrics import (
+    DEFAULT_BOOTSTRAP,
+    BootstrapConfig,
+    RunComparison,
+    RunSummary,
+    compare_runs,
+    feedback_friction,
+    find_runs,
+    summarize_run,
+)
+from mulligan.store import DB_NAME, RunStore, StoreError
+
+SCHEMA = "mulligan.report/1"
+
+
+class ReportError(Exception):
+    """The report cannot be made from what was given (message says what to pass instead)."""
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """One run read from its directory: identity, manifest and every episode with its events."""
+
+    path: Path
+    label: str
+    run_id: str
+    config_hash: str
+    manifest: dict[str, Any]
+    episodes: list[Episode] = field(repr=False)
+
+    @property
+    def models(self) -> list[str]:
+        return sorted({e.model for e in self.episodes})
+
+    @property
+    def max_k(self) -> int:
+        return max((e.max_turns for e in self.episodes), default=0)
+
+    @property
+    def providers(self) -> frozenset[tuple[str, str]]:
+        """The (kind, source) feedback providers whose messages this run's episodes got."""
+        return frozenset(
+            (e.kind, e.source)
+            for episode in self.episodes
+            for e in episode.events
+            if isinstance(e, FeedbackEvent) and e.kind != "none"
+        )
+
+
+def expand_run_dirs(paths: Sequence[Path]) -> list[Path]:
+    """Each path that holds a run, or every run below a path that does not (an import root).
+
+    Raises ReportError naming the path when a path is missing or holds no run at all.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / DB_NAME).is_file():
+            found.append(path)
+            continue
+        if not path.is_dir():
+            raise ReportError(f"{path}: no such directory; pass a run directory (--out of a run)")
+        below = find_runs(path)
+        if not below:
+            raise ReportError(
+                f"{path}: no {DB_NAME} here or below; pass the --out directory of `mulligan run`"
+            )
+        found.extend(below)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise ReportError("no run directory given")
+    return unique
+
+
+def _labels(paths: Sequence[Path]) -> list[str]:
+    """Short, unique run names: paths relative to their common parent (one run: its name)."""
+    if len(paths) == 1:
+        labels = [paths[0].name or str(paths[0])]
+    else:
+        parts = [p.parts for p in paths]
+        common = 0
+        while all(len(p) > common + 1 for p in parts) and len({p[common] for p in parts}) == 1:
+            common += 1
+        labels = ["/".join(p[common:]) for p in parts]
+    seen: Counter[str] = Counter()
+    out = []
+    for label in labels:
+        seen[label] += 1
+        out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return out
+
+
+def load_runs(run_dirs: Sequence[Path]) -> list[LoadedRun]:
+    """Read every run (see ``expand_run_dirs``) with all episodes and events, in the given order."""
+    paths = expand_run_dirs(run_dirs)
+    runs = []
+    for path, label in zip(paths, _labels(paths), strict=True):
+        try:
+            store = RunStore.open_existing(path)
+        except StoreError as exc:
+            raise ReportError(str(exc)) from exc
+        with store:
+            identity = store.run()
+            episodes = list(store.episodes())
+        run_id, config_hash, manifest = identity or (path.name, "", {})
+        runs.append(LoadedRun(path, label, run_id, config_hash, manifest, episodes))
+    return runs
+
+
+def _feedback(run: LoadedRun, bootstrap: BootstrapConfig) -> dict[str, Any]:
+    """Feedback the run's episodes got, per provider and per kind (with friction per kind)."""
+    providers: dict[tuple[str, str, bool], dict[str, Any]] = {}
+    kinds: dict[FeedbackKind, dict[str, Any]] = {}
+    for episode in run.episodes:
+        seen_providers: set[tuple[str, str, bool]] = set()
+        seen_kinds: set[FeedbackKind] = set()
+        for event in episode.events:
+            if not isinstance(event, FeedbackEvent) or event.kind == "none":
+                continue
+            key = (event.kind, event.source, event.saw_reference)
+            row = providers.setdefault(
+                key,
+                {
+                    "kind": event.kind,
+                    "source": event.source,
+                    "saw_reference": event.saw_reference,
+                    "expertise": event.expertise,
+                    "messages": 0,
+                    "episodes": 0,
+                    "leaks": 0,
+                },
+            )
+            row["messages"] += 1
+            row["leaks"] += event.leak.any
+            row["episodes"] += key not in seen_providers
+            seen_providers.add(key)
+            kind = kinds.setdefault(
+                event.kind,
+                {"kind": event.kind, "messages": 0, "episodes": 0, "leaks": 0, "saw_reference": 0},
+            )
+            kind["messages"] += 1
+            kind["leaks"] += event.leak.any
+            kind["saw_reference"] += event.saw_reference
+            kind["episodes"] += event.kind not in seen_kinds
+            seen_kinds.add(event.kind)
+    for name, kind in kinds.items():
+        friction = feedback_friction(run.episodes, {name}, bootstrap)
+        kind["friction"] = friction.model_dump(mode="json")
+    return {
+        "providers": sorted(providers.values(), key=lambda r: (r["kind"], r["source"])),
+        "kinds": [kinds[k] for k in sorted(kinds)],
+    }
+
+
+def feedback_baseline(run: LoadedRun, runs: Sequence[LoadedRun]) -> LoadedRun | None:
+    """The run to measure ``run``'s feedback against (see the module docstring), or None."""
+    mine = run.providers
+    if not mine:
+        return None
+    shared_ids = {e.id for e in run.episodes}
+    candidates = [
+        other
+        for other in runs
+        if other is not run
+        and other.models == run.models
+        and other.max_k == run.max_k
+        and other.providers < mine
+        and any(e.id in shared_ids for e in other.episodes)
+    ]
+    if not candidates:
+        return None
+    # The largest subset differs from R in the fewest providers: the cleanest comparison.
+    return max(candidates, key=lambda other: len(other.providers))
+
+
+def _comparison(a: LoadedRun, b: LoadedRun, bootstrap: BootstrapConfig) -> dict[str, Any] | None:
+    if not a.episodes or not b.episodes:
+        return None
+    result: RunComparison = compare_runs(a.episodes, b.episodes, None, bootstrap)
+    return {"a": a.label, "b": b.label, **result.model_dump(mode="json")}
+
+
+def run_summaries(
+    runs: Sequence[LoadedRun], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
+) -> list[RunSummary]:
+    """``summarize_run`` of each run, in order."""
+    return [summarize_run(run.episodes, bootstrap) for run in runs]
+
+
+def build_report_data(
+    runs: Sequence[LoadedRun],
+    bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP,
+    summaries: Sequence[RunSummary] | None = None,
+) -> dict[str, Any]:
+    """The report's numbers for already loaded runs (see ``report_data``)."""
+    if summaries is None:
+        summaries = run_summaries(runs, bootstrap)
+    suites = sorted({suite for s in summaries for suite in s.suites})
+    out_runs = []
+    for run, summary in zip(runs, summaries, strict=True):
+        baseline = feedback_baseline(run, runs)
+        out_runs.append(
+            {
+                "label": run.label,
+                "path": str(run.path),
+                "run_id": run.run_id,
+                "config_hash": run.config_hash,
+                "models": run.models,
+                "max_k": run.max_k,
+                "manifest": run.manifest,
+                "summary": summary.model_dump(mode="json"),
+                "feedback": _feedback(run, bootstrap),
+                "feedback_baseline": (
+                    None if baseline is None else _comparison(run, baseline, bootstrap)
+                ),
+            }
+        )
+    comparisons = [_comparison(run, runs[0], bootstrap) for run in runs[1:]]
+    return {
+        "schema": SCHEMA,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mulligan_version": __version__,
+        "bootstrap": bootstrap.model_dump(mode="json"),
+        "suites": suites,
+        "runs": out_runs,
+        "comparisons": [c for c in comparisons if c is not None],
+    }
+
+
+def report_data(
+    run_dirs: Sequence[Path], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
+) -> dict[str, Any]:
+    """Every number of the HTML report, JSON-serialisable (``json.dumps`` works on it as is).
+
+    ``{"schema", "generated_at", "mulligan_version", "bootstrap", "suites": [...],
+    "runs": [{"label", "path", "run_id", "config_hash", "models", "max_k", "manifest",
+    "summary" (``RunSummary``: SR@k micro / macro / per suite with CIs, trend, MRR, recovery,
+    friction, cost ...), "feedback" ({"providers": [...], "kinds": [...]}),
+    "feedback_baseline" (a comparison or None)}], "comparisons": [...]}`` where a comparison is
+    ``RunComparison`` plus ``"a"`` and ``"b"`` run labels (runs 2.. vs run 1).
+    ``run_dirs`` are run directories or directories with runs below them.
+    """
+    return build_report_data(load_runs(run_dirs), bootstrap)
+
+
+CSV_COLUMNS = (
+    "run",
+    "run_id",
+    "scope",
+    "suite",
+    "k",
+    "episodes",
+    "solved",
+    "sr",
+    "ci_low",
+    "ci_high",
+    "confidence",
+)
+
+
+def _csv_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for run in data["runs"]:
+        summary = run["summary"]
+        scopes: list[tuple[str, str, dict[str, Any]]] = [
+            ("micro", "", summary["sr_at_k"]),
+            ("macro", "", summary["macro_sr_at_k"]),
+        ]
+        scopes += [("suite", name, s["sr_at_k"]) for name, s in summary["suites"].items()]
+        for scope, suite, table in scopes:
+            for k, est in sorted(table.items(), key=lambda item: int(item[0])):
+                rows.append(
+                    {
+                        "run": run["label"],
+                        "run_id": run["run_id"],
+                        "scope": scope,
+                        "suite": suite,
+                        "k": int(k),
+                        "episodes": est["episodes"],
+                        # Macro "numerators" are sums of rates, not counts of solved episodes.
+                        "solved": "" if scope == "macro" else int(est["numerator"]),
+                        "sr": _blank(est["value"]),
+                        "ci_low": _blank(est["ci_low"]),
+                        "ci_high": _blank(est["ci_high"]),
+                        "confidence": est["confidence"],
+                    }
+                )
+    return rows
+
+
+def _blank(value: float | None) -> float | str:
+    return "" if value is None else value
+
+
+def report_csv_from_data(data: dict[str, Any]) -> str:
+    """``report_csv`` for numbers already computed by ``report_data``."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(_csv_rows(data))
+    return buffer.getvalue()
+
+
+def report_csv(run_dirs: Sequence[Path], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP) -> str:
+    """SR@k as CSV: one row per run x scope x suite x k, with the bootstrap interval.
+
+    Columns: ``run`` (label), ``run_id``, ``scope`` (``micro``: all episodes; ``macro``: mean of
+    suites; ``suite``: the suite in ``suite``), ``suite``, ``k``, ``episodes``, ``solved``
+    (empty for macro), ``sr``, ``ci_low``, ``ci_high`` (fractions; empty when undefined),
+    ``confidence``.
+    """
+    return report_csv_from_data(report_data(run_dirs, bootstrap))
