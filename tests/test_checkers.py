@@ -62,7 +62,7 @@ def theoremqa(answer_type: str, value: Any) -> dict[str, Any]:
 
 def test_registry_holds_every_checker_under_its_name() -> None:
     expected = {
-        "gsm8k", "math", "hotpotqa", "mmlu", "theoremqa", "humaneval", "mbpp",
+        "gsm8k", "math", "hotpotqa", "mmlu", "theoremqa", "humaneval", "humaneval-stub", "mbpp",
         "number", "math_equiv", "exact_match", "multiple_choice",
     }  # fmt: skip
     assert set(CHECKERS) == expected
@@ -501,3 +501,37 @@ async def test_code_tests_cannot_be_escaped_by_closing_the_harness_string() -> N
     async with code_runner() as runner:
         result = await get_checker("mbpp").check(answer, code_task("mbpp", MBPP_TESTS), runner)
     assert result.correct, result.detail
+
+
+HUMANEVAL_STUB = '''from typing import List
+
+
+def has_close_elements(numbers: List[float], threshold: float) -> bool:
+    """ Check if any two numbers are closer to each other than the threshold. """
+'''
+
+
+@pytest.mark.parametrize(
+    ("answer", "stub_correct", "mint_correct"),
+    [
+        (GOOD_HUMANEVAL, True, True),
+        # A correct function relying on the stub's import: OpenAI's harness accepts it, MINT not.
+        (GOOD_HUMANEVAL.replace("from typing import List\n", ""), True, False),
+        # Only the body, as a completion model writes it: continues the stub's function.
+        ("    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])", True, False),
+        (GOOD_HUMANEVAL.replace("< threshold", "> threshold"), False, False),
+    ],
+)  # fmt: skip
+async def test_humaneval_with_stub_vs_mint(
+    answer: str, stub_correct: bool, mint_correct: bool
+) -> None:
+    task = code_task("humaneval-stub", HUMANEVAL_TESTS).model_copy(
+        update={"metadata": {"stub": HUMANEVAL_STUB, "entry_point": "has_close_elements"}}
+    )
+    async with code_runner() as runner:
+        with_stub = await get_checker("humaneval-stub").check(answer, task, runner)
+        mint = await get_checker("humaneval").check(answer, task, runner)
+    assert (with_stub.correct, mint.correct) == (stub_correct, mint_correct), (
+        with_stub.detail,
+        mint.detail,
+    )

@@ -143,7 +143,8 @@ def test_humaneval_package_suite() -> None:
     assert tasks[0].id == "HumanEval/0" and tasks[-1].id == "HumanEval/163"
     for task in tasks:
         assert task.suite == "humaneval" and task.category == "code_generation"
-        assert task.checker == "humaneval"
+        assert task.checker == "humaneval-stub"
+        assert task.prompt.endswith(str(task.metadata["stub"]))
         assert task.prompt.startswith("Complete the following code:\n\n")
         entry = task.metadata["entry_point"]
         assert task.reference.rstrip().endswith(f"check({entry})")

@@ -9,6 +9,7 @@ MINT's criteria, registered under the suite names (``checkers="mint"``, the defa
 ``mmlu``        MINT's multiple-choice rule (letter found in the answer, then option texts)
 ``theoremqa``   TheoremQA's scorer by ``answer_type`` (integer, float, lists, bool, option)
 ``humaneval``   proposal + test code (``check(<entry_point>)``) runs cleanly in the sandbox
+``humaneval-stub`` the same after the task's stub (imports, signature), as OpenAI's harness
 ``mbpp``        proposal + asserts run cleanly in the sandbox
 ==============  ==============================================================================
 
@@ -37,6 +38,7 @@ CHECKERS: dict[str, Checker] = {
         MintMultipleChoiceChecker(),
         TheoremQAChecker(),
         PythonTestsChecker("humaneval"),
+        PythonTestsChecker("humaneval-stub", with_stub=True),
         PythonTestsChecker("mbpp"),
         NumberChecker(),
         MathEquivalenceChecker(),

@@ -102,11 +102,20 @@ def _failure_detail(result: ProgramResult, token: str, timeout_s: float) -> str:
 
 
 class PythonTestsChecker:
-    """Runs ``answer + "\\n" + task.reference`` in the sandbox; correct iff it completes."""
+    """Runs ``answer + "\\n" + task.reference`` in the sandbox; correct iff it completes.
 
-    def __init__(self, name: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    With ``with_stub`` the task's function stub (``metadata["stub"]``: imports, signature and
+    docstring) runs first, as in OpenAI's HumanEval harness: a proposal may then rely on the
+    stub's imports, or be just the function body. MINT runs the proposal alone (a correct
+    function that lacks ``from typing import List`` fails there), so its suites do not use it.
+    """
+
+    def __init__(
+        self, name: str, timeout_s: float = DEFAULT_TIMEOUT_S, *, with_stub: bool = False
+    ) -> None:
         self.name = name
         self.timeout_s = timeout_s
+        self.with_stub = with_stub
 
     async def check(self, answer: str, task: Task, runner: CodeRunner) -> CheckResult:
         """Judge a proposed program. ``runner`` executes it in a separate sandbox process."""
@@ -114,7 +123,14 @@ class PythonTestsChecker:
         if rejected is not None:
             return rejected
         token = f"mulligan-tests-passed-{secrets.token_hex(16)}"
-        program = build_test_program(answer, task.reference, token)
+        stub = str(task.metadata.get("stub", "")) if self.with_stub else ""
+        # A body-only answer continues the stub's function; a full definition replaces it.
+        source = (
+            f"{stub.rstrip()}\n{answer}"
+            if stub and answer.startswith((" ", "\t"))
+            else (f"{stub}\n\n{answer}" if stub else answer)
+        )
+        program = build_test_program(source, task.reference, token)
         result = await runner.run_program(program, timeout_s=self.timeout_s)
         passed = result.ok and not result.timed_out and token in result.output
         if passed:
