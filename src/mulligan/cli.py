@@ -57,7 +57,13 @@ def run(
     data_dir: Annotated[
         Path | None, typer.Option(help="MINT data directory (default ~/.cache/mulligan/data)")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="first N tasks of each group")] = None,
+    limit: Annotated[int | None, typer.Option(help="N tasks of each group")] = None,
+    sample: Annotated[
+        str | None, typer.Option(help="first | random: which N tasks (random is seeded by --seed)")
+    ] = None,
+    checkers: Annotated[
+        str | None, typer.Option(help="mint (MINT's lenient checkers) | strict")
+    ] = None,
     model: Annotated[str | None, typer.Option(help="policy model, provider/model")] = None,
     turns: Annotated[int | None, typer.Option(help="max turns k")] = None,
     proposals: Annotated[int | None, typer.Option(help="max solution proposals p")] = None,
@@ -115,6 +121,8 @@ def run(
         "tasks": tasks,
         "data_dir": data_dir,
         "limit": limit,
+        "sample": sample,
+        "checkers": checkers,
         "model": model,
         "turns": turns,
         "proposals": proposals,

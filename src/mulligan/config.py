@@ -41,7 +41,13 @@ class RunConfig(BaseModel):
         default=None, description="subset of the suite's task groups, e.g. ('gsm8k', 'math')"
     )
     data_dir: Path | None = None
-    limit: int | None = Field(default=None, ge=1, description="first N tasks of each group")
+    limit: int | None = Field(default=None, ge=1, description="N tasks of each group")
+    sample: Literal["first", "random"] = Field(
+        default="first", description="which N tasks: the first in data order, or a seeded draw"
+    )
+    checkers: Literal["mint", "strict"] = Field(
+        default="mint", description="MINT's answer checkers, or stricter ones (see docs)"
+    )
     model: str = "local/qwen2.5-coder-0.5b"
     turns: int = Field(default=5, ge=1, le=100)
     proposals: int = Field(default=2, ge=1, le=100)

@@ -189,6 +189,9 @@ async def execute_run(
             list(config.tasks) if config.tasks else None,
             config.data_dir,
             config.limit,
+            config.seed,
+            sample=config.sample,
+            checkers=config.checkers,
         )
     checkers = {name: get_checker(name) for name in {t.checker for t in tasks}}
     config_hash = config.config_hash()
