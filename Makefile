@@ -36,7 +36,7 @@ demo: venv
 	bash scripts/install_models.sh $(PY) default
 	$(VENV)/bin/mulligan run --suite humaneval --limit $(DEMO_LIMIT) --turns 5 --proposals 2 \
 		--model local/qwen2.5-coder-0.5b --concurrency 1 --out .demo/humaneval-k5 --resume
-	$(VENV)/bin/mulligan report .demo/humaneval-k5
+	@echo "trajectories, curves and CIs: .venv/bin/mulligan report .demo/humaneval-k5 --html demo.html"
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
