@@ -179,3 +179,55 @@ async def test_model_code_cannot_read_the_reference_data(tmp_path: Path, mint_di
         (episode,) = store.episodes()
     (observation,) = [e for e in episode.events if e.type == "observation"]
     assert observation.content == "[]"  # type: ignore[union-attr]
+
+
+HOSTILE = {
+    "0": "while True:\n    pass",
+    "1": "input('your name? ')",
+    "2": "import os\nwhile True:\n    os.fork()",
+    "3": "x = bytearray(10 * 1024**3)",
+    "4": "open('/etc/mulligan-was-here', 'w').write('x')",
+    "5": "print('x' * 100_000_000)",
+    "6": "import os\nprint(os.environ.get('OPENAI_API_KEY'))",
+}
+
+
+class HostileModel(ScriptedModel):
+    """Runs one hostile cell on turn 1 (chosen by task id), then proposes the right answer."""
+
+    def __init__(self) -> None:
+        super().__init__("reference")
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        assert context is not None
+        if context.turn == 1:
+            code = HOSTILE[context.task.id]
+            return Completion(text=f"<execute>\n{code}\n</execute>", model=self.name)
+        return await super().generate(messages, params, context)
+
+
+async def test_hostile_cells_end_with_an_observation_and_the_run_goes_on(
+    tmp_path: Path, mint_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mulligan.sandbox import SandboxLimits, SandboxPool
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-parent-secret")
+    cfg = _config(tmp_path, mint_dir, tasks=("gsm8k",), limit=7, turns=2, concurrency=4)
+    async with SandboxPool(size=2, limits=SandboxLimits(cell_timeout_s=1.0)) as pool:
+        summary = await execute_run(cfg, model=HostileModel(), sandboxes=pool)
+    assert (summary.finished, summary.failed, summary.solved) == (7, 0, 7)
+    with RunStore.open_existing(cfg.out) as store:
+        seen = {
+            e.key.task_id: next(ev for ev in e.events if ev.type == "observation")
+            for e in store.episodes()
+        }
+    assert seen["0"].timed_out  # type: ignore[union-attr]
+    assert "EOFError" in seen["1"].content  # type: ignore[union-attr]
+    assert seen["2"].error is not None or seen["2"].timed_out  # type: ignore[union-attr]
+    assert "MemoryError" in seen["3"].content  # type: ignore[union-attr]
+    assert seen["4"].error in ("PermissionError", "OSError")  # type: ignore[union-attr]
+    assert not Path("/etc/mulligan-was-here").exists()
+    assert "truncated" in seen["5"].content and len(seen["5"].content) < 50_000  # type: ignore[union-attr]
+    assert seen["6"].content.strip() == "None"  # type: ignore[union-attr]
