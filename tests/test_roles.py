@@ -98,3 +98,74 @@ async def test_feedback_calls_are_recorded_with_their_role(
         llm = feedback[1]
         assert llm.source == "model:test/critic" and not llm.saw_reference  # type: ignore[union-attr]
         assert llm.template_hash  # type: ignore[union-attr]
+
+
+class JudgeStub:
+    """A judge that accepts answers naming Paris, whatever the wording."""
+
+    def __init__(self) -> None:
+        self.name = "test/judge"
+        self.prompts: list[str] = []
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        self.prompts.append(messages[-1].content)
+        answer = messages[-1].content.split("Proposed answer:\n")[1].split("\n")[0]
+        verdict = "GOOD" if "paris" in answer.lower() else "BAD"
+        return Completion(
+            text=f"Compared.\nVERDICT: {verdict}",
+            model=self.name,
+            prompt_tokens=50,
+            completion_tokens=5,
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_judge_rescues_a_paraphrase_but_not_a_wrong_answer(
+    tmp_path: Path, sandboxes: object
+) -> None:
+    from mulligan.judge import LLMJudge
+    from mulligan.tasks import Task
+
+    def task(n: int) -> Task:
+        return Task(
+            id=str(n),
+            suite="qa",
+            category="reasoning",
+            prompt="Capital of France?",
+            reference="Paris",
+            checker="exact_match",
+            gold_solution="Paris",
+        )
+
+    class Replies(SlowEcho):
+        def __init__(self) -> None:
+            super().__init__()
+            self.name = "test/policy"
+
+        async def generate(
+            self,
+            messages: list[Message],
+            params: GenerateParams,
+            context: CallContext | None = None,
+        ) -> Completion:
+            assert context is not None
+            text = {"0": "The city of Paris", "1": "Lyon"}[context.task.id]
+            return Completion(text=f"<solution> {text} </solution>", model=self.name)
+
+    stub = JudgeStub()
+    cfg = RunConfig(model="test/policy", turns=1, proposals=1, out=tmp_path / "r")
+    await execute_run(
+        cfg, model=Replies(), judge=LLMJudge(stub), tasks=[task(0), task(1)], sandboxes=sandboxes
+    )  # type: ignore[arg-type]
+    with RunStore.open_existing(cfg.out) as store:
+        episodes = {e.key.task_id: e for e in store.episodes()}
+    assert episodes["0"].success and not episodes["1"].success
+    verdict = next(e for e in episodes["0"].events if e.type == "verdict")
+    assert verdict.checker == "exact_match+judge" and "test/judge" in verdict.detail  # type: ignore[union-attr]
+    roles = [e.role for e in episodes["0"].events if e.type == "model_call"]  # type: ignore[union-attr]
+    assert roles == ["policy", "judge"]
+    assert len(stub.prompts) == 2 and "Reference answer:\nParis" in stub.prompts[0]

@@ -83,6 +83,13 @@ def run(
     feedback_concurrency: Annotated[
         int | None, typer.Option(help="feedback-model calls in flight")
     ] = None,
+    judge_model: Annotated[
+        str | None,
+        typer.Option(help="LLM judge for reasoning answers the checker rejected (provider/model)"),
+    ] = None,
+    judge_temperature: Annotated[float | None, typer.Option(help="judge's temperature")] = None,
+    judge_max_tokens: Annotated[int | None, typer.Option(help="judge's max tokens")] = None,
+    judge_concurrency: Annotated[int | None, typer.Option(help="judge calls in flight")] = None,
     temperature: Annotated[float | None, typer.Option(help="policy sampling temperature")] = None,
     temperature_step: Annotated[
         float | None, typer.Option(help="friction mitigation: raise temperature by this per turn")
@@ -132,6 +139,10 @@ def run(
         "feedback_temperature": feedback_temperature,
         "feedback_max_tokens": feedback_max_tokens,
         "feedback_concurrency": feedback_concurrency,
+        "judge_model": judge_model,
+        "judge_temperature": judge_temperature,
+        "judge_max_tokens": judge_max_tokens,
+        "judge_concurrency": judge_concurrency,
         "temperature": temperature,
         "temperature_step": temperature_step,
         "reject_repeats": reject_repeats,

@@ -24,6 +24,7 @@ _OPERATIONAL = {
     "cache",
     "base_url",
     "feedback_concurrency",
+    "judge_concurrency",
 }
 
 
@@ -63,6 +64,13 @@ class RunConfig(BaseModel):
     feedback_concurrency: int | None = Field(
         default=None, ge=1, description="feedback-model calls in flight (default: unlimited)"
     )
+    judge_model: str | None = Field(
+        default=None,
+        description="LLM judge asked about reasoning answers the checker rejected, provider/model",
+    )
+    judge_temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    judge_max_tokens: int | None = Field(default=None, ge=1)
+    judge_concurrency: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(default=512, ge=1)
@@ -95,7 +103,7 @@ class RunConfig(BaseModel):
             return tuple(t.strip() for t in value.split(",") if t.strip()) or None
         return value
 
-    @field_validator("model", "feedback_model")
+    @field_validator("model", "feedback_model", "judge_model")
     @classmethod
     def _model_has_provider(cls, value: str | None) -> str | None:
         if value is not None and "/" not in value:

@@ -27,6 +27,7 @@ from mulligan.events import (
     utcnow,
 )
 from mulligan.feedback.base import FeedbackContext, FeedbackProvider
+from mulligan.judge import LLMJudge
 from mulligan.metrics.dynamics import normalize_answer
 from mulligan.models.base import (
     CallContext,
@@ -111,6 +112,7 @@ async def run_episode(
     run_id: str,
     config_hash: str,
     epoch: int = 0,
+    judge: LLMJudge | None = None,
 ) -> Episode:
     """Run one task to completion and return the episode with its full transcript.
 
@@ -137,7 +139,9 @@ async def run_episode(
         PromptEvent(turn=0, messages=tuple(messages), template="mint", template_hash=template_hash)
     )
     try:
-        await _drive(episode, messages, task, policy, params, checker, sandboxes, feedback, limits)
+        await _drive(
+            episode, messages, task, policy, params, checker, sandboxes, feedback, limits, judge
+        )
     except Exception as exc:  # one failing episode never kills a run: keep its transcript
         _mark_failed(episode, exc, "episode")
         return episode
@@ -155,6 +159,7 @@ async def _drive(
     sandboxes: SandboxProvider,
     feedback: list[FeedbackProvider],
     limits: EpisodeLimits,
+    judge: LLMJudge | None = None,
 ) -> None:
     """The turn loop; mutates ``episode`` and ``messages``."""
     epoch = episode.key.epoch
@@ -205,13 +210,20 @@ async def _drive(
                 proposals += 1
                 episode.proposals_used = proposals
                 result = await checker.check(parsed.content, task, sandboxes)
+                checker_name = checker.name
+                if not result.correct and judge is not None and judge.applies(task, parsed.content):
+                    second = await judge.second_opinion(
+                        task, parsed.content, turn, epoch, episode.events.append
+                    )
+                    if second is not None:
+                        result, checker_name = second, f"{checker.name}+judge"
                 verdict = VerdictEvent(
                     turn=turn,
                     proposal=proposals,
                     answer=parsed.content,
                     correct=result.correct,
                     score=result.score,
-                    checker=checker.name,
+                    checker=checker_name,
                     detail=result.detail,
                 )
                 episode.events.append(verdict)

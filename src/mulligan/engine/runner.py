@@ -27,6 +27,7 @@ from mulligan.config import ConfigError, RunConfig
 from mulligan.episode import SandboxProvider, failed_episode, run_episode
 from mulligan.events import Episode, EpisodeKey
 from mulligan.feedback import feedback_needs, get_feedback, template_versions
+from mulligan.judge import LLMJudge
 from mulligan.models import CachedModel, Model, get_model
 from mulligan.models.roles import RoleModel
 from mulligan.prompts import example_name, template_hash
@@ -105,6 +106,28 @@ def build_manifest(
     }
 
 
+class _RoleJudge(LLMJudge):
+    model: RoleModel
+
+
+def _judge(config: RunConfig, policy: Model) -> _RoleJudge | None:
+    """The LLM judge, if a judge model is configured (sharing the policy's instance if same)."""
+    if config.judge_model is None:
+        return None
+    inner = (
+        policy
+        if config.judge_model == config.model
+        else _cached(get_model(config.judge_model, base_url=config.base_url), config)
+    )
+    role = RoleModel(
+        inner,
+        "judge",
+        overrides={"temperature": config.judge_temperature, "max_tokens": config.judge_max_tokens},
+        max_concurrency=config.judge_concurrency,
+    )
+    return _RoleJudge(role)
+
+
 def _reference_paths(config: RunConfig) -> list[str]:
     """Host paths holding ground truth, hidden from model code (a policy could read its answers
     from the task data or earlier runs otherwise)."""
@@ -171,6 +194,7 @@ async def execute_run(
     resume: bool = False,
     model: Model | None = None,
     feedback_model: Model | None = None,
+    judge: LLMJudge | None = None,
     sandboxes: SandboxProvider | None = None,
     tasks: list[Task] | None = None,
     on_start: Callable[[int, int], None] | None = None,
@@ -203,6 +227,8 @@ async def execute_run(
         else _cached(get_model(config.model, base_url=config.base_url), config)
     )
     feedback_model = _feedback_model(config, policy, feedback_model)
+    own_judge = judge is None
+    judge = judge if judge is not None else _judge(config, policy)
     try:
         feedback = get_feedback(config.feedback, feedback_model, policy)
     except ValueError as exc:
@@ -211,6 +237,8 @@ async def execute_run(
     async with AsyncExitStack() as stack:
         if own_model:
             stack.push_async_callback(policy.aclose)
+        if own_judge and isinstance(judge, _RoleJudge) and judge.model.inner is not policy:
+            stack.push_async_callback(judge.model.aclose)
         if (
             own_feedback_model
             and isinstance(feedback_model, RoleModel)
@@ -294,6 +322,7 @@ async def execute_run(
                         run_id=run_id,
                         config_hash=config_hash,
                         epoch=epoch,
+                        judge=judge,
                     )
                 except Exception as exc:  # isolation: record it, go on with the next
                     episode = failed_episode(
