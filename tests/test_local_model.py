@@ -156,3 +156,15 @@ def test_constructor_needs_exactly_one_source() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         LocalModel("/x.gguf", embedded="smollm2-135m")
     assert LocalModel(embedded="smollm2-135m").name == "local/smollm2-135m"
+
+
+def test_thread_count_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mulligan.models.local import default_threads
+
+    monkeypatch.setenv("MULLIGAN_LLAMA_THREADS", "1")
+    assert default_threads() == 1
+    monkeypatch.setenv("MULLIGAN_LLAMA_THREADS", "two")
+    with pytest.raises(ValueError, match="MULLIGAN_LLAMA_THREADS"):
+        default_threads()
+    monkeypatch.delenv("MULLIGAN_LLAMA_THREADS")
+    assert 1 <= default_threads() <= 8

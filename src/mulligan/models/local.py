@@ -115,7 +115,17 @@ def default_threads() -> int:
 
     llama-cpp-python's own default is half the CPU count (1 on a 2-core machine, halving speed).
     Past ~8 threads a small model gains little, and logical cores beyond physical ones often hurt.
+    ``MULLIGAN_LLAMA_THREADS`` overrides it: on a machine whose cores are busy with other work,
+    fewer threads avoid llama.cpp's collapse under oversubscription.
     """
+    override = os.environ.get("MULLIGAN_LLAMA_THREADS")
+    if override:
+        try:
+            return max(1, int(override))
+        except ValueError:
+            raise ValueError(
+                f"MULLIGAN_LLAMA_THREADS must be a whole number of threads, not {override!r}"
+            ) from None
     try:
         available = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
