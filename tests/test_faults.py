@@ -124,6 +124,9 @@ async def test_concurrent_episodes_under_scripted_faults(stream: bool, episodes:
                 completion = await model.generate(messages, PARAMS)
             except BackendError as e:
                 return n, f"error:{e.cause}:{e.transient}:{e.attempts}:{e}"
+            # Time to first token is measured only when streaming, and never exceeds latency.
+            assert (completion.ttft_s is not None) == stream
+            assert completion.ttft_s is None or completion.ttft_s <= completion.latency_s
             return n, completion.text
 
         try:

@@ -67,6 +67,7 @@ class ModelCallEvent(_Event):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+    ttft_s: float | None = Field(default=None, description="time to first token (streaming)")
     finish_reason: str = "stop"
     cost_usd: float = 0.0
     cached: bool = False

@@ -32,6 +32,7 @@ class Completion(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+    ttft_s: float | None = None
     finish_reason: str = "stop"
     cost_usd: float = 0.0
     cached: bool = False
@@ -48,6 +49,7 @@ class Completion(BaseModel):
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
             latency_s=self.latency_s,
+            ttft_s=self.ttft_s,
             finish_reason=self.finish_reason,
             cost_usd=self.cost_usd,
             cached=self.cached,

@@ -439,7 +439,7 @@ class OpenAICompatModel:
         latency = time.perf_counter() - start
         if ttft is not None:
             self.record_ttft(ttft)
-        return self._completion("".join(parts), finish, usage, latency)
+        return self._completion("".join(parts), finish, usage, latency, ttft)
 
     def record_ttft(self, seconds: float) -> None:
         """Add one time-to-first-token measurement (streaming only)."""
@@ -538,7 +538,12 @@ class OpenAICompatModel:
         return self._completion(text, choice.get("finish_reason"), usage, latency)
 
     def _completion(
-        self, text: str, finish: object, usage: Mapping[str, Any], latency: float
+        self,
+        text: str,
+        finish: object,
+        usage: Mapping[str, Any],
+        latency: float,
+        ttft: float | None = None,
     ) -> Completion:
         prompt_tokens = _count(usage, "prompt_tokens")
         completion_tokens = _count(usage, "completion_tokens")
@@ -549,6 +554,7 @@ class OpenAICompatModel:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             latency_s=latency,
+            ttft_s=ttft,
             finish_reason=finish if isinstance(finish, str) and finish else "stop",
             cost_usd=cost,
         )
