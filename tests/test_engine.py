@@ -231,3 +231,23 @@ async def test_hostile_cells_end_with_an_observation_and_the_run_goes_on(
     assert not Path("/etc/mulligan-was-here").exists()
     assert "truncated" in seen["5"].content and len(seen["5"].content) < 50_000  # type: ignore[union-attr]
     assert seen["6"].content.strip() == "None"  # type: ignore[union-attr]
+
+
+async def test_a_run_from_an_older_version_resumes_unless_new_options_are_used(
+    tmp_path: Path, mint_dir: Path, sandboxes: object
+) -> None:
+    cfg = _config(tmp_path, mint_dir, tasks=("gsm8k",), limit=1)
+    await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
+    with RunStore.open_existing(cfg.out) as store:  # as if written before these options existed
+        run_id, _, manifest = store.run()  # type: ignore[misc]
+        for name in ("judge_model", "reject_repeats", "sample"):
+            del manifest["config"][name]
+        store.update_manifest(run_id, manifest)
+    summary = await execute_run(cfg, resume=True, sandboxes=sandboxes)  # type: ignore[arg-type]
+    assert summary.skipped == 1
+    with pytest.raises(ConfigError, match="reject_repeats: False -> True"):
+        await execute_run(
+            cfg.model_copy(update={"reject_repeats": True}),
+            resume=True,
+            sandboxes=sandboxes,  # type: ignore[arg-type]
+        )

@@ -183,9 +183,17 @@ def _cached(model: Model, config: RunConfig) -> Model:
     return CachedModel(model, mode=config.cache)
 
 
-def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
+def resume_conflicts(stored: dict[str, Any], config: RunConfig) -> list[str]:
+    """Result-defining options on which ``config`` differs from a stored run's config, as
+    ``"name: old -> new"``. Options the stored run predates count as having their default, so a
+    newer mulligan can resume an older run unless the new option is actually used."""
+    defaults = RunConfig.model_construct().model_dump(mode="json")
+    current = config.result_fields()
+    return [
+        f"{name}: {stored.get(name, defaults.get(name))!r} -> {value!r}"
+        for name, value in sorted(current.items())
+        if stored.get(name, defaults.get(name)) != value
+    ]
 
 
 async def execute_run(
@@ -252,12 +260,13 @@ async def execute_run(
                 f"{config.out} already holds run {existing[0]}; pass --resume to continue it, "
                 "or choose a new --out directory"
             )
-        if existing is not None and existing[1] != config_hash:
-            old_fields = existing[2].get("config", {})
-            new_fields = config.model_dump(mode="json")
+        conflicts = (
+            resume_conflicts(existing[2].get("config", {}), config) if existing is not None else []
+        )
+        if conflicts:
             raise ConfigError(
                 f"{config.out}: cannot resume with a different configuration "
-                f"({_describe_difference(old_fields, new_fields)}); use a new --out directory"
+                f"({', '.join(conflicts)}); use a new --out directory"
             )
         if sandboxes is None:
             from mulligan.sandbox import SandboxLimits, SandboxPool
