@@ -169,3 +169,46 @@ async def test_judge_rescues_a_paraphrase_but_not_a_wrong_answer(
     roles = [e.role for e in episodes["0"].events if e.type == "model_call"]  # type: ignore[union-attr]
     assert roles == ["policy", "judge"]
     assert len(stub.prompts) == 2 and "Reference answer:\nParis" in stub.prompts[0]
+
+
+class SmallWindow(SlowEcho):
+    """A feedback model whose context window holds only ``limit`` characters of prompt."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.sizes: list[int] = []
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        from mulligan.models import ContextWindowExceeded
+
+        size = len(messages[-1].content)
+        self.sizes.append(size)
+        if size > self.limit:
+            raise ContextWindowExceeded(f"prompt of {size} characters does not fit")
+        return await super().generate(messages, params, context)
+
+
+async def test_a_full_feedback_context_never_fails_the_episode(
+    tmp_path: Path, mint_dir: Path, sandboxes: object
+) -> None:
+    cfg = RunConfig(
+        suite="mint",
+        tasks=("gsm8k",),
+        data_dir=mint_dir,
+        limit=1,
+        turns=3,
+        model="scripted/wrong",
+        feedback="llm",
+        out=tmp_path / "r",
+    )
+    tiny = SmallWindow(limit=10)  # nothing fits: feedback is skipped and the gap recorded
+    summary = await execute_run(cfg, feedback_model=tiny, sandboxes=sandboxes)  # type: ignore[arg-type]
+    assert (summary.finished, summary.failed) == (1, 0)
+    with RunStore.open_existing(cfg.out) as store:
+        (episode,) = store.episodes()
+    errors = [e for e in episode.events if e.type == "error"]
+    assert errors and all(not e.fatal and e.where.startswith("feedback") for e in errors)  # type: ignore[union-attr]
+    assert len(tiny.sizes) == 2 * len(errors) and tiny.sizes[1] <= tiny.sizes[0]  # retried, cut

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mulligan.events import FeedbackEvent, Message
+from mulligan.events import ErrorEvent, FeedbackEvent, Message
 from mulligan.feedback.base import FeedbackContext
 from mulligan.feedback.templates import FeedbackTemplate, load_template
-from mulligan.models.base import CallContext, GenerateParams, Model
+from mulligan.models.base import CallContext, ContextWindowExceeded, GenerateParams, Model
 
 DEFAULT_PARAMS = GenerateParams(temperature=0.0, max_tokens=384, seed=0)
 """Greedy, short: feedback should be a few sentences, and the same every time."""
@@ -122,10 +122,15 @@ class ModelFeedback:
     def make_event(self, ctx: FeedbackContext, reply: str) -> FeedbackEvent | None:
         raise NotImplementedError
 
-    def render(self, ctx: FeedbackContext, revision: str | None = None) -> str:
-        """The prompt sent to the feedback model (``revision``: a leaked draft to avoid)."""
+    def render(
+        self, ctx: FeedbackContext, revision: str | None = None, trajectory_chars: int | None = None
+    ) -> str:
+        """The prompt sent to the feedback model (``revision``: a leaked draft to avoid;
+        ``trajectory_chars``: a tighter cut of the trajectory than the provider's own)."""
         variables = self.variables(ctx)
         variables["revision"] = revision
+        if trajectory_chars is not None:
+            variables["trajectory"] = render_trajectory(ctx, trajectory_chars)
         return self.template.render(**variables)
 
     async def ask(self, ctx: FeedbackContext, prompt: str, attempt: int = 0) -> str:
@@ -144,7 +149,20 @@ class ModelFeedback:
     async def feedback(self, ctx: FeedbackContext) -> FeedbackEvent | None:
         if not self.applies(ctx):
             return None
-        reply = await self.ask(ctx, self.render(ctx))
+        try:
+            reply = await self.ask(ctx, self.render(ctx))
+        except ContextWindowExceeded as first:
+            # A long trajectory must not end the episode: retry with its newest quarter only,
+            # then give no feedback this turn (recorded, so the gap is visible).
+            shorter = max(1_000, self.max_trajectory_chars // 4)
+            try:
+                reply = await self.ask(ctx, self.render(ctx, trajectory_chars=shorter))
+            except ContextWindowExceeded:
+                if ctx.emit is not None:
+                    ctx.emit(
+                        ErrorEvent(turn=ctx.turn, where=f"feedback:{self.name}", message=str(first))
+                    )
+                return None
         return self.make_event(ctx, reply)
 
     async def revise(
