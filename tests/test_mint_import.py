@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import shared_mint_dir
 from mulligan.events import (
     ActionEvent,
     Episode,
@@ -343,9 +343,7 @@ def test_leak_flags_ignore_what_the_task_already_says() -> None:
 
 
 def _shared_mint() -> Path:
-    root = os.environ.get("MULLIGAN_SHARED_DATA")
-    base = Path(root) if root else Path(__file__).resolve().parents[2] / "shared" / "data"
-    return base / "mint"
+    return shared_mint_dir()
 
 
 SUITE_SIZES = {

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from conftest import shared_mint_dir
 from mulligan.interop import import_mint, mint_leaderboard, mint_leaderboard_entries, size_and_type
 from mulligan.interop.mint_leaderboard import COLUMNS
 
@@ -16,9 +16,7 @@ MODEL = "gpt-3.5-turbo-0613"
 
 
 def _shared_mint() -> Path:
-    root = os.environ.get("MULLIGAN_SHARED_DATA")
-    base = Path(root) if root else Path(__file__).resolve().parents[2] / "shared" / "data"
-    return base / "mint"
+    return shared_mint_dir()
 
 
 @pytest.fixture(scope="module")
