@@ -125,6 +125,19 @@ def test_random_sample_is_seeded(mint_dir: Path) -> None:
     assert ids(1) == sorted(ids(1), key=int)  # data order kept
 
 
+def test_random_samples_nest_and_do_not_depend_on_other_suites(mint_dir: Path) -> None:
+    def ids(suites: list[str], limit: int) -> set[tuple[str, str]]:
+        tasks = load_tasks("mint", suites, mint_dir, limit=limit, seed=0, sample="random")
+        return {(t.suite, t.id) for t in tasks}
+
+    alone = ids(["mbpp"], 4)
+    with_others = ids(["gsm8k", "math", "mbpp"], 4)
+    assert {k for k in with_others if k[0] == "mbpp"} == alone
+    assert len(with_others) == 12
+    # Growing the limit keeps the earlier sample: an extended run keeps its finished tasks.
+    assert ids(["mbpp"], 2) < alone < ids(["mbpp"], 9)
+
+
 def test_load_tasks_rejects_unknown_names(mint_dir: Path) -> None:
     with pytest.raises(ValueError, match="unknown MINT task"):
         load_tasks("mint", ["gsm8k", "alfworld"], mint_dir)

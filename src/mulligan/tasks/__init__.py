@@ -18,7 +18,7 @@ from mulligan.tasks.mint import (
     CheckerMode,
     default_data_dir,
 )
-from mulligan.tasks.suites import SUITE_NAMES, load_suite, load_tasks
+from mulligan.tasks.suites import SUITE_NAMES, load_suite, load_tasks, sample_order
 
 __all__ = [
     "CHECKERS",
@@ -42,4 +42,5 @@ __all__ = [
     "load_tasks",
     "pull_mint",
     "register_checker",
+    "sample_order",
 ]

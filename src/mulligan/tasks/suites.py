@@ -63,13 +63,27 @@ def load_suite(
     return load_mint_suite(mint_name, data_dir, checkers)
 
 
-def _take(tasks: list[Task], limit: int | None, sample: Sample, rng: random.Random) -> list[Task]:
+def sample_order(count: int, seed: int, suite: str) -> list[int]:
+    """The order in which ``sample="random"`` draws the ``count`` tasks of ``suite``.
+
+    Seeded by the seed *and* the suite's name, so a suite's sample does not depend on which
+    other suites a run selects; and a limit takes a prefix of this order, so a larger sample
+    always contains a smaller one (growing a run keeps its earlier tasks).
+    """
+    order = list(range(count))
+    random.Random(f"{seed}:{suite}").shuffle(order)
+    return order
+
+
+def _take(
+    tasks: list[Task], limit: int | None, sample: Sample, seed: int, suite: str
+) -> list[Task]:
     if limit is None or limit >= len(tasks):
         return tasks
     if sample == "first":
         return tasks[:limit]
     # Keep the data's order among the sampled tasks so runs read naturally.
-    chosen = set(rng.sample(range(len(tasks)), limit))
+    chosen = set(sample_order(len(tasks), seed, suite)[:limit])
     return [t for i, t in enumerate(tasks) if i in chosen]
 
 
@@ -93,14 +107,13 @@ def load_tasks(
         limit: keep at most this many tasks of each MINT suite (of the suite, otherwise).
         seed: seeds the sampler when ``sample="random"``; unused for ``"first"``.
         sample: ``"first"`` keeps the first ``limit`` tasks in data order (deterministic);
-            ``"random"`` draws ``limit`` tasks with ``random.Random(seed)``.
+            ``"random"`` draws ``limit`` tasks per suite in :func:`sample_order`.
         checkers: ``"mint"`` or ``"strict"`` (see :func:`load_suite`).
 
     Returns the tasks in suite order, then data order.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
-    rng = random.Random(seed)
     if suite == "mint":
         names = list(MINT_SUITES) if tasks is None else list(dict.fromkeys(tasks))
         unknown = [n for n in names if n not in MINT_SUITES]
@@ -112,7 +125,7 @@ def load_tasks(
         return [
             t
             for name in names
-            for t in _take(load_mint_suite(name, data_dir, checkers), limit, sample, rng)
+            for t in _take(load_mint_suite(name, data_dir, checkers), limit, sample, seed, name)
         ]
     selected = load_suite(suite, data_dir, checkers=checkers)
     if tasks is not None:
@@ -121,4 +134,4 @@ def load_tasks(
         if missing:
             raise ValueError(f"suite {suite!r} has no task(s) with id {', '.join(missing)}")
         selected = [t for t in selected if t.id in wanted]
-    return _take(selected, limit, sample, rng)
+    return _take(selected, limit, sample, seed, suite)
