@@ -1,12 +1,16 @@
 """Compare feedback settings on one seeded MINT sample with local models (issue: feedback as an
 audited variable). Each setting is its own run directory; the script prints SR@1..k, the leak
-rate of each feedback source and the wall time per setting, then writes one HTML comparison.
+rate of each feedback source and the episode time per setting, then writes one HTML comparison.
 
     .venv/bin/python benchmarks/feedback_settings.py --data-dir ../shared/data/mint \\
         --per-suite 9 --out runs/feedback-cmp [--settings none,unary,binary,llm,llm:no-reference]
 
-Code-only settings (``tests``, ``tests+llm``) run on humaneval and mbpp only. Runs resume, so an
-interrupted comparison continues where it stopped. Not run by CI: it takes hours on 2 cores.
+Every setting runs the same tasks: ``--per-suite`` tasks drawn per MINT suite with the seed
+(code-only settings, ``tests`` and ``tests+llm``, take the humaneval and mbpp ones). Episodes run
+round-robin over the suites in sampling order, so a setting stopped early has finished a
+balanced prefix: exactly the sample a smaller ``--per-suite`` would draw. Runs resume; the
+tables are computed on the tasks that every compared setting has finished, so settings stopped
+at different points are still compared on the same tasks. Not run by CI: hours on 2 cores.
 """
 
 from __future__ import annotations
@@ -14,18 +18,67 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from mulligan.config import RunConfig
 from mulligan.engine import execute_run
-from mulligan.feedback import feedback_needs, leak_rate
+from mulligan.events import Episode
+from mulligan.feedback import feedback_needs, leak_counts
 from mulligan.metrics import success_tables
 from mulligan.report import write_html_report
 from mulligan.store import RunStore
-from mulligan.tasks import MINT_SUITES
+from mulligan.tasks import MINT_SUITES, Task, load_tasks
 
 CODE_SUITES = ("humaneval", "mbpp")
 CODE_ONLY = ("tests", "tests+llm", "tests+llm:no-reference")
+
+
+def round_robin(data_dir: Path, per_suite: int, seed: int) -> list[Task]:
+    """The sample, ordered: the first draw of every suite, then the second, and so on."""
+    ordered: list[Task] = []
+    seen: set[tuple[str, str]] = set()
+    for limit in range(1, per_suite + 1):
+        for task in load_tasks(
+            "mint", list(MINT_SUITES), data_dir, limit=limit, seed=seed, sample="random"
+        ):
+            if (task.suite, task.id) not in seen:
+                seen.add((task.suite, task.id))
+                ordered.append(task)
+    return ordered
+
+
+def out_dir(root: Path, spec: str) -> Path:
+    return root / spec.replace(":", "_").replace("+", "_plus_")
+
+
+def finished(path: Path) -> list[Episode]:
+    with RunStore.open_existing(path) as store:
+        return [e for e in store.episodes() if e.status == "finished"]
+
+
+def table(title: str, rows: Iterable[tuple[str, list[Episode]]], turns: int) -> None:
+    print(f"\n{title}\n")
+    print(
+        "| feedback | episodes | "
+        + " | ".join(f"SR@{k}" for k in range(1, turns + 1))
+        + " | leaks / feedback messages | episode s (mean) |"
+    )
+    print("|---" * (turns + 4) + "|")
+    for spec, episodes in rows:
+        overall = success_tables(episodes)["overall"]
+        sr = overall["sr_at_k"]
+        cells = " | ".join(f"{100 * sr[str(k)]:.1f}%" for k in range(1, turns + 1))
+        leaks = ", ".join(
+            f"{source}: {c.leaked}/{c.events} ({100 * c.rate:.0f}%)"
+            for source, c in leak_counts(episodes).items()
+            if source.startswith("model:")
+        )
+        seconds = [
+            (e.finished_at - e.started_at).total_seconds() for e in episodes if e.finished_at
+        ]
+        mean = sum(seconds) / len(seconds) if seconds else 0.0
+        print(f"| {spec} | {len(episodes)} | {cells} | {leaks or '-'} | {mean:.0f} |")
 
 
 def main() -> None:
@@ -40,18 +93,34 @@ def main() -> None:
     parser.add_argument(
         "--settings",
         default="none,unary,binary,llm,llm:no-reference,tests,tests+llm",
-        help="comma-separated feedback specs",
+        help="comma-separated feedback specs to run",
+    )
+    parser.add_argument(
+        "--step",
+        type=int,
+        default=None,
+        help="run the settings in turn, this many more sampled tasks at a time (e.g. 7: one per "
+        "suite), so settings stopped early have finished the same tasks; default: each in full",
+    )
+    parser.add_argument(
+        "--compare",
+        default=None,
+        help="comma-separated specs to tabulate (default: --settings); --settings '' only reports",
     )
     args = parser.parse_args()
 
-    rows: list[tuple[str, dict[str, object], dict[str, float], float]] = []
-    dirs: list[Path] = []
-    for spec in args.settings.split(","):
-        suites = CODE_SUITES if spec in CODE_ONLY else MINT_SUITES
+    sample = round_robin(args.data_dir, args.per_suite, args.seed)
+    run_specs = [s for s in args.settings.split(",") if s]
+    step = args.step or len(sample)
+    stages = [sample[: min(end, len(sample))] for end in range(step, len(sample) + step, step)]
+    for stage, spec in ((stage, spec) for stage in stages for spec in run_specs):
+        tasks = [t for t in stage if t.suite in CODE_SUITES] if spec in CODE_ONLY else stage
+        if not tasks:
+            continue
         needs_model = "feedback_model" in feedback_needs(spec)
         config = RunConfig(
             suite="mint",
-            tasks=tuple(suites),
+            tasks=CODE_SUITES if spec in CODE_ONLY else tuple(MINT_SUITES),
             data_dir=args.data_dir,
             limit=args.per_suite,
             sample="random",
@@ -62,30 +131,40 @@ def main() -> None:
             feedback=spec,
             feedback_model=args.feedback_model if needs_model else None,
             concurrency=1,  # llama.cpp reuses the previous call's prefix: keep episodes whole
-            out=args.out / spec.replace(":", "_").replace("+", "_plus_"),
+            out=out_dir(args.out, spec),
         )
         started = time.perf_counter()
-        summary = asyncio.run(execute_run(config, resume=True))
+        summary = asyncio.run(execute_run(config, resume=True, tasks=tasks))
         wall = time.perf_counter() - started
-        with RunStore.open_existing(config.out) as store:
-            tables = success_tables(store.episodes(with_events=False))
-            leaks = leak_rate(store.episodes())
-        rows.append((spec, tables["overall"], leaks, wall))  # type: ignore[arg-type]
-        dirs.append(config.out)
-        print(f"{spec}: {summary.finished} finished, {summary.failed} failed in {wall:.0f}s")
+        print(
+            f"{spec}: {summary.finished} finished, {summary.failed} failed, "
+            f"{summary.skipped} already done, in {wall:.0f}s",
+            flush=True,
+        )
 
-    print(
-        "\n| feedback | episodes | "
-        + " | ".join(f"SR@{k}" for k in range(1, args.turns + 1))
-        + " | leak rate by source | wall s |"
-    )
-    print("|---" * (args.turns + 4) + "|")
-    for spec, overall, leaks, wall in rows:
-        sr = overall["sr_at_k"]  # type: ignore[index]
-        cells = " | ".join(f"{100 * sr[str(k)]:.1f}%" for k in range(1, args.turns + 1))
-        leak_text = ", ".join(f"{s}: {100 * r:.0f}%" for s, r in leaks.items()) or "-"
-        print(f"| {spec} | {overall['episodes']} | {cells} | {leak_text} | {wall:.0f} |")
-    report = write_html_report(dirs, args.out / "comparison.html")
+    compare = [s for s in (args.compare or args.settings).split(",") if s]
+    runs = {s: finished(out_dir(args.out, s)) for s in compare if out_dir(args.out, s).exists()}
+    if not runs:
+        return
+    for title, specs in (
+        ("All suites", [s for s in runs if s not in CODE_ONLY]),
+        ("Code suites (humaneval, mbpp)", list(runs)),
+    ):
+        if not specs:
+            continue
+        code_only = title.startswith("Code")
+        common = set.intersection(
+            *(
+                {e.key.id for e in runs[s] if not code_only or e.key.suite in CODE_SUITES}
+                for s in specs
+            )
+        )
+        table(
+            f"{title}: {len(common)} tasks finished under every setting",
+            [(s, [e for e in runs[s] if e.key.id in common]) for s in specs],
+            args.turns,
+        )
+    report = write_html_report([out_dir(args.out, s) for s in runs], args.out / "comparison.html")
     print(f"\nHTML comparison: {report}")
 
 

@@ -41,6 +41,7 @@ from mulligan.feedback import (
     parse_feedback_spec,
     template_versions,
 )
+from mulligan.feedback.templates import USER_MARKER, to_messages
 from mulligan.feedback.unary import PHRASINGS
 from mulligan.models import CallContext, Completion, GenerateParams, ScriptedModel
 from mulligan.store import RunStore
@@ -293,12 +294,12 @@ async def test_llm_prompt_holds_the_reference_only_when_it_saw_it() -> None:
     with_ref = CannedModel(["Recount the weeks."])
     event = await SimulatedUserFeedback(with_ref).feedback(context(task, content="35"))
     assert event is not None and event.saw_reference
-    assert "1234" in with_ref.prompts[0] and "Do NOT reveal" in with_ref.prompts[0]
+    assert "1234" in with_ref.prompts[0] and "Never reveal it" in with_ref.prompts[0]
 
     without = CannedModel(["Recount the weeks."])
     event = await SimulatedUserFeedback(without, reference=False).feedback(context(task))
     assert event is not None and not event.saw_reference
-    assert "1234" not in without.prompts[0]
+    assert "1234" not in without.prompts[0] and "Never reveal it" not in without.prompts[0]
     assert (event.kind, event.source, event.expertise) == ("textual", "model:canned", "expert")
     assert event.content == "Recount the weeks."
 
@@ -321,6 +322,21 @@ async def test_llm_prompt_shows_task_trajectory_and_example() -> None:
     # The label and the runaway next turn are cut off.
     assert event is not None and event.content == "Check the multiplication."
     assert event.expertise == "novice"
+    # The role and the rules are the system message; the task and its trajectory the user's.
+    system, user = model.messages[0]
+    assert system.role == "system" and "You are not the assistant" in system.content
+    assert user.role == "user" and "Jim reads 3 books" in user.content
+    assert "Jim reads" not in system.content and "====" not in system.content + user.content
+
+
+def test_to_messages_splits_only_at_a_whole_marker_line() -> None:
+    assert to_messages("just a prompt") == [Message(role="user", content="just a prompt")]
+    inline = f"say {USER_MARKER} inline"
+    assert to_messages(inline) == [Message(role="user", content=inline)]
+    assert to_messages(f"rules\n{USER_MARKER}\ntask") == [
+        Message(role="system", content="rules"),
+        Message(role="user", content="task"),
+    ]
 
 
 async def test_template_hashes_are_recorded() -> None:
@@ -336,7 +352,7 @@ async def test_template_hashes_are_recorded() -> None:
     for event, name in zip(events, names, strict=True):
         template = load_template(name)
         assert event is not None and event.template_hash == template.hash
-        assert re.fullmatch(r"[0-9a-f]{16}", template.hash) and template.version == "1"
+        assert re.fullmatch(r"[0-9a-f]{16}", template.hash) and template.version.isdigit()
     assert set(template_versions()) >= set(names)
 
 

@@ -13,20 +13,22 @@ from mulligan.tasks import Task
 
 class CannedModel:
     """A feedback model that answers from a list (or a function of the prompt) and keeps every
-    prompt it was sent."""
+    prompt it was sent (a system message and the user message joined) and every message list."""
 
     def __init__(self, replies: Sequence[str] | Callable[[str], str], name: str = "canned") -> None:
         self.replies = replies
         self.name = name
         self.prompts: list[str] = []
+        self.messages: list[list[Message]] = []
         self.params: list[GenerateParams] = []
 
     async def generate(
         self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
     ) -> Completion:
         start = time.perf_counter()
-        prompt = messages[-1].content
+        prompt = "\n\n".join(m.content for m in messages)
         self.prompts.append(prompt)
+        self.messages.append(list(messages))
         self.params.append(params)
         if callable(self.replies):
             text = self.replies(prompt)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mulligan.events import ErrorEvent, FeedbackEvent, Message
+from mulligan.events import ErrorEvent, FeedbackEvent
 from mulligan.feedback.base import FeedbackContext
-from mulligan.feedback.templates import FeedbackTemplate, load_template
+from mulligan.feedback.templates import FeedbackTemplate, load_template, to_messages
 from mulligan.models.base import CallContext, ContextWindowExceeded, GenerateParams, Model
 
-DEFAULT_PARAMS = GenerateParams(temperature=0.0, max_tokens=384, seed=0)
+DEFAULT_PARAMS = GenerateParams(temperature=0.0, max_tokens=256, seed=0)
 """Greedy, short: feedback should be a few sentences, and the same every time."""
 
 OMITTED = "[... earlier turns omitted ...]"
@@ -138,7 +138,7 @@ class ModelFeedback:
         # A new seed per regeneration, so a cache or a seeded sampler gives a new draft.
         params = self.params.model_copy(update={"seed": self.params.seed + attempt})
         completion = await self.model.generate(
-            [Message(role="user", content=prompt)],
+            to_messages(prompt),
             params,
             CallContext(task=ctx.task, turn=ctx.turn, epoch=ctx.epoch),
         )

@@ -4,6 +4,10 @@ Each template is one self-contained file in ``feedback/prompts/`` (in-context ex
 so the hash of that one file pins every word the feedback model was shown. The first line of a
 file declares its version: ``{#- version: 2 -#}``. Both are recorded on every feedback event
 (``FeedbackEvent.template_hash``) and can be listed with :func:`template_versions`.
+
+A template may open with a system message: the text before a line reading exactly
+:data:`USER_MARKER` is sent as the system message, the rest as the user message
+(:func:`to_messages`). Small feedback models keep their role far better when it is stated there.
 """
 
 from __future__ import annotations
@@ -17,8 +21,13 @@ from typing import Any
 
 import jinja2
 
+from mulligan.events import Message
+
 _PACKAGE = "mulligan.feedback"
 _DIR = "prompts"
+USER_MARKER = "==== user message ===="
+"""Separates a rendered template's system message from its user message."""
+
 _VERSION = re.compile(r"\{#-?\s*version:\s*([\w.\-]+)\s*-?#\}")
 
 _ENV = jinja2.Environment(
@@ -74,3 +83,14 @@ def template_versions() -> dict[str, dict[str, str]]:
         template = load_template(name)
         out[name] = {"version": template.version, "hash": template.hash}
     return out
+
+
+def to_messages(prompt: str) -> list[Message]:
+    """A rendered template as chat messages: system (if it has a :data:`USER_MARKER` line) + user."""
+    lines = prompt.split("\n")
+    if USER_MARKER not in (line.strip() for line in lines):
+        return [Message(role="user", content=prompt)]
+    at = next(i for i, line in enumerate(lines) if line.strip() == USER_MARKER)
+    system = "\n".join(lines[:at]).strip()
+    user = "\n".join(lines[at + 1 :]).strip()
+    return [Message(role="system", content=system), Message(role="user", content=user)]
