@@ -212,3 +212,27 @@ async def test_a_full_feedback_context_never_fails_the_episode(
     errors = [e for e in episode.events if e.type == "error"]
     assert errors and all(not e.fatal and e.where.startswith("feedback") for e in errors)  # type: ignore[union-attr]
     assert len(tiny.sizes) == 2 * len(errors) and tiny.sizes[1] <= tiny.sizes[0]  # retried, cut
+
+
+def test_judge_and_feedback_roles_share_one_instance_of_the_same_model(tmp_path: Path) -> None:
+    from mulligan.engine.runner import _feedback_model, _judge
+    from mulligan.models import get_model
+
+    config = RunConfig(
+        model="scripted/reference",
+        feedback="llm",
+        feedback_model="scripted/wrong",
+        judge_model="scripted/wrong",
+        out=tmp_path / "r",
+    )
+    policy = get_model(config.model)
+    feedback = _feedback_model(config, policy, None)
+    judge = _judge(config, policy, feedback)
+    assert isinstance(feedback, RoleModel) and judge is not None
+    # One instance (a local model would be loaded once), two roles with their own settings.
+    assert judge.model.inner is feedback.inner and feedback.inner is not policy
+    assert (judge.model.role, feedback.role) == ("judge", "feedback")
+    other = _judge(config.model_copy(update={"judge_model": "scripted/invalid"}), policy, feedback)
+    assert other is not None and other.model.inner is not feedback.inner
+    same_as_policy = _judge(config.model_copy(update={"judge_model": config.model}), policy, None)
+    assert same_as_policy is not None and same_as_policy.model.inner is policy

@@ -110,15 +110,21 @@ class _RoleJudge(LLMJudge):
     model: RoleModel
 
 
-def _judge(config: RunConfig, policy: Model) -> _RoleJudge | None:
-    """The LLM judge, if a judge model is configured (sharing the policy's instance if same)."""
+def _judge(config: RunConfig, policy: Model, feedback_model: Model | None) -> _RoleJudge | None:
+    """The LLM judge, if a judge model is configured. It shares the policy's or the feedback
+    role's instance when it names the same model, so a local model is loaded only once."""
     if config.judge_model is None:
         return None
-    inner = (
-        policy
-        if config.judge_model == config.model
-        else _cached(get_model(config.judge_model, base_url=config.base_url), config)
-    )
+    if config.judge_model == config.model:
+        inner = policy
+    elif (
+        isinstance(feedback_model, RoleModel)
+        and feedback_model.inner is not policy
+        and config.judge_model == config.feedback_model
+    ):
+        inner = feedback_model.inner
+    else:
+        inner = _cached(get_model(config.judge_model, base_url=config.base_url), config)
     role = RoleModel(
         inner,
         "judge",
@@ -236,7 +242,7 @@ async def execute_run(
     )
     feedback_model = _feedback_model(config, policy, feedback_model)
     own_judge = judge is None
-    judge = judge if judge is not None else _judge(config, policy)
+    judge = judge if judge is not None else _judge(config, policy, feedback_model)
     try:
         feedback = get_feedback(config.feedback, feedback_model, policy)
     except ValueError as exc:
@@ -245,14 +251,14 @@ async def execute_run(
     async with AsyncExitStack() as stack:
         if own_model:
             stack.push_async_callback(policy.aclose)
-        if own_judge and isinstance(judge, _RoleJudge) and judge.model.inner is not policy:
-            stack.push_async_callback(judge.model.aclose)
-        if (
-            own_feedback_model
-            and isinstance(feedback_model, RoleModel)
-            and feedback_model.inner is not policy
-        ):
-            stack.push_async_callback(feedback_model.aclose)
+        # Close every instance this run opened once, however many roles share it.
+        opened: list[Model] = []
+        if own_judge and isinstance(judge, _RoleJudge):
+            opened.append(judge.model.inner)
+        if own_feedback_model and isinstance(feedback_model, RoleModel):
+            opened.append(feedback_model.inner)
+        for instance in {id(m): m for m in opened if m is not policy}.values():
+            stack.push_async_callback(instance.aclose)
         store = stack.enter_context(RunStore(config.out))
         existing = store.run()
         if existing is not None and not resume:
