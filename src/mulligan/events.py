@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 Role = Literal["system", "user", "assistant"]
 ModelRole = Literal["policy", "feedback", "judge"]
 ActionKind = Literal["execute", "solution", "invalid"]
+Expertise = Literal["none", "novice", "expert"]
+"""ConvCodeWorld's verbal feedback levels; ``none`` for feedback without a speaker."""
+
 FeedbackKind = Literal[
     "none", "unary", "binary", "execution", "tests", "textual", "critique", "checklist", "self"
 ]
@@ -133,7 +136,7 @@ class FeedbackEvent(_Event):
     source: str = Field(description="'rule:<name>' or 'model:<name>'")
     content: str
     saw_reference: bool = False
-    expertise: Literal["none", "novice", "expert"] = "none"
+    expertise: Expertise = "none"
     template_hash: str | None = None
     leak: LeakFlags = Field(default_factory=LeakFlags)
 

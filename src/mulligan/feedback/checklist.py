@@ -87,11 +87,4 @@ class ChecklistFeedback(ModelFeedback):
         for number, (item, (ok, reason)) in enumerate(zip(items, marks, strict=True), 1):
             box = "[?]" if ok is None else "[x]" if ok else "[ ]"
             lines.append(f"{box} {number}. {item}" + (f" ({reason})" if reason else ""))
-        return FeedbackEvent(
-            turn=ctx.turn,
-            kind="checklist",
-            source=self.source,
-            content="\n".join(lines),
-            saw_reference=self.reference,
-            template_hash=self.template.hash,
-        )
+        return self.event(ctx, "checklist", "\n".join(lines))

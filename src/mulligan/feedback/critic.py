@@ -37,15 +37,4 @@ class CritiqueFeedback(ModelFeedback):
         )
 
     def make_event(self, ctx: FeedbackContext, reply: str) -> FeedbackEvent | None:
-        content = clean_output(reply)
-        if not content:
-            return None
-        return FeedbackEvent(
-            turn=ctx.turn,
-            kind="critique",
-            source=self.source,
-            content=content,
-            saw_reference=self.reference,
-            expertise="expert",
-            template_hash=self.template.hash,
-        )
+        return self.event(ctx, "critique", clean_output(reply), expertise="expert")

@@ -18,7 +18,7 @@ from mulligan.feedback.model_feedback import ModelFeedback, clean_output
 from mulligan.feedback.verdict import parse_binary_verdict
 from mulligan.models.base import GenerateParams, Model
 
-Expertise = Literal["novice", "expert"]
+UserExpertise = Literal["novice", "expert"]
 
 PERSONAS: dict[str, str] = {
     "teacher": "a patient teacher who wants the assistant to learn, not just to finish.",
@@ -56,7 +56,7 @@ class SimulatedUserFeedback(ModelFeedback):
         *,
         reference: bool = True,
         verdict: bool = False,
-        expertise: Expertise = "expert",
+        expertise: UserExpertise = "expert",
         persona: str | None = None,
         params: GenerateParams | None = None,
         max_trajectory_chars: int = 12_000,
@@ -69,7 +69,7 @@ class SimulatedUserFeedback(ModelFeedback):
             max_trajectory_chars=max_trajectory_chars,
         )
         self.verdict = verdict
-        self.expertise: Expertise = expertise
+        self.expertise: UserExpertise = expertise
         self.persona = PERSONAS.get(persona, persona) if persona else None
         self.kind: FeedbackKind = "binary" if verdict else "textual"
         self.unparsed = 0
@@ -89,14 +89,4 @@ class SimulatedUserFeedback(ModelFeedback):
             content = GOOD if good else BAD
         else:
             content = clean_output(reply)
-            if not content:
-                return None
-        return FeedbackEvent(
-            turn=ctx.turn,
-            kind=self.kind,
-            source=self.source,
-            content=content,
-            saw_reference=self.reference,
-            expertise="none" if self.verdict else self.expertise,
-            template_hash=self.template.hash,
-        )
+        return self.event(ctx, self.kind, content, "none" if self.verdict else self.expertise)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mulligan.events import ErrorEvent, FeedbackEvent
+from mulligan.events import ErrorEvent, Expertise, FeedbackEvent, FeedbackKind
 from mulligan.feedback.base import FeedbackContext
 from mulligan.feedback.templates import FeedbackTemplate, load_template, to_messages
 from mulligan.models.base import CallContext, ContextWindowExceeded, GenerateParams, Model
@@ -121,6 +121,26 @@ class ModelFeedback:
 
     def make_event(self, ctx: FeedbackContext, reply: str) -> FeedbackEvent | None:
         raise NotImplementedError
+
+    def event(
+        self,
+        ctx: FeedbackContext,
+        kind: FeedbackKind,
+        content: str,
+        expertise: Expertise = "none",
+    ) -> FeedbackEvent | None:
+        """The event for ``content`` with this provider's provenance; None when it is empty."""
+        if not content:
+            return None
+        return FeedbackEvent(
+            turn=ctx.turn,
+            kind=kind,
+            source=self.source,
+            content=content,
+            saw_reference=self.reference,
+            expertise=expertise,
+            template_hash=self.template.hash,
+        )
 
     def render(
         self, ctx: FeedbackContext, revision: str | None = None, trajectory_chars: int | None = None

@@ -45,14 +45,4 @@ class SelfFeedback(ModelFeedback):
         return ctx.action.kind == "solution"
 
     def make_event(self, ctx: FeedbackContext, reply: str) -> FeedbackEvent | None:
-        content = clean_output(reply)
-        if not content:
-            return None
-        return FeedbackEvent(
-            turn=ctx.turn,
-            kind="self",
-            source=self.source,
-            content=content,
-            saw_reference=False,
-            template_hash=self.template.hash,
-        )
+        return self.event(ctx, "self", clean_output(reply))
