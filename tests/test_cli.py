@@ -140,3 +140,39 @@ def test_missing_data_and_unknown_model_are_clear(tmp_path: Path) -> None:
     assert code == 2 and "unknown model provider" in output
     code, output = _run("report", str(tmp_path / "none"))
     assert code == 2 and "no mulligan.sqlite" in output
+
+
+def test_report_counts_feedback_and_its_leaks_per_source(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    # A feedback "model" that answers with the reference itself: every message leaks.
+    code, output = _run(
+        "run",
+        "--suite",
+        "humaneval",
+        "--limit",
+        "2",
+        "--model",
+        "scripted/wrong",
+        "--turns",
+        "2",
+        "--feedback",
+        "binary+llm",
+        "--feedback-model",
+        "scripted/reference",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert code == 0, output
+    feedback = json.loads(_run("report", str(out), "--format", "json")[1])["feedback"]
+    assert feedback["rule:checker-verdict"] == {
+        "messages": 4,
+        "leaked": 0,
+        "leak_rate": 0.0,
+        "by_flag": {},
+    }
+    llm = feedback["model:scripted/reference"]
+    assert llm["messages"] >= 2 and llm["leaked"] == llm["messages"] and llm["leak_rate"] == 1.0
+    assert llm["by_flag"]["code"] == llm["messages"]
+    code, output = _run("report", str(out))
+    assert code == 0 and "Feedback by source" in output and "100.0%" in output

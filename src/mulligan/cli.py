@@ -266,13 +266,15 @@ def report(
         with RunStore.open_existing(run_dirs[0]) as store:
             tables = success_tables(store.episodes(with_events=False))
             usage = _usage(store)
+            feedback = _feedback_sources(store)
     except (StoreError, ReportError) as exc:
         raise _fail(str(exc)) from exc
     if format == "json":
-        print(json.dumps({**tables, "usage": usage}, indent=2))
+        print(json.dumps({**tables, "usage": usage, "feedback": feedback}, indent=2))
     elif html is None:
         _print_tables(tables, str(run_dirs[0]))
         _print_usage(usage)
+        _print_feedback(feedback)
 
 
 @app.command()
@@ -310,6 +312,41 @@ def _usage(store: Any) -> dict[str, Any]:
         "seconds_per_solved": cost.seconds_per_solved.value,
         "usd_per_solved": cost.usd_per_solved.value,
     }
+
+
+def _feedback_sources(store: Any) -> dict[str, dict[str, Any]]:
+    """Per feedback source: messages the policy received, how many leaked the reference, by flag."""
+    from mulligan.feedback import leak_counts
+
+    return {
+        source: {
+            "messages": count.events,
+            "leaked": count.leaked,
+            "leak_rate": count.rate,
+            "by_flag": count.by_flag,
+        }
+        for source, count in leak_counts(store.episodes()).items()
+    }
+
+
+def _print_feedback(feedback: dict[str, dict[str, Any]]) -> None:
+    if not feedback:
+        return
+    table = Table(title="Feedback by source (leaks: the reference reached the policy)")
+    for col in ("source", "messages", "leaked", "leak rate", "by flag"):
+        table.add_column(
+            col, justify="right" if col in ("messages", "leaked", "leak rate") else "left"
+        )
+    for source, row in feedback.items():
+        flags = ", ".join(f"{name} {n}" for name, n in sorted(row["by_flag"].items()))
+        table.add_row(
+            source,
+            f"{row['messages']:,}",
+            f"{row['leaked']:,}",
+            f"{100 * row['leak_rate']:.1f}%",
+            flags or "-",
+        )
+    console.print(table)
 
 
 def _print_usage(usage: dict[str, Any]) -> None:
