@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 from mulligan.config import RunConfig
 from mulligan.engine import execute_run
 from mulligan.events import Episode
 from mulligan.feedback import feedback_needs, leak_counts
-from mulligan.metrics import success_tables
+from mulligan.metrics import compare_runs, success_tables
 from mulligan.report import write_html_report
 from mulligan.store import RunStore
 from mulligan.tasks import MINT_SUITES, Task, load_tasks
@@ -57,14 +56,30 @@ def finished(path: Path) -> list[Episode]:
         return [e for e in store.episodes() if e.status == "finished"]
 
 
-def table(title: str, rows: Iterable[tuple[str, list[Episode]]], turns: int) -> None:
+def versus(episodes: list[Episode], baseline: list[Episode] | None, turns: int) -> str:
+    """SR@k minus the baseline's on the same tasks, its 95% CI and McNemar's exact p."""
+    if baseline is None or not episodes:
+        return "-"
+    c = compare_runs(episodes, baseline, k=turns)
+    ci = (
+        f" [{100 * c.delta.ci_low:+.1f}, {100 * c.delta.ci_high:+.1f}]"
+        if c.delta.ci_low is not None and c.delta.ci_high is not None
+        else ""
+    )
+    p = f", p={c.test.p_value:.2g}" if c.test is not None else ""
+    return f"{100 * (c.delta.value or 0.0):+.1f}{ci}{p}"
+
+
+def table(title: str, rows: list[tuple[str, list[Episode]]], turns: int) -> None:
     print(f"\n{title}\n")
+    baseline = dict(rows).get("none")
     print(
         "| feedback | episodes | "
         + " | ".join(f"SR@{k}" for k in range(1, turns + 1))
-        + " | leaks / feedback messages | episode s (mean) |"
+        + f" | SR@{turns} vs none (pts, 95% CI, McNemar) | leaks / feedback messages"
+        + " | episode s (mean) |"
     )
-    print("|---" * (turns + 4) + "|")
+    print("|---" * (turns + 5) + "|")
     for spec, episodes in rows:
         overall = success_tables(episodes)["overall"]
         sr = overall["sr_at_k"]
@@ -78,7 +93,8 @@ def table(title: str, rows: Iterable[tuple[str, list[Episode]]], turns: int) -> 
             (e.finished_at - e.started_at).total_seconds() for e in episodes if e.finished_at
         ]
         mean = sum(seconds) / len(seconds) if seconds else 0.0
-        print(f"| {spec} | {len(episodes)} | {cells} | {leaks or '-'} | {mean:.0f} |")
+        delta = "-" if spec == "none" else versus(episodes, baseline, turns)
+        print(f"| {spec} | {len(episodes)} | {cells} | {delta} | {leaks or '-'} | {mean:.0f} |")
 
 
 def main() -> None:
@@ -159,6 +175,9 @@ def main() -> None:
                 for s in specs
             )
         )
+        if not common:
+            print(f"\n{title}: no task finished under every setting yet")
+            continue
         table(
             f"{title}: {len(common)} tasks finished under every setting",
             [(s, [e for e in runs[s] if e.key.id in common]) for s in specs],
