@@ -139,7 +139,22 @@ async def test_compile_errors_come_first(runner: CodeRunner) -> None:
         == "Running your code failed before any test: the function add_positive is not defined"
     )
     crash = await _feedback(UnitTestFeedback(), humaneval_task(), "1 / 0\n", runner)
-    assert crash == "Running your code failed before any test: ZeroDivisionError: division by zero"
+    assert crash == (
+        "Running your code failed before any test, at line 1:\n    1 / 0\n"
+        "ZeroDivisionError: division by zero"
+    )
+    # Small models append their own asserts: say which one failed (a bare AssertionError
+    # says nothing), pointing into their code rather than into a function it called.
+    own_assert = HUMANEVAL_STUB + WRONG_BODY + "\nx = 1\nassert add_positive([1, 2]) == 99\n"
+    text = await _feedback(UnitTestFeedback(), humaneval_task(), own_assert, runner)
+    line = own_assert.split("\n").index("assert add_positive([1, 2]) == 99") + 1
+    assert text == (
+        f"Running your code failed before any test, at line {line}:\n"
+        "    assert add_positive([1, 2]) == 99\nAssertionError"
+    )
+    deep = "def f():\n    return 1 / 0\n\nf()\n"
+    text = await _feedback(UnitTestFeedback(), humaneval_task(), deep, runner)
+    assert text.startswith("Running your code failed before any test, at line 2:\n    return 1 / 0")
 
 
 async def test_coverage_none_is_compile_feedback_only(runner: CodeRunner) -> None:

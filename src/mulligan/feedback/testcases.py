@@ -381,8 +381,22 @@ def _mg_short(value):
 
 
 def _mg_error(exc):
-    text = "%s: %s" % (type(exc).__name__, exc)
+    detail = str(exc)
+    text = "%s: %s" % (type(exc).__name__, detail) if detail else type(exc).__name__
     return text if len(text) <= _MG_LIMIT else text[:_MG_LIMIT] + "..."
+
+
+def _mg_where(exc):
+    # The solution's own line where it failed (the innermost frame of its code), if any.
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<solution>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    lines = _MG_SOLUTION.split("\n")
+    text = lines[line - 1].strip() if line is not None and 0 < line <= len(lines) else ""
+    return line, text if len(text) <= _MG_LIMIT else text[:_MG_LIMIT] + "..."
 
 
 class _MgTimeout(BaseException):
@@ -454,7 +468,8 @@ def _mg_main():
         _mg_emit({{"stage": "load", "error": "timed out after %ss while running the module" % _MG_TEST_TIMEOUT}})
         return
     except BaseException as exc:
-        _mg_emit({{"stage": "load", "error": _mg_error(exc)}})
+        line, text = _mg_where(exc)
+        _mg_emit({{"stage": "load", "error": _mg_error(exc), "line": line, "text": text}})
         return
     missing = [n for n in _MG_FUNCTIONS if not callable(ns.get(n))]
     if missing:
@@ -595,6 +610,8 @@ class TestRun:
 
     compile_error: dict[str, Any] | None = None
     load_error: str | None = None
+    load_where: tuple[int, str] | None = None
+    """The solution's line (number, text) where loading it failed, when known."""
     setup_error: str | None = None
     loaded: bool = False
     stopped: str | None = None
@@ -626,6 +643,9 @@ def parse_results(
         elif stage == "load":
             run.loaded = bool(record.get("ok"))
             run.load_error = None if run.loaded else str(record.get("error", ""))
+            at_line = record.get("line")
+            if not run.loaded and isinstance(at_line, int):
+                run.load_where = (at_line, str(record.get("text") or ""))
         elif stage == "stopped":
             run.stopped = str(record.get("reason", ""))
         elif stage == "setup":

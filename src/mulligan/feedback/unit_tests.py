@@ -158,7 +158,11 @@ class UnitTestFeedback:
             shown = f"\n    {text}" if text else ""
             return f"Your code does not compile: {run.compile_error.get('error')}{where}{shown}"
         if run.load_error is not None:
-            return f"Running your code failed before any test: {run.load_error}"
+            if run.load_where is None:
+                return f"Running your code failed before any test: {run.load_error}"
+            line, text = run.load_where
+            shown = f"\n    {text}" if text else ""
+            return f"Running your code failed before any test, at line {line}:{shown}\n{run.load_error}"
         if not run.loaded:
             why = "it timed out" if timed_out else (error or "no result came back")
             return f"Your code could not be run ({why})."
