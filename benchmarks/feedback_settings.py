@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mulligan.config import RunConfig
 from mulligan.engine import execute_run
-from mulligan.events import Episode
+from mulligan.events import Episode, FeedbackEvent, ModelCallEvent
 from mulligan.feedback import feedback_needs, leak_counts
 from mulligan.metrics import compare_runs, success_tables
 from mulligan.report import write_html_report
@@ -76,25 +76,31 @@ def table(title: str, rows: list[tuple[str, list[Episode]]], turns: int) -> None
     print(
         "| feedback | episodes | "
         + " | ".join(f"SR@{k}" for k in range(1, turns + 1))
-        + f" | SR@{turns} vs none (pts, 95% CI, McNemar) | leaks / feedback messages"
-        + " | episode s (mean) |"
+        + f" | SR@{turns} vs none (pts, 95% CI, McNemar) | feedback messages"
+        + " | leaked (model sources) | policy calls (from cache) | wall s |"
     )
-    print("|---" * (turns + 5) + "|")
+    print("|---" * (turns + 7) + "|")
     for spec, episodes in rows:
         overall = success_tables(episodes)["overall"]
         sr = overall["sr_at_k"]
         cells = " | ".join(f"{100 * sr[str(k)]:.1f}%" for k in range(1, turns + 1))
+        events = [e for episode in episodes for e in episode.events]
+        messages = sum(isinstance(e, FeedbackEvent) and e.kind != "none" for e in events)
         leaks = ", ".join(
-            f"{source}: {c.leaked}/{c.events} ({100 * c.rate:.0f}%)"
+            f"{c.leaked}/{c.events} ({100 * c.rate:.0f}%)"
             for source, c in leak_counts(episodes).items()
             if source.startswith("model:")
         )
-        seconds = [
+        calls = [e for e in events if isinstance(e, ModelCallEvent) and e.role == "policy"]
+        cached = sum(bool(e.cached) for e in calls)
+        wall = sum(
             (e.finished_at - e.started_at).total_seconds() for e in episodes if e.finished_at
-        ]
-        mean = sum(seconds) / len(seconds) if seconds else 0.0
+        )
         delta = "-" if spec == "none" else versus(episodes, baseline, turns)
-        print(f"| {spec} | {len(episodes)} | {cells} | {delta} | {leaks or '-'} | {mean:.0f} |")
+        print(
+            f"| {spec} | {len(episodes)} | {cells} | {delta} | {messages} | {leaks or '-'} "
+            f"| {len(calls)} ({cached}) | {wall:.0f} |"
+        )
 
 
 def main() -> None:
