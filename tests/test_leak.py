@@ -27,6 +27,8 @@ from test_feedback_support import humaneval_task, mbpp_task, mmlu_task, reasonin
         ("0.6667", "a probability of 0.667"),
         ("1.28e-06", "it is 0.00000128"),
         ("2", "so the answer should be 2"),
+        ("3.0", "The correct value of $b$ should be 3, not $\\frac{-1}{2}$."),  # seen in a run
+        ("3", "so b must be 3"),
         ("-3", "x = -3"),
     ],
 )
@@ -46,6 +48,7 @@ def test_numeric_leaks(reference: str, text: str) -> None:
         ("2", "You have 2 chances left."),  # a small integer without an answer cue
         ("2", "Step 2 is wrong."),
         ("3", "Jim reads 3 books a week."),  # in the prompt, no cue
+        ("2", "You should be careful: 2 of your steps are wrong."),
     ],
 )
 def test_numeric_non_leaks(reference: str, text: str) -> None:

@@ -58,9 +58,9 @@ class LeakReport:
 # --- answer cues -------------------------------------------------------------------------------
 
 _CUE_BEFORE = re.compile(
-    r"(?:\b(?:answer|solution|result|output|total)\b[^.!?\n]{0,25}?"
+    r"(?:\b(?:answer|solution|result|output|total|value)\b[^.!?\n]{0,25}?"
     r"(?:\bis\b|\bwas\b|\bbe\b|\bequals?\b|\bgives?\b|=|:)"
-    r"|=|<solution>|\bequals?\b)"
+    r"|\b(?:should|must)\s+(?:be|equal|get|give)\b|=|<solution>|\bequals?\b)"
     r"\s*[\(\[\$\"'`*]*\s*(?:option\s+|choice\s+|number\s+)?$",
     re.IGNORECASE,
 )
