@@ -23,7 +23,7 @@ from pathlib import Path
 from mulligan.config import RunConfig
 from mulligan.engine import execute_run
 from mulligan.events import Episode, FeedbackEvent, ModelCallEvent
-from mulligan.feedback import feedback_needs, leak_counts
+from mulligan.feedback import feedback_needs, find_leaks, leak_counts
 from mulligan.metrics import compare_runs, success_tables
 from mulligan.report import write_html_report
 from mulligan.store import RunStore
@@ -70,16 +70,37 @@ def versus(episodes: list[Episode], baseline: list[Episode] | None, turns: int) 
     return f"{100 * (c.delta.value or 0.0):+.1f}{ci}{p}"
 
 
-def table(title: str, rows: list[tuple[str, list[Episode]]], turns: int) -> None:
+def rechecked(episodes: list[Episode], tasks: dict[tuple[str, str], Task]) -> str:
+    """Leaks of model-written feedback found by *today's* detector in the stored texts (the
+    flags on the events are the detector's verdict when the run was made)."""
+    checked = leaked = 0
+    for episode in episodes:
+        task = tasks[(episode.key.suite, episode.key.task_id)]
+        written: list[str] = []
+        for event in episode.events:
+            if isinstance(event, ModelCallEvent) and event.role == "policy":
+                written.append(event.output)
+            elif isinstance(event, FeedbackEvent) and event.source.startswith("model:"):
+                checked += 1
+                leaked += find_leaks(event.content, task, known_code=written).leaked
+    return f"{leaked}/{checked} ({100 * leaked / checked:.0f}%)" if checked else "-"
+
+
+def table(
+    title: str,
+    rows: list[tuple[str, list[Episode]]],
+    turns: int,
+    tasks: dict[tuple[str, str], Task],
+) -> None:
     print(f"\n{title}\n")
     baseline = dict(rows).get("none")
     print(
         "| feedback | episodes | "
         + " | ".join(f"SR@{k}" for k in range(1, turns + 1))
         + f" | SR@{turns} vs none (pts, 95% CI, McNemar) | feedback messages"
-        + " | leaked (model sources) | policy calls (from cache) | wall s |"
+        + " | leaked (model sources) | re-checked | policy calls (from cache) | wall s |"
     )
-    print("|---" * (turns + 7) + "|")
+    print("|---" * (turns + 8) + "|")
     for spec, episodes in rows:
         overall = success_tables(episodes)["overall"]
         sr = overall["sr_at_k"]
@@ -99,7 +120,7 @@ def table(title: str, rows: list[tuple[str, list[Episode]]], turns: int) -> None
         delta = "-" if spec == "none" else versus(episodes, baseline, turns)
         print(
             f"| {spec} | {len(episodes)} | {cells} | {delta} | {messages} | {leaks or '-'} "
-            f"| {len(calls)} ({cached}) | {wall:.0f} |"
+            f"| {rechecked(episodes, tasks)} | {len(calls)} ({cached}) | {wall:.0f} |"
         )
 
 
@@ -188,6 +209,7 @@ def main() -> None:
             f"{title}: {len(common)} tasks finished under every setting",
             [(s, [e for e in runs[s] if e.key.id in common]) for s in specs],
             args.turns,
+            {(t.suite, t.id): t for t in sample},
         )
     report = write_html_report([out_dir(args.out, s) for s in runs], args.out / "comparison.html")
     print(f"\nHTML comparison: {report}")
