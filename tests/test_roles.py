@@ -43,6 +43,18 @@ class SlowEcho:
         return None
 
 
+def gsm8k_run(tmp_path: Path, mint_dir: Path, **options: object) -> RunConfig:
+    """A run of MINT's first gsm8k tasks with the scripted wrong policy, options on top."""
+    base: dict[str, object] = {
+        "suite": "mint",
+        "tasks": ("gsm8k",),
+        "data_dir": mint_dir,
+        "model": "scripted/wrong",
+        "out": tmp_path / "r",
+    }
+    return RunConfig(**{**base, **options})  # type: ignore[arg-type]
+
+
 async def test_role_overrides_and_concurrency() -> None:
     inner = SlowEcho()
     role = RoleModel(
@@ -58,15 +70,7 @@ async def test_role_overrides_and_concurrency() -> None:
 
 
 async def test_llm_feedback_needs_a_feedback_model(tmp_path: Path, mint_dir: Path) -> None:
-    cfg = RunConfig(
-        suite="mint",
-        tasks=("gsm8k",),
-        data_dir=mint_dir,
-        limit=1,
-        model="scripted/wrong",
-        feedback="llm",
-        out=tmp_path / "r",
-    )
+    cfg = gsm8k_run(tmp_path, mint_dir, limit=1, feedback="llm")
     with pytest.raises(ConfigError, match="--feedback-model"):
         await execute_run(cfg)
     assert not (tmp_path / "r").exists()  # nothing written for a run that cannot start
@@ -75,16 +79,7 @@ async def test_llm_feedback_needs_a_feedback_model(tmp_path: Path, mint_dir: Pat
 async def test_feedback_calls_are_recorded_with_their_role(
     tmp_path: Path, mint_dir: Path, sandboxes: object
 ) -> None:
-    cfg = RunConfig(
-        suite="mint",
-        tasks=("gsm8k",),
-        data_dir=mint_dir,
-        limit=2,
-        turns=3,
-        model="scripted/wrong",
-        feedback="binary+llm:no-reference",
-        out=tmp_path / "r",
-    )
+    cfg = gsm8k_run(tmp_path, mint_dir, limit=2, turns=3, feedback="binary+llm:no-reference")
     critic = SlowEcho()
     await execute_run(cfg, feedback_model=critic, sandboxes=sandboxes)  # type: ignore[arg-type]
     with RunStore.open_existing(cfg.out) as store:
@@ -194,16 +189,7 @@ class SmallWindow(SlowEcho):
 async def test_a_full_feedback_context_never_fails_the_episode(
     tmp_path: Path, mint_dir: Path, sandboxes: object
 ) -> None:
-    cfg = RunConfig(
-        suite="mint",
-        tasks=("gsm8k",),
-        data_dir=mint_dir,
-        limit=1,
-        turns=3,
-        model="scripted/wrong",
-        feedback="llm",
-        out=tmp_path / "r",
-    )
+    cfg = gsm8k_run(tmp_path, mint_dir, limit=1, turns=3, feedback="llm")
     tiny = SmallWindow(limit=10)  # nothing fits: feedback is skipped and the gap recorded
     summary = await execute_run(cfg, feedback_model=tiny, sandboxes=sandboxes)  # type: ignore[arg-type]
     assert (summary.finished, summary.failed) == (1, 0)
