@@ -24,7 +24,7 @@ from mulligan.config import RunConfig
 from mulligan.engine import execute_run
 from mulligan.events import Episode, FeedbackEvent, ModelCallEvent
 from mulligan.feedback import feedback_needs, find_leaks, leak_counts
-from mulligan.metrics import compare_runs, success_tables
+from mulligan.metrics import compare_runs, sr_at_k_curve
 from mulligan.report import write_html_report
 from mulligan.store import RunStore
 from mulligan.tasks import MINT_SUITES, Task, load_tasks
@@ -98,20 +98,19 @@ def table(
         "| feedback | episodes | "
         + " | ".join(f"SR@{k}" for k in range(1, turns + 1))
         + f" | SR@{turns} vs none (pts, 95% CI, McNemar) | feedback messages"
-        + " | leaked (model sources) | re-checked | policy calls (from cache) | wall s |"
+        + " | leaked (model sources) | re-checked | solves after a leak"
+        + " | policy calls (from cache) | wall s |"
     )
-    print("|---" * (turns + 8) + "|")
+    print("|---" * (turns + 9) + "|")
     for spec, episodes in rows:
-        overall = success_tables(episodes)["overall"]
-        sr = overall["sr_at_k"]
-        cells = " | ".join(f"{100 * sr[str(k)]:.1f}%" for k in range(1, turns + 1))
+        sr = sr_at_k_curve(episodes, turns)
+        cells = " | ".join(f"{100 * sr[k]:.1f}%" for k in range(1, turns + 1))
         events = [e for episode in episodes for e in episode.events]
         messages = sum(isinstance(e, FeedbackEvent) and e.kind != "none" for e in events)
-        leaks = ", ".join(
-            f"{c.leaked}/{c.events} ({100 * c.rate:.0f}%)"
-            for source, c in leak_counts(episodes).items()
-            if source.startswith("model:")
-        )
+        model_counts = [c for src, c in leak_counts(episodes).items() if src.startswith("model:")]
+        leaks = ", ".join(f"{c.leaked}/{c.events} ({100 * c.rate:.0f}%)" for c in model_counts)
+        solved = sum(e.success for e in episodes)
+        after_leak = ", ".join(f"{c.solved_after_leak} of {solved}" for c in model_counts)
         calls = [e for e in events if isinstance(e, ModelCallEvent) and e.role == "policy"]
         cached = sum(bool(e.cached) for e in calls)
         wall = sum(
@@ -120,7 +119,8 @@ def table(
         delta = "-" if spec == "none" else versus(episodes, baseline, turns)
         print(
             f"| {spec} | {len(episodes)} | {cells} | {delta} | {messages} | {leaks or '-'} "
-            f"| {rechecked(episodes, tasks)} | {len(calls)} ({cached}) | {wall:.0f} |"
+            f"| {rechecked(episodes, tasks)} | {after_leak or '-'} | {len(calls)} ({cached}) "
+            f"| {wall:.0f} |"
         )
 
 

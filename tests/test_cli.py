@@ -170,9 +170,11 @@ def test_report_counts_feedback_and_its_leaks_per_source(tmp_path: Path) -> None
         "leaked": 0,
         "leak_rate": 0.0,
         "by_flag": {},
+        "solved_after_leak": 0,
     }
     llm = feedback["model:scripted/reference"]
     assert llm["messages"] >= 2 and llm["leaked"] == llm["messages"] and llm["leak_rate"] == 1.0
     assert llm["by_flag"]["code"] == llm["messages"]
+    assert llm["solved_after_leak"] == 0  # the scripted policy never solves
     code, output = _run("report", str(out))
     assert code == 0 and "Feedback by source" in output and "100.0%" in output

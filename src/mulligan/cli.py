@@ -315,7 +315,8 @@ def _usage(store: Any) -> dict[str, Any]:
 
 
 def _feedback_sources(store: Any) -> dict[str, dict[str, Any]]:
-    """Per feedback source: messages the policy received, how many leaked the reference, by flag."""
+    """Per feedback source: messages the policy received, how many leaked the reference (by
+    flag), and how many solved episodes came after one of its leaks."""
     from mulligan.feedback import leak_counts
 
     return {
@@ -324,6 +325,7 @@ def _feedback_sources(store: Any) -> dict[str, dict[str, Any]]:
             "leaked": count.leaked,
             "leak_rate": count.rate,
             "by_flag": count.by_flag,
+            "solved_after_leak": count.solved_after_leak,
         }
         for source, count in leak_counts(store.episodes()).items()
     }
@@ -333,10 +335,9 @@ def _print_feedback(feedback: dict[str, dict[str, Any]]) -> None:
     if not feedback:
         return
     table = Table(title="Feedback by source (leaks: the reference reached the policy)")
-    for col in ("source", "messages", "leaked", "leak rate", "by flag"):
-        table.add_column(
-            col, justify="right" if col in ("messages", "leaked", "leak rate") else "left"
-        )
+    numeric = ("messages", "leaked", "leak rate", "solves after a leak")
+    for col in ("source", *numeric[:3], "by flag", numeric[3]):
+        table.add_column(col, justify="right" if col in numeric else "left", overflow="fold")
     for source, row in feedback.items():
         flags = ", ".join(f"{name} {n}" for name, n in sorted(row["by_flag"].items()))
         table.add_row(
@@ -345,6 +346,7 @@ def _print_feedback(feedback: dict[str, dict[str, Any]]) -> None:
             f"{row['leaked']:,}",
             f"{100 * row['leak_rate']:.1f}%",
             flags or "-",
+            f"{row['solved_after_leak']:,}",
         )
     console.print(table)
 

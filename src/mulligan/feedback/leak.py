@@ -559,11 +559,14 @@ class LeakGuardedFeedback:
 
 @dataclass(frozen=True, slots=True)
 class LeakCount:
-    """Feedback events of one source, and how many of them leaked."""
+    """Feedback events of one source, how many of them leaked, and how many solved episodes
+    followed a leak (``solved_after_leak``: solved, with a leaked message from this source before
+    the solving turn; such a solve may be the reference copied, not a second chance used)."""
 
     events: int
     leaked: int
     by_flag: dict[str, int] = field(default_factory=dict)
+    solved_after_leak: int = 0
 
     @property
     def rate(self) -> float:
@@ -579,11 +582,13 @@ def _feedback_events(items: Iterable[Event | Episode]) -> Iterable[FeedbackEvent
 
 
 def leak_counts(items: Iterable[Event | Episode]) -> dict[str, LeakCount]:
-    """Per feedback ``source``: events, leaked events and a count per flag."""
+    """Per feedback ``source``: events, leaked events, a count per flag and, for episodes,
+    the solved episodes that this source's leaks came before (bare events carry no outcome)."""
+    items = list(items)  # walked twice: once for the events, once for the outcomes
     totals: dict[str, list[int]] = {}
     flags: dict[str, dict[str, int]] = {}
     for event in _feedback_events(items):
-        count = totals.setdefault(event.source, [0, 0])
+        count = totals.setdefault(event.source, [0, 0, 0])
         count[0] += 1
         if event.leak.any:
             count[1] += 1
@@ -591,9 +596,20 @@ def leak_counts(items: Iterable[Event | Episode]) -> dict[str, LeakCount]:
             for name, value in event.leak.model_dump().items():
                 if value:
                     per_flag[name] = per_flag.get(name, 0) + 1
+    for episode in (item for item in items if isinstance(item, Episode)):
+        solved_at = episode.success_turn
+        if not episode.success or solved_at is None:
+            continue
+        # Feedback given at the solving turn came after the solution: it cannot have helped.
+        for source in {
+            e.source
+            for e in episode.events
+            if isinstance(e, FeedbackEvent) and e.leak.any and e.turn < solved_at
+        }:
+            totals[source][2] += 1
     return {
-        source: LeakCount(events=n, leaked=k, by_flag=flags.get(source, {}))
-        for source, (n, k) in sorted(totals.items())
+        source: LeakCount(events=n, leaked=k, by_flag=flags.get(source, {}), solved_after_leak=s)
+        for source, (n, k, s) in sorted(totals.items())
     }
 
 
