@@ -35,7 +35,6 @@ from mulligan.feedback import (
     describe_feedback_kinds,
     feedback_needs,
     get_feedback,
-    leak_counts,
     leak_rate,
     load_template,
     parse_binary_verdict,
@@ -469,42 +468,6 @@ def test_leak_rate_per_source() -> None:
         ActionEvent(turn=1, kind="solution", content="1", raw="1"),
     ]
     assert leak_rate(events) == {"model:a": 0.5, "rule:checker-verdict": 0.0}
-
-
-def test_leak_counts_solves_that_followed_a_leak() -> None:
-    def solved(task_id: str, success_turn: int | None, *events: Event) -> Episode:
-        return Episode(
-            key=EpisodeKey(suite="gsm8k", task_id=task_id),
-            run_id="r",
-            config_hash="c",
-            model="m",
-            max_turns=3,
-            max_proposals=3,
-            events=list(events),
-            success=success_turn is not None,
-            success_turn=success_turn,
-        )
-
-    def said(turn: int, source: str, leaked: bool) -> FeedbackEvent:
-        flags = LeakFlags(exact=True) if leaked else LeakFlags()
-        return FeedbackEvent(turn=turn, kind="textual", source=source, content="x", leak=flags)
-
-    episodes = [
-        # Leak at turn 1, solved at turn 2: counted (once, though it leaked twice).
-        solved("1", 2, said(1, "model:a", True), said(1, "model:a", True)),
-        # Leak at the solving turn came after the solution: not counted.
-        solved("2", 2, said(1, "model:a", False), said(2, "model:a", True)),
-        # Leaked but never solved: not counted.
-        solved("3", None, said(1, "model:a", True), said(2, "model:a", True)),
-        # Solved after a leak from another source only.
-        solved("4", 3, said(1, "model:a", False), said(2, "model:b", True)),
-    ]
-    counts = leak_counts(iter(episodes))  # a one-shot iterable is enough
-    assert (counts["model:a"].events, counts["model:a"].leaked) == (7, 5)
-    assert counts["model:a"].solved_after_leak == 1
-    assert counts["model:b"].solved_after_leak == 1
-    # Bare events carry no outcome.
-    assert leak_counts(episodes[0].events)["model:a"].solved_after_leak == 0
 
 
 # --- replay ------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from mulligan.events import (
     ModelCallEvent,
     VerdictEvent,
 )
+from mulligan.feedback import leak_counts
 from mulligan.metrics import (
     BootstrapConfig,
     RunSummary,
@@ -337,3 +338,26 @@ def test_find_runs(tmp_path: Path) -> None:
     assert find_runs(tmp_path) == [tmp_path / "a", tmp_path / "b/run", tmp_path / "c/deeper/run"]
     with pytest.raises(FileNotFoundError):
         find_runs(tmp_path / "missing")
+
+
+def test_leak_counts_solves_that_followed_a_leak() -> None:
+    def said(turn: int, source: str, leaked: bool) -> FeedbackEvent:
+        flags = LeakFlags(exact=True) if leaked else LeakFlags()
+        return FeedbackEvent(turn=turn, kind="textual", source=source, content="x", leak=flags)
+
+    episodes = [
+        # Leak at turn 1, solved at turn 2: counted (once, though it leaked twice).
+        episode("1", success_turn=2, events=(said(1, "model:a", True), said(1, "model:a", True))),
+        # A leak at the solving turn came after the solution: not counted.
+        episode("2", success_turn=2, events=(said(1, "model:a", False), said(2, "model:a", True))),
+        # Leaked but never solved: not counted.
+        episode("3", events=(said(1, "model:a", True), said(2, "model:a", True))),
+        # Solved after a leak from another source only.
+        episode("4", success_turn=3, events=(said(1, "model:a", False), said(2, "model:b", True))),
+    ]
+    counts = leak_counts(iter(episodes))  # a one-shot iterable is enough
+    assert (counts["model:a"].events, counts["model:a"].leaked) == (7, 5)
+    assert counts["model:a"].solved_after_leak == 1
+    assert counts["model:b"].solved_after_leak == 1
+    # Bare events carry no outcome.
+    assert leak_counts(episodes[0].events)["model:a"].solved_after_leak == 0
