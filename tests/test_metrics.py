@@ -16,7 +16,6 @@ from mulligan.events import (
     ModelCallEvent,
     VerdictEvent,
 )
-from mulligan.feedback import leak_counts
 from mulligan.metrics import (
     BootstrapConfig,
     RunSummary,
@@ -25,7 +24,7 @@ from mulligan.metrics import (
     delta_feedback,
     feedback_friction,
     feedback_provider_value,
-    find_runs,
+    leak_counts,
     linear_trend,
     macro_sr_at_k_estimates,
     mean_reciprocal_rank,
@@ -38,10 +37,9 @@ from mulligan.metrics import (
     sr_at_k_curve,
     sr_at_k_estimates,
     sr_trend,
-    success_tables,
     summarize_run,
 )
-from mulligan.store import RunStore
+from mulligan.store import RunStore, find_runs
 
 FAST = BootstrapConfig(n_resamples=300)
 
@@ -115,7 +113,8 @@ def test_sr_at_k_micro_and_macro() -> None:
     macro = macro_sr_at_k_estimates(episodes, bootstrap=FAST)
     # suite a: 0.5, 0.5, 1.0; suite b: 0, 0.5, 0.5
     assert [macro[k].value for k in (1, 2, 3)] == [0.25, 0.5, 0.75]
-    assert success_tables(episodes)["macro"] == {"sr_at_k": {"1": 0.25, "2": 0.5, "3": 0.75}}
+    summary = summarize_run(episodes, FAST)
+    assert [summary.macro_sr_at_k[str(k)].value for k in (1, 2, 3)] == [0.25, 0.5, 0.75]
 
 
 def test_linear_trend_known_lines() -> None:
