@@ -109,7 +109,10 @@ def expand_run_dirs(paths: Sequence[Path]) -> list[Path]:
             found.append(path)
             continue
         if not path.is_dir():
-            raise ReportError(f"{path}: no such directory; pass a run directory (--out of a run)")
+            raise ReportError(
+                f"{path}: no such directory, so no {DB_NAME}; pass the --out directory of"
+                " `mulligan run`"
+            )
         below = find_runs(path)
         if not below:
             raise ReportError(
