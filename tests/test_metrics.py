@@ -22,6 +22,7 @@ from mulligan.metrics import (
     compare_runs,
     cost_per_solved,
     delta_feedback,
+    feedback_counts,
     feedback_friction,
     feedback_provider_value,
     leak_counts,
@@ -222,6 +223,31 @@ def test_feedback_friction_counts_only_reference_aware_non_leaking_feedback() ->
     textual = feedback_friction(episodes, kinds={"textual"}, bootstrap=FAST)
     assert (textual.numerator, textual.denominator) == (1, 2)
     assert feedback_friction(episodes, kinds={"critique"}, bootstrap=FAST).value is None
+
+
+def test_feedback_counts_per_provider_kind_and_source() -> None:
+    episodes = [
+        episode("1", events=(feedback(1), feedback(2, leaked=True))),
+        episode("2", success_turn=3, events=(feedback(1, kind="binary"), feedback(2))),
+        episode("3"),  # no feedback at all
+    ]
+    counts = feedback_counts(episodes, FAST)
+    (binary, textual) = counts.kinds
+    assert (textual.kind, textual.messages, textual.episodes, textual.leaks) == ("textual", 3, 2, 1)
+    assert (binary.kind, binary.messages, binary.episodes) == ("binary", 1, 1)
+    assert textual.friction == feedback_friction(episodes, {"textual"}, FAST)
+    assert [(p.kind, p.messages, p.episodes) for p in counts.providers] == [
+        ("binary", 1, 1),
+        ("textual", 3, 2),
+    ]
+    (source,) = counts.sources  # both kinds come from the one source "model:critic"
+    assert (source.source, source.messages, source.leaked, source.leak_rate) == (
+        "model:critic",
+        4,
+        1,
+        0.25,
+    )
+    assert source.by_flag == {"exact": 1} and source.solved_after_leak == 0
 
 
 # Cost -----------------------------------------------------------------------------------------
