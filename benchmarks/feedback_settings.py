@@ -23,8 +23,8 @@ from pathlib import Path
 from mulligan.config import RunConfig
 from mulligan.engine import execute_run
 from mulligan.events import Episode, FeedbackEvent, ModelCallEvent
-from mulligan.feedback import feedback_needs, find_leaks, leak_counts
-from mulligan.metrics import compare_runs, sr_at_k_curve
+from mulligan.feedback import feedback_needs, find_leaks
+from mulligan.metrics import compare_runs, leak_counts, sr_at_k_curve
 from mulligan.report import write_html_report
 from mulligan.store import RunStore
 from mulligan.tasks import MINT_SUITES, Task, load_tasks

@@ -18,6 +18,11 @@ def _run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def _values(estimates: dict[str, dict[str, object]]) -> dict[str, object]:
+    """``{k: value}`` of a report's ``{k: Estimate}`` (the point values, without intervals)."""
+    return {k: est["value"] for k, est in estimates.items()}
+
+
 def test_reference_gives_100_and_wrong_gives_0_on_every_mint_suite(
     tmp_path: Path, mint_dir: Path
 ) -> None:
@@ -49,12 +54,16 @@ def test_reference_gives_100_and_wrong_gives_0_on_every_mint_suite(
         code, output = _run("report", str(out), "--format", "json")
         assert code == 0, output
         report = json.loads(output)
-        assert report["overall"]["episodes"] == 4 * len(SUITES)
-        assert set(report["suites"]) == set(SUITES)
-        for name, row in report["suites"].items():
-            assert row["sr_at_k"] == {"1": expected, "2": expected, "3": expected}, name
+        assert report["schema"] == "mulligan.report/2"
+        (summary,) = (run["summary"] for run in report["runs"])
+        assert summary["episodes"] == 4 * len(SUITES)
+        assert set(summary["suites"]) == set(SUITES)
+        for name, row in summary["suites"].items():
+            assert _values(row["sr_at_k"]) == {"1": expected, "2": expected, "3": expected}, name
         code, output = _run("report", str(out))
         assert code == 0 and "SR@3" in output and "overall" in output
+        # The table shows each rate's 95% interval, as the HTML report does.
+        assert f"[{100 * expected:.1f}, {100 * expected:.1f}]" in output
 
 
 def test_resume_skips_finished(tmp_path: Path, mint_dir: Path) -> None:
@@ -108,8 +117,10 @@ def test_config_file_with_cli_override(tmp_path: Path) -> None:
         "--no-progress",
     )
     assert code == 0, output
-    report = json.loads(_run("report", str(out), "--format", "json")[1])
-    assert report["overall"] == {"episodes": 2, "failed": 0, "sr_at_k": {"1": 1.0, "2": 1.0}}
+    (run,) = json.loads(_run("report", str(out), "--format", "json")[1])["runs"]
+    summary = run["summary"]
+    assert (summary["episodes"], summary["failed"]) == (2, 0)
+    assert _values(summary["sr_at_k"]) == {"1": 1.0, "2": 1.0}
 
 
 def test_missing_data_and_unknown_model_are_clear(tmp_path: Path) -> None:
@@ -164,7 +175,8 @@ def test_report_counts_feedback_and_its_leaks_per_source(tmp_path: Path) -> None
         "--no-progress",
     )
     assert code == 0, output
-    feedback = json.loads(_run("report", str(out), "--format", "json")[1])["feedback"]
+    (run,) = json.loads(_run("report", str(out), "--format", "json")[1])["runs"]
+    feedback = {row.pop("source"): row for row in run["feedback"]["sources"]}
     assert feedback["rule:checker-verdict"] == {
         "messages": 4,
         "leaked": 0,

@@ -9,7 +9,7 @@ import pytest
 from mulligan.config import ConfigError, RunConfig
 from mulligan.engine import RunExistsError, execute_run
 from mulligan.events import Message
-from mulligan.metrics import success_tables
+from mulligan.metrics import summarize_run
 from mulligan.models import CallContext, Completion, GenerateParams, ScriptedModel
 from mulligan.store import RunStore
 from mulligan.tasks import Task, load_tasks
@@ -38,12 +38,9 @@ async def test_reference_solves_everything_on_turn_one(
     summary = await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
     assert (summary.total, summary.finished, summary.failed, summary.solved) == (9, 9, 0, 9)
     with RunStore.open_existing(cfg.out) as store:
-        tables = success_tables(store.episodes())
-    assert tables["overall"] == {
-        "episodes": 9,
-        "failed": 0,
-        "sr_at_k": {"1": 1.0, "2": 1.0, "3": 1.0},
-    }
+        result = summarize_run(store.episodes())
+    assert (result.episodes, result.failed) == (9, 0)
+    assert {k: est.value for k, est in result.sr_at_k.items()} == {"1": 1.0, "2": 1.0, "3": 1.0}
 
 
 async def test_execute_then_answer_uses_the_sandbox(

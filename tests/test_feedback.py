@@ -35,7 +35,6 @@ from mulligan.feedback import (
     describe_feedback_kinds,
     feedback_needs,
     get_feedback,
-    leak_rate,
     load_template,
     parse_binary_verdict,
     parse_feedback_spec,
@@ -43,6 +42,7 @@ from mulligan.feedback import (
 )
 from mulligan.feedback.templates import USER_MARKER, to_messages
 from mulligan.feedback.unary import PHRASINGS
+from mulligan.metrics import leak_rate
 from mulligan.models import CallContext, Completion, GenerateParams, ScriptedModel
 from mulligan.store import RunStore
 from mulligan.tasks import CheckResult, CodeRunner, ProgramResult, Task

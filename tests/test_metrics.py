@@ -16,16 +16,16 @@ from mulligan.events import (
     ModelCallEvent,
     VerdictEvent,
 )
-from mulligan.feedback import leak_counts
 from mulligan.metrics import (
     BootstrapConfig,
     RunSummary,
     compare_runs,
     cost_per_solved,
     delta_feedback,
+    feedback_counts,
     feedback_friction,
     feedback_provider_value,
-    find_runs,
+    leak_counts,
     linear_trend,
     macro_sr_at_k_estimates,
     mean_reciprocal_rank,
@@ -38,10 +38,9 @@ from mulligan.metrics import (
     sr_at_k_curve,
     sr_at_k_estimates,
     sr_trend,
-    success_tables,
     summarize_run,
 )
-from mulligan.store import RunStore
+from mulligan.store import RunStore, find_runs
 
 FAST = BootstrapConfig(n_resamples=300)
 
@@ -115,7 +114,8 @@ def test_sr_at_k_micro_and_macro() -> None:
     macro = macro_sr_at_k_estimates(episodes, bootstrap=FAST)
     # suite a: 0.5, 0.5, 1.0; suite b: 0, 0.5, 0.5
     assert [macro[k].value for k in (1, 2, 3)] == [0.25, 0.5, 0.75]
-    assert success_tables(episodes)["macro"] == {"sr_at_k": {"1": 0.25, "2": 0.5, "3": 0.75}}
+    summary = summarize_run(episodes, FAST)
+    assert [summary.macro_sr_at_k[str(k)].value for k in (1, 2, 3)] == [0.25, 0.5, 0.75]
 
 
 def test_linear_trend_known_lines() -> None:
@@ -223,6 +223,31 @@ def test_feedback_friction_counts_only_reference_aware_non_leaking_feedback() ->
     textual = feedback_friction(episodes, kinds={"textual"}, bootstrap=FAST)
     assert (textual.numerator, textual.denominator) == (1, 2)
     assert feedback_friction(episodes, kinds={"critique"}, bootstrap=FAST).value is None
+
+
+def test_feedback_counts_per_provider_kind_and_source() -> None:
+    episodes = [
+        episode("1", events=(feedback(1), feedback(2, leaked=True))),
+        episode("2", success_turn=3, events=(feedback(1, kind="binary"), feedback(2))),
+        episode("3"),  # no feedback at all
+    ]
+    counts = feedback_counts(episodes, FAST)
+    (binary, textual) = counts.kinds
+    assert (textual.kind, textual.messages, textual.episodes, textual.leaks) == ("textual", 3, 2, 1)
+    assert (binary.kind, binary.messages, binary.episodes) == ("binary", 1, 1)
+    assert textual.friction == feedback_friction(episodes, {"textual"}, FAST)
+    assert [(p.kind, p.messages, p.episodes) for p in counts.providers] == [
+        ("binary", 1, 1),
+        ("textual", 3, 2),
+    ]
+    (source,) = counts.sources  # both kinds come from the one source "model:critic"
+    assert (source.source, source.messages, source.leaked, source.leak_rate) == (
+        "model:critic",
+        4,
+        1,
+        0.25,
+    )
+    assert source.by_flag == {"exact": 1} and source.solved_after_leak == 0
 
 
 # Cost -----------------------------------------------------------------------------------------

@@ -21,8 +21,7 @@ from mulligan.events import (
     VerdictEvent,
 )
 from mulligan.interop import MintConfig, MintImportError, import_mint, leak_flags
-from mulligan.metrics import find_runs
-from mulligan.store import DB_NAME, RunStore
+from mulligan.store import DB_NAME, RunStore, find_runs
 
 PROMPT = "You are a helpful assistant.\n\nTask:\nWhat is 2 + 2? Solution output format: an integer."
 COUNTDOWN = "You have {t} steps left and {p} chances to propose solution left."

@@ -14,7 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from mulligan.cli import app
 from mulligan.metrics import BootstrapConfig, summarize_run
 from mulligan.report import (
     CSV_COLUMNS,
@@ -39,6 +41,8 @@ from test_report_support import (
 
 # Fewer bootstrap draws: the numbers' exactness is tested in test_metrics*, not here.
 FAST = BootstrapConfig(n_resamples=200)
+
+runner = CliRunner()
 
 EVIL_DIR = 'run-<b onmouseover="x">$\\alpha$'
 
@@ -195,7 +199,7 @@ def test_csp_allows_exactly_the_viewer_script(two_runs: list[Path]) -> None:
 def test_report_data_shape_and_numbers(two_runs: list[Path]) -> None:
     data = report_data(two_runs, FAST)
     json.dumps(data)  # JSON-serialisable as is
-    assert data["schema"] == "mulligan.report/1"
+    assert data["schema"] == "mulligan.report/2"
     assert data["suites"] == ["gsm8k", "mbpp"]
     assert [r["label"] for r in data["runs"]] == ["with-feedback", "no-feedback"]
     run_a, run_b = data["runs"]
@@ -205,6 +209,9 @@ def test_report_data_shape_and_numbers(two_runs: list[Path]) -> None:
     assert run_a["summary"]["sr_at_k"]["3"]["ci_low"] is not None
     assert run_a["feedback"]["kinds"][0]["kind"] == "textual"
     assert run_a["feedback"]["kinds"][0]["friction"]["value"] is not None
+    (source,) = run_a["feedback"]["sources"]
+    assert source["source"] == run_a["feedback"]["providers"][0]["source"]
+    assert source["messages"] == run_a["feedback"]["kinds"][0]["messages"]
     # B's providers (none) are a strict subset of A's: B is A's feedback baseline.
     assert run_a["feedback_baseline"]["b"] == "no-feedback"
     assert run_a["feedback_baseline"]["delta"]["value"] == pytest.approx((5 - 3) / 7)
@@ -215,6 +222,23 @@ def test_report_data_shape_and_numbers(two_runs: list[Path]) -> None:
         "with-feedback",
         True,
     )
+
+
+def test_one_schema_for_one_run_or_several(two_runs: list[Path]) -> None:
+    """``mulligan report --format json`` prints the same versioned schema for 1 run or 2."""
+    one = json.loads(runner.invoke(app, ["report", str(two_runs[0]), "--format", "json"]).output)
+    both = json.loads(
+        runner.invoke(app, ["report", *map(str, two_runs), "--format", "json"]).output
+    )
+    assert one["schema"] == both["schema"] == "mulligan.report/2"
+    assert set(one) == set(both)
+    assert [set(run) for run in one["runs"]] == [set(both["runs"][0])]
+    assert one["runs"][0]["summary"]["sr_at_k"]["3"]["ci_low"] is not None
+    # The terminal table of several runs shows each run's SR@k with its interval.
+    table = runner.invoke(app, ["report", *map(str, two_runs)])
+    assert table.exit_code == 0, table.output
+    assert "with-feedback" in table.output and "no-feedback" in table.output
+    assert re.search(r"\[\d+\.\d, \d+\.\d\]", table.output)
 
 
 def test_report_csv_rows(two_runs: list[Path]) -> None:

@@ -118,9 +118,8 @@ def run(
     """Run a model on a suite, k turns per task, and store every episode in --out."""
     from mulligan.config import ConfigError, build_config
     from mulligan.engine import RunExistsError, execute_run
-    from mulligan.metrics import success_tables
     from mulligan.models import UnknownModelError
-    from mulligan.store import RunStore
+    from mulligan.report import report_data
     from mulligan.tasks import TaskDataError
 
     overrides: dict[str, Any] = {
@@ -206,9 +205,9 @@ def run(
     )
     for line in summary.errors[:10]:
         err_console.print(f"  [yellow]failed[/] {escape(line)}", highlight=False, soft_wrap=True)
-    with RunStore.open_existing(cfg.out) as store:
-        _print_tables(success_tables(store.episodes(with_events=False)), str(cfg.out))
-        _print_usage(_usage(store))
+    (numbers,) = report_data([cfg.out])["runs"]
+    _print_tables(numbers["summary"], str(cfg.out))
+    _print_usage(numbers["summary"]["cost"])
 
 
 @app.command()
@@ -231,13 +230,14 @@ def report(
         ),
     ] = False,
 ) -> None:
-    """Print SR@k per suite and overall (micro-average over episodes, like MINT).
+    """Print SR@k per suite and overall (micro-average over episodes, like MINT), with 95% CIs.
 
-    One run directory prints its table (or JSON); several, or --html/--format csv, compare them.
+    Every format shows the numbers of one schema (``mulligan.report/2``), for one run or several:
+    the table prints each run's SR@k, model usage and feedback leaks; json prints the schema;
+    csv flattens its SR@k. With --html the page holds the tables, so none are printed.
     """
-    from mulligan.metrics import success_tables
     from mulligan.report import ReportError, report_csv, report_data, write_html_report
-    from mulligan.store import RunStore, StoreError
+    from mulligan.store import StoreError
 
     if format not in ("table", "json", "csv"):
         raise _fail(f"--format must be table, json or csv, not {format!r}")
@@ -252,29 +252,21 @@ def report(
         if html is not None:
             path = write_html_report(run_dirs, html, max_episodes_per_run=max_episodes)
             err_console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+            if format == "table":
+                return
         if format == "csv":
             print(report_csv(run_dirs), end="")
             return
-        if len(run_dirs) > 1:
-            if format == "json":
-                print(json.dumps(report_data(run_dirs), indent=2))
-                return
-            for run_dir in run_dirs:
-                with RunStore.open_existing(run_dir) as store:
-                    _print_tables(success_tables(store.episodes(with_events=False)), str(run_dir))
-            return
-        with RunStore.open_existing(run_dirs[0]) as store:
-            tables = success_tables(store.episodes(with_events=False))
-            usage = _usage(store)
-            feedback = _feedback_sources(store)
+        data = report_data(run_dirs)
     except (StoreError, ReportError) as exc:
         raise _fail(str(exc)) from exc
     if format == "json":
-        print(json.dumps({**tables, "usage": usage, "feedback": feedback}, indent=2))
-    elif html is None:
-        _print_tables(tables, str(run_dirs[0]))
-        _print_usage(usage)
-        _print_feedback(feedback)
+        print(json.dumps(data, indent=2))
+        return
+    for numbers in data["runs"]:
+        _print_tables(numbers["summary"], numbers["label"])
+        _print_usage(numbers["summary"]["cost"])
+        _print_feedback(numbers["feedback"]["sources"])
 
 
 @app.command()
@@ -299,49 +291,18 @@ def view(
         server.server_close()
 
 
-def _usage(store: Any) -> dict[str, Any]:
-    """Tokens, seconds and dollars by model role, and per solved task."""
-    from mulligan.metrics import cost_per_solved
-
-    cost = cost_per_solved(store.episodes())
-    return {
-        "episodes": cost.episodes,
-        "solved": cost.solved,
-        "by_role": {role: dict(totals) for role, totals in cost.by_role.items()},
-        "tokens_per_solved": cost.tokens_per_solved.value,
-        "seconds_per_solved": cost.seconds_per_solved.value,
-        "usd_per_solved": cost.usd_per_solved.value,
-    }
-
-
-def _feedback_sources(store: Any) -> dict[str, dict[str, Any]]:
-    """Per feedback source: messages the policy received, how many leaked the reference (by
-    flag), and how many solved episodes came after one of its leaks."""
-    from mulligan.feedback import leak_counts
-
-    return {
-        source: {
-            "messages": count.events,
-            "leaked": count.leaked,
-            "leak_rate": count.rate,
-            "by_flag": count.by_flag,
-            "solved_after_leak": count.solved_after_leak,
-        }
-        for source, count in leak_counts(store.episodes()).items()
-    }
-
-
-def _print_feedback(feedback: dict[str, dict[str, Any]]) -> None:
-    if not feedback:
+def _print_feedback(sources: list[dict[str, Any]]) -> None:
+    """The leak audit per feedback source (``feedback.sources`` of the report schema)."""
+    if not sources:
         return
     table = Table(title="Feedback by source (leaks: the reference reached the policy)")
     numeric = ("messages", "leaked", "leak rate", "solves after a leak")
     for col in ("source", *numeric[:3], "by flag", numeric[3]):
         table.add_column(col, justify="right" if col in numeric else "left", overflow="fold")
-    for source, row in feedback.items():
+    for row in sources:
         flags = ", ".join(f"{name} {n}" for name, n in sorted(row["by_flag"].items()))
         table.add_row(
-            source,
+            row["source"],
             f"{row['messages']:,}",
             f"{row['leaked']:,}",
             f"{100 * row['leak_rate']:.1f}%",
@@ -351,13 +312,14 @@ def _print_feedback(feedback: dict[str, dict[str, Any]]) -> None:
     console.print(table)
 
 
-def _print_usage(usage: dict[str, Any]) -> None:
-    if not usage["by_role"]:
+def _print_usage(cost: dict[str, Any]) -> None:
+    """Model usage by role and per solved task (``summary.cost`` of the report schema)."""
+    if not cost["by_role"]:
         return
     table = Table(title="Model usage by role")
     for col in ("role", "calls", "prompt tokens", "completion tokens", "model seconds", "cost"):
         table.add_column(col, justify="left" if col == "role" else "right")
-    for role, row in usage["by_role"].items():
+    for role, row in cost["by_role"].items():
         table.add_row(
             role,
             f"{row['calls']:,}",
@@ -367,11 +329,24 @@ def _print_usage(usage: dict[str, Any]) -> None:
             f"${row['cost_usd']:,.4f}",
         )
     console.print(table)
-    if usage["solved"]:
-        console.print(
-            f"per solved task: {usage['tokens_per_solved']:,.0f} tokens, "
-            f"{usage['seconds_per_solved']:,.1f} model seconds, ${usage['usd_per_solved']:,.4f}"
+    if cost["solved"]:
+        tokens, seconds, usd = (
+            cost[key] for key in ("tokens_per_solved", "seconds_per_solved", "usd_per_solved")
         )
+        console.print(
+            f"per solved task: {tokens['value']:,.0f} tokens{_interval(tokens, ',.0f')}, "
+            f"{seconds['value']:,.1f} model seconds{_interval(seconds, ',.1f')}, "
+            f"${usd['value']:,.4f}{_interval(usd, ',.4f', '$')}",
+            highlight=False,
+        )
+
+
+def _interval(estimate: dict[str, Any], spec: str, prefix: str = "") -> str:
+    """`` [low, high]`` of an ``Estimate`` in the given format, or '' when it is undefined."""
+    low, high = estimate["ci_low"], estimate["ci_high"]
+    if low is None or high is None:
+        return ""
+    return f" [{prefix}{low:{spec}}, {prefix}{high:{spec}}]"
 
 
 def _report_mint_leaderboard(root: Path, format: str) -> None:
@@ -446,35 +421,45 @@ def feedback_list() -> None:
     console.print(table)
 
 
-def _print_tables(tables: dict[str, Any], title: str) -> None:
-    overall = tables["overall"]
-    ks = list(overall["sr_at_k"])
-    table = Table(title=f"Success rate by turn - {title}")
+def _sr_cell(estimate: dict[str, Any], bold: bool = False) -> str:
+    """SR in percent over its 95% interval in points (as the HTML report shows it), two lines."""
+    value = "-" if estimate["value"] is None else f"{100 * estimate['value']:.1f}%"
+    cell = f"[bold]{value}[/]" if bold else value
+    low, high = estimate["ci_low"], estimate["ci_high"]
+    if low is None or high is None:
+        return cell
+    return f"{cell}\n[dim]{escape(f'[{100 * low:.1f}, {100 * high:.1f}]')}[/]"
+
+
+def _print_tables(summary: dict[str, Any], title: str) -> None:
+    """SR@k per suite, overall and macro with intervals (``summary`` of the report schema)."""
+    ks = list(summary["sr_at_k"])
+    table = Table(title=f"Success rate by turn, 95% CI - {escape(title)}")
     table.add_column("suite")
     table.add_column("episodes", justify="right")
     table.add_column("failed", justify="right")
     for k in ks:
         table.add_column(f"SR@{k}", justify="right")
-    for name, row in tables["suites"].items():
+    for name, row in summary["suites"].items():
         table.add_row(
-            name,
+            escape(name),
             str(row["episodes"]),
             str(row["failed"]),
-            *(f"{100 * row['sr_at_k'][k]:.1f}%" for k in ks),
+            *(_sr_cell(row["sr_at_k"][k]) for k in ks),
         )
     table.add_section()
     table.add_row(
         "[bold]overall (micro)",
-        str(overall["episodes"]),
-        str(overall["failed"]),
-        *(f"[bold]{100 * overall['sr_at_k'][k]:.1f}%" for k in ks),
+        str(summary["episodes"]),
+        str(summary["failed"]),
+        *(_sr_cell(summary["sr_at_k"][k], bold=True) for k in ks),
     )
-    if len(tables["suites"]) > 1:
+    if len(summary["suites"]) > 1:
         table.add_row(
             "macro (mean of suites)",
             "",
             "",
-            *(f"{100 * tables['macro']['sr_at_k'][k]:.1f}%" for k in ks),
+            *(_sr_cell(summary["macro_sr_at_k"][k]) for k in ks),
         )
     console.print(table)
 

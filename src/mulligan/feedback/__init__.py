@@ -1,8 +1,8 @@
 """Feedback providers: what the policy is told after it acts, with provenance.
 
 Build a chain from a spec with :func:`get_feedback` (``"tests+llm:expert"``; grammar in
-:mod:`mulligan.feedback.spec`), list the kinds with :func:`describe_feedback_kinds`, and audit
-leaks with :func:`find_leaks` / :func:`leak_rate`.
+:mod:`mulligan.feedback.spec`), list the kinds with :func:`describe_feedback_kinds`, and detect
+leaks with :func:`find_leaks` (counting them is ``mulligan.metrics.leak_counts``).
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ from mulligan.feedback.binary import BinaryFeedback
 from mulligan.feedback.checklist import ChecklistFeedback
 from mulligan.feedback.critic import CritiqueFeedback
 from mulligan.feedback.leak import (
-    LeakCount,
     LeakGuardedFeedback,
     LeakMode,
     LeakPolicy,
     LeakReport,
     detect_leak,
     find_leaks,
-    leak_counts,
-    leak_rate,
     redact,
 )
 from mulligan.feedback.llm import PERSONAS, SimulatedUserFeedback
@@ -53,7 +50,6 @@ __all__ = [
     "FeedbackProvider",
     "FeedbackTemplate",
     "KindInfo",
-    "LeakCount",
     "LeakGuardedFeedback",
     "LeakMode",
     "LeakPolicy",
@@ -74,8 +70,6 @@ __all__ = [
     "feedback_needs",
     "find_leaks",
     "get_feedback",
-    "leak_counts",
-    "leak_rate",
     "load_template",
     "parse_binary_verdict",
     "parse_feedback_spec",

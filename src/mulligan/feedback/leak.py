@@ -21,7 +21,8 @@ boolean or a string of three characters or fewer — counts only next to an answ
 answer is", "should be", "=", "<solution>", "... is correct").
 
 :class:`LeakPolicy` says what to do with a leak (``flag``, ``redact`` or ``regenerate``);
-:class:`LeakGuardedFeedback` applies it to any provider; :func:`leak_rate` summarises events.
+:class:`LeakGuardedFeedback` applies it to any provider. Counting the recorded flags (leak rates
+per source, solves after a leak) is a metric: ``mulligan.metrics.feedback``.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from mulligan.events import Episode, Event, FeedbackEvent, FeedbackKind, LeakFlags, Message
+from mulligan.events import FeedbackEvent, FeedbackKind, LeakFlags, Message
 from mulligan.feedback.base import FeedbackContext, FeedbackProvider, RevisableFeedback
 from mulligan.tasks.base import Task
 
@@ -552,71 +553,3 @@ class LeakGuardedFeedback:
         masked = redact(event.content, report)
         after = self.check(event.model_copy(update={"content": masked}), ctx)
         return event.model_copy(update={"content": masked, "leak": after.flags})
-
-
-# --- summaries ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LeakCount:
-    """Feedback events of one source, how many of them leaked, and how many solved episodes
-    followed a leak (``solved_after_leak``: solved, with a leaked message from this source before
-    the solving turn; such a solve may be the reference copied, not a second chance used)."""
-
-    events: int
-    leaked: int
-    by_flag: dict[str, int] = field(default_factory=dict)
-    solved_after_leak: int = 0
-
-    @property
-    def rate(self) -> float:
-        return self.leaked / self.events if self.events else 0.0
-
-
-def _feedback_events(items: Iterable[Event | Episode]) -> Iterable[FeedbackEvent]:
-    for item in items:
-        if isinstance(item, Episode):
-            yield from (e for e in item.events if isinstance(e, FeedbackEvent))
-        elif isinstance(item, FeedbackEvent):
-            yield item
-
-
-def leak_counts(items: Iterable[Event | Episode]) -> dict[str, LeakCount]:
-    """Per feedback ``source``: events, leaked events, a count per flag and, for episodes,
-    the solved episodes that this source's leaks came before (bare events carry no outcome)."""
-    items = list(items)  # walked twice: once for the events, once for the outcomes
-    totals: dict[str, list[int]] = {}
-    flags: dict[str, dict[str, int]] = {}
-    for event in _feedback_events(items):
-        count = totals.setdefault(event.source, [0, 0, 0])
-        count[0] += 1
-        if event.leak.any:
-            count[1] += 1
-            per_flag = flags.setdefault(event.source, {})
-            for name, value in event.leak.model_dump().items():
-                if value:
-                    per_flag[name] = per_flag.get(name, 0) + 1
-    for episode in (item for item in items if isinstance(item, Episode)):
-        solved_at = episode.success_turn
-        if not episode.success or solved_at is None:
-            continue
-        # Feedback given at the solving turn came after the solution: it cannot have helped.
-        for source in {
-            e.source
-            for e in episode.events
-            if isinstance(e, FeedbackEvent) and e.leak.any and e.turn < solved_at
-        }:
-            totals[source][2] += 1
-    return {
-        source: LeakCount(events=n, leaked=k, by_flag=flags.get(source, {}), solved_after_leak=s)
-        for source, (n, k, s) in sorted(totals.items())
-    }
-
-
-def leak_rate(items: Iterable[Event | Episode]) -> dict[str, float]:
-    """Share of feedback events that leak the reference, per provider ``source``.
-
-    ``items`` may be events (non-feedback events are ignored) or whole episodes. Rates are
-    computed from the flags recorded on the events, i.e. on the text the policy received.
-    """
-    return {source: count.rate for source, count in leak_counts(items).items()}

@@ -33,8 +33,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from mulligan.interop.mint import MintConfig
-from mulligan.metrics.runs import find_runs
 from mulligan.metrics.success import linear_trend
+from mulligan.store.runs import find_runs
 from mulligan.store.sqlite import RunStore
 
 FEEDBACK_MODEL = "gpt-4-0613"

@@ -9,14 +9,23 @@ from mulligan.metrics.compare import (
 )
 from mulligan.metrics.cost import CostSummary, CostTotals, cost_per_solved
 from mulligan.metrics.dynamics import (
-    feedback_friction,
     normalize_answer,
     proposals,
     recovery_rate,
     regression_rate,
     repeated_answer_rate,
 )
-from mulligan.metrics.runs import find_runs
+from mulligan.metrics.feedback import (
+    FeedbackCounts,
+    KindCount,
+    LeakCount,
+    ProviderCount,
+    SourceCount,
+    feedback_counts,
+    feedback_friction,
+    leak_counts,
+    leak_rate,
+)
 from mulligan.metrics.stats import (
     DEFAULT_BOOTSTRAP,
     BootstrapConfig,
@@ -31,7 +40,6 @@ from mulligan.metrics.stats import (
     unpaired_difference,
 )
 from mulligan.metrics.success import (
-    SuccessTable,
     TrendFit,
     linear_trend,
     macro_sr_at_k_estimates,
@@ -39,7 +47,6 @@ from mulligan.metrics.success import (
     sr_at_k_estimates,
     sr_trend,
     success_rate_at_k,
-    success_tables,
 )
 from mulligan.metrics.summary import RunSummary, SuiteSummary, summarize_run
 from mulligan.metrics.turns import mean_reciprocal_rank, mean_turns_to_success, recall_at_budget
@@ -50,19 +57,25 @@ __all__ = [
     "CostSummary",
     "CostTotals",
     "Estimate",
+    "FeedbackCounts",
+    "KindCount",
+    "LeakCount",
     "PairedTest",
+    "ProviderCount",
     "ProviderValue",
     "RunComparison",
     "RunSummary",
-    "SuccessTable",
+    "SourceCount",
     "SuiteSummary",
     "TrendFit",
     "compare_runs",
     "cost_per_solved",
     "delta_feedback",
+    "feedback_counts",
     "feedback_friction",
     "feedback_provider_value",
-    "find_runs",
+    "leak_counts",
+    "leak_rate",
     "linear_trend",
     "macro_estimate",
     "macro_sr_at_k_estimates",
@@ -83,7 +96,6 @@ __all__ = [
     "sr_at_k_estimates",
     "sr_trend",
     "success_rate_at_k",
-    "success_tables",
     "summarize_run",
     "unpaired_difference",
 ]

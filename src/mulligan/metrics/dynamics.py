@@ -1,4 +1,4 @@
-"""What happens between attempts: recovery, regression, repeated answers and feedback friction.
+"""What happens between attempts: recovery, regression and repeated answers.
 
 The unit is the *proposal* (a ``VerdictEvent``: a solution judged when it was proposed). Let
 episode i make proposals p_1..p_m with correctness c_1..c_m. Every rate is a ratio of sums over
@@ -13,20 +13,18 @@ episodes (see ``mulligan.metrics.stats``), so its bootstrap resamples whole epis
                          / #{j : some p_l with l < j was wrong}
   i.e. how often a proposal made after a wrong one repeats an answer already judged wrong,
   answers compared after ``normalize_answer``.
-- Feedback friction = #{episodes unsolved that got qualifying feedback}
-                      / #{episodes that got qualifying feedback}
-  where qualifying feedback saw the reference (``saw_reference``), did not leak it
-  (``not leak.any``), and came before the episode was solved (Feedback Friction's notion: the
-  feedback knew the answer, did not give it away, and the model still did not get there).
+
+Feedback friction, the rate of not using feedback that knew the answer, is in
+``mulligan.metrics.feedback`` with the other feedback metrics.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from itertools import pairwise
 
-from mulligan.events import Episode, FeedbackEvent, FeedbackKind, VerdictEvent
+from mulligan.events import Episode, VerdictEvent
 from mulligan.metrics.stats import DEFAULT_BOOTSTRAP, BootstrapConfig, Estimate, ratio_estimate
 
 _SPACES = re.compile(r"\s+")
@@ -106,39 +104,3 @@ def repeated_answer_rate(
     """Share of proposals made after a wrong one that repeat an answer already judged wrong."""
     counts = [_repeat_counts(e) for e in episodes]
     return ratio_estimate([c[0] for c in counts], [c[1] for c in counts], bootstrap)
-
-
-def _qualifying_feedback(
-    episode: Episode, kinds: Collection[FeedbackKind] | None
-) -> list[FeedbackEvent]:
-    solved_at = episode.success_turn
-    return [
-        e
-        for e in episode.events
-        if isinstance(e, FeedbackEvent)
-        and e.kind != "none"
-        and (kinds is None or e.kind in kinds)
-        and e.saw_reference
-        and not e.leak.any
-        # Feedback at or after the solving turn cannot have been what the model failed to use.
-        and (solved_at is None or e.turn < solved_at)
-    ]
-
-
-def feedback_friction(
-    episodes: Iterable[Episode],
-    kinds: Collection[FeedbackKind] | None = None,
-    bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP,
-) -> Estimate:
-    """Share of episodes left unsolved although they got reference-aware, non-leaking feedback.
-
-    ``kinds`` restricts which feedback counts (e.g. ``{"textual"}`` to leave out the bare
-    "Your answer is wrong." verdict, which also saw the reference); None counts every kind.
-    """
-    numerators: list[float] = []
-    denominators: list[float] = []
-    for episode in episodes:
-        qualified = bool(_qualifying_feedback(episode, kinds))
-        denominators.append(float(qualified))
-        numerators.append(float(qualified and not episode.success))
-    return ratio_estimate(numerators, denominators, bootstrap)

@@ -3,7 +3,8 @@
 ``summarize_run`` reads the episodes once and computes SR@k (micro, macro over suites and per
 suite) for k = 1..K, the SR trend over k, MRR / recall / mean turns to success, recovery,
 regression and repeated-answer rates, feedback friction and cost per solved task. The formulas
-live in the modules that compute them (``success``, ``turns``, ``dynamics``, ``cost``).
+live in the modules that compute them (``success``, ``turns``, ``dynamics``, ``feedback``,
+``cost``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,8 @@ from pydantic import BaseModel, ConfigDict
 
 from mulligan.events import Episode
 from mulligan.metrics.cost import CostSummary, cost_per_solved
-from mulligan.metrics.dynamics import (
-    feedback_friction,
-    recovery_rate,
-    regression_rate,
-    repeated_answer_rate,
-)
+from mulligan.metrics.dynamics import recovery_rate, regression_rate, repeated_answer_rate
+from mulligan.metrics.feedback import feedback_friction
 from mulligan.metrics.stats import DEFAULT_BOOTSTRAP, BootstrapConfig, Estimate
 from mulligan.metrics.success import (
     TrendFit,

@@ -3,7 +3,8 @@
 - ``write_html_report(run_dirs, out)``: one self-contained HTML file (tables, SR@k charts,
   feedback comparison, friction / recovery, cost, manifests, trajectory viewer).
 - ``serve_viewer(run_dirs)``: the same page served on 127.0.0.1 (``mulligan view``).
-- ``report_data(run_dirs)`` / ``report_csv(run_dirs)``: the numbers for scripts.
+- ``report_data(run_dirs)`` / ``report_csv(run_dirs)``: the numbers for scripts, in one
+  versioned schema (``SCHEMA``, documented in ``mulligan.report.data``) for any number of runs.
 
 ``run_dirs`` are run directories (``--out`` of ``mulligan run``) or directories holding runs
 below them (``mulligan import mint --out``).
@@ -11,6 +12,7 @@ below them (``mulligan import mint --out``).
 
 from mulligan.report.data import (
     CSV_COLUMNS,
+    SCHEMA,
     LoadedRun,
     ReportError,
     build_report_data,
@@ -31,6 +33,7 @@ from mulligan.report.serve import serve_viewer
 
 __all__ = [
     "CSV_COLUMNS",
+    "SCHEMA",
     "LoadedRun",
     "RenderedReport",
     "ReportError",

@@ -1,8 +1,10 @@
 """The report's numbers: runs loaded from their stores, every metric per run, comparisons, CSV.
 
-``report_data`` is the single source of the numbers the HTML report shows; ``--format json``
-prints it and ``--format csv`` flattens its SR@k part (``report_csv``). Everything here is
-computed by ``mulligan.metrics``; this module only chooses what to compare with what:
+``report_data`` is the single source of the numbers every view shows: the HTML report, the
+terminal tables of ``mulligan run`` / ``mulligan report``, ``--format json`` (which prints it as
+is, for one run or several) and ``--format csv`` (which flattens its SR@k part, ``report_csv``).
+Everything here is computed by ``mulligan.metrics``; this module only chooses what to compare
+with what:
 
 - *Comparison with the first run*: every other run vs the first one given, SR@k at the smaller
   turn budget, paired on shared tasks (``compare_runs``).
@@ -11,6 +13,27 @@ computed by ``mulligan.metrics``; this module only chooses what to compare with 
   subset if several qualify. Delta = SR@K(R) - SR@K(B), paired by task, is then what R's extra
   feedback was worth (MINT's Delta-feedback when B is the run without feedback; MINT's
   "no feedback" runs still get its "Your answer is wrong." verdict, hence subsets, not "none").
+
+The schema, ``mulligan.report/2`` (rates are fractions in [0, 1]; every rate is an ``Estimate``:
+``{value, numerator, denominator, episodes, ci_low, ci_high, confidence}``)::
+
+    {"schema": "mulligan.report/2", "generated_at": ISO time, "mulligan_version": str,
+     "bootstrap": BootstrapConfig, "suites": [suite, ...],
+     "runs": [{"label", "path", "run_id", "config_hash", "models": [...], "max_k", "manifest",
+               "summary": RunSummary (episodes, failed, max_k, sr_at_k {"k": Estimate},
+                   macro_sr_at_k, suites {suite: {episodes, failed, sr_at_k}}, trend, mrr,
+                   recall, mean_turns_to_success, recovery_rate, regression_rate,
+                   repeated_answer_rate, feedback_friction, cost (tokens, seconds and USD by
+                   model role in by_role, and per solved task), bootstrap),
+               "feedback": FeedbackCounts (providers [{kind, source, saw_reference, expertise,
+                   messages, episodes, leaks}], kinds [{kind, messages, episodes, leaks,
+                   saw_reference, friction}], sources [{source, messages, leaked, leak_rate,
+                   by_flag, solved_after_leak}]),
+               "feedback_baseline": a comparison or null}, ...],
+     "comparisons": [a comparison of each run 2.. with run 1, ...]}
+
+where a comparison is ``RunComparison`` plus ``"a"`` and ``"b"``, the two runs' labels.
+``/1`` had no ``feedback.sources``, and one run was printed in another shape without intervals.
 """
 
 from __future__ import annotations
@@ -25,20 +48,20 @@ from pathlib import Path
 from typing import Any
 
 from mulligan import __version__
-from mulligan.events import Episode, FeedbackEvent, FeedbackKind
+from mulligan.events import Episode, FeedbackEvent
 from mulligan.metrics import (
     DEFAULT_BOOTSTRAP,
     BootstrapConfig,
     RunComparison,
     RunSummary,
     compare_runs,
-    feedback_friction,
-    find_runs,
+    feedback_counts,
     summarize_run,
 )
-from mulligan.store import DB_NAME, RunStore, StoreError
+from mulligan.store import DB_NAME, RunStore, StoreError, find_runs
 
-SCHEMA = "mulligan.report/1"
+# Bump on any change of the shape below: scripts check it before reading.
+SCHEMA = "mulligan.report/2"
 
 
 class ReportError(Exception):
@@ -86,7 +109,10 @@ def expand_run_dirs(paths: Sequence[Path]) -> list[Path]:
             found.append(path)
             continue
         if not path.is_dir():
-            raise ReportError(f"{path}: no such directory; pass a run directory (--out of a run)")
+            raise ReportError(
+                f"{path}: no such directory, so no {DB_NAME}; pass the --out directory of"
+                " `mulligan run`"
+            )
         below = find_runs(path)
         if not below:
             raise ReportError(
@@ -132,51 +158,6 @@ def load_runs(run_dirs: Sequence[Path]) -> list[LoadedRun]:
         run_id, config_hash, manifest = identity or (path.name, "", {})
         runs.append(LoadedRun(path, label, run_id, config_hash, manifest, episodes))
     return runs
-
-
-def _feedback(run: LoadedRun, bootstrap: BootstrapConfig) -> dict[str, Any]:
-    """Feedback the run's episodes got, per provider and per kind (with friction per kind)."""
-    providers: dict[tuple[str, str, bool], dict[str, Any]] = {}
-    kinds: dict[FeedbackKind, dict[str, Any]] = {}
-    for episode in run.episodes:
-        seen_providers: set[tuple[str, str, bool]] = set()
-        seen_kinds: set[FeedbackKind] = set()
-        for event in episode.events:
-            if not isinstance(event, FeedbackEvent) or event.kind == "none":
-                continue
-            key = (event.kind, event.source, event.saw_reference)
-            row = providers.setdefault(
-                key,
-                {
-                    "kind": event.kind,
-                    "source": event.source,
-                    "saw_reference": event.saw_reference,
-                    "expertise": event.expertise,
-                    "messages": 0,
-                    "episodes": 0,
-                    "leaks": 0,
-                },
-            )
-            row["messages"] += 1
-            row["leaks"] += event.leak.any
-            row["episodes"] += key not in seen_providers
-            seen_providers.add(key)
-            kind = kinds.setdefault(
-                event.kind,
-                {"kind": event.kind, "messages": 0, "episodes": 0, "leaks": 0, "saw_reference": 0},
-            )
-            kind["messages"] += 1
-            kind["leaks"] += event.leak.any
-            kind["saw_reference"] += event.saw_reference
-            kind["episodes"] += event.kind not in seen_kinds
-            seen_kinds.add(event.kind)
-    for name, kind in kinds.items():
-        friction = feedback_friction(run.episodes, {name}, bootstrap)
-        kind["friction"] = friction.model_dump(mode="json")
-    return {
-        "providers": sorted(providers.values(), key=lambda r: (r["kind"], r["source"])),
-        "kinds": [kinds[k] for k in sorted(kinds)],
-    }
 
 
 def feedback_baseline(run: LoadedRun, runs: Sequence[LoadedRun]) -> LoadedRun | None:
@@ -236,7 +217,7 @@ def build_report_data(
                 "max_k": run.max_k,
                 "manifest": run.manifest,
                 "summary": summary.model_dump(mode="json"),
-                "feedback": _feedback(run, bootstrap),
+                "feedback": feedback_counts(run.episodes, bootstrap).model_dump(mode="json"),
                 "feedback_baseline": (
                     None if baseline is None else _comparison(run, baseline, bootstrap)
                 ),
@@ -257,15 +238,9 @@ def build_report_data(
 def report_data(
     run_dirs: Sequence[Path], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
 ) -> dict[str, Any]:
-    """Every number of the HTML report, JSON-serialisable (``json.dumps`` works on it as is).
+    """Every number of the report for ``run_dirs``, in the schema of the module docstring.
 
-    ``{"schema", "generated_at", "mulligan_version", "bootstrap", "suites": [...],
-    "runs": [{"label", "path", "run_id", "config_hash", "models", "max_k", "manifest",
-    "summary" (``RunSummary``: SR@k micro / macro / per suite with CIs, trend, MRR, recovery,
-    friction, cost ...), "feedback" ({"providers": [...], "kinds": [...]}),
-    "feedback_baseline" (a comparison or None)}], "comparisons": [...]}`` where a comparison is
-    ``RunComparison`` plus ``"a"`` and ``"b"`` run labels (runs 2.. vs run 1).
-    ``run_dirs`` are run directories or directories with runs below them.
+    JSON-serialisable as is. ``run_dirs`` are run directories or directories with runs below.
     """
     return build_report_data(load_runs(run_dirs), bootstrap)
 

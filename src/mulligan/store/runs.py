@@ -1,4 +1,4 @@
-"""Finding run directories (each holds one ``mulligan.sqlite``) under a root directory."""
+"""Run discovery: the run directories (each holds one ``mulligan.sqlite``) under a root directory."""
 
 from __future__ import annotations
 
