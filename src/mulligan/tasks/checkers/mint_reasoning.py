@@ -16,7 +16,7 @@ module follows the fixed rule (MINT at commit 3f7f12c).
 from __future__ import annotations
 
 from mulligan.tasks.base import CheckResult, Task
-from mulligan.tasks.checkers.common import TextChecker, verdict
+from mulligan.tasks.checkers.verdicts import TextChecker, verdict
 from mulligan.tasks.checkers.text_match import normalize_answer, token_f1
 
 RELATIVE_TOLERANCE = 0.05

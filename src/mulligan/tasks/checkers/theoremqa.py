@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from mulligan.tasks.base import CheckResult, Task
-from mulligan.tasks.checkers.common import TextChecker, shorten, verdict
+from mulligan.tasks.checkers.verdicts import TextChecker, shorten, verdict
 from mulligan.tasks.checkers.safe_eval import (
     MAX_EXPRESSION_CHARS,
     ExpressionError,
