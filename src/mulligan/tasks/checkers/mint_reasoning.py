@@ -16,8 +16,8 @@ module follows the fixed rule (MINT at commit 3f7f12c).
 from __future__ import annotations
 
 from mulligan.tasks.base import CheckResult, Task
-from mulligan.tasks.checkers.common import TextChecker, verdict
 from mulligan.tasks.checkers.text_match import normalize_answer, token_f1
+from mulligan.tasks.checkers.verdicts import TextChecker, verdict
 
 RELATIVE_TOLERANCE = 0.05
 

@@ -20,8 +20,8 @@ import re
 from collections.abc import Mapping
 
 from mulligan.tasks.base import CheckResult, Task
-from mulligan.tasks.checkers.common import TextChecker, shorten, verdict
 from mulligan.tasks.checkers.text_match import normalize_answer
+from mulligan.tasks.checkers.verdicts import TextChecker, shorten, verdict
 from mulligan.tasks.mint import parse_mint_options
 
 

@@ -12,7 +12,7 @@ import re
 from fractions import Fraction
 
 from mulligan.tasks.base import CheckResult, Task
-from mulligan.tasks.checkers.common import TextChecker, shorten, verdict
+from mulligan.tasks.checkers.verdicts import TextChecker, shorten, verdict
 
 RELATIVE_TOLERANCE = 1e-6
 

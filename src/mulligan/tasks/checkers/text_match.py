@@ -7,7 +7,7 @@ import string
 from collections import Counter
 
 from mulligan.tasks.base import CheckResult, Task
-from mulligan.tasks.checkers.common import TextChecker, verdict
+from mulligan.tasks.checkers.verdicts import TextChecker, verdict
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)

@@ -22,12 +22,12 @@ import re
 from typing import Any
 
 from mulligan.tasks.base import CheckResult, Task
-from mulligan.tasks.checkers.common import TextChecker, shorten, verdict
 from mulligan.tasks.checkers.safe_eval import (
     MAX_EXPRESSION_CHARS,
     ExpressionError,
     evaluate_expression,
 )
+from mulligan.tasks.checkers.verdicts import TextChecker, shorten, verdict
 
 FLOAT_RELATIVE_TOLERANCE = 0.04
 

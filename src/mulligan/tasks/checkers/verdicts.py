@@ -1,4 +1,5 @@
-"""Pieces shared by the checkers: size limits, result constructors, a base for text checkers."""
+"""What every checker builds its verdicts with: answer-size limits, ``CheckResult`` constructors
+and ``TextChecker``, the base of the checkers that judge text in-process."""
 
 from __future__ import annotations
 
