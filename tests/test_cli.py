@@ -63,7 +63,7 @@ def test_reference_gives_100_and_wrong_gives_0_on_every_mint_suite(
         code, output = _run("report", str(out))
         assert code == 0 and "SR@3" in output and "overall" in output
         # The table shows each rate's 95% interval, as the HTML report does.
-        assert f"[{100 * expected:.1f}, {100 * expected:.1f}]" in output
+        assert f"[{100 * expected:.0f}-{100 * expected:.0f}]" in output
 
 
 def test_resume_skips_finished(tmp_path: Path, mint_dir: Path) -> None:

@@ -422,13 +422,14 @@ def feedback_list() -> None:
 
 
 def _sr_cell(estimate: dict[str, Any], bold: bool = False) -> str:
-    """SR in percent over its 95% interval in points (as the HTML report shows it), two lines."""
+    """SR in percent over its 95% interval in whole points, two lines (compact, so a k=5 table
+    fits an 80-column terminal)."""
     value = "-" if estimate["value"] is None else f"{100 * estimate['value']:.1f}%"
     cell = f"[bold]{value}[/]" if bold else value
     low, high = estimate["ci_low"], estimate["ci_high"]
     if low is None or high is None:
         return cell
-    return f"{cell}\n[dim]{escape(f'[{100 * low:.1f}, {100 * high:.1f}]')}[/]"
+    return f"{cell}\n[dim]{escape(f'[{100 * low:.0f}-{100 * high:.0f}]')}[/]"
 
 
 def _print_tables(summary: dict[str, Any], title: str) -> None:
