@@ -239,7 +239,9 @@ async def test_a_run_from_an_older_version_resumes_unless_new_options_are_used(
     cfg = _config(tmp_path, mint_dir, tasks=("gsm8k",), limit=1)
     await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
     with RunStore.open_existing(cfg.out) as store:  # as if written before these options existed
-        run_id, _, manifest = store.run()  # type: ignore[misc]
+        stored = store.run()
+        assert stored is not None
+        run_id, manifest = stored.run_id, stored.manifest
         for name in ("judge_model", "reject_repeats", "sample"):
             del manifest["config"][name]
         store.update_manifest(run_id, manifest)

@@ -1,5 +1,5 @@
 """The SQLite run store: runs, episodes and their events."""
 
-from mulligan.store.sqlite import DB_NAME, RunStore, StoreError
+from mulligan.store.sqlite import DB_NAME, RunStore, StoredRun, StoreError
 
-__all__ = ["DB_NAME", "RunStore", "StoreError"]
+__all__ = ["DB_NAME", "RunStore", "StoreError", "StoredRun"]
