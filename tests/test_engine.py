@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from mulligan.config import ConfigError, RunConfig
 from mulligan.engine import RunExistsError, execute_run
+from mulligan.engine.components import cached
 from mulligan.events import Message
 from mulligan.metrics import summarize_run
-from mulligan.models import CallContext, Completion, GenerateParams, ScriptedModel
+from mulligan.models import (
+    CachedModel,
+    CallContext,
+    Completion,
+    GenerateParams,
+    ScriptedModel,
+    get_model,
+)
+from mulligan.models.roles import RoleModel
 from mulligan.store import RunStore
 from mulligan.tasks import Task, load_tasks
 
@@ -236,7 +246,9 @@ async def test_a_run_from_an_older_version_resumes_unless_new_options_are_used(
     cfg = _config(tmp_path, mint_dir, tasks=("gsm8k",), limit=1)
     await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
     with RunStore.open_existing(cfg.out) as store:  # as if written before these options existed
-        run_id, _, manifest = store.run()  # type: ignore[misc]
+        stored = store.run()
+        assert stored is not None
+        run_id, manifest = stored.run_id, stored.manifest
         for name in ("judge_model", "reject_repeats", "sample"):
             del manifest["config"][name]
         store.update_manifest(run_id, manifest)
@@ -248,3 +260,50 @@ async def test_a_run_from_an_older_version_resumes_unless_new_options_are_used(
             resume=True,
             sandboxes=sandboxes,  # type: ignore[arg-type]
         )
+
+
+class CountingModel(ScriptedModel):
+    """A scripted policy that reports counters, as a real backend reports retries."""
+
+    def counters(self) -> dict[str, int]:
+        return {"retry.timeout": 2, "ejections": 1, "calls": self.calls}
+
+
+async def test_the_manifest_keeps_the_components_counters(
+    tmp_path: Path, mint_dir: Path, sandboxes: object
+) -> None:
+    cfg = _config(tmp_path, mint_dir, tasks=("gsm8k",), limit=2, feedback="binary")
+    model = CountingModel("wrong")
+    await execute_run(cfg, model=model, sandboxes=sandboxes)  # type: ignore[arg-type]
+    on_disk = json.loads((cfg.out / "manifest.json").read_text())
+    with RunStore.open_existing(cfg.out) as store:
+        stored = store.run()
+    assert stored is not None and stored.manifest == on_disk
+    counters = on_disk["counters"]
+    assert counters["model:scripted/wrong"] == {
+        "retry.timeout": 2,
+        "ejections": 1,
+        "calls": model.calls,
+    }
+    guard = counters["feedback.0:binary"]  # the leak guard around the binary provider
+    assert guard["leak.checked"] == 4 and guard["leak.leaked"] == 0  # 2 tasks x 2 proposals
+
+
+def test_backends_declare_whether_the_cache_goes_in_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MULLIGAN_CACHE_DIR", str(tmp_path / "cache"))
+    config = RunConfig(out=tmp_path / "run")
+    scripted = get_model("scripted/reference")
+    assert not scripted.cacheable and cached(scripted, config) is scripted
+    assert not RoleModel(scripted, "feedback").cacheable
+
+    class Remote(ScriptedModel):
+        cacheable = True
+
+    remote = Remote("reference")
+    wrapped = cached(remote, config)
+    assert isinstance(wrapped, CachedModel) and wrapped.inner is remote
+    assert not wrapped.cacheable  # a second cache would gain nothing
+    assert cached(remote, config.model_copy(update={"cache": "off"})) is remote
+    assert wrapped.counters() == {"cache.hits": 0, "cache.misses": 0, "cache.errors": 0}

@@ -523,6 +523,8 @@ async def test_replay_reuses_recorded_feedback_and_goes_live_on_divergence(
     other = context(task, content="34", turn=2, history=[("execute", "print(3 * 11)")])
     assert await run(other) == ["Your answer is wrong.", "Live feedback."]
     assert dict(chain[0].stats) == {"replayed": 2, "live": 1}
+    counters = chain[0].counters()  # type: ignore[attr-defined]
+    assert (counters["replayed"], counters["live"], counters["live.leak.checked"]) == (2, 1, 1)
 
 
 def test_replay_of_a_missing_run_says_so(tmp_path: Path) -> None:

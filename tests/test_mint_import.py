@@ -154,7 +154,7 @@ def test_one_run_per_config_with_provenance(mint_tree: Path, tmp_path: Path) -> 
     with RunStore.open_existing(runs[1]) as store:
         found = store.run()
     assert found is not None
-    run_id, config_hash, manifest = found
+    run_id, config_hash, manifest = found.run_id, found.config_hash, found.manifest
     assert run_id == "mint:model-x/F=gpt-4-0613/PHF=GT-textual/max3_p2+tool+cd"
     assert manifest["imported_from"] == "mint"
     assert manifest["source"] == str(
@@ -176,8 +176,8 @@ def test_one_run_per_config_with_provenance(mint_tree: Path, tmp_path: Path) -> 
     with RunStore.open_existing(runs[0]) as store:
         plain = store.run()
     assert plain is not None
-    assert (plain[2]["feedback_model"], plain[2]["feedback_setting"]) == (None, None)
-    assert sorted(plain[2]["files"]) == ["alfworld", "gsm8k"]
+    assert (plain.manifest["feedback_model"], plain.manifest["feedback_setting"]) == (None, None)
+    assert sorted(plain.manifest["files"]) == ["alfworld", "gsm8k"]
 
 
 def test_a_model_folder_imports_like_the_outputs_folder(mint_tree: Path, tmp_path: Path) -> None:
@@ -387,7 +387,7 @@ def test_real_logs_counts_per_suite_and_config(imported: Path) -> None:
             found = store.run()
             episodes = list(store.episodes(with_events=False))
         assert found is not None
-        manifest = found[2]
+        manifest = found.manifest
         assert Counter(e.key.suite for e in episodes) == SUITE_SIZES, config
         assert {s: f["episodes"] for s, f in manifest["files"].items()} == SUITE_SIZES
         assert manifest["source"].endswith(config)
@@ -403,7 +403,7 @@ def test_real_logs_match_mints_own_counters(imported: Path) -> None:
         episodes = {e.id: e for e in store.episodes()}
         found = store.run()
     assert found is not None
-    for suite, info in found[2]["files"].items():
+    for suite, info in found.manifest["files"].items():
         for text in (outputs / info["path"]).read_text().splitlines():
             record = json.loads(text)
             state = record["state"]

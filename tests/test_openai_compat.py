@@ -79,6 +79,7 @@ async def test_chat_turns_grow_and_usage_is_recorded(server: OpenAIServer) -> No
         "seed": 0,
     }
     assert model.stats["requests"] == 3 and model.stats["retries"] == 0
+    assert model.counters() == model.stats  # what a run's manifest keeps
 
 
 async def test_completion_mode_sends_a_mint_style_prompt(server: OpenAIServer) -> None:

@@ -201,7 +201,7 @@ async def test_a_full_feedback_context_never_fails_the_episode(
 
 
 def test_judge_and_feedback_roles_share_one_instance_of_the_same_model(tmp_path: Path) -> None:
-    from mulligan.engine.runner import _feedback_model, _judge
+    from mulligan.engine.components import build_feedback_model, build_judge
     from mulligan.models import get_model
 
     config = RunConfig(
@@ -212,13 +212,17 @@ def test_judge_and_feedback_roles_share_one_instance_of_the_same_model(tmp_path:
         out=tmp_path / "r",
     )
     policy = get_model(config.model)
-    feedback = _feedback_model(config, policy, None)
-    judge = _judge(config, policy, feedback)
+    feedback = build_feedback_model(config, policy, None)
+    judge = build_judge(config, policy, feedback)
     assert isinstance(feedback, RoleModel) and judge is not None
     # One instance (a local model would be loaded once), two roles with their own settings.
     assert judge.model.inner is feedback.inner and feedback.inner is not policy
     assert (judge.model.role, feedback.role) == ("judge", "feedback")
-    other = _judge(config.model_copy(update={"judge_model": "scripted/invalid"}), policy, feedback)
+    other = build_judge(
+        config.model_copy(update={"judge_model": "scripted/invalid"}), policy, feedback
+    )
     assert other is not None and other.model.inner is not feedback.inner
-    same_as_policy = _judge(config.model_copy(update={"judge_model": config.model}), policy, None)
+    same_as_policy = build_judge(
+        config.model_copy(update={"judge_model": config.model}), policy, None
+    )
     assert same_as_policy is not None and same_as_policy.model.inner is policy

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mulligan.events import ActionEvent, Episode, EpisodeKey, ModelCallEvent
-from mulligan.store import DB_NAME, RunStore, StoreError
+from mulligan.store import DB_NAME, RunStore, StoredRun, StoreError
 
 
 def _episode(task_id: str, status: str = "finished", success: bool = False) -> Episode:
@@ -38,7 +38,9 @@ def test_round_trip_and_resume_keys(tmp_path: Path) -> None:
         store.save_episode(solved)
         store.save_episode(_episode("2", status="failed"))
         assert store.finished_keys() == {"mbpp/1#0"}
-        assert store.run() == ("run-1", "h", {"config": {"model": "m"}})
+        assert store.run() == StoredRun(
+            run_id="run-1", config_hash="h", manifest={"config": {"model": "m"}}
+        )
     with RunStore.open_existing(tmp_path) as store:
         episodes = list(store.episodes())
         assert [e.id for e in episodes] == ["mbpp/1#0", "mbpp/2#0"]

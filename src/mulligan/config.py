@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mulligan.episode import EpisodeLimits
+from mulligan.feedback.spec import FeedbackSpec
 from mulligan.models.base import GenerateParams
 from mulligan.tasks.suites import get_suite
 
@@ -52,7 +53,10 @@ class RunConfig(BaseModel):
     turns: int = Field(default=5, ge=1, le=100)
     proposals: int = Field(default=2, ge=1, le=100)
     epochs: int = Field(default=1, ge=1, le=100)
-    feedback: str = Field(default="none", description="feedback spec, see `mulligan feedback list`")
+    feedback: FeedbackSpec = Field(
+        default=FeedbackSpec.parse("none"),
+        description="feedback spec, see `mulligan feedback list`; parsed once, stored as written",
+    )
     feedback_model: str | None = Field(
         default=None, description="model for llm/critic/checklist feedback, provider/model"
     )
@@ -116,15 +120,6 @@ class RunConfig(BaseModel):
                 f"model {value!r} has no provider; write it as provider/model, "
                 "e.g. local/qwen2.5-coder-0.5b or scripted/reference"
             )
-        return value
-
-    @field_validator("feedback")
-    @classmethod
-    def _feedback_spec_parses(cls, value: str) -> str:
-        from mulligan.feedback import parse_feedback_spec
-
-        if not value.startswith("replay:"):
-            parse_feedback_spec(value)  # raises ValueError naming the spec and the known kinds
         return value
 
     def generate_params(self) -> GenerateParams:

@@ -18,8 +18,10 @@ Expertise = Literal["none", "novice", "expert"]
 """ConvCodeWorld's verbal feedback levels; ``none`` for feedback without a speaker."""
 
 FeedbackKind = Literal[
-    "none", "unary", "binary", "execution", "tests", "textual", "critique", "checklist", "self"
+    "none", "unary", "binary", "tests", "textual", "critique", "checklist", "self"
 ]
+"""What a feedback event is; which spec kind produces which is listed in
+:mod:`mulligan.feedback.spec` (``KindInfo.events``)."""
 EpisodeStatus = Literal["finished", "failed"]
 TerminateReason = Literal[
     "solved",  # a proposal was correct

@@ -1,8 +1,9 @@
 """Feedback providers: what the policy is told after it acts, with provenance.
 
-Build a chain from a spec with :func:`get_feedback` (``"tests+llm:expert"``; grammar in
-:mod:`mulligan.feedback.spec`), list the kinds with :func:`describe_feedback_kinds`, and detect
-leaks with :func:`find_leaks` (counting them is ``mulligan.metrics.leak_counts``).
+Build a chain from a spec with :func:`get_feedback` (``"tests+llm:expert"``, or a
+:class:`FeedbackSpec` parsed once; grammar in :mod:`mulligan.feedback.spec`), list the kinds with
+:func:`describe_feedback_kinds`, add one with :func:`register_feedback_kind`, and detect leaks
+with :func:`find_leaks` (counting them is ``mulligan.metrics.leak_counts``).
 """
 
 from __future__ import annotations
@@ -28,11 +29,15 @@ from mulligan.feedback.self_critique import SelfFeedback
 from mulligan.feedback.spec import (
     FEEDBACK_PROVIDERS,
     FeedbackPart,
+    FeedbackSpec,
+    Flags,
     KindInfo,
+    Value,
     describe_feedback_kinds,
     feedback_needs,
     get_feedback,
     parse_feedback_spec,
+    register_feedback_kind,
 )
 from mulligan.feedback.templates import FeedbackTemplate, load_template, template_versions
 from mulligan.feedback.unary import UnaryFeedback
@@ -48,7 +53,9 @@ __all__ = [
     "FeedbackContext",
     "FeedbackPart",
     "FeedbackProvider",
+    "FeedbackSpec",
     "FeedbackTemplate",
+    "Flags",
     "KindInfo",
     "LeakGuardedFeedback",
     "LeakMode",
@@ -65,6 +72,7 @@ __all__ = [
     "SimulatedUserFeedback",
     "UnaryFeedback",
     "UnitTestFeedback",
+    "Value",
     "describe_feedback_kinds",
     "detect_leak",
     "feedback_needs",
@@ -74,6 +82,7 @@ __all__ = [
     "parse_binary_verdict",
     "parse_feedback_spec",
     "redact",
+    "register_feedback_kind",
     "replay_chain",
     "template_versions",
 ]

@@ -35,6 +35,7 @@ from typing import Literal
 
 from mulligan.events import FeedbackEvent, FeedbackKind, LeakFlags, Message
 from mulligan.feedback.base import FeedbackContext, FeedbackProvider, RevisableFeedback
+from mulligan.models.base import counters_of
 from mulligan.tasks.base import Task
 
 LeakMode = Literal["flag", "redact", "regenerate"]
@@ -505,7 +506,8 @@ class LeakGuardedFeedback:
     """Wraps a provider: checks each of its events for leaks and applies a :class:`LeakPolicy`.
 
     The flags recorded on the event describe the text the policy actually receives (after any
-    redaction or regeneration); ``stats`` counts what was found before that.
+    redaction or regeneration); ``stats`` counts what was found before that, and
+    :meth:`counters` reports it for the run's manifest.
     """
 
     def __init__(self, inner: FeedbackProvider, policy: LeakPolicy | None = None) -> None:
@@ -513,6 +515,18 @@ class LeakGuardedFeedback:
         self.policy = policy or LeakPolicy()
         self.name = inner.name
         self.stats = LeakStats()
+
+    def counters(self) -> dict[str, int]:
+        """``leak.<count>`` for each of :class:`LeakStats`, then the wrapped provider's own."""
+        stats = self.stats
+        return {
+            "leak.checked": stats.checked,
+            "leak.leaked": stats.leaked,
+            "leak.redacted": stats.redacted,
+            "leak.regenerations": stats.regenerations,
+            "leak.regenerated_clean": stats.regenerated_clean,
+            **counters_of(self.inner),
+        }
 
     @property
     def kind(self) -> FeedbackKind | None:

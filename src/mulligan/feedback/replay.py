@@ -13,7 +13,8 @@ first recorded ``textual`` event to the first provider of kind ``textual``, ...)
 built from the recorded run's own spec reproduces the recording exactly.
 
 ``stats`` counts turns served from the recording (``replayed``) and turns sent to the live chain
-(``live``); ``calls`` counts per provider.
+(``live``); ``calls`` counts per provider, and :meth:`ReplayedFeedback.counters` reports them
+(with the live provider's own counters) for the run's manifest.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from typing import Any
 
 from mulligan.events import ActionEvent, FeedbackEvent
 from mulligan.feedback.base import FeedbackContext, FeedbackProvider, provider_kind
+from mulligan.models.base import counters_of
 
 History = tuple[tuple[str, str], ...]
+REPLAY_KIND = "replay"
+"""The spec kind (``replay:<run-dir>``) and the prefix of a replayed provider's name."""
 
 
 class ReplayError(ValueError):
@@ -51,7 +55,7 @@ class ReplayIndex:
         self._entries: dict[tuple[str, str, History], list[FeedbackEvent]] = {}
         try:
             run = store.run()
-            config = run[2].get("config", {}) if run else {}
+            config = run.manifest.get("config", {}) if run else {}
             self.feedback_spec: str | None = (
                 config.get("feedback") if isinstance(config, dict) else None
             )
@@ -129,7 +133,7 @@ class ReplayedFeedback:
         self.index = index
         self.position = position
         self.kinds = list(kinds)
-        self.name = f"replay:{live.name}"
+        self.name = f"{REPLAY_KIND}:{live.name}"
         self.kind = provider_kind(live)
         self.calls: Counter[str] = Counter()
 
@@ -137,6 +141,15 @@ class ReplayedFeedback:
     def stats(self) -> Counter[str]:
         """Turns replayed and turns live, for the whole chain."""
         return self.index.stats
+
+    def counters(self) -> dict[str, int]:
+        """Calls of this position answered from the recording (``replayed``) and live
+        (``live``), then the live provider's own counters, prefixed ``live.``."""
+        return {
+            "replayed": self.calls["replayed"],
+            "live": self.calls["live"],
+            **counters_of(self.live, "live."),
+        }
 
     async def feedback(self, ctx: FeedbackContext) -> FeedbackEvent | None:
         recorded = self.index.lookup(ctx)

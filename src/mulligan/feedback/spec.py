@@ -1,4 +1,4 @@
-"""Feedback specs: the grammar, the registry of kinds, and building a provider chain.
+"""Feedback specs: the grammar, the registry of kinds, the parsed spec, and building a chain.
 
 Grammar::
 
@@ -13,6 +13,27 @@ Parts run in order after every action; later providers see earlier providers' ev
 Every part also accepts ``leak=flag|redact|regenerate`` and ``regen=N`` (see
 :class:`~mulligan.feedback.leak.LeakPolicy`).
 
+A spec is parsed once, into a :class:`FeedbackSpec` (``RunConfig.feedback`` holds one); it
+serialises back to its text, so config hashes and stored manifests hold the spec as written.
+
+Spec kinds and the ``FeedbackEvent.kind`` values their providers produce (``KindInfo.events``):
+
+============  =====================================
+spec kind     event kinds
+============  =====================================
+none          none (it never emits an event)
+unary         unary
+binary        binary
+tests         tests
+llm           textual, or binary with ``llm:binary``
+critic        critique
+checklist     checklist
+self          self
+replay:DIR    those of the recorded run's spec
+============  =====================================
+
+A new kind is one :class:`KindInfo` passed to :func:`register_feedback_kind`.
+
 MINT's settings by name: its "no feedback" setting is ``binary`` (it says "Your answer is
 wrong."), its "with feedback" setting is ``binary+llm`` (that line plus a simulated user that
 sees the reference).
@@ -20,10 +41,15 @@ sees the reference).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, cast
 
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+from mulligan.events import FeedbackKind
 from mulligan.feedback.base import FeedbackProvider
 from mulligan.feedback.binary import BinaryFeedback
 from mulligan.feedback.checklist import ChecklistFeedback
@@ -31,7 +57,7 @@ from mulligan.feedback.critic import CritiqueFeedback
 from mulligan.feedback.leak import LEAK_MODES, LeakGuardedFeedback, LeakMode, LeakPolicy
 from mulligan.feedback.llm import PERSONAS, SimulatedUserFeedback
 from mulligan.feedback.none import NoFeedback
-from mulligan.feedback.replay import ReplayIndex, replay_chain
+from mulligan.feedback.replay import REPLAY_KIND, ReplayIndex, replay_chain
 from mulligan.feedback.self_critique import SelfFeedback
 from mulligan.feedback.testcases import COVERAGES, Coverage
 from mulligan.feedback.unary import UnaryFeedback
@@ -39,25 +65,7 @@ from mulligan.feedback.unit_tests import UnitTestFeedback
 from mulligan.models.base import Model
 
 Need = Literal["feedback_model", "policy_model", "runner"]
-REPLAY_PREFIX = "replay:"
-
-# Option groups: within a group at most one flag may be given (``llm:novice:expert`` is an error).
-_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
-    "unary": {"phrasing": ("fixed",)},
-    "tests": {"coverage": COVERAGES, "cells": ("cells",)},
-    "llm": {
-        "reference": ("reference", "no-reference"),
-        "form": ("textual", "binary"),
-        "expertise": ("novice", "expert"),
-    },
-    "critic": {"reference": ("reference", "no-reference")},
-    "checklist": {"reference": ("reference", "no-reference")},
-}
-_KEYS: dict[str, tuple[str, ...]] = {
-    "tests": ("share", "timeout"),
-    "llm": ("persona",),
-}
-_COMMON_KEYS: tuple[str, ...] = ("leak", "regen")
+REPLAY_PREFIX = f"{REPLAY_KIND}:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +82,77 @@ class FeedbackPart:
 
 
 @dataclass(frozen=True, slots=True)
+class Flags:
+    """A group of flags of which a part may give at most one (``llm:novice:expert`` is an error).
+
+    List the default first: ``mulligan feedback list`` shows the choices in this order.
+    """
+
+    group: str
+    choices: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """A ``key=value`` option; ``placeholder`` says what the value is (``<0..1>``)."""
+
+    key: str
+    placeholder: str
+
+
+Option = Flags | Value
+Builder = Callable[[FeedbackPart, Model | None, Model | None], FeedbackProvider]
+
+# Options every kind but ``none`` accepts: how its provider's leaks are handled.
+COMMON_OPTIONS: tuple[Value, ...] = (
+    Value("leak", f"<{'|'.join(LEAK_MODES)}>"),
+    Value("regen", "<N>"),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class KindInfo:
-    """What ``mulligan feedback list`` says about a kind."""
+    """A feedback kind: how to build its provider from a part, the options it accepts, what it
+    needs, the event kinds it produces, and what ``mulligan feedback list`` says about it.
+
+    Attributes:
+        kind: the name in specs.
+        shows: what the policy is told.
+        sees_reference: whether and when the provider may see the ground truth.
+        options: the flags and ``key=value`` options, in the order they are listed.
+        needs: models and a code runner the provider needs.
+        build: ``build(part, feedback_model, policy_model)`` -> the provider (raises ValueError
+            on options that do not go together).
+        events: the ``FeedbackEvent.kind`` values its provider produces.
+    """
 
     kind: str
     shows: str
     sees_reference: str
-    options: tuple[str, ...]
+    options: tuple[Option, ...]
     needs: tuple[Need, ...]
-    build: Callable[[FeedbackPart, Model | None, Model | None], FeedbackProvider]
+    build: Builder
+    events: tuple[FeedbackKind, ...]
+
+    def option_names(self) -> tuple[str, ...]:
+        """The options as listed: each flag, and ``key=<placeholder>``."""
+        out: list[str] = []
+        for option in self.options:
+            if isinstance(option, Flags):
+                out.extend(option.choices)
+            else:
+                out.append(f"{option.key}={option.placeholder}")
+        return tuple(out)
+
+    def flag_group(self, flag: str) -> str | None:
+        """The group a flag belongs to, or None if this kind has no such flag."""
+        return next(
+            (o.group for o in self.options if isinstance(o, Flags) and flag in o.choices), None
+        )
+
+    def keys(self) -> tuple[str, ...]:
+        """The ``key=`` options this kind accepts, the common ones included."""
+        return tuple(o.key for o in (*self.options, *COMMON_OPTIONS) if isinstance(o, Value))
 
 
 def _need(model: Model | None, what: str, part: FeedbackPart) -> Model:
@@ -146,103 +216,131 @@ def _number(part: FeedbackPart, key: str, default: float) -> float:
         raise ValueError(f"feedback {part.text!r}: {key}= needs a number, got {text!r}") from None
 
 
-FEEDBACK_PROVIDERS: dict[str, KindInfo] = {
-    info.kind: info
-    for info in (
-        KindInfo(
-            "none",
-            "nothing at all, not even a verdict",
-            "never",
-            (),
-            (),
-            lambda part, f, p: NoFeedback(),
+_REFERENCE = Flags("reference", ("reference", "no-reference"))
+
+FEEDBACK_PROVIDERS: dict[str, KindInfo] = {}
+"""Every feedback kind by name (add one with :func:`register_feedback_kind`)."""
+
+
+def register_feedback_kind(info: KindInfo, *, replace: bool = False) -> None:
+    """Make ``info.kind`` usable in feedback specs (and listed by ``mulligan feedback list``).
+
+    Raises ValueError for a name the grammar cannot hold, or one already registered unless
+    ``replace`` is true.
+    """
+    name = info.kind
+    if not name or name != name.strip() or any(c in name for c in ":+=") or name == REPLAY_KIND:
+        raise ValueError(f"feedback kind name {name!r} is not usable in a spec")
+    if name in FEEDBACK_PROVIDERS and not replace:
+        raise ValueError(f"feedback kind {name!r} is already registered")
+    if not info.events:
+        raise ValueError(f"feedback kind {name!r} must name the event kinds it produces")
+    FEEDBACK_PROVIDERS[name] = info
+
+
+for _info in (
+    KindInfo(
+        "none",
+        "nothing at all, not even a verdict",
+        "never",
+        (),
+        (),
+        lambda part, f, p: NoFeedback(),
+        events=("none",),
+    ),
+    KindInfo(
+        "unary",
+        "'Let's try again.'-style text after a wrong proposal only",
+        "conditioned on the checker's verdict (the same bit as binary)",
+        (Flags("phrasing", ("fixed",)),),
+        (),
+        lambda part, f, p: UnaryFeedback(fixed="phrasing" in part.flags),
+        events=("unary",),
+    ),
+    KindInfo(
+        "binary",
+        "'Your answer is wrong.' after a wrong proposal (MINT's exact wording)",
+        "conditioned on the checker's verdict",
+        (),
+        (),
+        lambda part, f, p: BinaryFeedback(),
+        events=("binary",),
+    ),
+    KindInfo(
+        "tests",
+        "compile errors, then failing unit tests with input, expected and actual values "
+        "(code tasks)",
+        "yes: runs the task's unit tests (not with coverage none)",
+        (
+            Flags("coverage", COVERAGES),
+            Value("share", "<0..1>"),
+            Flags("cells", ("cells",)),
+            Value("timeout", "<seconds>"),
         ),
-        KindInfo(
-            "unary",
-            "'Let's try again.'-style text after a wrong proposal only",
-            "conditioned on the checker's verdict (the same bit as binary)",
-            ("fixed",),
-            (),
-            lambda part, f, p: UnaryFeedback(fixed="phrasing" in part.flags),
+        ("runner",),
+        _build_tests,
+        events=("tests",),
+    ),
+    KindInfo(
+        "llm",
+        "a simulated user's natural-language feedback, or its good/bad verdict",
+        "by default (MINT); no-reference hides it",
+        (
+            _REFERENCE,
+            Flags("form", ("textual", "binary")),
+            Flags("expertise", ("expert", "novice")),
+            Value("persona", f"<{'|'.join(sorted(PERSONAS))}>"),
         ),
-        KindInfo(
-            "binary",
-            "'Your answer is wrong.' after a wrong proposal (MINT's exact wording)",
-            "conditioned on the checker's verdict",
-            (),
-            (),
-            lambda part, f, p: BinaryFeedback(),
+        ("feedback_model",),
+        _build_llm,
+        events=("textual", "binary"),
+    ),
+    KindInfo(
+        "critic",
+        "the first wrong step of the latest turn and why",
+        "by default; no-reference hides it",
+        (_REFERENCE,),
+        ("feedback_model",),
+        lambda part, f, p: CritiqueFeedback(
+            _need(f, "feedback", part), reference=_reference(part, True)
         ),
-        KindInfo(
-            "tests",
-            "compile errors, then failing unit tests with input, expected and actual values "
-            "(code tasks)",
-            "yes: runs the task's unit tests (not with coverage none)",
-            ("full", "partial", "none", "share=<0..1>", "cells", "timeout=<seconds>"),
-            ("runner",),
-            _build_tests,
+        events=("critique",),
+    ),
+    KindInfo(
+        "checklist",
+        "the task's checklist items, each satisfied or not (tasks with metadata['checklist'] only)",
+        "only with the reference option",
+        (Flags("reference", ("no-reference", "reference")),),
+        ("feedback_model",),
+        lambda part, f, p: ChecklistFeedback(
+            _need(f, "feedback", part), reference=_reference(part, False)
         ),
-        KindInfo(
-            "llm",
-            "a simulated user's natural-language feedback, or its good/bad verdict",
-            "by default (MINT); no-reference hides it",
-            (
-                "reference",
-                "no-reference",
-                "textual",
-                "binary",
-                "expert",
-                "novice",
-                f"persona=<{'|'.join(sorted(PERSONAS))}>",
-            ),
-            ("feedback_model",),
-            _build_llm,
-        ),
-        KindInfo(
-            "critic",
-            "the first wrong step of the latest turn and why",
-            "by default; no-reference hides it",
-            ("reference", "no-reference"),
-            ("feedback_model",),
-            lambda part, f, p: CritiqueFeedback(
-                _need(f, "feedback", part), reference=_reference(part, True)
-            ),
-        ),
-        KindInfo(
-            "checklist",
-            "the task's checklist items, each satisfied or not (tasks with "
-            "metadata['checklist'] only)",
-            "only with the reference option",
-            ("no-reference", "reference"),
-            ("feedback_model",),
-            lambda part, f, p: ChecklistFeedback(
-                _need(f, "feedback", part), reference=_reference(part, False)
-            ),
-        ),
-        KindInfo(
-            "self",
-            "the policy's own critique of its latest proposal (self-refinement baseline)",
-            "never",
-            (),
-            ("policy_model",),
-            lambda part, f, p: SelfFeedback(_need(p, "policy", part)),
-        ),
-    )
-}
-"""Every feedback kind by name."""
+        events=("checklist",),
+    ),
+    KindInfo(
+        "self",
+        "the policy's own critique of its latest proposal (self-refinement baseline)",
+        "never",
+        (),
+        ("policy_model",),
+        lambda part, f, p: SelfFeedback(_need(p, "policy", part)),
+        events=("self",),
+    ),
+):
+    register_feedback_kind(_info)
 
 
 def _known_kinds() -> str:
-    return ", ".join([*FEEDBACK_PROVIDERS, "replay:<run-dir>"])
+    return ", ".join([*FEEDBACK_PROVIDERS, f"{REPLAY_PREFIX}<run-dir>"])
 
 
 def _parse_part(text: str, spec: str) -> FeedbackPart:
     pieces = [p.strip() for p in text.split(":")]
     kind = pieces[0]
-    if kind not in FEEDBACK_PROVIDERS:
+    info = FEEDBACK_PROVIDERS.get(kind)
+    if info is None:
         raise ValueError(f"unknown feedback kind {kind!r} in {spec!r}; known: {_known_kinds()}")
-    groups = _GROUPS.get(kind, {})
-    keys = (*_KEYS.get(kind, ()), *_COMMON_KEYS)
+    keys = info.keys()
     flags: dict[str, str] = {}
     values: dict[str, str] = {}
     for option in pieces[1:]:
@@ -255,7 +353,7 @@ def _parse_part(text: str, spec: str) -> FeedbackPart:
                 raise ValueError(f"option {key}= given twice for {kind!r} in {spec!r}")
             values[key] = value
             continue
-        group = next((g for g, choices in groups.items() if option in choices), None)
+        group = info.flag_group(option)
         if group is None:
             raise ValueError(_bad_option(option, kind, spec))
         if group in flags and flags[group] != option:
@@ -274,25 +372,21 @@ def _parse_part(text: str, spec: str) -> FeedbackPart:
 
 
 def _bad_option(option: str, kind: str, spec: str) -> str:
-    known = [*FEEDBACK_PROVIDERS[kind].options, "leak=<flag|redact|regenerate>", "regen=<N>"]
+    common = [f"{o.key}={o.placeholder}" for o in COMMON_OPTIONS]
+    known = [*FEEDBACK_PROVIDERS[kind].option_names(), *common]
     return (
         f"unknown option {option!r} for feedback kind {kind!r} in {spec!r}; "
         f"options of {kind}: {', '.join(known)}"
     )
 
 
-def parse_feedback_spec(spec: str) -> tuple[FeedbackPart, ...]:
-    """The parts of a spec, validated (raises ValueError naming the spec and the known ones).
-
-    A ``replay:`` spec parses to one part of kind ``replay`` whose ``values['run_dir']`` is the
-    directory; its live chain comes from that run's manifest when it is built.
-    """
+def _parse(spec: str) -> tuple[FeedbackPart, ...]:
     text = spec.strip()
     if text.startswith(REPLAY_PREFIX):
         run_dir = text[len(REPLAY_PREFIX) :].strip()
         if not run_dir:
             raise ValueError(f"feedback {spec!r}: replay needs a run directory, replay:<run-dir>")
-        return (FeedbackPart(kind="replay", values={"run_dir": run_dir}, text=text),)
+        return (FeedbackPart(kind=REPLAY_KIND, values={"run_dir": run_dir}, text=text),)
     parts = [p.strip() for p in text.split("+")]
     if not text or any(not p for p in parts):
         raise ValueError(
@@ -302,18 +396,87 @@ def parse_feedback_spec(spec: str) -> tuple[FeedbackPart, ...]:
     return tuple(_parse_part(p, spec) for p in parts)
 
 
-def feedback_needs(spec: str) -> set[Need]:
+@dataclass(frozen=True, slots=True, eq=False)
+class FeedbackSpec:
+    """A parsed, validated feedback spec; build one with :meth:`parse`.
+
+    It keeps the text as written: ``str(spec)`` and its pydantic serialisation give that text
+    back, so a config that holds one hashes and stores exactly as the plain string did. Two
+    specs are equal when their texts are.
+
+    Attributes:
+        text: the spec as written.
+        parts: its parts in order (one part of kind ``replay`` for ``replay:<run-dir>``).
+    """
+
+    text: str
+    parts: tuple[FeedbackPart, ...]
+
+    @classmethod
+    def parse(cls, spec: str | FeedbackSpec) -> FeedbackSpec:
+        """Parse ``spec`` (raises ValueError naming the spec and the known kinds)."""
+        if isinstance(spec, FeedbackSpec):
+            return spec
+        return cls(text=spec, parts=_parse(spec))
+
+    @property
+    def replay_dir(self) -> Path | None:
+        """The recorded run's directory of a ``replay:`` spec, else None."""
+        first = self.parts[0]
+        return Path(first.values["run_dir"]) if first.kind == REPLAY_KIND else None
+
+    def needs(self) -> set[Need]:
+        """What building and running the spec requires (models, a code runner); for a replay
+        spec nothing is known until its run is read."""
+        needs: set[Need] = set()
+        for part in self.parts:
+            if part.kind in FEEDBACK_PROVIDERS:
+                needs.update(FEEDBACK_PROVIDERS[part.kind].needs)
+        return needs
+
+    def __iter__(self) -> Iterator[FeedbackPart]:
+        return iter(self.parts)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"FeedbackSpec({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FeedbackSpec) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        # Validates from the text (or an already parsed spec) and serialises back to the text.
+        return core_schema.no_info_plain_validator_function(
+            cls.parse,
+            serialization=core_schema.plain_serializer_function_ser_schema(str),
+        )
+
+
+def parse_feedback_spec(spec: str | FeedbackSpec) -> tuple[FeedbackPart, ...]:
+    """The parts of a spec, validated (raises ValueError naming the spec and the known ones).
+
+    A ``replay:`` spec parses to one part of kind ``replay`` whose ``values['run_dir']`` is the
+    directory; its live chain comes from that run's manifest when it is built.
+    """
+    return FeedbackSpec.parse(spec).parts
+
+
+def feedback_needs(spec: str | FeedbackSpec) -> set[Need]:
     """What building and running a spec requires (models, a code runner); replay: nothing known
     until its run is read."""
-    needs: set[Need] = set()
-    for part in parse_feedback_spec(spec):
-        if part.kind in FEEDBACK_PROVIDERS:
-            needs.update(FEEDBACK_PROVIDERS[part.kind].needs)
-    return needs
+    return FeedbackSpec.parse(spec).needs()
 
 
 def get_feedback(
-    spec: str,
+    spec: str | FeedbackSpec,
     feedback_model: Model | None = None,
     policy_model: Model | None = None,
     *,
@@ -322,7 +485,7 @@ def get_feedback(
     """The ordered provider chain for a spec (see the module docstring for the grammar).
 
     Args:
-        spec: e.g. ``"tests+llm:expert"``.
+        spec: e.g. ``"tests+llm:expert"``, or a parsed :class:`FeedbackSpec`.
         feedback_model: the model behind ``llm``, ``critic`` and ``checklist``.
         policy_model: the policy, for ``self``.
         leak: what to do when feedback leaks the reference (default: record it); a part's own
@@ -332,18 +495,18 @@ def get_feedback(
     carry leak flags. ``none`` composed with other kinds is dropped.
     """
     base = leak if isinstance(leak, LeakPolicy) else LeakPolicy(mode=leak)
-    parts = parse_feedback_spec(spec)
-    if parts[0].kind == "replay":
-        index = ReplayIndex(parts[0].values["run_dir"])
+    parsed = FeedbackSpec.parse(spec)
+    if parsed.replay_dir is not None:
+        index = ReplayIndex(parsed.replay_dir)
         if not index.feedback_spec:
             raise ValueError(
-                f"feedback {spec!r}: the run in {index.run_dir} records no feedback spec to "
-                "fall back on"
+                f"feedback {parsed.text!r}: the run in {index.run_dir} records no feedback spec "
+                "to fall back on"
             )
         live = get_feedback(index.feedback_spec, feedback_model, policy_model, leak=base)
         return replay_chain(index, live)
     providers: list[FeedbackProvider] = []
-    for part in parts:
+    for part in parsed.parts:
         provider = FEEDBACK_PROVIDERS[part.kind].build(part, feedback_model, policy_model)
         if isinstance(provider, NoFeedback):
             providers.append(provider)
@@ -367,7 +530,7 @@ def describe_feedback_kinds() -> list[dict[str, Any]]:
         {
             "kind": info.kind,
             "options": [
-                *info.options,
+                *info.option_names(),
                 *(["leak=<mode>", "regen=<N>"] if info.kind != "none" else []),
             ],
             "shows": info.shows,
@@ -378,7 +541,7 @@ def describe_feedback_kinds() -> list[dict[str, Any]]:
     ]
     rows.append(
         {
-            "kind": "replay:<run-dir>",
+            "kind": f"{REPLAY_PREFIX}<run-dir>",
             "options": [],
             "shows": "the feedback recorded in an earlier run wherever the policy repeats its "
             "actions; that run's feedback spec, live, elsewhere",

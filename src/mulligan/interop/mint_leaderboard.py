@@ -127,7 +127,7 @@ def _mint_runs(import_root: Path) -> list[tuple[MintConfig, Path]]:
     for run_dir in find_runs(import_root):
         with RunStore.open_existing(run_dir) as store:
             found = store.run()
-        config = MintConfig.from_manifest(found[2]) if found else None
+        config = MintConfig.from_manifest(found.manifest) if found else None
         if config is not None:
             runs.append((config, run_dir))
     return runs

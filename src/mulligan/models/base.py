@@ -1,4 +1,5 @@
-"""The model protocol: one async ``generate`` call, its parameters and its result."""
+"""The model protocol: one async ``generate`` call, its parameters and its result; and the
+small protocol through which a run's components (backends, feedback providers) report counters."""
 
 from __future__ import annotations
 
@@ -80,10 +81,35 @@ class ContextWindowExceeded(ModelError):
 
 
 @runtime_checkable
+class ReportsCounters(Protocol):
+    """A component that counts what happened to it during a run (retries by cause, replica
+    ejections, leak-guard interventions, replay hits...); the engine writes the counts into the
+    run's manifest when the run ends."""
+
+    def counters(self) -> dict[str, int]: ...
+
+
+def counters_of(component: object, prefix: str = "") -> dict[str, int]:
+    """``component.counters()`` with each name prefixed, or ``{}`` if it reports none (wrappers
+    use it to pass on what the component they wrap counted)."""
+    if not isinstance(component, ReportsCounters):
+        return {}
+    return {f"{prefix}{name}": value for name, value in component.counters().items()}
+
+
+@runtime_checkable
 class Model(Protocol):
-    """An async chat model."""
+    """An async chat model.
+
+    ``cacheable`` says whether the response cache may sit in front of it: False for backends
+    whose answers are already deterministic and free (scripted, replay), where a cache gains
+    nothing.
+    """
 
     name: str
+
+    @property
+    def cacheable(self) -> bool: ...
 
     async def generate(
         self, messages: list[Message], params: GenerateParams, context: CallContext | None = None

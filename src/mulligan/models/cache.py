@@ -44,7 +44,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from mulligan.events import Message
-from mulligan.models.base import CallContext, Completion, GenerateParams, Model
+from mulligan.models.base import CallContext, Completion, GenerateParams, Model, counters_of
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,8 @@ class CachedModel:
         errors: SQLite failures (logged; a failed lookup is a miss, a failed store is skipped).
     """
 
+    cacheable = False  # already cached: a second cache in front gains nothing
+
     def __init__(
         self,
         inner: Model,
@@ -173,6 +175,15 @@ class CachedModel:
         self.errors = 0
         # Per-key locks that coalesce concurrent identical calls; removed when unused.
         self._key_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def counters(self) -> dict[str, int]:
+        """``cache.hits`` / ``cache.misses`` / ``cache.errors``, then the inner model's own."""
+        return {
+            "cache.hits": self.hits,
+            "cache.misses": self.misses,
+            "cache.errors": self.errors,
+            **counters_of(self.inner),
+        }
 
     def effective_mode(self, params: GenerateParams) -> CacheMode:
         """The mode applied to a call with these params (``auto`` resolved)."""

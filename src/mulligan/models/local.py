@@ -171,6 +171,8 @@ class LocalModel:
     The model loads on first use (or on :meth:`load`), once, whatever the number of callers.
     """
 
+    cacheable = True
+
     def __init__(
         self,
         path: Path | str | None = None,

@@ -178,6 +178,8 @@ class OpenAICompatModel:
             ``stream_options.include_usage``.
     """
 
+    cacheable = True
+
     def __init__(
         self,
         model: str,
@@ -269,6 +271,11 @@ class OpenAICompatModel:
             out["ttft_ms.mean"] = round(1000 * self.ttft_total_s / self.ttft_count)
             out["ttft_ms.max"] = round(1000 * self.ttft_max_s)
         return out
+
+    def counters(self) -> dict[str, int]:
+        """:attr:`stats` (retries and final errors by cause, replica ejections, ...), as the run's
+        manifest keeps them."""
+        return self.stats
 
     @property
     def endpoints(self) -> list[Endpoint]:

@@ -223,6 +223,8 @@ class ReplayModel:
         name: reported model name (default ``replay/<source>``).
     """
 
+    cacheable = False  # replays a log: a cache gains nothing
+
     def __init__(
         self, source: Path | str, *, verify: VerifyMode = "count", name: str | None = None
     ) -> None:

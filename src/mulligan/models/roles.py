@@ -37,6 +37,10 @@ class RoleModel:
         self._slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self.calls = 0
 
+    @property
+    def cacheable(self) -> bool:
+        return self.inner.cacheable
+
     async def generate(
         self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
     ) -> Completion:

