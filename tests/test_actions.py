@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from mulligan.actions import STOP_SEQUENCES, parse_action, restore_stop
+import pytest
+
+from mulligan.actions import STOP_SEQUENCES, answer_key, parse_action, restore_stop
 
 
 def test_solution_and_thought() -> None:
@@ -42,3 +44,20 @@ def test_invalid_and_empty_tags() -> None:
 def test_stop_sequences_prevent_fake_observations() -> None:
     assert "</execute>" in STOP_SEQUENCES
     assert any("Observation:" in s for s in STOP_SEQUENCES)
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("6", "6"),
+        (" 6.0 ", "6"),
+        ("6,000", "6000"),
+        ("$6.50$", "6.5"),
+        ("'Paris'.", "paris"),
+        ("The   Answer", "the answer"),
+        ("[1, 2]", "[1, 2]"),
+        ("nan", "nan"),
+    ],
+)
+def test_answer_key(raw: str, normal: str) -> None:
+    assert answer_key(raw) == normal

@@ -40,10 +40,10 @@ from mulligan.feedback import (
     parse_feedback_spec,
     template_versions,
 )
-from mulligan.feedback.templates import USER_MARKER, to_messages
 from mulligan.feedback.unary import PHRASINGS
 from mulligan.metrics import leak_rate
 from mulligan.models import CallContext, Completion, GenerateParams, ScriptedModel
+from mulligan.prompts import USER_MARKER, to_messages
 from mulligan.store import RunStore
 from mulligan.tasks import CheckResult, CodeRunner, ProgramResult, Task
 from test_feedback_support import CannedModel, context, mmlu_task, reasoning_task

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from mulligan.feedback import MissingCodeRunner, UnitTestFeedback, get_feedback
-from mulligan.feedback.testcases import extract_tests, select_tests
+from mulligan.feedback.testcases import (
+    build_program,
+    extract_tests,
+    harness_source,
+    select_tests,
+)
 from mulligan.tasks import CodeRunner, Task
 from test_feedback_support import (
     HUMANEVAL_BODY,
@@ -185,6 +190,21 @@ async def test_printing_solutions_cannot_fake_results(runner: CodeRunner) -> Non
     # Returning 0 passes two tests honestly; the printed fake result for test 0 is ignored.
     assert text.startswith("Unit tests: 2 of 4 failed")
     assert "Failed: assert add_positive([1, -2, 3]) == 4" in text
+
+
+def test_the_harness_is_a_source_file_with_a_json_payload() -> None:
+    tests = extract_tests(humaneval_task())
+    assert tests is not None
+    program = build_program("x = '{nonce}'", tests, [0])
+    assert program.code.startswith(harness_source())  # the file, never formatted
+    assert "def __mg_call(" in harness_source() and "def __mg_fail(" in harness_source()
+    assert program.code.rstrip().splitlines()[-1].startswith("_mg_main(")
+
+
+async def test_solution_text_with_braces_and_quotes_survives(runner: CodeRunner) -> None:
+    odd = HUMANEVAL_STUB + "    s = '{x}} {nonce!r}' + \"\\\\\" + '\"'\n" + HUMANEVAL_BODY
+    text = await _feedback(UnitTestFeedback(), humaneval_task(), odd, runner)
+    assert text.startswith("Unit tests: all 4 passed"), text
 
 
 async def test_gold_solutions_pass_their_own_tests(runner: CodeRunner, mint_dir: Path) -> None:

@@ -30,7 +30,6 @@ from mulligan.metrics import (
     macro_sr_at_k_estimates,
     mean_reciprocal_rank,
     mean_turns_to_success,
-    normalize_answer,
     recall_at_budget,
     recovery_rate,
     regression_rate,
@@ -190,23 +189,6 @@ def test_repeated_answer_rate_uses_normalised_answers() -> None:
     ]
     rate = repeated_answer_rate(episodes, FAST)
     assert (rate.numerator, rate.denominator) == (1, 3)
-
-
-@pytest.mark.parametrize(
-    ("raw", "normal"),
-    [
-        ("6", "6"),
-        (" 6.0 ", "6"),
-        ("6,000", "6000"),
-        ("$6.50$", "6.5"),
-        ("'Paris'.", "paris"),
-        ("The   Answer", "the answer"),
-        ("[1, 2]", "[1, 2]"),
-        ("nan", "nan"),
-    ],
-)
-def test_normalize_answer(raw: str, normal: str) -> None:
-    assert normalize_answer(raw) == normal
 
 
 def test_feedback_friction_counts_only_reference_aware_non_leaking_feedback() -> None:

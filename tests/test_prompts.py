@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 import pytest
 
+import mulligan
 from mulligan.actions import parse_action
 from mulligan.prompts import (
     EXAMPLES,
     NO_OUTPUT,
     countdown,
+    load_template,
+    model_template_versions,
     render_mint_prompt,
     template_hash,
+    template_names,
     template_source,
 )
 from mulligan.tasks import Task, load_tasks
@@ -67,3 +73,50 @@ def test_example_follows_task_type() -> None:
 def test_countdown_matches_mint() -> None:
     assert countdown(3, 1) == "You have 3 steps left and 1 chances to propose solution left."
     assert countdown(1, 2).endswith("You should take the last step to propose a solution.")
+
+
+def test_every_template_has_a_version_header_and_a_hash() -> None:
+    names = template_names()
+    assert {"mint.j2", "judge.j2", "examples/mbpp.txt", "feedback/critic.j2"} <= set(names)
+    for name in names:
+        template = load_template(name)
+        assert template.version and len(template.hash) == 16, name
+        assert not template.source.startswith(template.text), name  # the header is not text
+
+
+def test_plain_text_examples_are_read_without_their_header() -> None:
+    example = load_template("examples/humaneval.txt")
+    assert example.text.startswith("Task:")
+    with pytest.raises(ValueError, match="plain text"):
+        example.render()
+    with pytest.raises(FileNotFoundError, match=r"known: feedback/checklist\.j2"):
+        load_template("feedback/nope.j2")
+
+
+def test_manifest_lists_feedback_and_judge_templates_by_file_name() -> None:
+    versions = model_template_versions()
+    assert {"judge.j2", "user_feedback.j2", "critic.j2"} <= set(versions)
+    assert versions["judge.j2"]["hash"] == load_template("judge.j2").hash
+    assert versions["critic.j2"] == {
+        "version": load_template("feedback/critic.j2").version,
+        "hash": load_template("feedback/critic.j2").hash,
+    }
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [("judge.py", "mulligan.feedback"), ("episode.py", "mulligan.metrics")],
+)
+def test_loop_modules_do_not_import_downstream_packages(module: str, forbidden: str) -> None:
+    source = (Path(mulligan.__file__).parent / module).read_text(encoding="utf-8")
+    imported = [
+        node.module or ""
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom)
+    ] + [
+        alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    ]
+    assert not [name for name in imported if name.startswith(forbidden)], module

@@ -4,6 +4,9 @@ The format is MINT's: ``<thought>...</thought>`` then either ``<execute>code</ex
 ``<solution>answer</solution>``. As in MINT, a solution wins over code when a reply has both.
 Generation stops at a closing tag (see ``STOP_SEQUENCES``), so a reply may end inside an open
 tag; that tag is closed here rather than treated as invalid.
+
+:func:`answer_key` is the canonical form of a proposed answer under which the loop spots a
+repeated wrong answer (and the repeated-answer metric counts one).
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from mulligan.events import ActionKind
 # The model must not write the environment's turn itself: stop at a closing tag or at an
 # "Observation:" line it starts to invent.
 STOP_SEQUENCES: tuple[str, ...] = ("</execute>", "</solution>", "\nObservation:")
+
+_SPACES = re.compile(r"\s+")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+# Wrappers models put around an answer that do not change it.
+_WRAPPERS = "\"'`$ "
 
 _THOUGHT = re.compile(r"<thought>(.*?)(?:</thought>|$)", re.DOTALL)
 _TAG = {
@@ -66,3 +74,23 @@ def _strip_fence(code: str) -> str:
     if lines and lines[-1].strip().startswith("```"):
         lines = lines[:-1]
     return textwrap.dedent("\n".join(lines)).strip("\n")
+
+
+def answer_key(answer: str) -> str:
+    """A canonical form of an answer for "is this the same answer again?".
+
+    Lower-cased, whitespace collapsed, surrounding quotes / backticks / ``$`` and a trailing
+    period stripped; numbers canonicalised so that ``6``, ``6.0`` and ``6,000``/``6000`` compare
+    by value (``6.0`` -> ``6``). It is deliberately shallow: it is for spotting repeats, not for
+    grading (checkers do that, with their own normalisation).
+    """
+    text = _SPACES.sub(" ", answer.strip().lower())
+    text = text.strip(_WRAPPERS).rstrip(".").strip(_WRAPPERS)
+    candidate = text.replace(",", "") if _THOUSANDS.match(text) else text
+    try:
+        number = float(candidate)
+    except ValueError:
+        return text
+    if number != number or number in (float("inf"), float("-inf")):  # nan / inf stay text
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)

@@ -4,18 +4,27 @@ One function, ``run_episode``, drives a task to its end under MINT's protocol (k
 p proposals, a count-down line after each observation) and appends every step to the episode's
 transcript as a typed event. Every proposal is judged when it is made, so one run at k turns
 yields SR@1..k.
+
+The loop (``_drive``) asks the policy for a turn, hands the parsed action to its handler
+(``_on_solution``, ``_on_execute``, ``_on_invalid``, or ``_on_repeat`` for a refused repeat),
+collects feedback and writes the next observation. What an episode runs against (task, models,
+checker, sandboxes, feedback chain, limits) travels as one :class:`EpisodeDeps`; what the loop
+mutates (transcript, conversation, budgets used) as one ``_LoopState``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mulligan.actions import STOP_SEQUENCES, parse_action
+from mulligan.actions import STOP_SEQUENCES, ParsedAction, answer_key, parse_action
 from mulligan.events import (
     ActionEvent,
+    ActionKind,
     Episode,
     EpisodeKey,
     ErrorEvent,
@@ -28,7 +37,6 @@ from mulligan.events import (
 )
 from mulligan.feedback.base import FeedbackContext, FeedbackProvider
 from mulligan.judge import LLMJudge
-from mulligan.metrics.dynamics import normalize_answer
 from mulligan.models.base import (
     CallContext,
     ContextWindowExceeded,
@@ -42,7 +50,7 @@ from mulligan.prompts import (
     countdown,
     render_mint_prompt,
 )
-from mulligan.tasks.base import Checker, CodeRunner, Task
+from mulligan.tasks.base import Checker, CheckResult, CodeRunner, Task
 
 
 class EpisodeLimits(BaseModel):
@@ -100,6 +108,21 @@ class SandboxProvider(CodeRunner, Protocol):
     def session(self) -> AbstractAsyncContextManager[ReplSession]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class EpisodeDeps:
+    """What one episode runs against: the task and everything the loop calls out to."""
+
+    task: Task
+    policy: Model
+    params: GenerateParams
+    """The policy's sampling parameters (with the action stop sequences already added)."""
+    checker: Checker
+    sandboxes: SandboxProvider
+    feedback: Sequence[FeedbackProvider]
+    limits: EpisodeLimits
+    judge: LLMJudge | None = None
+
+
 async def run_episode(
     *,
     task: Task,
@@ -116,10 +139,15 @@ async def run_episode(
 ) -> Episode:
     """Run one task to completion and return the episode with its full transcript.
 
-    Exceptions from the model or the sandbox propagate (the engine records them as a failed
-    episode); budget exhaustion and a full context window end the episode normally.
+    An ``Exception`` raised once the loop runs (by the policy, the sandbox, the checker, the
+    judge or a feedback provider) does not propagate: the episode is returned marked failed
+    (``status == "failed"``, a fatal ``ErrorEvent`` with the cause) with its transcript so far,
+    so one failing episode never kills a run. Budget exhaustion and a full context window end the
+    episode normally. Only an error rendering the first prompt, and ``BaseException``s such as
+    cancellation, propagate (the engine records the former with :func:`failed_episode`).
     """
     params = params.model_copy(update={"stop": tuple(dict.fromkeys(params.stop + STOP_SEQUENCES))})
+    deps = EpisodeDeps(task, policy, params, checker, sandboxes, feedback, limits, judge)
     episode = Episode(
         key=EpisodeKey(suite=task.suite, task_id=task.id, epoch=epoch),
         run_id=run_id,
@@ -139,9 +167,7 @@ async def run_episode(
         PromptEvent(turn=0, messages=tuple(messages), template="mint", template_hash=template_hash)
     )
     try:
-        await _drive(
-            episode, messages, task, policy, params, checker, sandboxes, feedback, limits, judge
-        )
+        await _drive(deps, episode, messages)
     except Exception as exc:  # one failing episode never kills a run: keep its transcript
         _mark_failed(episode, exc, "episode")
         return episode
@@ -149,148 +175,205 @@ async def run_episode(
     return episode
 
 
-async def _drive(
-    episode: Episode,
-    messages: list[Message],
-    task: Task,
-    policy: Model,
-    params: GenerateParams,
-    checker: Checker,
-    sandboxes: SandboxProvider,
-    feedback: list[FeedbackProvider],
-    limits: EpisodeLimits,
-    judge: LLMJudge | None = None,
-) -> None:
+@dataclass(slots=True)
+class _LoopState:
+    """What the turn loop mutates: the transcript, the conversation and the budgets used."""
+
+    episode: Episode
+    messages: list[Message]
+    stack: AsyncExitStack
+    """Owns the REPL session, opened at the first ``execute`` and closed with the episode."""
+    repl: ReplSession | None = None
+    proposals: int = 0
+    wrong_answers: dict[str, int] = field(default_factory=dict)
+    """``answer_key`` of each wrong answer -> the proposal number that made it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """One policy turn: its number, the parsed reply and the action event recorded for it."""
+
+    number: int
+    parsed: ParsedAction
+    action: ActionEvent
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What an action handler produced: the environment's observation and/or a verdict."""
+
+    observation: str | None = None
+    verdict: VerdictEvent | None = None
+
+
+_Handler = Callable[[EpisodeDeps, _LoopState, _Turn], Awaitable[_Outcome]]
+
+
+async def _drive(deps: EpisodeDeps, episode: Episode, messages: list[Message]) -> None:
     """The turn loop; mutates ``episode`` and ``messages``."""
-    epoch = episode.key.epoch
+    limits = deps.limits
     async with AsyncExitStack() as stack:
-        repl: ReplSession | None = None
-        proposals = 0
-        wrong_answers: dict[str, int] = {}  # normalised wrong answer -> its proposal number
-        for turn in range(1, limits.max_turns + 1):
-            episode.turns_used = turn
-            turn_params = limits.params_for_turn(params, turn)
-            try:
-                completion = await policy.generate(
-                    messages, turn_params, CallContext(task=task, turn=turn, epoch=epoch)
-                )
-            except ContextWindowExceeded as exc:
-                episode.turns_used = turn - 1
-                episode.events.append(ErrorEvent(turn=turn, where="policy", message=str(exc)))
+        state = _LoopState(episode, messages, stack)
+        for number in range(1, limits.max_turns + 1):
+            episode.turns_used = number
+            turn = await _policy_turn(deps, state, number)
+            if turn is None:
                 episode.terminate_reason = "context_exhausted"
                 break
-            episode.events.append(completion.to_event(turn, "policy", turn_params.temperature))
-            parsed = parse_action(completion.text)
-            messages.append(Message(role="assistant", content=parsed.reply))
-            repeat_of = (
-                wrong_answers.get(normalize_answer(parsed.content))
-                if limits.reject_repeats and parsed.kind == "solution"
-                else None
+            repeated = turn.action.repeat_of is not None
+            outcome = await (_on_repeat if repeated else _HANDLERS[turn.parsed.kind])(
+                deps, state, turn
             )
-            action = ActionEvent(
-                turn=turn,
-                kind=parsed.kind,
-                content=parsed.content,
-                thought=parsed.thought,
-                raw=completion.text,
-                proposal=proposals + 1 if parsed.kind == "solution" and not repeat_of else None,
-                repeat_of=repeat_of,
-            )
-            episode.events.append(action)
-
-            verdict: VerdictEvent | None = None
-            observation: str | None = None
-            if repeat_of is not None:
-                # Refused before judging: it was judged wrong already, and costs no proposal.
-                observation = REPEATED_ANSWER.format(proposal=repeat_of)
-                episode.events.append(
-                    ObservationEvent(turn=turn, source="environment", content=observation)
-                )
-            elif parsed.kind == "solution":
-                proposals += 1
-                episode.proposals_used = proposals
-                result = await checker.check(parsed.content, task, sandboxes)
-                checker_name = checker.name
-                if not result.correct and judge is not None and judge.applies(task, parsed.content):
-                    second = await judge.second_opinion(
-                        task, parsed.content, turn, epoch, episode.events.append
-                    )
-                    if second is not None:
-                        result, checker_name = second, f"{checker.name}+judge"
-                verdict = VerdictEvent(
-                    turn=turn,
-                    proposal=proposals,
-                    answer=parsed.content,
-                    correct=result.correct,
-                    score=result.score,
-                    checker=checker_name,
-                    detail=result.detail,
-                )
-                episode.events.append(verdict)
-                if result.correct:
-                    episode.success = True
-                    episode.success_turn = turn
-                    episode.terminate_reason = "solved"
-                    break
-                wrong_answers.setdefault(normalize_answer(parsed.content), proposals)
-            elif parsed.kind == "execute":
-                if repl is None:
-                    repl = await stack.enter_async_context(sandboxes.session())
-                cell = await repl.execute(parsed.content, timeout_s=limits.cell_timeout_s)
-                observation = cell.output if cell.output.strip() else NO_OUTPUT
-                episode.events.append(
-                    ObservationEvent(
-                        turn=turn,
-                        source="sandbox",
-                        content=observation,
-                        timed_out=cell.timed_out,
-                        error=cell.error,
-                        duration_s=cell.duration_s,
-                    )
-                )
-            else:
-                observation = WRONG_ACTION
-                episode.events.append(
-                    ObservationEvent(turn=turn, source="environment", content=observation)
-                )
-
-            feedback_events = await _collect_feedback(
-                feedback, task, turn, action, verdict, messages, episode, sandboxes
-            )
+            if episode.success:  # solved: no feedback, no further turn
+                break
+            feedback_events = await _collect_feedback(deps, state, turn, outcome.verdict)
             episode.events.extend(feedback_events)
-
-            if proposals >= limits.max_proposals:
+            if state.proposals >= limits.max_proposals:
                 episode.terminate_reason = "max_proposals"
                 break
-            if turn == limits.max_turns:
+            if number == limits.max_turns:
                 episode.terminate_reason = "max_turns"
                 break
-            parts = [p for p in (observation, *(f.content for f in feedback_events)) if p]
-            parts.append(countdown(limits.max_turns - turn, limits.max_proposals - proposals))
+            parts = [p for p in (outcome.observation, *(f.content for f in feedback_events)) if p]
+            left = (limits.max_turns - number, limits.max_proposals - state.proposals)
+            parts.append(countdown(*left))
             messages.append(Message(role="user", content="Observation:\n" + "\n".join(parts)))
 
 
+async def _policy_turn(deps: EpisodeDeps, state: _LoopState, number: int) -> _Turn | None:
+    """Ask the policy for turn ``number`` and record its reply and action; None when the
+    conversation no longer fits its context window (recorded as an error event)."""
+    episode = state.episode
+    params = deps.limits.params_for_turn(deps.params, number)
+    context = CallContext(task=deps.task, turn=number, epoch=episode.key.epoch)
+    try:
+        completion = await deps.policy.generate(state.messages, params, context)
+    except ContextWindowExceeded as exc:
+        episode.turns_used = number - 1
+        episode.events.append(ErrorEvent(turn=number, where="policy", message=str(exc)))
+        return None
+    episode.events.append(completion.to_event(number, "policy", params.temperature))
+    parsed = parse_action(completion.text)
+    state.messages.append(Message(role="assistant", content=parsed.reply))
+    is_solution = parsed.kind == "solution"
+    repeat_of = (
+        state.wrong_answers.get(answer_key(parsed.content))
+        if deps.limits.reject_repeats and is_solution
+        else None
+    )
+    action = ActionEvent(
+        turn=number,
+        kind=parsed.kind,
+        content=parsed.content,
+        thought=parsed.thought,
+        raw=completion.text,
+        proposal=state.proposals + 1 if is_solution and not repeat_of else None,
+        repeat_of=repeat_of,
+    )
+    episode.events.append(action)
+    return _Turn(number, parsed, action)
+
+
+async def _on_repeat(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Outcome:
+    """A repeat of an earlier wrong answer: refused before judging, costs no proposal."""
+    observation = REPEATED_ANSWER.format(proposal=turn.action.repeat_of)
+    state.episode.events.append(
+        ObservationEvent(turn=turn.number, source="environment", content=observation)
+    )
+    return _Outcome(observation=observation)
+
+
+async def _on_solution(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Outcome:
+    """Judge a proposal (checker, then the judge's second opinion on a rejection)."""
+    episode, answer = state.episode, turn.parsed.content
+    state.proposals += 1
+    episode.proposals_used = state.proposals
+    result, checker_name = await _judge_answer(deps, state, turn.number, answer)
+    verdict = VerdictEvent(
+        turn=turn.number,
+        proposal=state.proposals,
+        answer=answer,
+        correct=result.correct,
+        score=result.score,
+        checker=checker_name,
+        detail=result.detail,
+    )
+    episode.events.append(verdict)
+    if result.correct:
+        episode.success = True
+        episode.success_turn = turn.number
+        episode.terminate_reason = "solved"
+    else:
+        state.wrong_answers.setdefault(answer_key(answer), state.proposals)
+    return _Outcome(verdict=verdict)
+
+
+async def _judge_answer(
+    deps: EpisodeDeps, state: _LoopState, turn: int, answer: str
+) -> tuple[CheckResult, str]:
+    """The checker's result and the name it is recorded under (``<checker>+judge`` when the
+    judge overturned a rejection)."""
+    checker, judge, task = deps.checker, deps.judge, deps.task
+    result = await checker.check(answer, task, deps.sandboxes)
+    if result.correct or judge is None or not judge.applies(task, answer):
+        return result, checker.name
+    second = await judge.second_opinion(
+        task, answer, turn, state.episode.key.epoch, state.episode.events.append
+    )
+    if second is None:
+        return result, checker.name
+    return second, f"{checker.name}+judge"
+
+
+async def _on_execute(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Outcome:
+    """Run a code cell in the episode's REPL session (opened at the first cell)."""
+    if state.repl is None:
+        state.repl = await state.stack.enter_async_context(deps.sandboxes.session())
+    cell = await state.repl.execute(turn.parsed.content, timeout_s=deps.limits.cell_timeout_s)
+    observation = cell.output if cell.output.strip() else NO_OUTPUT
+    state.episode.events.append(
+        ObservationEvent(
+            turn=turn.number,
+            source="sandbox",
+            content=observation,
+            timed_out=cell.timed_out,
+            error=cell.error,
+            duration_s=cell.duration_s,
+        )
+    )
+    return _Outcome(observation=observation)
+
+
+async def _on_invalid(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Outcome:
+    """A reply with neither code nor a solution: MINT's "I don't understand your input"."""
+    state.episode.events.append(
+        ObservationEvent(turn=turn.number, source="environment", content=WRONG_ACTION)
+    )
+    return _Outcome(observation=WRONG_ACTION)
+
+
+_HANDLERS: dict[ActionKind, _Handler] = {
+    "solution": _on_solution,
+    "execute": _on_execute,
+    "invalid": _on_invalid,
+}
+
+
 async def _collect_feedback(
-    providers: list[FeedbackProvider],
-    task: Task,
-    turn: int,
-    action: ActionEvent,
-    verdict: VerdictEvent | None,
-    messages: list[Message],
-    episode: Episode,
-    runner: CodeRunner,
+    deps: EpisodeDeps, state: _LoopState, turn: _Turn, verdict: VerdictEvent | None
 ) -> list[FeedbackEvent]:
     """Ask each provider in order; later providers see earlier providers' feedback events."""
+    episode = state.episode
     out: list[FeedbackEvent] = []
-    for provider in providers:
+    for provider in deps.feedback:
         ctx = FeedbackContext(
-            task=task,
-            turn=turn,
-            action=action,
+            task=deps.task,
+            turn=turn.number,
+            action=turn.action,
             verdict=verdict,
-            messages=tuple(messages),
+            messages=tuple(state.messages),
             events=(*episode.events, *out),
-            runner=runner,
+            runner=deps.sandboxes,
             emit=episode.events.append,
             epoch=episode.key.epoch,
         )

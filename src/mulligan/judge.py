@@ -4,6 +4,7 @@ Deterministic checkers are exact but narrow ("Paris, France" vs "Paris"); a judg
 whether a rejected free-form answer means the same as the reference. It is asked only about
 reasoning tasks (unit tests already decide code) and only after a rejection, so it can turn a
 rejection into acceptance but never the reverse. Its calls are recorded as ``judge`` model calls.
+Its prompt is ``prompts/judge.j2``; its verdict is read with the same parser as binary feedback's.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mulligan.events import Event, Message
-from mulligan.feedback.templates import load_template
-from mulligan.feedback.verdict import parse_binary_verdict
 from mulligan.models.base import CallContext, GenerateParams, Model
+from mulligan.prompts import load_template, parse_binary_verdict
 from mulligan.tasks.base import CheckResult, Task
 
 TEMPLATE = "judge.j2"
@@ -39,7 +39,7 @@ class LLMJudge:
         it (or gives no readable verdict)."""
         prompt = self.template.render(
             task_text=task.prompt, reference=task.reference, answer=answer
-        )
+        ).strip()
         completion = await self.model.generate(
             [Message(role="user", content=prompt)],
             self.params,

@@ -42,7 +42,7 @@ from mulligan.feedback.spec import (
 from mulligan.feedback.templates import FeedbackTemplate, load_template, template_versions
 from mulligan.feedback.unary import UnaryFeedback
 from mulligan.feedback.unit_tests import MissingCodeRunner, UnitTestFeedback
-from mulligan.feedback.verdict import parse_binary_verdict
+from mulligan.prompts.verdict import parse_binary_verdict
 
 __all__ = [
     "FEEDBACK_PROVIDERS",

@@ -4,7 +4,7 @@ A feedback model plays the user: it sees the task, the trajectory so far and, un
 otherwise, the reference marked "do not disclose", and writes a few sentences of teacher-like
 guidance (``user_feedback.j2``). Variants: without the reference, novice or expert wording
 (ConvCodeWorld's verbal feedback levels), a persona, or a proper binary verdict
-(``user_verdict.j2`` + :func:`~mulligan.feedback.verdict.parse_binary_verdict`, not MINT's
+(``user_verdict.j2`` + :func:`~mulligan.prompts.verdict.parse_binary_verdict`, not MINT's
 search for the substring "GOOD").
 """
 
@@ -15,8 +15,8 @@ from typing import Any, Literal
 from mulligan.events import FeedbackEvent, FeedbackKind
 from mulligan.feedback.base import FeedbackContext
 from mulligan.feedback.model_feedback import ModelFeedback, clean_output
-from mulligan.feedback.verdict import parse_binary_verdict
 from mulligan.models.base import GenerateParams, Model
+from mulligan.prompts.verdict import parse_binary_verdict
 
 UserExpertise = Literal["novice", "expert"]
 

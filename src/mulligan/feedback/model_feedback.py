@@ -8,8 +8,9 @@ from typing import Any
 
 from mulligan.events import ErrorEvent, Expertise, FeedbackEvent, FeedbackKind
 from mulligan.feedback.base import FeedbackContext
-from mulligan.feedback.templates import FeedbackTemplate, load_template, to_messages
+from mulligan.feedback.templates import FeedbackTemplate, load_template
 from mulligan.models.base import CallContext, ContextWindowExceeded, GenerateParams, Model
+from mulligan.prompts.templates import to_messages
 
 DEFAULT_PARAMS = GenerateParams(temperature=0.0, max_tokens=256, seed=0)
 """Greedy, short: feedback should be a few sentences, and the same every time."""
@@ -77,7 +78,7 @@ class ModelFeedback:
 
     Args:
         model: the model that writes the feedback.
-        template: file name under ``feedback/prompts/``.
+        template: file name under ``prompts/feedback/``.
         reference: whether the model is shown the reference (recorded as ``saw_reference``).
         params: sampling settings (default :data:`DEFAULT_PARAMS`).
         max_trajectory_chars: the trajectory is cut to this many characters (newest kept).
@@ -151,7 +152,7 @@ class ModelFeedback:
         variables["revision"] = revision
         if trajectory_chars is not None:
             variables["trajectory"] = render_trajectory(ctx, trajectory_chars)
-        return self.template.render(**variables)
+        return self.template.render(**variables).strip()
 
     async def ask(self, ctx: FeedbackContext, prompt: str, attempt: int = 0) -> str:
         """One call of the feedback model; recorded on the transcript when ``ctx.emit`` is set."""

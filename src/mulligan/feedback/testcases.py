@@ -11,9 +11,9 @@ Every statement of the test code that contains an ``assert`` is one test. Before
 the sandbox it is rewritten (``ast``) so that a failure reports more than ``AssertionError``:
 calls of the function under test record their input and output, and an assert of the form
 ``f(x) == y``, ``abs(f(x) - y) < eps`` or ``math.isclose(f(x), y)`` evaluates its two sides
-separately, so the actual and expected values are printed with ``repr``. The harness prints one
-JSON line per test, marked with a random nonce so the solution's own output cannot pass for a
-result.
+separately, so the actual and expected values are printed with ``repr``. The harness
+(``harness.py`` beside this module, a real source file read as text) prints one JSON line per
+test, marked with a random nonce so the solution's own output cannot pass for a result.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import math
 import random
 import secrets
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Any, Literal, cast
 
 from mulligan.tasks.base import Task
@@ -33,6 +35,7 @@ from mulligan.tasks.base import Task
 Coverage = Literal["none", "partial", "full"]
 COVERAGES: tuple[Coverage, ...] = ("none", "partial", "full")
 
+# Names the harness (harness.py) defines and puts in the tests' namespace.
 _CALL = "__mg_call"
 _FAIL = "__mg_fail"
 _ACTUAL = "__mg_actual"
@@ -346,198 +349,14 @@ def select_tests(n: int, coverage: Coverage, share: float, key: str) -> list[int
 
 # --- the sandbox program -----------------------------------------------------------------------
 
-_HARNESS = r"""
-import builtins as _mg_builtins
-import contextlib as _mg_contextlib
-import io as _mg_io
-import json as _mg_json
-import signal as _mg_signal
-import sys as _mg_sys
-import threading as _mg_threading
-
-_MG_NONCE = {nonce!r}
-_MG_SOLUTION = {solution!r}
-_MG_SETUP = {setup!r}
-_MG_FUNCTIONS = {functions!r}
-_MG_CANDIDATE = {candidate!r}
-_MG_STATEMENTS = {statements!r}
-_MG_TEST_TIMEOUT = {test_timeout!r}
-_MG_LIMIT = {limit!r}
-_MG_DETAILS = {details!r}
-_mg_out = _mg_sys.stdout
+HARNESS = "harness.py"
+"""The harness program beside this module, read as text (never imported)."""
 
 
-def _mg_emit(record):
-    _mg_out.write(_MG_NONCE + _mg_json.dumps(record) + "\n")
-    _mg_out.flush()
-
-
-def _mg_short(value):
-    try:
-        text = repr(value)
-    except BaseException as exc:
-        text = "<repr failed: %s>" % type(exc).__name__
-    return text if len(text) <= _MG_LIMIT else text[:_MG_LIMIT] + "..."
-
-
-def _mg_error(exc):
-    detail = str(exc)
-    text = "%s: %s" % (type(exc).__name__, detail) if detail else type(exc).__name__
-    return text if len(text) <= _MG_LIMIT else text[:_MG_LIMIT] + "..."
-
-
-def _mg_where(exc):
-    # The solution's own line where it failed (the innermost frame of its code), if any.
-    line = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<solution>":
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    lines = _MG_SOLUTION.split("\n")
-    text = lines[line - 1].strip() if line is not None and 0 < line <= len(lines) else ""
-    return line, text if len(text) <= _MG_LIMIT else text[:_MG_LIMIT] + "..."
-
-
-class _MgTimeout(BaseException):
-    pass
-
-
-class _MgFailed(BaseException):
-    pass
-
-
-_mg_last = {{}}
-
-
-def {call}(name, fn, *args, **kwargs):
-    shown = [_mg_short(a) for a in args] + ["%s=%s" % (k, _mg_short(v)) for k, v in kwargs.items()]
-    _mg_last.clear()
-    _mg_last["input"] = "%s(%s)" % (name, ", ".join(shown))
-    result = fn(*args, **kwargs)
-    _mg_last["output"] = _mg_short(result)
-    return result
-
-
-def {fail}(actual, expected, mode):
-    raise _MgFailed(actual, expected, mode)
-
-
-@_mg_contextlib.contextmanager
-def _mg_limit(seconds):
-    usable = hasattr(_mg_signal, "setitimer") and _mg_threading.current_thread() is _mg_threading.main_thread()
-    if usable:
-        def _on_alarm(signum, frame):
-            raise _MgTimeout()
-        previous = _mg_signal.signal(_mg_signal.SIGALRM, _on_alarm)
-        _mg_signal.setitimer(_mg_signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        if usable:
-            _mg_signal.setitimer(_mg_signal.ITIMER_REAL, 0)
-            _mg_signal.signal(_mg_signal.SIGALRM, previous)
-
-
-def _mg_quiet():
-    sink = _mg_io.StringIO()
-    stack = _mg_contextlib.ExitStack()
-    stack.enter_context(_mg_contextlib.redirect_stdout(sink))
-    stack.enter_context(_mg_contextlib.redirect_stderr(sink))
-    return stack
-
-
-def _mg_main():
-    try:
-        code = compile(_MG_SOLUTION, "<solution>", "exec")
-    except SyntaxError as exc:
-        _mg_emit({{"stage": "compile", "error": "%s: %s" % (type(exc).__name__, exc.msg),
-                  "line": exc.lineno, "text": (exc.text or "").rstrip("\n")}})
-        return
-    except Exception as exc:
-        _mg_emit({{"stage": "compile", "error": _mg_error(exc), "line": None, "text": ""}})
-        return
-    ns = {{"__name__": "__mulligan_solution__", "__builtins__": _mg_builtins,
-          "{call}": {call}, "{fail}": {fail}}}
-    try:
-        with _mg_quiet(), _mg_limit(_MG_TEST_TIMEOUT):
-            exec(code, ns)
-    except KeyboardInterrupt:
-        raise  # the sandbox's own time limit: let it end the program
-    except _MgTimeout:
-        _mg_emit({{"stage": "load", "error": "timed out after %ss while running the module" % _MG_TEST_TIMEOUT}})
-        return
-    except BaseException as exc:
-        line, text = _mg_where(exc)
-        _mg_emit({{"stage": "load", "error": _mg_error(exc), "line": line, "text": text}})
-        return
-    missing = [n for n in _MG_FUNCTIONS if not callable(ns.get(n))]
-    if missing:
-        _mg_emit({{"stage": "load", "error": "the function %s is not defined" % ", ".join(missing)}})
-        return
-    _mg_emit({{"stage": "load", "ok": True}})
-    try:
-        with _mg_quiet():
-            exec(compile(_MG_SETUP, "<test setup>", "exec"), ns)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:
-        _mg_emit({{"stage": "setup", "error": _mg_error(exc)}})
-        return
-    if _MG_CANDIDATE:
-        ns["candidate"] = ns[_MG_CANDIDATE]
-    pending = None
-    details = [_MG_DETAILS]
-    timeouts = 0
-    for index, is_test, selected, source in _MG_STATEMENTS:
-        if is_test and not selected:
-            continue
-        _mg_last.clear()
-        record = {{"stage": "test", "index": index, "passed": False}}
-        try:
-            with _mg_quiet(), _mg_limit(_MG_TEST_TIMEOUT):
-                exec(compile(source, "<test %d>" % index, "exec"), ns)
-        except _MgFailed as failed:
-            actual, expected, mode = failed.args
-            record["mode"] = mode
-            if mode in ("compare", "truthy", "falsy"):
-                record["actual"] = _mg_short(actual)
-            if mode == "compare":
-                record["expected"] = _mg_short(expected)
-        except KeyboardInterrupt:
-            raise
-        except _MgTimeout:
-            record["error"] = "timed out after %ss" % _MG_TEST_TIMEOUT
-            timeouts += 1
-        except BaseException as exc:
-            record["error"] = _mg_error(exc)
-        else:
-            record["passed"] = True
-        if not is_test:
-            if not record["passed"]:
-                pending = record.get("error", "setup statement failed")
-            continue
-        if record["passed"]:
-            _mg_emit({{"stage": "test", "index": index, "passed": True}})
-            continue
-        if pending is not None:
-            record["error"] = pending
-        details[0] -= 1
-        if details[0] < 0:
-            # Only the first failures are shown; keep the rest short so that the output stays
-            # under the sandbox's output cap.
-            record = {{"stage": "test", "index": index, "passed": False}}
-        else:
-            record.update({{k: v for k, v in _mg_last.items() if k in ("input", "output")}})
-        _mg_emit(record)
-        if timeouts >= 2:
-            # Code that loops forever would cost a timeout per test: stop after two.
-            _mg_emit({{"stage": "stopped", "reason": "after %d tests timed out" % timeouts}})
-            return
-
-
-_mg_main()
-"""
+@cache
+def harness_source() -> str:
+    """The harness's source text (see :mod:`mulligan.feedback.harness`)."""
+    return resources.files("mulligan.feedback").joinpath(HARNESS).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -567,20 +386,20 @@ def build_program(
     nonce = "@@mulligan-" + secrets.token_hex(8) + "@@ "
     chosen = {tests.tests[i].index for i in selected}
     statements = [(s.index, s.is_test, s.index in chosen, s.code) for s in tests.statements]
-    code = _HARNESS.format(
-        nonce=nonce,
-        solution=solution,
-        setup=tests.setup,
-        functions=list(tests.functions),
-        candidate=tests.candidate_of or "",
-        statements=statements,
-        test_timeout=float(test_timeout_s),
-        limit=_REPR_LIMIT,
-        details=max_details,
-        call=_CALL,
-        fail=_FAIL,
-    )
-    return TestProgram(code=code.lstrip(), nonce=nonce)
+    payload = {
+        "nonce": nonce,
+        "solution": solution,
+        "setup": tests.setup,
+        "functions": list(tests.functions),
+        "candidate": tests.candidate_of or "",
+        "statements": statements,
+        "test_timeout": float(test_timeout_s),
+        "limit": _REPR_LIMIT,
+        "details": max_details,
+    }
+    # The payload travels as one string literal: no value is ever spliced into code.
+    code = harness_source() + f"\n_mg_main({json.dumps(payload)!r})\n"
+    return TestProgram(code=code, nonce=nonce)
 
 
 # --- reading the results -----------------------------------------------------------------------

@@ -9,7 +9,6 @@ from mulligan.metrics.compare import (
 )
 from mulligan.metrics.cost import CostSummary, CostTotals, cost_per_solved
 from mulligan.metrics.dynamics import (
-    normalize_answer,
     proposals,
     recovery_rate,
     regression_rate,
@@ -83,7 +82,6 @@ __all__ = [
     "mcnemar_test",
     "mean_reciprocal_rank",
     "mean_turns_to_success",
-    "normalize_answer",
     "paired_difference",
     "proportion_estimate",
     "proposals",

@@ -12,7 +12,7 @@ episodes (see ``mulligan.metrics.stats``), so its bootstrap resamples whole epis
 - Repeated-answer rate = #{j : norm(p_j) = norm(p_l) for some wrong p_l, l < j}
                          / #{j : some p_l with l < j was wrong}
   i.e. how often a proposal made after a wrong one repeats an answer already judged wrong,
-  answers compared after ``normalize_answer``.
+  answers compared under ``mulligan.actions.answer_key``.
 
 Feedback friction, the rate of not using feedback that knew the answer, is in
 ``mulligan.metrics.feedback`` with the other feedback metrics.
@@ -20,37 +20,12 @@ Feedback friction, the rate of not using feedback that knew the answer, is in
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from itertools import pairwise
 
+from mulligan.actions import answer_key
 from mulligan.events import Episode, VerdictEvent
 from mulligan.metrics.stats import DEFAULT_BOOTSTRAP, BootstrapConfig, Estimate, ratio_estimate
-
-_SPACES = re.compile(r"\s+")
-_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
-# Wrappers models put around an answer that do not change it.
-_WRAPPERS = "\"'`$ "
-
-
-def normalize_answer(answer: str) -> str:
-    """A canonical form of an answer for "is this the same answer again?".
-
-    Lower-cased, whitespace collapsed, surrounding quotes / backticks / ``$`` and a trailing
-    period stripped; numbers canonicalised so that ``6``, ``6.0`` and ``6,000``/``6000`` compare
-    by value (``6.0`` -> ``6``). It is deliberately shallow: it is for spotting repeats, not for
-    grading (checkers do that).
-    """
-    text = _SPACES.sub(" ", answer.strip().lower())
-    text = text.strip(_WRAPPERS).rstrip(".").strip(_WRAPPERS)
-    candidate = text.replace(",", "") if _THOUSANDS.match(text) else text
-    try:
-        number = float(candidate)
-    except ValueError:
-        return text
-    if number != number or number in (float("inf"), float("-inf")):  # nan / inf stay text
-        return text
-    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def proposals(episode: Episode) -> list[VerdictEvent]:
@@ -89,7 +64,7 @@ def _repeat_counts(episode: Episode) -> tuple[float, float]:
     wrong_answers: set[str] = set()
     repeats = eligible = 0
     for verdict in proposals(episode):
-        answer = normalize_answer(verdict.answer)
+        answer = answer_key(verdict.answer)
         if wrong_answers:
             eligible += 1
             repeats += answer in wrong_answers

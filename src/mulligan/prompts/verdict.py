@@ -1,4 +1,4 @@
-"""Reading a good/bad verdict out of a feedback model's text, negation included.
+"""Reading a good/bad verdict out of a model's reply (feedback or judge), negation included.
 
 MINT decides "binary" feedback by looking for the substring GOOD in the model's output, so
 "This is NOT GOOD." counts as good. :func:`parse_binary_verdict` instead

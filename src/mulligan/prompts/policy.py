@@ -1,0 +1,69 @@
+"""The policy's prompt: MINT's first message (``mint.j2`` + an in-context example) and the lines
+the environment adds to observations, in MINT's wording (kept for comparability)."""
+
+from __future__ import annotations
+
+from mulligan.prompts.templates import load_template, template_hash
+from mulligan.tasks.base import Task
+
+POLICY_TEMPLATE = "mint.j2"
+
+NO_OUTPUT = "[Executed Successfully with No Output]"
+WRONG_ACTION = (
+    "I don't understand your input.\n"
+    "If you want to execute code, please use <execute> YOUR_CODE_HERE </execute>.\n"
+    "If you want to give me an answer, please use <solution> YOUR_SOLUTION_HERE </solution>.\n"
+    "For example: The answer to the question is <solution> 42 </solution>."
+)
+
+REPEATED_ANSWER = (
+    "You already proposed this answer (proposal {proposal}) and it was not accepted. "
+    "This attempt does not count as a proposal; propose a different answer."
+)
+
+
+def countdown(turns_left: int, proposals_left: int) -> str:
+    """MINT's count-down line appended to each observation."""
+    line = (
+        f"You have {turns_left} steps left and {proposals_left} chances to propose solution left."
+    )
+    if turns_left == 1:
+        line += "\nYou should take the last step to propose a solution."
+    return line
+
+
+def task_text(task: Task) -> str:
+    """The task as shown after 'Task:' (suites put any per-suite wording, e.g. MINT's
+    'Complete the following code:', into ``task.prompt`` themselves)."""
+    return task.prompt
+
+
+EXAMPLES = ("reasoning", "humaneval", "mbpp")
+
+
+def example_name(task: Task) -> str:
+    """The in-context example for a task: one per MINT task type, as MINT does."""
+    kind = str(task.metadata.get("mint_task_type", ""))
+    if kind not in EXAMPLES:
+        kind = "humaneval" if task.category == "code_generation" else "reasoning"
+    return f"examples/{kind}.txt"
+
+
+def render_mint_prompt(
+    task: Task, max_turns: int, max_proposals: int, *, in_context_example: bool = True
+) -> tuple[str, str]:
+    """Render the first user message. Returns ``(text, template_hash)``, the hash covering the
+    template and the example shown."""
+    names = [POLICY_TEMPLATE]
+    example = ""
+    if in_context_example:
+        names.append(example_name(task))
+        example = load_template(example_name(task)).text.strip()
+    text = load_template(POLICY_TEMPLATE).render(
+        max_turns=max_turns,
+        max_proposals=max_proposals,
+        tools=list(task.tools),
+        example=example,
+        task_text=task_text(task),
+    )
+    return text, template_hash(*names)
