@@ -16,9 +16,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from mulligan.interop.mint_rejudge import ConformanceReport, agreement_table, judge_mint_logs
 from mulligan.tasks import load_suite
-from mulligan.tasks.conformance import ConformanceReport, judge_mint_logs
 from mulligan.tasks.mint import MINT_SUITES
 from test_checkers_runner import code_runner
 
@@ -86,7 +87,7 @@ def report(log_dir: Path, mint_dir: Path) -> ConformanceReport:
 def test_checkers_agree_with_mint_logs(report: ConformanceReport) -> None:
     print()
     print(f"Re-judged MINT proposals in {LOG_DIR}")
-    print(report.table())
+    Console(width=120).print(agreement_table(report))
     for verdict in report.disagreements:
         reason = KNOWN_MINT_ERRORS.get(verdict.key, "NEW: not explained")
         print(
