@@ -446,8 +446,8 @@ class _Ending:
 def _ending(state: MintState, turns: int, at: datetime) -> _Ending:
     """How the episode ended; a full context window is an ending, any other API error a failure."""
     if not (state.terminate_reason == "error" or state.error):
-        terminate = _TERMINATE.get(state.terminate_reason or "", "max_turns")
-        return _Ending("solved" if state.success else terminate, "finished", None)
+        ended = _TERMINATE.get(state.terminate_reason or "", "max_turns")
+        return _Ending("solved" if state.success else ended, "finished", None)
     message = (state.error or "error").strip().splitlines()[-1]
     full = "maximum context length" in message or "context_length" in message
     status: Literal["finished", "failed"] = "finished" if full else "failed"
@@ -456,6 +456,22 @@ def _ending(state: MintState, turns: int, at: datetime) -> _Ending:
     )
     terminate: TerminateReason = "context_exhausted" if full else "error"
     return _Ending("solved" if state.success else terminate, status, error)
+
+
+def _add_turns(t: _Transcript, history: list[MintMessage]) -> int:
+    """Every turn's events; turn t is the t-th assistant message, ``history[2t - 1]``."""
+    turns = len(history) // 2
+    for turn in range(1, turns + 1):
+        reply = history[2 * turn - 1].content
+        if 2 * turn == len(history):  # the last message: nothing followed it
+            _add_reply(t, turn, reply, None)
+            continue
+        observation, expert = split_user_turn(history[2 * turn].content)
+        kind = _add_reply(t, turn, reply, observation)
+        _add_response(t, turn, kind, observation)
+        if expert is not None:
+            _add_expert(t, turn, expert)
+    return turns
 
 
 def mint_line_to_episode(
@@ -491,17 +507,7 @@ def mint_line_to_episode(
         token_counter=state.token_counter,
         events=[_prompt_event(first_prompt, at)],
     )
-    turns = len(history) // 2  # turn t is the t-th assistant message, history[2t - 1]
-    for turn in range(1, turns + 1):
-        reply = history[2 * turn - 1].content
-        if 2 * turn == len(history):  # the last message: nothing followed it
-            _add_reply(t, turn, reply, None)
-            continue
-        observation, expert = split_user_turn(history[2 * turn].content)
-        kind = _add_reply(t, turn, reply, observation)
-        _add_response(t, turn, kind, observation)
-        if expert is not None:
-            _add_expert(t, turn, expert)
+    turns = _add_turns(t, history)
     ending = _ending(state, turns, at)
     if ending.error is not None:
         t.events.append(ending.error)
