@@ -6,7 +6,7 @@ MINT writes one ``results.jsonl`` per suite and configuration, one JSON object p
 such a line (the fields mulligan reads; the others are ignored) and :func:`read_results` the one
 reader: it yields ``(line number, MintResultLine)`` and raises :class:`MintLogError` naming the
 file, the line and the first fields that do not fit. The importer (``mulligan.interop.mint``),
-the re-judging tool (``mulligan.interop.rejudge``) and the replay backend
+the re-judging tool (``mulligan.interop.mint_rejudge``) and the replay backend
 (``mulligan.models.replay``) all read MINT's logs through this module.
 
 It also holds what MINT says to the policy in fixed words ("Your answer is wrong.", the
