@@ -4,7 +4,8 @@ Every proposal in MINT's ``F=None/max5_p2+tool+cd`` runs of the seven text suite
 with mulligan's tasks and MINT-mode checkers (code through the sandbox) and compared with the
 verdict MINT logged for it. Disagreements where MINT's logged verdict is wrong are listed below
 with the reason; any other disagreement fails the test, and so does a listed one that no longer
-occurs. Run with ``-s`` to see the per-suite table.
+occurs. Run with ``-s`` to see the per-suite table. The last tests run the same re-judging
+through ``mulligan import mint DIR --rejudge`` on a two-episode log.
 
 The logs live in the project's shared data (``../shared/data/mint`` or
 ``$MULLIGAN_SHARED_DATA/mint``); the test is skipped when they are absent.
@@ -13,13 +14,17 @@ The logs live in the project's shared data (``../shared/data/mint`` or
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from typer.testing import CliRunner
 
-from mulligan.tasks import load_suite
-from mulligan.tasks.conformance import ConformanceReport, judge_mint_logs
-from mulligan.tasks.mint import MINT_SUITES
+from mulligan.cli import app
+from mulligan.interop.mint_rejudge import ConformanceReport, agreement_table, judge_mint_logs
+from mulligan.tasks import Task, load_suite
+from mulligan.tasks.mint import MINT_SUITES, load_mint_suite
 from test_checkers_runner import code_runner
 
 LOG_DIR = Path("outputs", "gpt-3.5-turbo-0613", "F=None", "max5_p2+tool+cd")
@@ -86,7 +91,7 @@ def report(log_dir: Path, mint_dir: Path) -> ConformanceReport:
 def test_checkers_agree_with_mint_logs(report: ConformanceReport) -> None:
     print()
     print(f"Re-judged MINT proposals in {LOG_DIR}")
-    print(report.table())
+    Console(width=120).print(agreement_table(report))
     for verdict in report.disagreements:
         reason = KNOWN_MINT_ERRORS.get(verdict.key, "NEW: not explained")
         print(
@@ -136,3 +141,51 @@ def test_task_prompts_match_the_logged_prompts(report: ConformanceReport) -> Non
     for suite in MINT_SUITES:
         changed = sum(1 for s, _ in PROMPTS_CHANGED_SINCE_THE_LOGS if s == suite)
         assert by_suite[suite].prompts_matching == by_suite[suite].episodes - changed
+
+
+# ``mulligan import mint DIR --rejudge`` on a two-episode log -----------------------------------
+
+
+def _logged_episode(task: Task, answers: list[str], success: bool) -> dict[str, object]:
+    history = [{"role": "user", "content": f"Task:\n{task.prompt}"}]
+    for i, answer in enumerate(answers):
+        history.append(
+            {"role": "assistant", "content": f"Assistant:\n<solution> {answer} </solution>"}
+        )
+        if i + 1 < len(answers):
+            history.append({"role": "user", "content": "Observation:\nYour answer is wrong.\n"})
+    return {
+        "state": {"history": history, "success": success, "terminate_reason": "max_propose_steps"},
+        "task": {"task_id": task.id, "prompt": task.prompt, "reference": task.reference},
+    }
+
+
+def test_cli_rejudge_prints_the_agreement_table(tmp_path: Path, mint_dir: Path) -> None:
+    right, wrong = load_mint_suite("gsm8k", mint_dir)[:2]
+    lines = [
+        _logged_episode(right, ["-1", right.reference], success=True),
+        _logged_episode(wrong, ["-1", "-2"], success=False),
+    ]
+    results = tmp_path / "F=None" / "max2_p2+tool+cd" / "reasoning" / "gsm8k" / "results.jsonl"
+    results.parent.mkdir(parents=True)
+    results.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    args = ["import", "mint", str(tmp_path), "--rejudge", "--data-dir", str(mint_dir)]
+
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "gsm8k" in result.output and "overall" in result.output
+    assert "100.0%" in result.output and "2/2" in result.output
+
+    result = CliRunner().invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (summary,) = json.loads(result.output)
+    assert summary["log_dir"] == str(tmp_path / "F=None" / "max2_p2+tool+cd")
+    assert summary["agreement"] == 1.0 and summary["disagreements"] == []
+    assert [(s["suite"], s["proposals"], s["episodes"]) for s in summary["suites"]] == [
+        ("gsm8k", 4, 2)
+    ]
+
+
+def test_cli_import_mint_needs_out_or_rejudge(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["import", "mint", str(tmp_path)])
+    assert result.exit_code == 2 and "--rejudge" in result.output

@@ -20,7 +20,8 @@ from mulligan.events import (
     PromptEvent,
     VerdictEvent,
 )
-from mulligan.interop import MintConfig, MintImportError, import_mint, leak_flags
+from mulligan.feedback.leak import detect_leak
+from mulligan.interop import MintConfig, MintImportError, import_mint, leak_flags, leak_task
 from mulligan.store import DB_NAME, RunStore, find_runs
 
 PROMPT = "You are a helpful assistant.\n\nTask:\nWhat is 2 + 2? Solution output format: an integer."
@@ -334,8 +335,21 @@ def test_leak_flags_ignore_what_the_task_already_says() -> None:
     assert leak_flags(
         "It was George Harrison.", "George Harrison", "Who wrote it?", "hotpotqa"
     ).exact
-    assert not leak_flags("Option A is right.", "A", "Pick A, B, C or D.", "mmlu").any
     assert not leak_flags("assert f(1) == 2", "assert f(1) == 2", "", "mbpp").any
+
+
+def test_leak_flags_are_the_live_detectors() -> None:
+    """Imported feedback is checked by mulligan.feedback.leak, as live feedback is: an mmlu
+    option letter named as the answer leaks; the letter as an English word does not."""
+    prompt = "Which is right? Options: A) 1 , B) 2 , C) 3 , D) 4"
+    assert leak_flags("Option A is right.", "A", prompt, "mmlu").option_letter
+    assert not leak_flags("Check a second time.", "A", prompt, "mmlu").any
+    task = leak_task("4", "What is 2 + 2?", "gsm8k")
+    assert task is not None and leak_flags("x = 4", "4", "What is 2 + 2?", "gsm8k") == (
+        detect_leak("x = 4", task)
+    )
+    assert leak_task("", "What is 2 + 2?", "gsm8k") is None
+    assert leak_task("pick up mug", "Interact with a household.", "alfworld") is None
 
 
 # The real logs ----------------------------------------------------------------------------------

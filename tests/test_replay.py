@@ -20,9 +20,10 @@ from mulligan.events import (
     PromptEvent,
 )
 from mulligan.models import CallContext, GenerateParams, ScriptedModel, UnknownModelError, get_model
-from mulligan.models.replay import ReplayError, ReplayModel, strip_mint_prefix
+from mulligan.models.replay import ReplayModel, ReplayModelError
 from mulligan.store import RunStore
 from mulligan.tasks import Task
+from mulligan.tasks.mint_log import strip_assistant_prefix
 
 PARAMS = GenerateParams()
 MINT_CONFIG = "gpt-3.5-turbo-0613/F=None/max5_p2+tool+cd"
@@ -82,12 +83,14 @@ async def test_replays_mint_results_turn_by_turn(mint_outputs: Path) -> None:
     # The conversation always followed the log.
     assert (model.prefix_checked, model.prefix_matched) == (3, 3)
 
-    with pytest.raises(ReplayError, match=r"gsm8k/2 \(epoch 0\) has no reply for turn 4") as info:
+    with pytest.raises(
+        ReplayModelError, match=r"gsm8k/2 \(epoch 0\) has no reply for turn 4"
+    ) as info:
         await model.generate(conversation, PARAMS, _ctx("2", 4))
     assert not info.value.transient
-    with pytest.raises(ReplayError, match="no logged episode for task gsm8k/9999"):
+    with pytest.raises(ReplayModelError, match="no logged episode for task gsm8k/9999"):
         await model.generate(conversation, PARAMS, _ctx("9999", 1))
-    with pytest.raises(ReplayError, match="no logged episode for task humaneval/2"):
+    with pytest.raises(ReplayModelError, match="no logged episode for task humaneval/2"):
         await model.generate(conversation, PARAMS, _ctx("2", 1, suite="humaneval"))
 
 
@@ -98,7 +101,9 @@ async def test_prefix_checks_say_where_a_conversation_left_the_log(mint_outputs:
     model = ReplayModel(results)
     ctx = _ctx("2", 3)
     logged = [
-        Message(role=m.role, content=strip_mint_prefix(m.content)) if m.role == "assistant" else m
+        Message(role=m.role, content=strip_assistant_prefix(m.content))
+        if m.role == "assistant"
+        else m
         for m in history[:5]
     ]
     assert model.prefix_matches(logged, ctx)
@@ -117,7 +122,7 @@ async def test_prefix_checks_say_where_a_conversation_left_the_log(mint_outputs:
     assert (model.prefix_checked, model.prefix_matched) == (1, 0)
     assert model.summary()["mismatch_turns"] == {2: 1}
     strict = ReplayModel(results, verify="strict")
-    with pytest.raises(ReplayError, match="left the logged one"):
+    with pytest.raises(ReplayModelError, match="left the logged one"):
         await strict.generate(other_observation, PARAMS, _ctx("2", 2))
 
 
@@ -130,7 +135,7 @@ async def test_a_tree_of_mint_outputs_is_one_source(mint_outputs: Path) -> None:
     )
     assert reply.text
     # Several configurations below one directory log every task more than once.
-    with pytest.raises(ReplayError, match="logged twice"):
+    with pytest.raises(ReplayModelError, match="logged twice"):
         ReplayModel(mint_outputs.parent)
 
 
@@ -145,8 +150,13 @@ def test_registry_name_and_errors(mint_outputs: Path) -> None:
 def test_malformed_mint_lines_are_named(tmp_path: Path) -> None:
     path = tmp_path / "gsm8k" / "results.jsonl"
     path.parent.mkdir()
-    path.write_text('{"task": {"task_id": 1}, "state": {"history": []}}\n{"task": {}}\n')
-    with pytest.raises(ReplayError, match=r"results.jsonl:2: not a MINT result line"):
+    # Line 1 is a minimal MINT result (mulligan.tasks.mint_log's schema); line 2 is not.
+    good = {
+        "task": {"task_id": 1},
+        "state": {"history": [{"role": "user", "content": "Q"}], "success": False},
+    }
+    path.write_text(json.dumps(good) + '\n{"task": {}}\n')
+    with pytest.raises(ReplayModelError, match=r"results.jsonl:2: not a MINT result line"):
         ReplayModel(path)
 
 
@@ -215,16 +225,16 @@ async def test_replays_a_run_directory(run_dir: Path) -> None:
     second = await model.generate(conversation, PARAMS, _ctx("7", 2))
     assert second.text == "<solution> 42 </solution>"
     assert model.prefix_match_rate == 1.0
-    with pytest.raises(ReplayError, match=r"gsm8k/7 \(epoch 0\) has no reply for turn 3"):
+    with pytest.raises(ReplayModelError, match=r"gsm8k/7 \(epoch 0\) has no reply for turn 3"):
         await model.generate(conversation, PARAMS, _ctx("7", 3))
-    with pytest.raises(ReplayError, match="no logged episode for task gsm8k/7 epoch 1"):
+    with pytest.raises(ReplayModelError, match="no logged episode for task gsm8k/7 epoch 1"):
         await model.generate(prompt, PARAMS, _ctx("7", 1, epoch=1))
     await model.generate([Message(role="user", content="Task 8: ?")], PARAMS, _ctx("8", 1))
     assert model.prefix_checked == 3 and model.prefix_matched == 2
 
 
 def test_an_empty_directory_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ReplayError, match=r"neither mulligan\.sqlite"):
+    with pytest.raises(ReplayModelError, match=r"neither mulligan\.sqlite"):
         ReplayModel(tmp_path)
 
 

@@ -387,10 +387,28 @@ def import_mint_cmd(
     outputs: Annotated[
         Path, typer.Argument(help="MINT's outputs/ directory (results.jsonl trees)")
     ],
-    out: Annotated[Path, typer.Option(help="directory to hold one run per MINT config")],
+    out: Annotated[
+        Path | None, typer.Option(help="directory to hold one run per MINT config")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace runs imported before")] = False,
+    rejudge: Annotated[
+        bool,
+        typer.Option(help="re-judge MINT's logged proposals with mulligan's checkers instead"),
+    ] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="MINT task data for --rejudge (default: mulligan's)")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="--rejudge output: table | json")] = (
+        "table"
+    ),
 ) -> None:
-    """Import MINT's logged runs: one run directory per model x feedback x k."""
+    """Import MINT's logged runs: one run directory per model x feedback x k (--out), or
+    re-judge every proposal they logged and print the agreement with MINT's verdicts (--rejudge)."""
+    if rejudge:
+        _rejudge_mint(outputs, data_dir, format)
+        return
+    if out is None:
+        raise _fail("pass --out DIR to import, or --rejudge to re-judge MINT's verdicts")
     from mulligan.interop import MintImportError, import_mint
 
     try:
@@ -400,6 +418,33 @@ def import_mint_cmd(
     for path in runs:
         console.print(f"imported {path}", highlight=False, soft_wrap=True)
     console.print(f"{len(runs)} runs; next: mulligan report {out} --mint-leaderboard")
+
+
+def _rejudge_mint(outputs: Path, data_dir: Path | None, format: str) -> None:
+    from mulligan.interop.mint_rejudge import (
+        agreement_table,
+        describe_disagreement,
+        rejudge_mint_logs,
+    )
+    from mulligan.tasks import TaskDataError
+
+    if format not in ("table", "json"):
+        raise _fail(f"unknown --format {format!r} for --rejudge; use table or json")
+    if not outputs.is_dir():
+        raise _fail(f"{outputs}: not a directory (pass MINT's outputs folder or one config's)")
+    try:
+        reports = asyncio.run(rejudge_mint_logs(outputs, data_dir))
+    except TaskDataError as exc:
+        raise _fail(str(exc)) from exc
+    if not reports:
+        raise _fail(f"{outputs}: no <type>/<suite>/results.jsonl below it")
+    if format == "json":
+        print(json.dumps([r.summary() for r in reports], indent=2))
+        return
+    for report in reports:
+        console.print(agreement_table(report))
+        for verdict in report.disagreements:
+            console.print(describe_disagreement(verdict), highlight=False, soft_wrap=True)
 
 
 @feedback_app.command("list")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from mulligan.events import FeedbackEvent, FeedbackKind
 from mulligan.feedback.base import FeedbackContext
-
-WRONG = "Your answer is wrong."
+from mulligan.tasks.mint_log import WRONG_ANSWER
 
 
 class BinaryFeedback:
@@ -26,6 +25,6 @@ class BinaryFeedback:
             turn=ctx.turn,
             kind="binary",
             source="rule:checker-verdict",
-            content=WRONG,
+            content=WRONG_ANSWER,
             saw_reference=True,
         )

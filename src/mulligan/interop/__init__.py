@@ -1,4 +1,8 @@
-"""Importers of other harnesses' logs, and the reports that reproduce their published numbers."""
+"""Importers of other harnesses' logs, the reports that reproduce their published numbers, and
+the re-judging of MINT's logged verdicts with mulligan's checkers.
+
+MINT's log format itself (line model, reader, fixed wording) is ``mulligan.tasks.mint_log``.
+"""
 
 from mulligan.interop.mint import (
     MintConfig,
@@ -6,6 +10,7 @@ from mulligan.interop.mint import (
     MintResultLine,
     import_mint,
     leak_flags,
+    leak_task,
     mint_line_to_episode,
     parse_results_path,
 )
@@ -15,17 +20,28 @@ from mulligan.interop.mint_leaderboard import (
     mint_leaderboard_entries,
     size_and_type,
 )
+from mulligan.interop.mint_rejudge import (
+    ConformanceReport,
+    agreement_table,
+    judge_mint_logs,
+    rejudge_mint_logs,
+)
 
 __all__ = [
+    "ConformanceReport",
     "MintConfig",
     "MintImportError",
     "MintLeaderboardEntry",
     "MintResultLine",
+    "agreement_table",
     "import_mint",
+    "judge_mint_logs",
     "leak_flags",
+    "leak_task",
     "mint_leaderboard",
     "mint_leaderboard_entries",
     "mint_line_to_episode",
     "parse_results_path",
+    "rejudge_mint_logs",
     "size_and_type",
 ]

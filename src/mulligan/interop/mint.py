@@ -5,8 +5,8 @@ MINT writes one ``results.jsonl`` per (policy model, feedback configuration, tur
     <model>/F=<feedback model|None>/[PHF=<GT|no_GT>-<textual|binary>/]max<k>_p<p>+tool+cd/
         <task type>/<task>/results.jsonl
 
-one JSON object per task: ``{"state": {"history", "success", "terminate_reason",
-"token_counter", ...}, "task": {"task_id", "reference", ...}}``. ``import_mint`` turns every
+one JSON object per task, read with ``mulligan.tasks.mint_log`` (the one reader of MINT's log
+format and home of MINT's fixed wording). ``import_mint`` turns every
 configuration it finds (model x feedback x k) into one run directory mirroring that path under
 ``out_dir``, with one finished ``Episode`` per line: MINT's own outcome (``state.success``) is kept
 as stored; the transcript is rebuilt from ``state.history`` as typed events, turn t being the
@@ -26,7 +26,7 @@ t-th assistant message:
 - for ``Expert feedback:``, a ``ModelCallEvent(role="feedback")`` and a ``FeedbackEvent`` of
   kind ``textual`` or ``binary`` (from ``PHF=..-textual|binary``), source
   ``model:<feedback model>``, ``saw_reference`` from ``PHF=GT`` vs ``no_GT``, with leak flags
-  from a conservative check of the reference against the text;
+  from ``mulligan.feedback.leak`` (the detector live runs use; see :func:`leak_task`);
 - ``ErrorEvent`` when MINT stopped on an API error (context window full: ``context_exhausted``).
 
 MINT logs tokens per episode, not per call (``state.token_counter``); the episode totals are put
@@ -47,10 +47,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from mulligan import __version__
-from mulligan.actions import parse_action
+from mulligan.actions import ParsedAction, parse_action
 from mulligan.events import (
     ActionEvent,
     ActionKind,
@@ -68,9 +68,22 @@ from mulligan.events import (
     TerminateReason,
     VerdictEvent,
 )
+from mulligan.feedback.leak import detect_leak
 from mulligan.store.sqlite import DB_NAME, RunStore
+from mulligan.tasks.base import Task
+from mulligan.tasks.mint import parse_mint_options
+from mulligan.tasks.mint_log import (
+    INVALID_ACTION,
+    RESULTS_FILE,
+    WRONG_ANSWER,
+    MintLogError,
+    MintMessage,
+    MintResultLine,
+    MintState,
+    read_results,
+    split_user_turn,
+)
 
-RESULTS_FILE = "results.jsonl"
 LAYOUT = (
     "<model>/F=<feedback model>/[PHF=<GT|no_GT>-<textual|binary>/]max<k>_p<p>+tool+cd/"
     "<task type>/<task>/results.jsonl"
@@ -82,19 +95,12 @@ TOKEN_ATTRIBUTION = (
 
 _EXP_SETTING = re.compile(r"^max(?P<k>\d+)_p(?P<p>\d+)(?P<rest>.*)$")
 _PHF = re.compile(r"^PHF=(?P<gt>GT|no_GT)-(?P<form>textual|binary)$")
-_COUNTDOWN = re.compile(
-    r"\n?You have \d+ steps left and \d+ chances to propose solution left\.[^\n]*"
-    r"(\nYou should take the last step to propose a solution\.)?\s*$"
-)
-_EXPERT = "\nExpert feedback:\n"
-_WRONG = "Your answer is wrong."
-_INVALID = "I don't understand your input"
 _TERMINATE: dict[str, TerminateReason] = {
     "task_success": "solved",
     "max_steps": "max_turns",
     "max_propose_steps": "max_proposals",
 }
-# Suites whose reference is test code or an action trace: a substring check says nothing there.
+# Suites whose reference is test code or an action trace: a text check says nothing there.
 _NO_LEAK_CHECK = frozenset({"humaneval", "mbpp", "alfworld"})
 
 
@@ -152,40 +158,6 @@ class MintConfig(BaseModel):
             return None
         fields = {name: manifest.get(name) for name in cls.model_fields}
         return cls.model_validate(fields)
-
-
-class _MintMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class _MintState(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    history: list[_MintMessage] = Field(min_length=1)
-    success: bool
-    terminate_reason: str | None = None
-    token_counter: dict[str, int] = Field(default_factory=dict)
-    agent_action_count: dict[str, int] = Field(default_factory=dict)
-    error: str | None = None
-
-
-class _MintTask(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    task_id: int | str
-    task_name: str | None = None
-    reference: Any = None
-    prompt: str | None = None
-
-
-class MintResultLine(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    state: _MintState
-    task: _MintTask
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,97 +228,250 @@ def _sha256(path: Path) -> str:
 
 
 def _read_lines(path: Path) -> Iterator[tuple[int, MintResultLine]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise MintImportError(f"{path}, line {number}: not valid JSON ({exc})") from None
-            try:
-                yield number, MintResultLine.model_validate(data)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}"
-                    for err in exc.errors()[:3]
-                )
-                raise MintImportError(
-                    f"{path}, line {number}: not a MINT result ({problems}); "
-                    "expected {'state': {'history', 'success', ...}, 'task': {'task_id', ...}}"
-                ) from None
+    try:
+        yield from read_results(path)
+    except MintLogError as exc:
+        raise MintImportError(str(exc)) from None
 
 
 def _hash16(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
+def leak_task(reference: str, prompt: str, suite: str) -> Task | None:
+    """The task as the leak detector needs it, or None where there is nothing to check.
 
-
-def _numbers(text: str) -> set[float]:
-    out = set()
-    for token in _NUMBER.findall(text):
-        try:
-            out.add(float(token.replace(",", "")))
-        except ValueError:
-            continue
-    return out
-
-
-def _normal(text: str) -> str:
-    return re.sub(r"[^0-9a-z]+", " ", text.lower()).strip()
-
-
-def leak_flags(feedback: str, reference: str, prompt: str, suite: str) -> LeakFlags:
-    """Whether ``feedback`` states the reference answer (conservative, for imported feedback).
-
-    A reference counts as leaked only if it appears in the feedback and not already in the task
-    prompt (a number the task itself gives is no leak): ``exact`` = verbatim, ``normalized`` =
-    equal after lower-casing and dropping punctuation, ``numeric`` = a number in the feedback
-    equal to a numeric reference. Code and ALFWorld references (tests, action traces) are not
-    checked.
+    ``prompt`` is all the policy was shown before the feedback (MINT's first user message), so
+    a reference the prompt already gives counts as weak (see ``mulligan.feedback.leak``).
+    Code and ALFWorld references (tests, action traces) are not checked.
     """
     reference = reference.strip()
     if suite in _NO_LEAK_CHECK or not reference:
-        return LeakFlags()
-    exact = reference in feedback and reference not in prompt
-    norm_ref = _normal(reference)
-    padded = f" {_normal(feedback)} "
-    normalized = bool(norm_ref) and f" {norm_ref} " in padded and norm_ref not in _normal(prompt)
-    numeric = False
-    try:
-        value = float(reference.replace(",", ""))
-    except ValueError:
-        value = None
-    if value is not None:
-        hits = {v for v in _numbers(feedback) if abs(v - value) <= 1e-6 * max(1.0, abs(value))}
-        numeric = bool(hits) and not any(
-            abs(v - value) <= 1e-6 * max(1.0, abs(value)) for v in _numbers(prompt)
-        )
-    # A one-letter reference (a multiple-choice option) is too common a token to call "exact".
-    if len(norm_ref) <= 1:
-        exact = normalized = False
-    return LeakFlags(exact=exact, normalized=normalized, numeric=numeric)
+        return None
+    # MINT's mmlu checker is registered as "mmlu"; the options let option texts be found too.
+    metadata = {"options": parse_mint_options(prompt)} if suite == "mmlu" else {}
+    return Task(
+        id="mint-log",
+        suite=suite,
+        category="reasoning",
+        prompt=prompt,
+        reference=reference,
+        checker=suite,
+        gold_solution=reference,
+        metadata=metadata,
+    )
 
 
-def _split_user(content: str) -> tuple[str, str | None]:
-    """``(observation, expert feedback or None)`` of a MINT user turn, count-down removed."""
-    body = content.removeprefix("Observation:\n")
-    feedback = None
-    if _EXPERT in body:
-        body, feedback = body.split(_EXPERT, 1)
-        feedback = feedback.strip()
-    return _COUNTDOWN.sub("", body).strip(), feedback
+def leak_flags(feedback: str, reference: str, prompt: str, suite: str) -> LeakFlags:
+    """Whether imported ``feedback`` states the reference: ``mulligan.feedback.leak``'s check.
+
+    See :func:`leak_task` for how a logged task is checked.
+    """
+    task = leak_task(reference, prompt, suite)
+    return LeakFlags() if task is None else detect_leak(feedback, task)
 
 
 def _mint_kind(observation: str) -> ActionKind:
     """What MINT did with the action before this observation."""
-    if observation.startswith(_WRONG):
+    if observation.startswith(WRONG_ANSWER):
         return "solution"
-    if observation.startswith(_INVALID):
+    if observation.startswith(INVALID_ACTION):
         return "invalid"
     return "execute"
+
+
+@dataclass
+class _Transcript:
+    """One MINT episode's events as they are rebuilt, and the counts that span its turns."""
+
+    config: MintConfig
+    suite: str
+    at: datetime
+    success: bool
+    leak_task: Task | None
+    token_counter: dict[str, int]
+    events: list[Event]
+    proposals: int = 0
+    feedback_calls: int = 0
+
+    def tokens(self, role: Literal["policy", "feedback"], first: bool) -> tuple[int, int]:
+        """MINT's episode totals for ``role`` on its first call, 0 on later ones."""
+        if not first:
+            return 0, 0
+        prefix = "" if role == "policy" else "feedback_"
+        counter = self.token_counter
+        return counter.get(f"{prefix}prompt_tokens", 0), counter.get(
+            f"{prefix}completion_tokens", 0
+        )
+
+
+def _check_roles(history: list[MintMessage], where: str) -> None:
+    for index, message in enumerate(history):
+        expected = "user" if index % 2 == 0 else "assistant"
+        if message.role != expected:
+            raise MintImportError(
+                f"{where}: field 'state.history.{index}.role' is {message.role!r}, expected "
+                f"{expected!r} (MINT alternates user and assistant, starting with the user)"
+            )
+
+
+def _prompt_event(first_prompt: str, at: datetime) -> PromptEvent:
+    return PromptEvent(
+        turn=0,
+        at=at,
+        messages=(Message(role="user", content=first_prompt),),
+        template="mint:original",
+        template_hash=_hash16(first_prompt),
+    )
+
+
+def _action_kind(t: _Transcript, parsed: ParsedAction, observation: str | None) -> ActionKind:
+    """What MINT did with a reply: read off the next observation, or the outcome if last."""
+    if observation is not None:
+        return _mint_kind(observation)
+    if t.success and t.suite != "alfworld" and parsed.kind != "solution":
+        return "solution"  # only a correct proposal ends a non-ALFWorld MINT task solved
+    return parsed.kind
+
+
+def _add_reply(t: _Transcript, turn: int, reply: str, observation: str | None) -> ActionKind:
+    """The policy call, its action and (for a proposal) MINT's verdict; returns the kind."""
+    parsed = parse_action(reply)
+    kind = _action_kind(t, parsed, observation)
+    prompt_tokens, completion_tokens = t.tokens("policy", first=turn == 1)
+    t.events.append(
+        ModelCallEvent(
+            turn=turn,
+            at=t.at,
+            role="policy",
+            model=t.config.model,
+            output=reply,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
+    )
+    content = "" if kind == "invalid" else parsed.content
+    if kind == "solution":
+        t.proposals += 1
+    t.events.append(
+        ActionEvent(
+            turn=turn,
+            at=t.at,
+            kind=kind,
+            content=content,
+            thought=parsed.thought,
+            raw=reply,
+            proposal=t.proposals if kind == "solution" else None,
+        )
+    )
+    if kind == "solution":
+        # A proposal is right only if it ends a solved episode (no observation follows it).
+        correct = observation is None and t.success
+        t.events.append(
+            VerdictEvent(
+                turn=turn,
+                at=t.at,
+                proposal=t.proposals,
+                answer=content,
+                correct=correct,
+                score=1.0 if correct else 0.0,
+                checker=f"mint:{t.suite}",
+                detail="MINT's verdict, imported",
+            )
+        )
+    return kind
+
+
+def _add_response(t: _Transcript, turn: int, kind: ActionKind, observation: str) -> None:
+    """MINT's answer to the action: its verdict as binary feedback, or an observation."""
+    if kind == "solution":
+        t.events.append(
+            FeedbackEvent(
+                turn=turn,
+                at=t.at,
+                kind="binary",
+                source="rule:checker-verdict",
+                content=observation or WRONG_ANSWER,
+                saw_reference=True,
+            )
+        )
+        return
+    t.events.append(
+        ObservationEvent(
+            turn=turn,
+            at=t.at,
+            source="sandbox" if kind == "execute" else "environment",
+            content=observation,
+        )
+    )
+
+
+def _add_expert(t: _Transcript, turn: int, expert: str) -> None:
+    """The simulated user's ``Expert feedback:``, as a feedback model call and its feedback."""
+    t.feedback_calls += 1
+    feedback_model = t.config.feedback_model or "unknown"
+    prompt_tokens, completion_tokens = t.tokens("feedback", first=t.feedback_calls == 1)
+    t.events.append(
+        ModelCallEvent(
+            turn=turn,
+            at=t.at,
+            role="feedback",
+            model=feedback_model,
+            output=expert,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
+    )
+    t.events.append(
+        FeedbackEvent(
+            turn=turn,
+            at=t.at,
+            kind=t.config.feedback_form or "textual",
+            source=f"model:{feedback_model}",
+            content=expert,
+            saw_reference=bool(t.config.feedback_saw_reference),
+            expertise="expert",
+            leak=LeakFlags() if t.leak_task is None else detect_leak(expert, t.leak_task),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _Ending:
+    terminate: TerminateReason
+    status: Literal["finished", "failed"]
+    error: ErrorEvent | None
+
+
+def _ending(state: MintState, turns: int, at: datetime) -> _Ending:
+    """How the episode ended; a full context window is an ending, any other API error a failure."""
+    if not (state.terminate_reason == "error" or state.error):
+        ended = _TERMINATE.get(state.terminate_reason or "", "max_turns")
+        return _Ending("solved" if state.success else ended, "finished", None)
+    message = (state.error or "error").strip().splitlines()[-1]
+    full = "maximum context length" in message or "context_length" in message
+    status: Literal["finished", "failed"] = "finished" if full else "failed"
+    error = ErrorEvent(
+        turn=turns + 1, at=at, where="policy", message=message, fatal=status == "failed"
+    )
+    terminate: TerminateReason = "context_exhausted" if full else "error"
+    return _Ending("solved" if state.success else terminate, status, error)
+
+
+def _add_turns(t: _Transcript, history: list[MintMessage]) -> int:
+    """Every turn's events; turn t is the t-th assistant message, ``history[2t - 1]``."""
+    turns = len(history) // 2
+    for turn in range(1, turns + 1):
+        reply = history[2 * turn - 1].content
+        if 2 * turn == len(history):  # the last message: nothing followed it
+            _add_reply(t, turn, reply, None)
+            continue
+        observation, expert = split_user_turn(history[2 * turn].content)
+        kind = _add_reply(t, turn, reply, observation)
+        _add_response(t, turn, kind, observation)
+        if expert is not None:
+            _add_expert(t, turn, expert)
+    return turns
 
 
 def mint_line_to_episode(
@@ -360,7 +485,7 @@ def mint_line_to_episode(
     """One MINT result line as an ``Episode`` (see the module docstring for the mapping).
 
     Args:
-        line: the parsed line (``MintResultLine.model_validate(json.loads(text))``).
+        line: the parsed line (``mulligan.tasks.mint_log.parse_result_line``).
         config: the configuration the line's file belongs to.
         suite: the task folder name (``gsm8k``, ``alfworld``, ...).
         at: the timestamp given to the episode and its events (MINT logs none); the importer
@@ -370,154 +495,22 @@ def mint_line_to_episode(
     at = at or datetime.now(UTC)
     state, task = line.state, line.task
     history = state.history
-    for index, message in enumerate(history):
-        expected = "user" if index % 2 == 0 else "assistant"
-        if message.role != expected:
-            raise MintImportError(
-                f"{where}: field 'state.history.{index}.role' is {message.role!r}, expected "
-                f"{expected!r} (MINT alternates user and assistant, starting with the user)"
-            )
-    reference = "" if task.reference is None else str(task.reference)
+    _check_roles(history, where)
     first_prompt = history[0].content
-    events: list[Event] = [
-        PromptEvent(
-            turn=0,
-            at=at,
-            messages=(Message(role="user", content=first_prompt),),
-            template="mint:original",
-            template_hash=_hash16(first_prompt),
-        )
-    ]
-    tokens = state.token_counter
-    policy_tokens = (tokens.get("prompt_tokens", 0), tokens.get("completion_tokens", 0))
-    feedback_tokens = (
-        tokens.get("feedback_prompt_tokens", 0),
-        tokens.get("feedback_completion_tokens", 0),
+    reference = "" if task.reference is None else str(task.reference)
+    t = _Transcript(
+        config=config,
+        suite=suite,
+        at=at,
+        success=state.success,
+        leak_task=leak_task(reference, first_prompt, suite),
+        token_counter=state.token_counter,
+        events=[_prompt_event(first_prompt, at)],
     )
-    replies = history[1::2]
-    proposals = 0
-    feedback_calls = 0
-    for turn, reply in enumerate(replies, start=1):
-        index = 2 * turn - 1
-        following = history[index + 1].content if index + 1 < len(history) else None
-        observation, expert = _split_user(following) if following is not None else ("", None)
-        parsed = parse_action(reply.content)
-        last = following is None
-        if not last:
-            kind = _mint_kind(observation)
-        elif state.success and suite != "alfworld" and parsed.kind != "solution":
-            kind = "solution"  # only a correct proposal ends a non-ALFWorld MINT task solved
-        else:
-            kind = parsed.kind
-        events.append(
-            ModelCallEvent(
-                turn=turn,
-                at=at,
-                role="policy",
-                model=config.model,
-                output=reply.content,
-                prompt_tokens=policy_tokens[0] if turn == 1 else 0,
-                completion_tokens=policy_tokens[1] if turn == 1 else 0,
-            )
-        )
-        content = "" if kind == "invalid" else parsed.content
-        if kind == "solution":
-            proposals += 1
-        events.append(
-            ActionEvent(
-                turn=turn,
-                at=at,
-                kind=kind,
-                content=content,
-                thought=parsed.thought,
-                raw=reply.content,
-                proposal=proposals if kind == "solution" else None,
-            )
-        )
-        if kind == "solution":
-            correct = last and state.success
-            events.append(
-                VerdictEvent(
-                    turn=turn,
-                    at=at,
-                    proposal=proposals,
-                    answer=content,
-                    correct=correct,
-                    score=1.0 if correct else 0.0,
-                    checker=f"mint:{suite}",
-                    detail="MINT's verdict, imported",
-                )
-            )
-        if last:
-            continue
-        if kind == "solution":
-            events.append(
-                FeedbackEvent(
-                    turn=turn,
-                    at=at,
-                    kind="binary",
-                    source="rule:checker-verdict",
-                    content=observation or _WRONG,
-                    saw_reference=True,
-                )
-            )
-        else:
-            events.append(
-                ObservationEvent(
-                    turn=turn,
-                    at=at,
-                    source="sandbox" if kind == "execute" else "environment",
-                    content=observation,
-                )
-            )
-        if expert is not None:
-            feedback_calls += 1
-            feedback_model = config.feedback_model or "unknown"
-            events.append(
-                ModelCallEvent(
-                    turn=turn,
-                    at=at,
-                    role="feedback",
-                    model=feedback_model,
-                    output=expert,
-                    prompt_tokens=feedback_tokens[0] if feedback_calls == 1 else 0,
-                    completion_tokens=feedback_tokens[1] if feedback_calls == 1 else 0,
-                )
-            )
-            events.append(
-                FeedbackEvent(
-                    turn=turn,
-                    at=at,
-                    kind=config.feedback_form or "textual",
-                    source=f"model:{feedback_model}",
-                    content=expert,
-                    saw_reference=bool(config.feedback_saw_reference),
-                    expertise="expert",
-                    leak=leak_flags(expert, reference, first_prompt, suite),
-                )
-            )
-    terminate: TerminateReason
-    error_message = None
-    status: Literal["finished", "failed"] = "finished"
-    if state.terminate_reason == "error" or state.error:
-        error_message = (state.error or "error").strip().splitlines()[-1]
-        if "maximum context length" in error_message or "context_length" in error_message:
-            terminate = "context_exhausted"
-        else:
-            terminate, status = "error", "failed"
-        events.append(
-            ErrorEvent(
-                turn=len(replies) + 1,
-                at=at,
-                where="policy",
-                message=error_message,
-                fatal=status == "failed",
-            )
-        )
-    else:
-        terminate = _TERMINATE.get(state.terminate_reason or "", "max_turns")
-    if state.success:
-        terminate = "solved"
+    turns = _add_turns(t, history)
+    ending = _ending(state, turns, at)
+    if ending.error is not None:
+        t.events.append(ending.error)
     return Episode(
         key=EpisodeKey(suite=suite, task_id=str(task.task_id)),
         run_id=config.run_id,
@@ -525,14 +518,14 @@ def mint_line_to_episode(
         model=config.model,
         max_turns=config.k,
         max_proposals=config.p,
-        events=events,
-        status=status,
+        events=t.events,
+        status=ending.status,
         success=state.success,
-        success_turn=len(replies) if state.success else None,
-        turns_used=len(replies),
-        proposals_used=proposals,
-        terminate_reason=terminate,
-        error=error_message if status == "failed" else None,
+        success_turn=turns if state.success else None,
+        turns_used=turns,
+        proposals_used=t.proposals,
+        terminate_reason=ending.terminate,
+        error=ending.error.message if ending.error and ending.status == "failed" else None,
         started_at=at,
         finished_at=at,
     )

@@ -48,11 +48,11 @@ def _openai_compatible(rest: str, base_url: str | None = None) -> Model:
 
 
 def _replay(rest: str, base_url: str | None = None) -> Model:
-    from mulligan.models.replay import ReplayError, ReplayModel
+    from mulligan.models.replay import ReplayModel, ReplayModelError
 
     try:
         return ReplayModel(rest)
-    except ReplayError as e:
+    except ReplayModelError as e:
         raise UnknownModelError(str(e)) from e
 
 

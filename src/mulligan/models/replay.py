@@ -25,8 +25,6 @@ This is the basis of frozen evaluation: replaying a policy while changing the fe
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,13 +35,18 @@ from mulligan.actions import restore_stop
 from mulligan.events import Message, ModelCallEvent, PromptEvent
 from mulligan.models.base import CallContext, Completion, GenerateParams, ModelError
 from mulligan.store import DB_NAME, RunStore
+from mulligan.tasks.mint_log import (
+    RESULTS_FILE,
+    MintLogError,
+    MintResultLine,
+    read_results,
+    strip_assistant_prefix,
+)
 
 VerifyMode = Literal["off", "count", "strict"]
-MINT_RESULTS = "results.jsonl"
-_MINT_ASSISTANT_PREFIX = re.compile(r"^Assistant:[ \t]*\n?")
 
 
-class ReplayError(ModelError):
+class ReplayModelError(ModelError):
     """The replay source cannot be read, or has no reply for a call. Never transient."""
 
 
@@ -87,11 +90,6 @@ class PrefixMatch:
 TaskKey = tuple[str, str, int]  # (suite, task id, epoch)
 
 
-def strip_mint_prefix(content: str) -> str:
-    """MINT logs assistant turns as ``Assistant:\\n<reply>``; return ``<reply>``."""
-    return _MINT_ASSISTANT_PREFIX.sub("", content, count=1)
-
-
 def _norm(text: str) -> str:
     return text.strip()
 
@@ -99,7 +97,7 @@ def _norm(text: str) -> str:
 def _same_reply(sent: str, logged: str) -> bool:
     # The episode keeps the reply with a stop-cut tag closed (actions.restore_stop), and a
     # conversation rebuilt from MINT's own history keeps its "Assistant:" prefix; accept both.
-    sent = _norm(strip_mint_prefix(_norm(sent)))
+    sent = _norm(strip_assistant_prefix(_norm(sent)))
     return sent in (_norm(logged), _norm(restore_stop(logged)))
 
 
@@ -115,35 +113,28 @@ def load_mint_results(path: Path) -> dict[TaskKey, Trajectory]:
     """Trajectories of one MINT ``results.jsonl``; the suite is the parent directory's name.
 
     Raises:
-        ReplayError: a line is not JSON or lacks ``task.task_id`` / ``state.history``.
+        ReplayModelError: a line is not a MINT result (``mulligan.tasks.mint_log``).
     """
     suite = path.parent.name
     out: dict[TaskKey, Trajectory] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                record = json.loads(line)
-                task_id = str(record["task"]["task_id"])
-                history = record["state"]["history"]
-                messages = tuple(Message(role=m["role"], content=m["content"]) for m in history)
-            except (ValueError, KeyError, TypeError) as e:
-                raise ReplayError(
-                    f"{where}: not a MINT result line (need task.task_id and state.history "
-                    f"with role/content messages): {type(e).__name__}: {e}"
-                ) from e
-            out[(suite, task_id, 0)] = _mint_trajectory(where, messages)
+    try:
+        for lineno, line in read_results(path):
+            out[(suite, str(line.task.task_id), 0)] = _mint_trajectory(f"{path}:{lineno}", line)
+    except MintLogError as e:
+        raise ReplayModelError(
+            f"{e.path}:{e.line}: not a MINT result line (need task.task_id and state.history "
+            f"with role/content messages): {e.reason}"
+        ) from e
     return out
 
 
-def _mint_trajectory(where: str, history: tuple[Message, ...]) -> Trajectory:
+def _mint_trajectory(where: str, line: MintResultLine) -> Trajectory:
     cleaned = tuple(
-        Message(role="assistant", content=strip_mint_prefix(m.content))
-        if m.role == "assistant"
-        else m
-        for m in history
+        Message(
+            role=m.role,
+            content=strip_assistant_prefix(m.content) if m.role == "assistant" else m.content,
+        )
+        for m in line.state.history
     )
     first_reply = next((i for i, m in enumerate(cleaned) if m.role == "assistant"), len(cleaned))
     replies = {
@@ -183,27 +174,27 @@ def load_trajectories(source: Path) -> dict[TaskKey, Trajectory]:
     """Trajectories from a run directory, a MINT ``results.jsonl`` or a tree of them.
 
     Raises:
-        ReplayError: nothing readable there, or two MINT files log the same task.
+        ReplayModelError: nothing readable there, or two MINT files log the same task.
     """
     if source.is_file():
         return load_mint_results(source)
     if not source.is_dir():
-        raise ReplayError(
+        raise ReplayModelError(
             f"replay source {source} does not exist; give a mulligan run directory, a MINT "
-            f"{MINT_RESULTS} file or a directory of them"
+            f"{RESULTS_FILE} file or a directory of them"
         )
     if (source / DB_NAME).is_file():
         return load_run_dir(source)
-    files = sorted(source.rglob(MINT_RESULTS))
+    files = sorted(source.rglob(RESULTS_FILE))
     if not files:
-        raise ReplayError(
-            f"{source} holds neither {DB_NAME} (a mulligan run) nor any MINT {MINT_RESULTS}"
+        raise ReplayModelError(
+            f"{source} holds neither {DB_NAME} (a mulligan run) nor any MINT {RESULTS_FILE}"
         )
     out: dict[TaskKey, Trajectory] = {}
     for path in files:
         for key, trajectory in load_mint_results(path).items():
             if key in out:
-                raise ReplayError(
+                raise ReplayModelError(
                     f"{source}: task {key[0]}/{key[1]} is logged twice ({out[key].source} and "
                     f"{trajectory.source}); point replay at one configuration's directory"
                 )
@@ -248,13 +239,13 @@ class ReplayModel:
         """The logged episode for this call's task and epoch.
 
         Raises:
-            ReplayError: the log has no such episode.
+            ReplayModelError: the log has no such episode.
         """
         key = (context.task.suite, context.task.id, context.epoch)
         found = self.trajectories.get(key)
         if found is None:
             suites = sorted({k[0] for k in self.trajectories})
-            raise ReplayError(
+            raise ReplayModelError(
                 f"{self.name}: no logged episode for task {key[0]}/{key[1]} epoch {key[2]} "
                 f"(the log has {len(self.trajectories)} episodes of {', '.join(suites)})"
             )
@@ -319,19 +310,19 @@ class ReplayModel:
         """The logged reply for ``context``'s task, epoch and turn.
 
         Raises:
-            ReplayError: no context, no logged episode, no reply for this turn, or (strict) the
+            ReplayModelError: no context, no logged episode, no reply for this turn, or (strict) the
                 conversation differs from the log.
         """
         start = time.perf_counter()
         if context is None:
-            raise ReplayError(f"{self.name} needs the call context (task and turn)")
+            raise ReplayModelError(f"{self.name} needs the call context (task and turn)")
         self.calls += 1
         trajectory = self.trajectory(context)
         reply = trajectory.replies.get(context.turn)
         if reply is None:
             have = sorted(trajectory.replies)
             span = f"turns {have[0]}-{have[-1]}" if have else "no replies"
-            raise ReplayError(
+            raise ReplayModelError(
                 f"{self.name}: the logged trajectory of task {context.task.suite}/"
                 f"{context.task.id} (epoch {context.epoch}) has no reply for turn {context.turn} "
                 f"(it has {span}; {trajectory.source})"
@@ -344,7 +335,7 @@ class ReplayModel:
             else:
                 self.mismatch_turns[context.turn] += 1
                 if self.verify == "strict":
-                    raise ReplayError(
+                    raise ReplayModelError(
                         f"{self.name}: task {context.task.suite}/{context.task.id} turn "
                         f"{context.turn}: the conversation left the logged one: {match.reason}"
                     )
