@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mulligan.config import RunConfig
+from mulligan.config import OPTIONS, ConfigError, RunConfig, build_config
 
 # Hashes computed with the flat RunConfig (before it was nested by consumer): a run stored by
 # that code must resume, so these must never change.
@@ -46,7 +48,7 @@ PINNED: dict[str, tuple[dict[str, Any], str]] = {
 }  # fmt: skip
 
 # Today's (flat) option names; config files and the CLI keep accepting every one.
-OPTIONS = {
+FLAT_NAMES = {
     "suite", "tasks", "data_dir", "limit", "sample", "checkers", "model", "turns", "proposals",
     "epochs", "feedback", "feedback_model", "feedback_temperature", "feedback_max_tokens",
     "feedback_concurrency", "judge_model", "judge_temperature", "judge_max_tokens",
@@ -67,4 +69,62 @@ def test_result_fields_are_the_flat_result_defining_options() -> None:
         "data_dir", "out", "concurrency", "sandbox_pool", "cache", "base_url",
         "feedback_concurrency", "judge_concurrency",
     }  # fmt: skip
-    assert set(RunConfig().result_fields()) == OPTIONS - operational
+    assert set(RunConfig().result_fields()) == FLAT_NAMES - operational
+
+
+def test_the_option_names_are_todays_flat_names() -> None:
+    assert set(OPTIONS) == FLAT_NAMES
+    assert (OPTIONS["turns"].section, OPTIONS["turns"].field) == ("episode", "max_turns")
+    assert (OPTIONS["feedback"].section, OPTIONS["feedback"].field) == ("feedback", "spec")
+    assert (OPTIONS["judge_concurrency"].section, OPTIONS["judge_concurrency"].hashed) == (
+        "judge",
+        False,
+    )
+    assert (OPTIONS["seed"].section, OPTIONS["seed"].hashed) == (None, True)
+
+
+def test_flat_and_nested_options_give_the_same_config() -> None:
+    flat = RunConfig(turns=3, feedback="binary", feedback_model="a/b", memory_mb=256, out="o")
+    nested = RunConfig.model_validate(
+        {
+            "episode": {"max_turns": 3},
+            "feedback": {"spec": "binary", "model": "a/b"},
+            "sandbox": {"memory_mb": 256},
+            "execution": {"out": "o"},
+        }
+    )
+    assert flat == nested and flat.config_hash() == nested.config_hash()
+    assert flat.episode.max_turns == 3 and str(flat.feedback.spec) == "binary"
+    assert flat.feedback.model == "a/b" and flat.execution.out == Path("o")
+    assert RunConfig.model_validate(flat.options()) == flat  # the flat form round-trips
+    assert RunConfig.model_validate_json(flat.model_dump_json()) == flat  # so does the nested
+    assert flat.with_options(turns=4).episode.max_turns == 4
+    assert flat.with_options(feedback="none").feedback.model == "a/b"  # one option, not a section
+
+
+def test_a_nested_file_with_flat_overrides_merges_option_by_option(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "feedback:\n  spec: binary+llm\n  model: scripted/wrong\nepisode:\n  max-turns: 4\n"
+    )
+    config = build_config(path, {"feedback": "llm", "proposals": 1, "turns": None})
+    assert str(config.feedback.spec) == "llm" and config.feedback.model == "scripted/wrong"
+    assert (config.episode.max_turns, config.episode.max_proposals) == (4, 1)
+
+
+def test_errors_name_options_by_their_flat_names() -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_config(None, {"turns": 0, "episode": {"check_timeout_s": 3}, "modle": "x"})
+    message = str(caught.value)
+    assert "  turns: Input should be greater than or equal to 1 (got 0)" in message
+    assert "episode.check_timeout_s: unknown option" in message  # not a run option
+    known = ", ".join(sorted(FLAT_NAMES))
+    assert f"  modle: unknown option; known options: {known}" in message
+
+
+def test_every_run_option_of_the_cli_is_a_config_option() -> None:
+    from mulligan.cli import run
+
+    cli_only = {"ctx", "config", "resume", "progress"}
+    params = set(inspect.signature(run).parameters) - cli_only
+    assert params <= set(OPTIONS), params - set(OPTIONS)
