@@ -100,6 +100,7 @@ def test_flat_and_nested_options_give_the_same_config() -> None:
     assert RunConfig.model_validate_json(flat.model_dump_json()) == flat  # so does the nested
     assert flat.with_options(turns=4).episode.max_turns == 4
     assert flat.with_options(feedback="none").feedback.model == "a/b"  # one option, not a section
+    assert str(flat.with_options(feedback={"model": "c/d"}).feedback.spec) == "binary"
 
 
 def test_a_nested_file_with_flat_overrides_merges_option_by_option(tmp_path: Path) -> None:

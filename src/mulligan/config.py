@@ -204,7 +204,7 @@ class RunConfig(BaseModel):
     def with_options(self, **options: Any) -> RunConfig:
         """A copy with ``options`` (flat or nested) changed, validated."""
         current = {name: self._value(option) for name, option in OPTIONS.items()}
-        return RunConfig.model_validate({**current, **options})
+        return RunConfig.model_validate({**current, **flatten_options(options)})
 
     def _value(self, option: Option) -> Any:
         holder = self if option.section is None else getattr(self, option.section)
