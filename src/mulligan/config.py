@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mulligan.episode import EpisodeLimits
+from mulligan.errors import MulliganError
 from mulligan.models.base import GenerateParams
 
 SuiteName = Literal["mint", "humaneval"]
@@ -28,7 +29,7 @@ _OPERATIONAL = {
 }
 
 
-class ConfigError(Exception):
+class ConfigError(MulliganError):
     """A config file or option is invalid; the message names the file, field and fix."""
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from mulligan import __version__
 from mulligan.config import ConfigError, RunConfig
 from mulligan.episode import SandboxProvider, failed_episode, run_episode
+from mulligan.errors import MulliganError
 from mulligan.events import Episode, EpisodeKey
 from mulligan.feedback import feedback_needs, get_feedback, template_versions
 from mulligan.judge import LLMJudge
@@ -35,7 +36,7 @@ from mulligan.store import RunStore
 from mulligan.tasks import Task, default_data_dir, get_checker, load_tasks
 
 
-class RunExistsError(Exception):
+class RunExistsError(MulliganError):
     """The output directory already holds a run and --resume was not given."""
 
 

@@ -23,13 +23,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mulligan.errors import MulliganError
 from mulligan.events import ActionEvent, FeedbackEvent
 from mulligan.feedback.base import FeedbackContext, FeedbackProvider, provider_kind
 
 History = tuple[tuple[str, str], ...]
 
 
-class ReplayError(ValueError):
+class ReplayError(MulliganError, ValueError):
     """The replay source cannot be used (no run there, or no feedback spec to fall back on)."""
 
 

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mulligan import __version__
 from mulligan.actions import parse_action
+from mulligan.errors import MulliganError
 from mulligan.events import (
     ActionEvent,
     ActionKind,
@@ -98,7 +99,7 @@ _TERMINATE: dict[str, TerminateReason] = {
 _NO_LEAK_CHECK = frozenset({"humaneval", "mbpp", "alfworld"})
 
 
-class MintImportError(ValueError):
+class MintImportError(MulliganError, ValueError):
     """A MINT output tree or line that cannot be imported; the message names file and line."""
 
 

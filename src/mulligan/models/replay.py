@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mulligan.actions import restore_stop
+from mulligan.errors import MulliganError
 from mulligan.events import Message, ModelCallEvent, PromptEvent
 from mulligan.models.base import CallContext, Completion, GenerateParams, ModelError
 from mulligan.store import DB_NAME, RunStore
@@ -43,7 +44,7 @@ MINT_RESULTS = "results.jsonl"
 _MINT_ASSISTANT_PREFIX = re.compile(r"^Assistant:[ \t]*\n?")
 
 
-class ReplayError(ModelError):
+class ReplayError(ModelError, MulliganError):
     """The replay source cannot be read, or has no reply for a call. Never transient."""
 
 
