@@ -22,6 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from mulligan.errors import MulliganError
+
 app = typer.Typer(
     help="Measure how language models use second chances: multi-turn tasks, tools, feedback.",
     no_args_is_help=True,
@@ -116,11 +118,9 @@ def run(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run a model on a suite, k turns per task, and store every episode in --out."""
-    from mulligan.config import ConfigError, build_config
-    from mulligan.engine import RunExistsError, execute_run
-    from mulligan.models import UnknownModelError
+    from mulligan.config import build_config
+    from mulligan.engine import execute_run
     from mulligan.report import report_data
-    from mulligan.tasks import TaskDataError
 
     overrides: dict[str, Any] = {
         "suite": suite,
@@ -154,7 +154,7 @@ def run(
     }
     try:
         cfg = build_config(config, overrides)
-    except ConfigError as exc:
+    except MulliganError as exc:
         raise _fail(str(exc)) from exc
 
     bar = Progress(
@@ -189,7 +189,7 @@ def run(
             summary = asyncio.run(
                 execute_run(cfg, resume=resume, on_start=on_start, on_episode=on_episode)
             )
-    except (ConfigError, RunExistsError, TaskDataError, UnknownModelError) as exc:
+    except MulliganError as exc:
         raise _fail(str(exc)) from exc
     except KeyboardInterrupt as exc:
         raise _fail(
@@ -236,8 +236,7 @@ def report(
     the table prints each run's SR@k, model usage and feedback leaks; json prints the schema;
     csv flattens its SR@k. With --html the page holds the tables, so none are printed.
     """
-    from mulligan.report import ReportError, report_csv, report_data, write_html_report
-    from mulligan.store import StoreError
+    from mulligan.report import report_csv, report_data, write_html_report
 
     if format not in ("table", "json", "csv"):
         raise _fail(f"--format must be table, json or csv, not {format!r}")
@@ -258,7 +257,7 @@ def report(
             print(report_csv(run_dirs), end="")
             return
         data = report_data(run_dirs)
-    except (StoreError, ReportError) as exc:
+    except MulliganError as exc:
         raise _fail(str(exc)) from exc
     if format == "json":
         print(json.dumps(data, indent=2))

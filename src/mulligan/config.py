@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mulligan.episode import EpisodeLimits
+from mulligan.errors import MulliganError
 from mulligan.feedback.spec import FeedbackSpec
 from mulligan.models.base import GenerateParams
 from mulligan.tasks.suites import get_suite
@@ -28,7 +29,7 @@ _OPERATIONAL = {
 }
 
 
-class ConfigError(Exception):
+class ConfigError(MulliganError):
     """A config file or option is invalid; the message names the file, field and fix."""
 
 

@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mulligan.errors import MulliganError
+
 RESULTS_FILE = "results.jsonl"
 
 # --- MINT's fixed wording ----------------------------------------------------------------------
@@ -129,7 +131,7 @@ class MintResultLine(BaseModel):
 # --- the reader --------------------------------------------------------------------------------
 
 
-class MintLogError(ValueError):
+class MintLogError(ValueError, MulliganError):
     """A line of a ``results.jsonl`` that is not a MINT result; names the file and line.
 
     ``path``, ``line`` and ``reason`` let a caller word the error its own way.
