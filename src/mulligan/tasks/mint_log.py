@@ -17,7 +17,8 @@ and the readers of its logs cannot drift apart.
 Why it lives in ``tasks``: the replay backend (``models``) and the binary feedback
 (``feedback``) import it, and the layering lets both import only the bottom layer (tasks,
 events). MINT's task data records already live here (``tasks/records.py``, ``tasks/mint.py``);
-its logs are the other half of the same third-party format. It imports nothing from mulligan.
+its logs are the other half of the same third-party format. Of mulligan it imports only
+``mulligan.errors``.
 """
 
 from __future__ import annotations
