@@ -20,6 +20,7 @@ venv: $(STAMP)
 lint: venv
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: venv
 	bash scripts/install_models.sh $(PY) tiny

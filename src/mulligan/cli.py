@@ -22,6 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from mulligan.errors import MulliganError
+
 if TYPE_CHECKING:  # the commands import what they use when run, so --help stays fast
     from mulligan.config import RunConfig
     from mulligan.engine import RunOutcome
@@ -132,12 +134,12 @@ def run(
 def _run_config(file: Path | None, params: dict[str, Any]) -> RunConfig:
     """The run's config: the file's options, overridden by those given on the command line
     (each ``run`` parameter named like a run option is that option; None means not given)."""
-    from mulligan.config import OPTIONS, ConfigError, build_config
+    from mulligan.config import OPTIONS, build_config
 
     overrides = {name: value for name, value in params.items() if name in OPTIONS}
     try:
         return build_config(file, overrides)
-    except ConfigError as exc:
+    except MulliganError as exc:
         raise _fail(str(exc)) from exc
 
 
@@ -175,10 +177,7 @@ class _RunProgress:
 
 def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
     """Run ``cfg`` under the progress display; errors and Ctrl-C exit with a message."""
-    from mulligan.config import ConfigError
-    from mulligan.engine import RunExistsError, execute_run
-    from mulligan.models import UnknownModelError
-    from mulligan.tasks import TaskDataError
+    from mulligan.engine import execute_run
 
     try:
         with display.bar:
@@ -187,7 +186,7 @@ def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
                     cfg, resume=resume, on_start=display.on_start, on_episode=display.on_episode
                 )
             )
-    except (ConfigError, RunExistsError, TaskDataError, UnknownModelError) as exc:
+    except MulliganError as exc:
         raise _fail(str(exc)) from exc
     except KeyboardInterrupt as exc:
         out = cfg.execution.out
@@ -240,8 +239,7 @@ def report(
     the table prints each run's SR@k, model usage and feedback leaks; json prints the schema;
     csv flattens its SR@k. With --html the page holds the tables, so none are printed.
     """
-    from mulligan.report import ReportError, report_csv, report_data, write_html_report
-    from mulligan.store import StoreError
+    from mulligan.report import report_csv, report_data, write_html_report
 
     if format not in ("table", "json", "csv"):
         raise _fail(f"--format must be table, json or csv, not {format!r}")
@@ -262,7 +260,7 @@ def report(
             print(report_csv(run_dirs), end="")
             return
         data = report_data(run_dirs)
-    except (StoreError, ReportError) as exc:
+    except MulliganError as exc:
         raise _fail(str(exc)) from exc
     if format == "json":
         print(json.dumps(data, indent=2))

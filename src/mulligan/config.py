@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from mulligan.episode import EpisodeLimits
+from mulligan.errors import MulliganError
 from mulligan.feedback.spec import FeedbackSpec
 from mulligan.models.base import GenerateParams
 from mulligan.models.cache import CacheMode
@@ -40,7 +41,7 @@ from mulligan.tasks.base import CheckerMode
 from mulligan.tasks.suites import Sample, get_suite
 
 
-class ConfigError(Exception):
+class ConfigError(MulliganError):
     """A config file or option is invalid; the message names the file, field and fix."""
 
 

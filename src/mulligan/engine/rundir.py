@@ -20,13 +20,14 @@ from typing import Any
 
 from mulligan import __version__
 from mulligan.config import ConfigError, RunConfig
+from mulligan.errors import MulliganError
 from mulligan.feedback import template_versions
 from mulligan.prompts import example_name, template_hash
 from mulligan.store import RunStore, StoredRun
 from mulligan.tasks import Task
 
 
-class RunExistsError(Exception):
+class RunExistsError(MulliganError):
     """The output directory already holds a run and --resume was not given."""
 
 

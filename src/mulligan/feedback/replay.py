@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mulligan.errors import MulliganError
 from mulligan.events import ActionEvent, FeedbackEvent
 from mulligan.feedback.base import FeedbackContext, FeedbackProvider, provider_kind
 from mulligan.models.base import counters_of
@@ -33,7 +34,7 @@ REPLAY_KIND = "replay"
 """The spec kind (``replay:<run-dir>``) and the prefix of a replayed provider's name."""
 
 
-class ReplayError(ValueError):
+class ReplayError(MulliganError, ValueError):
     """The replay source cannot be used (no run there, or no feedback spec to fall back on)."""
 
 

@@ -11,7 +11,13 @@ from mulligan.models.base import (
 from mulligan.models.cache import CACHE_MODES, CachedModel, ResponseCache
 from mulligan.models.openai_compat import BackendError, OpenAICompatModel
 from mulligan.models.pricing import PriceTable
-from mulligan.models.registry import PROVIDERS, UnknownModelError, get_model
+from mulligan.models.registry import (
+    PROVIDERS,
+    ModelFactory,
+    UnknownModelError,
+    get_model,
+    register_provider,
+)
 from mulligan.models.replay import ReplayModel
 from mulligan.models.retry import RetryPolicy
 from mulligan.models.scripted import ScriptedModel
@@ -27,6 +33,7 @@ __all__ = [
     "GenerateParams",
     "Model",
     "ModelError",
+    "ModelFactory",
     "OpenAICompatModel",
     "PriceTable",
     "ReplayModel",
@@ -35,4 +42,5 @@ __all__ = [
     "ScriptedModel",
     "UnknownModelError",
     "get_model",
+    "register_provider",
 ]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mulligan.errors import MulliganError
 from mulligan.models.base import Model
 from mulligan.models.scripted import SCRIPTS, ScriptedModel
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(MulliganError, ValueError):
     """A model name that no provider recognises."""
 
 
@@ -63,7 +64,10 @@ def _vllm(rest: str, base_url: str | None = None) -> Model:
     return VLLMModel(rest)
 
 
-PROVIDERS: dict[str, Callable[[str, str | None], Model]] = {
+ModelFactory = Callable[[str, str | None], Model]
+"""Builds a backend from the part of the name after ``provider/`` and the optional base URL."""
+
+PROVIDERS: dict[str, ModelFactory] = {
     "scripted": _scripted,
     "local": _local,
     "openai": _openai,
@@ -71,6 +75,19 @@ PROVIDERS: dict[str, Callable[[str, str | None], Model]] = {
     "replay": _replay,
     "vllm": _vllm,
 }
+
+
+def register_provider(provider: str, factory: ModelFactory, *, replace: bool = False) -> None:
+    """Make ``provider/...`` model names build backends with ``factory``.
+
+    A new backend is one module with a :class:`~mulligan.models.base.Model` and one call (or one
+    entry in :data:`PROVIDERS`). Refuses to shadow a provider unless ``replace`` is given.
+    """
+    if not provider or "/" in provider:
+        raise ValueError(f"provider name {provider!r} must be non-empty and contain no '/'")
+    if provider in PROVIDERS and not replace:
+        raise ValueError(f"model provider {provider!r} is already registered")
+    PROVIDERS[provider] = factory
 
 
 def get_model(name: str, *, base_url: str | None = None) -> Model:
