@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,6 +23,11 @@ from rich.progress import (
 from rich.table import Table
 
 from mulligan.errors import MulliganError
+
+if TYPE_CHECKING:  # the commands import what they use when run, so --help stays fast
+    from mulligan.config import RunConfig
+    from mulligan.engine import RunOutcome
+    from mulligan.events import Episode
 
 app = typer.Typer(
     help="Measure how language models use second chances: multi-turn tasks, tools, feedback.",
@@ -49,10 +54,13 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML or TOML file with run options")
     ] = None,
-    suite: Annotated[str | None, typer.Option(help="mint | humaneval")] = None,
+    suite: Annotated[
+        str | None, typer.Option(help="a registered suite (see `mulligan suites`)")
+    ] = None,
     tasks: Annotated[
         str | None, typer.Option(help="comma-separated task groups, e.g. gsm8k,math")
     ] = None,
@@ -118,85 +126,80 @@ def run(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run a model on a suite, k turns per task, and store every episode in --out."""
-    from mulligan.config import build_config
-    from mulligan.engine import execute_run
-    from mulligan.report import report_data
+    cfg = _run_config(config, ctx.params)
+    outcome = _execute(cfg, resume, _RunProgress(cfg.policy.model, enabled=progress))
+    _print_run(outcome, cfg.execution.out)
 
-    overrides: dict[str, Any] = {
-        "suite": suite,
-        "tasks": tasks,
-        "data_dir": data_dir,
-        "limit": limit,
-        "sample": sample,
-        "checkers": checkers,
-        "model": model,
-        "turns": turns,
-        "proposals": proposals,
-        "epochs": epochs,
-        "feedback": feedback,
-        "feedback_model": feedback_model,
-        "feedback_temperature": feedback_temperature,
-        "feedback_max_tokens": feedback_max_tokens,
-        "feedback_concurrency": feedback_concurrency,
-        "judge_model": judge_model,
-        "judge_temperature": judge_temperature,
-        "judge_max_tokens": judge_max_tokens,
-        "judge_concurrency": judge_concurrency,
-        "temperature": temperature,
-        "temperature_step": temperature_step,
-        "reject_repeats": reject_repeats,
-        "max_tokens": max_tokens,
-        "seed": seed,
-        "concurrency": concurrency,
-        "cache": cache,
-        "base_url": base_url,
-        "out": out,
-    }
+
+def _run_config(file: Path | None, params: dict[str, Any]) -> RunConfig:
+    """The run's config: the file's options, overridden by those given on the command line
+    (each ``run`` parameter named like a run option is that option; None means not given)."""
+    from mulligan.config import OPTIONS, build_config
+
+    overrides = {name: value for name, value in params.items() if name in OPTIONS}
     try:
-        cfg = build_config(config, overrides)
+        return build_config(file, overrides)
     except MulliganError as exc:
         raise _fail(str(exc)) from exc
 
-    bar = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("solved {task.fields[solved]} ({task.fields[rate]})"),
-        TextColumn("failed {task.fields[failed]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=not progress,
-    )
-    state = {"solved": 0, "failed": 0, "done": 0}
-    bar_id = bar.add_task(cfg.model, total=None, solved=0, rate="-", failed=0)
 
-    def on_start(total: int, skipped: int) -> None:
-        bar.update(bar_id, total=total, completed=skipped)
+class _RunProgress:
+    """The progress bar of ``mulligan run`` (on stderr): episodes done, solved and failed."""
+
+    def __init__(self, model: str, *, enabled: bool) -> None:
+        self.bar = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("solved {task.fields[solved]} ({task.fields[rate]})"),
+            TextColumn("failed {task.fields[failed]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=not enabled,
+        )
+        self.bar_id = self.bar.add_task(model, total=None, solved=0, rate="-", failed=0)
+        self.done = self.solved = self.failed = 0
+
+    def on_start(self, total: int, skipped: int) -> None:
+        self.bar.update(self.bar_id, total=total, completed=skipped)
         if skipped:
             err_console.print(f"resuming: {skipped} of {total} episodes already finished")
 
-    def on_episode(episode: Any) -> None:
-        state["done"] += 1
-        state["solved"] += int(episode.success)
-        state["failed"] += int(episode.status == "failed")
-        rate = f"{100 * state['solved'] / state['done']:.1f}%"
-        bar.update(bar_id, advance=1, solved=state["solved"], rate=rate, failed=state["failed"])
+    def on_episode(self, episode: Episode) -> None:
+        self.done += 1
+        self.solved += int(episode.success)
+        self.failed += int(episode.status == "failed")
+        rate = f"{100 * self.solved / self.done:.1f}%"
+        self.bar.update(self.bar_id, advance=1, solved=self.solved, rate=rate, failed=self.failed)
+
+
+def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
+    """Run ``cfg`` under the progress display; errors and Ctrl-C exit with a message."""
+    from mulligan.engine import execute_run
 
     try:
-        with bar:
-            summary = asyncio.run(
-                execute_run(cfg, resume=resume, on_start=on_start, on_episode=on_episode)
+        with display.bar:
+            return asyncio.run(
+                execute_run(
+                    cfg, resume=resume, on_start=display.on_start, on_episode=display.on_episode
+                )
             )
     except MulliganError as exc:
         raise _fail(str(exc)) from exc
     except KeyboardInterrupt as exc:
+        out = cfg.execution.out
         raise _fail(
-            f"interrupted; finished episodes are saved. Continue with: mulligan run --out {cfg.out}"
+            f"interrupted; finished episodes are saved. Continue with: mulligan run --out {out}"
             " --resume (and the same options)",
             130,
         ) from exc
+
+
+def _print_run(summary: RunOutcome, out: Path) -> None:
+    """What one invocation did, then the run's SR@k and model usage tables."""
+    from mulligan.report import report_data
 
     err_console.print(
         f"run {summary.run_id}: {summary.finished} finished, {summary.failed} failed, "
@@ -205,8 +208,8 @@ def run(
     )
     for line in summary.errors[:10]:
         err_console.print(f"  [yellow]failed[/] {escape(line)}", highlight=False, soft_wrap=True)
-    (numbers,) = report_data([cfg.out])["runs"]
-    _print_tables(numbers["summary"], str(cfg.out))
+    (numbers,) = report_data([out])["runs"]
+    _print_tables(numbers["summary"], str(out))
     _print_usage(numbers["summary"]["cost"])
 
 

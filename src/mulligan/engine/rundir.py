@@ -63,7 +63,7 @@ def build_manifest(
     examples = sorted({example_name(t) for t in tasks})
     return {
         "run_id": run_id,
-        "config": config.model_dump(mode="json"),
+        "config": config.options(),  # flat, as every run stored it
         "config_hash": config.config_hash(),
         "versions": _versions(),
         "git_revision": _git_revision(),
@@ -84,7 +84,7 @@ def resume_conflicts(stored: dict[str, Any], config: RunConfig) -> list[str]:
     """Result-defining options on which ``config`` differs from a stored run's config, as
     ``"name: old -> new"``. Options the stored run predates count as having their default, so a
     newer mulligan can resume an older run unless the new option is actually used."""
-    defaults = RunConfig.model_construct().model_dump(mode="json")
+    defaults = RunConfig().options()
     current = config.result_fields()
     return [
         f"{name}: {stored.get(name, defaults.get(name))!r} -> {value!r}"
@@ -94,7 +94,7 @@ def resume_conflicts(stored: dict[str, Any], config: RunConfig) -> list[str]:
 
 
 class RunDir:
-    """The run directory ``config.out`` of one invocation: opened with :meth:`open` (which
+    """The run directory ``config.execution.out`` of one invocation: opened with :meth:`open` (which
     checks that the run may start or resume there), started with :meth:`start`.
 
     Attributes:
@@ -111,9 +111,9 @@ class RunDir:
 
     @classmethod
     def open(cls, config: RunConfig, *, resume: bool) -> RunDir:
-        """Open ``config.out``; raises RunExistsError if it holds a run and ``resume`` is false,
+        """Open ``config.execution.out``; raises RunExistsError if it holds a run and ``resume`` is false,
         ConfigError if the run there was made with other result-defining options."""
-        store = RunStore(config.out)
+        store = RunStore(config.execution.out)
         try:
             existing = store.run()
             _check_resume(config, existing, resume)
@@ -152,7 +152,7 @@ class RunDir:
         self.run = self.run._replace(manifest=manifest)
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
-        (self.config.out / "manifest.json").write_text(
+        (self.config.execution.out / "manifest.json").write_text(
             json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
 
@@ -171,12 +171,12 @@ def _check_resume(config: RunConfig, existing: StoredRun | None, resume: bool) -
         return
     if not resume:
         raise RunExistsError(
-            f"{config.out} already holds run {existing.run_id}; pass --resume to continue it, "
+            f"{config.execution.out} already holds run {existing.run_id}; pass --resume to continue it, "
             "or choose a new --out directory"
         )
     conflicts = resume_conflicts(existing.manifest.get("config", {}), config)
     if conflicts:
         raise ConfigError(
-            f"{config.out}: cannot resume with a different configuration "
+            f"{config.execution.out}: cannot resume with a different configuration "
             f"({', '.join(conflicts)}); use a new --out directory"
         )

@@ -64,7 +64,7 @@ async def execute_run(
     on_start: Callable[[int, int], None] | None = None,
     on_episode: ProgressCallback | None = None,
 ) -> RunOutcome:
-    """Run (or resume) the configured run into ``config.out``.
+    """Run (or resume) the configured run into ``config.execution.out``.
 
     ``model``, ``feedback_model``, ``judge``, ``sandboxes`` and ``tasks`` may be passed in
     (tests, embedding); by default they come from the config. ``on_start(total, skipped)`` and
@@ -89,7 +89,7 @@ async def execute_run(
                 if EpisodeKey(suite=task.suite, task_id=task.id, epoch=epoch).id not in done
             ]
             total = len(components.tasks) * config.epochs
-            outcome = RunOutcome(run_id, config.out, total, skipped=total - len(todo))
+            outcome = RunOutcome(run_id, config.execution.out, total, skipped=total - len(todo))
             if on_start:
                 on_start(outcome.total, outcome.skipped)
             await _drain(config, components, rundir, todo, outcome, on_episode)
@@ -106,9 +106,9 @@ async def _drain(
     outcome: RunOutcome,
     on_episode: ProgressCallback | None,
 ) -> None:
-    """Run the ``todo`` episodes with ``config.concurrency`` workers, storing each at once."""
+    """Run the ``todo`` episodes with ``config.execution.concurrency`` workers, storing each at once."""
     params = config.generate_params()
-    limits = config.limits()
+    limits = config.episode
     config_hash = config.config_hash()
     sandboxes = components.sandboxes
     assert sandboxes is not None  # started before the queue is drained
@@ -148,4 +148,4 @@ async def _drain(
             if on_episode:
                 on_episode(episode)
 
-    await asyncio.gather(*(worker() for _ in range(min(config.concurrency, len(todo)))))
+    await asyncio.gather(*(worker() for _ in range(min(config.execution.concurrency, len(todo)))))
