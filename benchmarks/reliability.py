@@ -285,7 +285,7 @@ async def fault_drill(root: Path, episodes: int, concurrency: int, seed: int = 0
             "concurrency": concurrency,
             "cache": "off",
             "out": root / "faults",
-        }  # fmt: skip
+        }
     )
     started = time.perf_counter()
     with OpenAIServer(responder) as server:
