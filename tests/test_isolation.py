@@ -13,6 +13,8 @@ import logging
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,3 +233,47 @@ async def test_parent_process_is_invisible_and_unkillable() -> None:
         # belongs to root: the throwaway uid cannot signal it.
         assert all(line in ("ProcessLookupError", "PermissionError") for line in lines[2:])
         assert (await sandbox.execute("1 + 1")).output == "Out[2]: 2"
+
+
+_PARENT_SCRIPT = """
+import asyncio, os, sys
+from mulligan.sandbox import Sandbox, SandboxLimits
+secret = os.environ["MULLIGAN_TEST_SECRET"].encode()
+assert secret in open("/proc/self/environ", "rb").read()  # in our start-up environment
+code = sys.argv[1].replace("{parent}", str(os.getpid()))
+async def main():
+    async with await Sandbox.create(SandboxLimits(cell_timeout_s=5)) as sandbox:
+        print((await sandbox.execute(code)).output)
+asyncio.run(main())
+"""
+
+
+@needs_bwrap
+def test_secret_in_the_parents_startup_environment_is_invisible() -> None:
+    """/proc/<pid>/environ shows a process's start-up environment: start a parent with the
+    secret in it (the way an API key reaches `mulligan run`) and look for it from a cell."""
+    secret = f"sk-{secrets.token_hex(12)}"
+    code = (
+        "import os\n"
+        f"secret = {secret[::-1]!r}[::-1].encode()\n"
+        "in_env = [k for k, v in os.environ.items() if secret in v.encode()]\n"
+        "hits = []\n"
+        "for pid in [p for p in os.listdir('/proc') if p.isdigit()] + ['{parent}', '1']:\n"
+        "    for name in ('environ', 'cmdline'):\n"
+        "        try:\n"
+        "            if secret in open(f'/proc/{pid}/{name}', 'rb').read():\n"
+        "                hits.append((pid, name))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "print(in_env, hits)"
+    )
+    env = {**os.environ, "MULLIGAN_TEST_SECRET": secret, "OPENAI_API_KEY": secret}
+    done = subprocess.run(
+        [sys.executable, "-c", _PARENT_SCRIPT, code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[] []"
