@@ -121,6 +121,21 @@ def run(
         str | None,
         typer.Option(help="server URL(s) for openai-compatible/ models, comma-separated"),
     ] = None,
+    isolation: Annotated[
+        str | None,
+        typer.Option(
+            help="sandbox isolation: auto (bubblewrap, never weaker) | bwrap | rlimits | "
+            "rlimits-only | rlimits-only-as-root"
+        ),
+    ] = None,
+    allow_weak_isolation: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-weak-isolation/--strong-isolation-only",
+            help="run model code under isolation weaker than bubblewrap where bubblewrap does "
+            "not work (unsafe: model code may read your files and secrets)",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="run directory")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
@@ -197,6 +212,19 @@ def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
         ) from exc
 
 
+def _print_isolation(mode: str, weak: bool) -> None:
+    """The sandbox isolation a run's model code had; a weak mode is said loudly."""
+    if weak:
+        err_console.print(
+            f"[bold yellow]sandbox isolation: {escape(mode)} (WEAK: weaker than bubblewrap, "
+            "chosen with --allow-weak-isolation)[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        err_console.print(f"sandbox isolation: {escape(mode)}", highlight=False, soft_wrap=True)
+
+
 def _print_run(summary: RunOutcome, out: Path) -> None:
     """What one invocation did, then the run's SR@k and model usage tables."""
     from mulligan.report import report_data
@@ -206,6 +234,7 @@ def _print_run(summary: RunOutcome, out: Path) -> None:
         f"{summary.skipped} resumed, {summary.wall_s:.1f}s -> {summary.out}",
         soft_wrap=True,
     )
+    _print_isolation(summary.isolation, summary.isolation_weak)
     for line in summary.errors[:10]:
         err_console.print(f"  [yellow]failed[/] {escape(line)}", highlight=False, soft_wrap=True)
     (numbers,) = report_data([out])["runs"]
@@ -266,6 +295,11 @@ def report(
         print(json.dumps(data, indent=2))
         return
     for numbers in data["runs"]:
+        manifest = numbers.get("manifest") or {}
+        _print_isolation(
+            str(manifest.get("sandbox_isolation", "unknown")),
+            bool(manifest.get("sandbox_isolation_weak", False)),
+        )
         _print_tables(numbers["summary"], numbers["label"])
         _print_usage(numbers["summary"]["cost"])
         _print_feedback(numbers["feedback"]["sources"])

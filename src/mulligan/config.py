@@ -37,6 +37,7 @@ from mulligan.errors import MulliganError
 from mulligan.feedback.spec import FeedbackSpec
 from mulligan.models.base import GenerateParams
 from mulligan.models.cache import CacheMode
+from mulligan.sandbox.isolation import IsolationRequest
 from mulligan.tasks.base import CheckerMode
 from mulligan.tasks.suites import Sample, get_suite
 
@@ -161,6 +162,14 @@ class ExecutionConfig(_Section):
     )
     base_url: str | None = Field(
         default=None, description="server URL(s) for openai-compatible/ models, comma-separated"
+    )
+    isolation: IsolationRequest = Field(
+        default="auto", description="sandbox isolation: auto (bubblewrap) or a mode's name"
+    )
+    allow_weak_isolation: bool = Field(
+        default=False,
+        description="run model code under isolation weaker than bubblewrap where it does not "
+        "work (unsafe; warned of loudly)",
     )
 
 

@@ -146,6 +146,8 @@ class RunComponents:
                 cell_timeout_s=config.episode.cell_timeout_s, memory_mb=config.sandbox.memory_mb
             ),
             hide_paths=reference_paths(config),
+            isolation=config.execution.isolation,
+            allow_weak=config.execution.allow_weak_isolation,
         )
         self._stack.push_async_callback(pool.close)
         await pool.start()

@@ -57,7 +57,7 @@ def _git_revision() -> str | None:
 
 
 def build_manifest(
-    config: RunConfig, run_id: str, tasks: list[Task], isolation: str
+    config: RunConfig, run_id: str, tasks: list[Task], isolation: str, *, weak: bool = False
 ) -> dict[str, Any]:
     """What a reader needs to reproduce the run."""
     examples = sorted({example_name(t) for t in tasks})
@@ -75,6 +75,7 @@ def build_manifest(
         },
         "feedback_templates": template_versions(),
         "sandbox_isolation": isolation,
+        "sandbox_isolation_weak": weak,
         "tasks": len(tasks),
         "suites": sorted({t.suite for t in tasks}),
     }
@@ -122,7 +123,7 @@ class RunDir:
             raise
         return cls(config, store, existing)
 
-    def start(self, tasks: list[Task], isolation: str) -> StoredRun:
+    def start(self, tasks: list[Task], isolation: str, *, weak: bool = False) -> StoredRun:
         """Record the run (a new one, or a resume stamped in ``resumed``) and write its
         manifest."""
         config, existing = self.config, self.existing
@@ -131,7 +132,7 @@ class RunDir:
             if existing is None
             else existing.run_id
         )
-        manifest = build_manifest(config, run_id, tasks, isolation)
+        manifest = build_manifest(config, run_id, tasks, isolation, weak=weak)
         if existing is None:
             self.store.create_run(run_id, config.config_hash(), manifest)
         else:
