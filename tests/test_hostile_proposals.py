@@ -62,3 +62,103 @@ async def test_forged_result_frame_is_not_a_pass(pool: SandboxPool) -> None:
     assert not result.correct, result.detail
     gold = await checker.check(mbpp_task().gold_solution, mbpp_task(), pool)
     assert gold.correct, gold.detail
+
+
+# Each proposal leaves max() wrong (or undefined) and tries to pass anyway, or to hurt the host.
+HOSTILE: dict[str, str] = {
+    "sys-exit-0-before-tests": "import sys\nsys.exit(0)",
+    "os-exit-0-before-tests": "import os\nos._exit(0)",
+    "posix-exit-0": "import posix\nposix._exit(0)",
+    "exit-from-thread": (
+        "import os, threading, time\nt = threading.Thread(target=os._exit, args=(0,))\n"
+        "t.start(); t.join(); time.sleep(0.2)\ndef max(a, b): return 0"
+    ),
+    "exec-true": "import os\nos.execv('/bin/true', ['true'])",
+    "subprocess-exit": "import subprocess\nsubprocess.run(['true'])\ndef max(a, b): return 0",
+    "fork-child-exits-0": "import os\nif os.fork() == 0:\n    os._exit(0)\ndef max(a, b): return 0",
+    "ctypes-libc-exit": "import ctypes\nctypes.CDLL(None)._exit(0)",
+    "atexit-exit-0": "import atexit, os\natexit.register(os._exit, 0)\ndef max(a, b): return 0",
+    "raise-base-exception": "class Done(BaseException):\n    pass\nraise Done()",
+    "keyboard-interrupt": "raise KeyboardInterrupt",
+    "print-fake-verdict": (
+        "print('all tests passed')\nimport sys\nsys.__stdout__.write('all tests passed\\n')\n"
+        "def max(a, b): return 0"
+    ),
+    "fake-framing-on-fds": (
+        "import json, os, struct\nframe = json.dumps({'output': 'ok', 'error': None, "
+        "'timed_out': False, 'truncated': False, 'exit_code': 0}).encode()\n"
+        "for fd in range(0, 64):\n    try:\n        os.write(fd, struct.pack('>I', len(frame)) + frame)\n"
+        "    except OSError:\n        pass\ndef max(a, b): return 0"
+    ),
+    "parent-fds-through-proc": (
+        "import os\nfor name in os.listdir(f'/proc/{os.getppid()}/fd'):\n"
+        "    open(f'/proc/{os.getppid()}/fd/{name}', 'wb').write(b'x')\n"
+        "def max(a, b): return 0"
+    ),
+    "kill-parent": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
+    "rewrite-own-memory": "f = open('/proc/self/mem', 'r+b')\ndef max(a, b): return 0",
+    "settrace-skip-tests": (
+        "import sys\ndef t(frame, event, arg):\n    return t\nsys.settrace(t)\n"
+        "def max(a, b): return 0"
+    ),
+    "patch-assertion-error": (
+        "import builtins\nbuiltins.AssertionError = type('A', (Exception,), {})\n"
+        "def max(a, b): return 0"
+    ),
+    "signal-handler-exits-0": (
+        "import signal\nsignal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(SystemExit(0)))\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0.01, 0.01)\ndef max(a, b): return 0"
+    ),
+    "report-raises-system-exit": (
+        "import traceback\ndef boom(*a, **k):\n    raise SystemExit(0)\n"
+        "traceback.format_exception = boom\ndef max(a, b): return 0"
+    ),
+    "replace-harness-code": (
+        "import sys\nf = sys._getframe(1)\nf.f_globals['_mulligan_guard'].__code__ = "
+        "(lambda: None).__code__\ndef max(a, b): return 0"
+    ),
+    "infinite-loop": "while True:\n    pass",
+    "recursion-crash": "def f():\n    return f()\nf()",
+    "huge-allocation": "x = bytearray(10 * 1024 ** 3)",
+    "huge-output": "import os\nwhile True:\n    os.write(1, b'x' * 65536)",
+    "thread-outlives": (
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()\n"
+        "def max(a, b): return 0"
+    ),
+    "setsid-orphan": (
+        "import os\nif os.fork() == 0:\n    os.setsid()\n    import time\n    time.sleep(60)\n"
+        "def max(a, b): return 0"
+    ),
+}
+
+
+def _sandbox_processes() -> list[int]:
+    """Our processes that run the child bootstrap (a program the sandbox started)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as file:
+                argv = file.read().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.endswith(b"_run(_source)\n") and len(arg) < 4000 for arg in argv):
+            found.append(int(name))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+async def test_hostile_proposal_gets_an_honest_verdict(pool: SandboxPool, name: str) -> None:
+    task = mbpp_task()
+    started = time.monotonic()
+    for checker in (PythonTestsChecker("mbpp", timeout_s=3.0), PythonTestsChecker("humaneval", timeout_s=3.0)):
+        result = await checker.check(HOSTILE[name], task, pool)
+        assert not result.correct, (name, result.detail)
+        assert result.detail.startswith("tests failed") or "did not finish" in result.detail
+    assert time.monotonic() - started < 30
+    deadline = time.monotonic() + 3
+    while _sandbox_processes() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert _sandbox_processes() == []  # nothing outlives the check
+    assert (await PythonTestsChecker("mbpp").check(task.gold_solution, task, pool)).correct

@@ -17,7 +17,6 @@ builtins the tests use, re-creating a built-in module through ``_imp``): the kno
 documented in :mod:`mulligan.tasks.checkers.code`.
 """
 
-from __future__ import annotations
 
 from typing import Any
 
