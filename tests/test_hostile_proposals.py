@@ -21,7 +21,7 @@ from mulligan.tasks.checkers.code import PythonTestsChecker
 
 # Issue 12, item 1: read the pass token from linecache, write an "all tests passed" frame to
 # the worker's result pipe, and leave before the tests run.
-FORGE_THROUGH_RESULT_PIPE = '''
+FORGE_THROUGH_RESULT_PIPE = """
 import json, linecache, os, re, struct
 text = "".join(linecache.cache["<program>"][2])
 token = re.search(r"mulligan-tests-passed-[0-9a-f]+", text).group(0)
@@ -33,7 +33,7 @@ for fd in range(3, 64):
     except OSError:
         pass
 os._exit(0)
-'''
+"""
 
 
 def mbpp_task() -> Task:
@@ -152,7 +152,10 @@ def _sandbox_processes() -> list[int]:
 async def test_hostile_proposal_gets_an_honest_verdict(pool: SandboxPool, name: str) -> None:
     task = mbpp_task()
     started = time.monotonic()
-    for checker in (PythonTestsChecker("mbpp", timeout_s=3.0), PythonTestsChecker("humaneval", timeout_s=3.0)):
+    for checker in (
+        PythonTestsChecker("mbpp", timeout_s=3.0),
+        PythonTestsChecker("humaneval", timeout_s=3.0),
+    ):
         result = await checker.check(HOSTILE[name], task, pool)
         assert not result.correct, (name, result.detail)
         assert result.detail.startswith("tests failed") or "did not finish" in result.detail
@@ -162,3 +165,43 @@ async def test_hostile_proposal_gets_an_honest_verdict(pool: SandboxPool, name: 
         await asyncio.sleep(0.05)
     assert _sandbox_processes() == []  # nothing outlives the check
     assert (await PythonTestsChecker("mbpp").check(task.gold_solution, task, pool)).correct
+
+
+FORGE_FEEDBACK_LINES = """
+import json, os, sys
+g = sys._getframe(1).f_globals
+nonce = g["_MG"]["nonce"]
+for i in range(2):
+    os.write(1, (nonce + json.dumps({"stage": "test", "index": i, "passed": True}) + "\\n").encode())
+os.write(1, (nonce + json.dumps({"stage": "load", "ok": True}) + "\\n").encode())
+g["__mg_fail"] = None
+def max(a, b):
+    return 0
+"""
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "os-exit-0-before-tests",
+        "sys-exit-0-before-tests",
+        "print-fake-verdict",
+        "signal-handler-exits-0",
+        "exit-from-thread",
+        "forge-feedback-lines",
+    ],
+)
+async def test_hostile_proposal_gets_honest_test_feedback(pool: SandboxPool, name: str) -> None:
+    from mulligan.events import ActionEvent
+    from mulligan.feedback import UnitTestFeedback
+    from mulligan.feedback.base import FeedbackContext
+
+    code = FORGE_FEEDBACK_LINES if name == "forge-feedback-lines" else HOSTILE[name]
+    task = mbpp_task()
+    action = ActionEvent(turn=1, kind="solution", content=code, raw=code, proposal=1)
+    ctx = FeedbackContext(
+        task=task, turn=1, action=action, verdict=None, messages=(), events=(), runner=pool
+    )
+    event = await UnitTestFeedback().feedback(ctx)
+    assert event is not None
+    assert "all 2 passed" not in event.content, event.content

@@ -621,7 +621,9 @@ def _collect(pid: int, read_fd: int, deadline: float, capture: CappedText) -> in
     return status
 
 
-def _describe_exit(status: int | None, timeout: float, capture: CappedText) -> tuple[str | None, int]:
+def _describe_exit(
+    status: int | None, timeout: float, capture: CappedText
+) -> tuple[str | None, int]:
     """(error, exit code) of a child, and a note in its output when it did not exit normally."""
     if status is None:
         capture.add(f"\nTimeout: the program did not finish within {timeout:g} s.\n")
@@ -692,7 +694,11 @@ def run_program(code: str, timeout: float, limit: int) -> dict[str, Any]:
 
 
 def _program_reply(
-    output: str, error: str | None, exit_code: int, *, timed_out: bool = False,
+    output: str,
+    error: str | None,
+    exit_code: int,
+    *,
+    timed_out: bool = False,
     truncated: bool = False,
 ) -> dict[str, Any]:
     return {

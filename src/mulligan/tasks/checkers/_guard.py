@@ -17,7 +17,6 @@ builtins the tests use, re-creating a built-in module through ``_imp``): the kno
 documented in :mod:`mulligan.tasks.checkers.code`.
 """
 
-
 from typing import Any
 
 _BLOCKED_EVENTS = frozenset(
@@ -93,5 +92,5 @@ def _mulligan_guard() -> None:
         raise refuse("installing signal handlers is not allowed while a proposal is judged")
 
     sys.addaudithook(hook)
-    os._exit = posix._exit = no_exit
-    signal.signal = _signal.signal = no_handlers
+    os._exit = posix._exit = no_exit  # type: ignore[assignment]
+    signal.signal = _signal.signal = no_handlers  # type: ignore[assignment]

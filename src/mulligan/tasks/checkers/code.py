@@ -9,8 +9,16 @@ The program runs through the :class:`~mulligan.tasks.base.CodeRunner` (a sandbox
 never here. It is wrapped in a small harness that reproduces the rest of MINT's execution:
 one namespace whose ``__name__`` is not ``"__main__"`` (so ``if __name__ == "__main__":``
 blocks do not run), printed output swallowed, and every exception a failure, ``SystemExit``
-included: a program calling ``exit(0)`` before its tests must not pass. The harness prints a
-random token only after the tests finish; success needs that token and a zero exit status.
+included: a program calling ``exit(0)`` before its tests must not pass.
+
+The verdict is the exit status of the child process the sandbox worker runs the program in (the
+child holds no protocol descriptor and the program no secret): 0 only when the tests ran to the
+end. The guard (``_guard.py``) refuses the ordinary ways to end the process with 0 early
+(``os._exit``, exec, fork, ``ctypes``, trace functions, signal handlers, ``/proc/*/mem``).
+
+Known limit, as in MINT: a proposal that games Python itself passes, e.g. a function returning
+an object whose ``__eq__`` is always true, a rebound builtin the tests rely on, or deliberate
+interpreter introspection (frames, ``_imp``) that rebuilds what the guard removed.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ def guard_source() -> str:
     return resources.files("mulligan.tasks.checkers").joinpath(GUARD_SOURCE).read_text("utf-8")
 
 
-_HARNESS = '''
+_HARNESS = """
 # mulligan test harness: runs a proposed solution followed by its tests (see
 # mulligan.tasks.checkers.code). Output is swallowed; any exception is a failure; the process
 # exits with status 0 only when the tests ran to the end.
@@ -76,7 +84,7 @@ def _mulligan_check(source):
 
 
 _mulligan_check({source})
-'''
+"""
 
 
 def build_test_program(solution: str, tests: str) -> str:
