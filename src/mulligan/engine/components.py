@@ -5,7 +5,9 @@ Roles that name the same model share one instance (a local model is loaded once)
 instance this run opened is closed once by :meth:`RunComponents.aclose`, however many roles
 use it. Components that count what happened to them (``counters()``, see
 :class:`~mulligan.models.base.ReportsCounters`) are read by :meth:`RunComponents.counters` for
-the run's manifest.
+the run's manifest, and so is each role's model identity (:meth:`RunComponents.identities`:
+which server, weights or revision answered it). The feedback and judge roles give each call
+its own seed, derived from ``--seed`` (the policy's are derived in the episode loop).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import importlib.util
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mulligan.config import ConfigError, RunConfig
 from mulligan.episode import SandboxProvider
 from mulligan.feedback import FeedbackProvider, get_feedback
 from mulligan.judge import LLMJudge
 from mulligan.models import CachedModel, Model, get_model
-from mulligan.models.base import counters_of
+from mulligan.models.base import counters_of, identity_of
 from mulligan.models.roles import RoleModel
 from mulligan.tasks import Checker, Task, default_data_dir, get_checker, load_tasks
 
@@ -68,6 +71,7 @@ def build_feedback_model(config: RunConfig, policy: Model, given: Model | None) 
             "max_tokens": config.feedback_max_tokens,
         },
         max_concurrency=config.feedback_concurrency,
+        run_seed=config.seed,
     )
 
 
@@ -91,6 +95,7 @@ def build_judge(config: RunConfig, policy: Model, feedback_model: Model | None) 
         "judge",
         overrides={"temperature": config.judge_temperature, "max_tokens": config.judge_max_tokens},
         max_concurrency=config.judge_concurrency,
+        run_seed=config.seed,
     )
     return RoleJudge(role)
 
@@ -165,6 +170,25 @@ class RunComponents:
         for i, provider in enumerate(self.feedback):
             if found := counters_of(provider):
                 out[f"feedback.{i}:{provider.name}"] = found
+        return out
+
+    async def identities(self) -> dict[str, dict[str, Any]]:
+        """Per role (``policy``, ``feedback``, ``judge``; absent roles left out) its model's
+        name and identity, for the manifest; an identity that cannot be resolved is recorded
+        as None with the error."""
+        roles: dict[str, Model | None] = {
+            "policy": self.policy,
+            "feedback": self.feedback_model,
+            "judge": self.judge.model if self.judge is not None else None,
+        }
+        out: dict[str, dict[str, Any]] = {}
+        for role, model in roles.items():
+            if model is None:
+                continue
+            try:
+                out[role] = {"name": model.name, "identity": await identity_of(model)}
+            except Exception as exc:  # the manifest says so; the cache bypasses such a model
+                out[role] = {"name": model.name, "identity": None, "error": str(exc)}
         return out
 
     def close_with_run(self, model: Model) -> None:

@@ -56,9 +56,14 @@ def _git_revision() -> str | None:
 
 
 def build_manifest(
-    config: RunConfig, run_id: str, tasks: list[Task], isolation: str
+    config: RunConfig,
+    run_id: str,
+    tasks: list[Task],
+    isolation: str,
+    model_identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a reader needs to reproduce the run."""
+    """What a reader needs to reproduce the run (``model_identity``: per role, its model's
+    name and identity, see ``RunComponents.identities``)."""
     examples = sorted({example_name(t) for t in tasks})
     return {
         "run_id": run_id,
@@ -74,6 +79,7 @@ def build_manifest(
         },
         "feedback_templates": template_versions(),
         "sandbox_isolation": isolation,
+        "model_identity": model_identity or {},
         "tasks": len(tasks),
         "suites": sorted({t.suite for t in tasks}),
     }
@@ -121,7 +127,12 @@ class RunDir:
             raise
         return cls(config, store, existing)
 
-    def start(self, tasks: list[Task], isolation: str) -> StoredRun:
+    def start(
+        self,
+        tasks: list[Task],
+        isolation: str,
+        model_identity: dict[str, Any] | None = None,
+    ) -> StoredRun:
         """Record the run (a new one, or a resume stamped in ``resumed``) and write its
         manifest."""
         config, existing = self.config, self.existing
@@ -130,7 +141,7 @@ class RunDir:
             if existing is None
             else existing.run_id
         )
-        manifest = build_manifest(config, run_id, tasks, isolation)
+        manifest = build_manifest(config, run_id, tasks, isolation, model_identity)
         if existing is None:
             self.store.create_run(run_id, config.config_hash(), manifest)
         else:

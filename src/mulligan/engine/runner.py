@@ -80,7 +80,8 @@ async def execute_run(
         with RunDir.open(config, resume=resume) as rundir:
             await components.start_sandboxes(config, sandboxes)
             isolation = str(getattr(components.sandboxes, "isolation", "custom"))
-            run_id = rundir.start(components.tasks, isolation).run_id
+            identities = await components.identities()
+            run_id = rundir.start(components.tasks, isolation, identities).run_id
             done = rundir.store.finished_keys()
             todo = [
                 (task, epoch)
