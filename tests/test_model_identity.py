@@ -217,3 +217,34 @@ async def test_run_manifest_records_each_roles_identity(
         assert roles["policy"]["identity"]["servers"][0]["url"] == server.base_url
         assert roles["judge"]["identity"] == {"backend": "scripted", "script": "reference"}
         assert "feedback" not in roles
+
+
+async def test_a_resume_answered_by_another_server_keeps_the_earlier_identity(
+    tmp_path: Path, mint_dir: Path, sandboxes: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``base_url`` may change on resume (a server moved); the manifest then says which models
+    answered the earlier invocations."""
+    from mulligan.config import RunConfig
+    from mulligan.engine import execute_run
+
+    monkeypatch.setenv("MULLIGAN_CACHE_DIR", str(tmp_path / "cache"))
+    with OpenAIServer(_says("A")) as a, OpenAIServer(_says("B")) as b:  # type: ignore[arg-type]
+        base = dict(
+            suite="mint",
+            tasks=("gsm8k",),
+            data_dir=mint_dir,
+            limit=1,
+            turns=1,
+            model="openai-compatible/test-model",
+            out=tmp_path / "run",
+        )
+        await execute_run(RunConfig(**base, base_url=a.base_url), sandboxes=sandboxes)  # type: ignore[arg-type]
+        await execute_run(
+            RunConfig(**base, base_url=b.base_url),  # type: ignore[arg-type]
+            resume=True,
+            sandboxes=sandboxes,  # type: ignore[arg-type]
+        )
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["model_identity"]["policy"]["identity"]["servers"][0]["url"] == b.base_url
+    (earlier,) = manifest["model_identity_earlier"]
+    assert earlier["policy"]["identity"]["servers"][0]["url"] == a.base_url

@@ -214,3 +214,38 @@ def test_stores_written_before_the_seed_field_still_load() -> None:
 def test_run_seed_changes_every_call_seed(seed: int) -> None:
     other = seed + 1
     assert call_seed(seed, "policy", "s", "t", 0, 1) != call_seed(other, "policy", "s", "t", 0, 1)
+
+
+async def test_self_feedback_calls_get_per_epoch_seeds(
+    tmp_path: Path, mint_dir: Path, sandboxes: object
+) -> None:
+    """``self`` feedback asks the policy in the feedback role: its calls too get their own seeds."""
+    from mulligan.config import RunConfig
+    from mulligan.engine import execute_run
+
+    def wrong_answer(request: Request) -> Response:
+        return Reply(f"seed {request.body.get('seed')} <solution> 999 </solution>")
+
+    with OpenAIServer(wrong_answer) as server:  # type: ignore[arg-type]
+        cfg = RunConfig(
+            suite="mint",
+            tasks=("gsm8k",),
+            data_dir=mint_dir,
+            limit=1,
+            turns=2,
+            epochs=2,
+            temperature=0.7,
+            feedback="self",
+            cache="off",
+            model="openai-compatible/test-model",
+            base_url=server.base_url,
+            out=tmp_path / "run",
+        )
+        await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
+    with RunStore.open_existing(cfg.out) as store:
+        episodes = list(store.episodes())
+    critiques = [c for e in episodes for c in _calls(e) if c.role == "feedback"]
+    assert critiques and all(c.seed is not None for c in critiques)
+    assert len({c.seed for c in critiques}) == len(critiques)
+    assert len(critiques) == 4  # two turns with a wrong proposal, two epochs
+    assert all(c.output.startswith(f"seed {c.seed} ") for c in critiques)

@@ -239,8 +239,10 @@ def build_components(
         policy = model
     role_feedback = build_feedback_model(config, policy, feedback_model)
     role_judge = judge if judge is not None else build_judge(config, policy, role_feedback)
+    # ``self`` feedback asks the policy: in the feedback role, with that role's per-call seeds.
+    self_critic = RoleModel(policy, "feedback", run_seed=config.seed)
     try:
-        feedback = get_feedback(config.feedback, role_feedback, policy)
+        feedback = get_feedback(config.feedback, role_feedback, self_critic)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     components = RunComponents(

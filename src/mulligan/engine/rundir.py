@@ -147,6 +147,7 @@ class RunDir:
         else:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
             manifest["resumed"] = [*existing.manifest.get("resumed", []), stamp]
+            _keep_earlier_identities(manifest, existing.manifest)
             self.store.update_manifest(run_id, manifest)
         self._write_manifest(manifest)
         self.run = StoredRun(run_id, config.config_hash(), manifest)
@@ -174,6 +175,17 @@ class RunDir:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _keep_earlier_identities(manifest: dict[str, Any], earlier: dict[str, Any]) -> None:
+    """A resume answered by other models (another server, other weights) says so: the
+    identities its earlier invocations had are kept in ``model_identity_earlier``."""
+    history = list(earlier.get("model_identity_earlier", []))
+    before = earlier.get("model_identity")
+    if before and before != manifest.get("model_identity") and before not in history:
+        history.append(before)
+    if history:
+        manifest["model_identity_earlier"] = history
 
 
 def _check_resume(config: RunConfig, existing: StoredRun | None, resume: bool) -> None:
