@@ -248,3 +248,42 @@ async def test_a_resume_answered_by_another_server_keeps_the_earlier_identity(
     assert manifest["model_identity"]["policy"]["identity"]["servers"][0]["url"] == b.base_url
     (earlier,) = manifest["model_identity_earlier"]
     assert earlier["policy"]["identity"]["servers"][0]["url"] == a.base_url
+
+
+def test_urls_in_the_identity_carry_no_credentials() -> None:
+    from mulligan.models.openai_compat import public_url
+
+    assert public_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+    cleaned = public_url("https://user:sk-secret@host.example:8443/v1?api-key=sk-other")
+    assert "sk-" not in cleaned and "user" not in cleaned
+    assert cleaned.startswith("https://host.example:8443/v1?sha256=")
+    assert cleaned != public_url("https://host.example:8443/v1?api-key=sk-third")
+    assert public_url("http://[::1]:8000/v1") == "http://[::1]:8000/v1"
+
+
+async def test_an_unknown_identity_bypasses_the_cache(tmp_path: Path) -> None:
+    class Unsure(ScriptedModel):
+        cacheable = True
+
+        async def resolve_identity(self) -> dict[str, object]:
+            raise OSError("weights unreadable")
+
+    from mulligan.models import CallContext
+    from mulligan.tasks import Task
+
+    task = Task(
+        id="t",
+        suite="gsm8k",
+        category="reasoning",
+        prompt="p",
+        reference="1",
+        checker="gsm8k",
+        gold_solution="1",
+    )
+    inner = Unsure("reference")
+    model = CachedModel(inner, tmp_path / "c.sqlite", mode="on")
+    for _ in range(3):
+        await model.generate(QUESTIONS[0], GREEDY, CallContext(task=task, turn=1))
+    assert inner.calls == 3 and model.hits == 0
+    assert model.cache is not None and len(model.cache) == 0 and model.errors == 1
+    await model.aclose()

@@ -37,7 +37,7 @@ whatever file it loaded whatever id is sent), reduced to fields that name the we
 vLLM's ``root`` and ``parent``, llama.cpp's ``meta``, ``owned_by``; never ``created``, which some
 servers set to the time of the request). A server that does not answer ``/models`` is identified
 by its URL alone. Also the API mode, the extra body and whether the seed is sent, which change
-answers too; never the API key.
+answers too; never the API key, nor credentials or a query string in a URL (:func:`public_url`).
 
 Accounting: token counts from the reply's ``usage``, latency of the successful request, cost
 from the price table (:mod:`mulligan.models.pricing`; a model without a price costs 0 and has
@@ -53,6 +53,7 @@ import logging
 import os
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
@@ -332,11 +333,11 @@ class OpenAICompatModel:
                 raise ValueError("no 'data' list")
         except (openai.APIError, ValueError) as e:  # no /models: the URL alone identifies it
             log.info("%s: %s/models says nothing usable (%s)", self.name, endpoint.base_url, e)
-            return {"url": endpoint.base_url, "reported": None}
+            return {"url": public_url(endpoint.base_url), "reported": None}
         entries = [_identity_fields(m) for m in listed if isinstance(m, dict)]
         ours = [m for m in entries if m.get("id") == self.model]
         chosen = ours or sorted(entries, key=lambda m: str(m.get("id")))[:_IDENTITY_MAX_ENTRIES]
-        return {"url": endpoint.base_url, "reported": chosen}
+        return {"url": public_url(endpoint.base_url), "reported": chosen}
 
     # ------------------------------------------------------------------------------ calling
 
@@ -631,6 +632,18 @@ class OpenAICompatModel:
     def __repr__(self) -> str:
         urls = ", ".join(e.base_url for e in self.pool.endpoints)
         return f"OpenAICompatModel({self.name!r}, mode={self.mode!r}, base_urls=[{urls}])"
+
+
+def public_url(url: str) -> str:
+    """``url`` fit for a manifest: credentials in it (``user:key@``) dropped, a query string
+    (which may carry a key) replaced by its hash, so different queries still differ."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    query = f"sha256={_sha256(parts.query)[:16]}" if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _identity_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
