@@ -46,8 +46,10 @@ async def _main(calls: int) -> None:
     print("|---|---|---|---|")
     for name, answer in (("theoremqa", "5"), ("gsm8k", "The answer is 5"), ("mmlu", "(c)")):
         print(await _measure(name, answer, calls))
+    theoremqa = CHECKERS["theoremqa"]
+    assert isinstance(theoremqa, TextChecker)
     start = time.perf_counter()
-    await asyncio.gather(*(CHECKERS["theoremqa"].check("5", _TASK) for _ in range(1000)))
+    await asyncio.gather(*(theoremqa.check("5", _TASK) for _ in range(1000)))
     print(f"\n1,000 concurrent theoremqa checks: {time.perf_counter() - start:.2f} s")
 
 
