@@ -122,7 +122,7 @@ def test_errors_name_options_by_their_flat_names() -> None:
     message = str(caught.value)
     assert "  turns: Input should be greater than or equal to 1 (got 0)" in message
     assert "episode.check_timeout_s: unknown option" in message  # not a run option
-    known = ", ".join(sorted(FLAT_NAMES))
+    known = ", ".join(sorted(FLAT_NAMES | ADDED_SINCE))
     assert f"  modle: unknown option; known options: {known}" in message
 
 
