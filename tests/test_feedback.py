@@ -604,7 +604,12 @@ async def test_replay_reuses_recorded_feedback_and_goes_live_on_divergence(
     first = origins[0]
     assert first is not None
     assert (first.run_id, first.run_dir, first.suite, first.task_id, first.epoch, first.turn) == (
-        "old", str(tmp_path / "old"), "gsm8k", "7", 0, 1
+        "old",
+        str(tmp_path / "old"),
+        "gsm8k",
+        "7",
+        0,
+        1,
     )
     assert [o.turn for o in origins if o is not None] == [1, 2, 2]
     assert given[0].at > first.at  # given now, recorded then

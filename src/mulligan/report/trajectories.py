@@ -29,6 +29,7 @@ from mulligan.events import (
     Episode,
     ErrorEvent,
     FeedbackEvent,
+    LeakFlags,
     ModelCallEvent,
     ObservationEvent,
     PromptEvent,
@@ -130,13 +131,34 @@ def _prompt(episode: Episode) -> PromptEvent | None:
     return next((e for e in episode.events if isinstance(e, PromptEvent)), None)
 
 
-def _leak_flags(event: FeedbackEvent) -> list[str]:
-    leak = event.leak
+def _leak_flags(flags: LeakFlags) -> list[str]:
     return [
         name
         for name in ("exact", "normalized", "numeric", "option_letter", "code")
-        if getattr(leak, name, False)
+        if getattr(flags, name, False)
     ]
+
+
+def _feedback_item(event: FeedbackEvent) -> dict[str, Any]:
+    """A feedback event for the viewer, with its leak audit and, if replayed, its origin."""
+    origin = event.replayed_from
+    return {
+        "t": "feedback",
+        "kind": event.kind,
+        "source": event.source,
+        "content": clip(event.content),
+        "saw_reference": event.saw_reference,
+        "expertise": event.expertise,
+        "leak": _leak_flags(event.leak),
+        "raw_leak": _leak_flags(event.original_leak),
+        "intervention": event.intervention,
+        "regenerations": event.regenerations,
+        "replayed_from": None
+        if origin is None
+        else f"{origin.run_id} ({origin.run_dir}) {origin.suite}/{origin.task_id}"
+        f" epoch {origin.epoch} turn {origin.turn}",
+        "template_hash": event.template_hash,
+    }
 
 
 def _turns(episode: Episode) -> list[dict[str, Any]]:
@@ -211,18 +233,7 @@ def _turns(episode: Episode) -> list[dict[str, Any]]:
                 }
             )
         elif isinstance(event, FeedbackEvent):
-            items.append(
-                {
-                    "t": "feedback",
-                    "kind": event.kind,
-                    "source": event.source,
-                    "content": clip(event.content),
-                    "saw_reference": event.saw_reference,
-                    "expertise": event.expertise,
-                    "leak": _leak_flags(event),
-                    "template_hash": event.template_hash,
-                }
-            )
+            items.append(_feedback_item(event))
         elif isinstance(event, ErrorEvent):
             items.append(
                 {
