@@ -20,8 +20,15 @@ import asyncio
 import time
 from pathlib import Path
 
-from mulligan.config import RunConfig
+from mulligan.config import (
+    ExecutionConfig,
+    FeedbackConfig,
+    PolicyConfig,
+    RunConfig,
+    TaskSelection,
+)
 from mulligan.engine import execute_run
+from mulligan.episode import EpisodeLimits
 from mulligan.events import Episode, FeedbackEvent, ModelCallEvent
 from mulligan.feedback import feedback_needs, find_leaks
 from mulligan.metrics import compare_runs, leak_counts, sr_at_k_curve
@@ -162,19 +169,19 @@ def main() -> None:
             continue
         needs_model = "feedback_model" in feedback_needs(spec)
         config = RunConfig(
-            suite="mint",
-            tasks=CODE_SUITES if spec in CODE_ONLY else tuple(MINT_SUITES),
-            data_dir=args.data_dir,
-            limit=args.per_suite,
-            sample="random",
+            selection=TaskSelection(
+                suite="mint",
+                tasks=CODE_SUITES if spec in CODE_ONLY else tuple(MINT_SUITES),
+                data_dir=args.data_dir,
+                limit=args.per_suite,
+                sample="random",
+            ),
             seed=args.seed,
-            model=args.model,
-            turns=args.turns,
-            proposals=2,
-            feedback=spec,
-            feedback_model=args.feedback_model if needs_model else None,
-            concurrency=1,  # llama.cpp reuses the previous call's prefix: keep episodes whole
-            out=out_dir(args.out, spec),
+            policy=PolicyConfig(model=args.model),
+            episode=EpisodeLimits(max_turns=args.turns, max_proposals=2),
+            feedback=FeedbackConfig(spec=spec, model=args.feedback_model if needs_model else None),
+            # llama.cpp reuses the previous call's prefix: keep episodes whole
+            execution=ExecutionConfig(concurrency=1, out=out_dir(args.out, spec)),
         )
         started = time.perf_counter()
         summary = asyncio.run(execute_run(config, resume=True, tasks=tasks))

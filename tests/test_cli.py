@@ -190,3 +190,28 @@ def test_report_counts_feedback_and_its_leaks_per_source(tmp_path: Path) -> None
     assert llm["solved_after_leak"] == 0  # the scripted policy never solves
     code, output = _run("report", str(out))
     assert code == 0 and "Feedback by source" in output and "100.0%" in output
+
+
+def test_run_and_report_say_which_sandbox_isolation_held(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", "--suite", "humaneval", "--limit", "1", "--model", "scripted/reference"]
+    code, output = _run(*args, "--turns", "1", "--out", str(out), "--no-progress")
+    assert code == 0, output
+    assert "sandbox isolation: bwrap" in output and "WEAK" not in output
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["sandbox_isolation"] == "bwrap"
+    assert manifest["sandbox_isolation_weak"] is False
+    code, output = _run("report", str(out))
+    assert code == 0 and "sandbox isolation: bwrap" in output
+
+
+def test_a_weak_sandbox_needs_an_explicit_opt_in_and_is_said_loudly(tmp_path: Path) -> None:
+    args = ["run", "--suite", "humaneval", "--limit", "1", "--model", "scripted/reference"]
+    weak = ["--isolation", "rlimits-only-as-root", "--turns", "1", "--no-progress"]
+    code, output = _run(*args, *weak, "--out", str(tmp_path / "refused"))
+    assert code == 2 and "--allow-weak-isolation" in output and "Traceback" not in output
+    code, output = _run(*args, *weak, "--allow-weak-isolation", "--out", str(tmp_path / "weak"))
+    assert code == 0, output
+    assert "sandbox isolation: rlimits-only-as-root (WEAK" in output
+    manifest = json.loads((tmp_path / "weak" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["sandbox_isolation_weak"] is True

@@ -372,7 +372,7 @@ async def test_a_200_episode_run_under_faults_loses_and_repeats_nothing(
             len(failing),
             EPISODES - len(failing),
         )
-        with RunStore.open_existing(cfg.out) as store:
+        with RunStore.open_existing(cfg.execution.out) as store:
             episodes = list(store.episodes())
         assert sorted(int(e.key.task_id) for e in episodes) == list(range(EPISODES))
         for episode in episodes:

@@ -81,7 +81,7 @@ async def test_a_registered_kind_parses_builds_and_is_listed(shout: KindInfo) ->
         FeedbackSpec.parse("shout:loud:quiet")
     with pytest.raises(ValueError, match=r"options of shout: loud, quiet, times=<N>, leak="):
         FeedbackSpec.parse("shout:whisper")
-    assert RunConfig(feedback="shout:loud").feedback.parts[0].kind == "shout"
+    assert RunConfig(feedback="shout:loud").feedback.spec.parts[0].kind == "shout"
 
 
 def test_registering_checks_the_name_and_refuses_duplicates(shout: KindInfo) -> None:
@@ -124,11 +124,12 @@ def test_every_builtin_kind_is_covered_by_the_mapping_test() -> None:
 
 def test_the_spec_is_parsed_once_and_stored_as_written(tmp_path: Path) -> None:
     config = RunConfig(suite="mint", feedback="tests+llm:expert", feedback_model="scripted/wrong")
-    spec = config.feedback
+    spec = config.feedback.spec
     assert isinstance(spec, FeedbackSpec) and [p.kind for p in spec] == ["tests", "llm"]
     assert spec.needs() == {"runner", "feedback_model"} and spec.replay_dir is None
-    assert config.model_dump(mode="json")["feedback"] == "tests+llm:expert"
-    assert config.model_dump()["feedback"] == "tests+llm:expert"
+    assert config.options()["feedback"] == "tests+llm:expert"
+    assert config.model_dump(mode="json")["feedback"]["spec"] == "tests+llm:expert"
+    assert config.model_dump()["feedback"]["spec"] == "tests+llm:expert"
     assert RunConfig.model_validate_json(config.model_dump_json()) == config
     assert RunConfig.model_validate(config.model_dump()) == config
     # The hashes the plain-string field gave (computed before the spec became a type).
@@ -141,8 +142,8 @@ def test_the_spec_is_parsed_once_and_stored_as_written(tmp_path: Path) -> None:
     }
     for text, expected in hashes.items():
         cfg = RunConfig(suite="mint", feedback=text, feedback_model="scripted/wrong", out=out)
-        assert (cfg.config_hash(), str(cfg.feedback)) == (expected, text)
-    replay = RunConfig(feedback="replay:runs/old").feedback
+        assert (cfg.config_hash(), str(cfg.feedback.spec)) == (expected, text)
+    replay = RunConfig(feedback="replay:runs/old").feedback.spec
     assert replay.replay_dir == Path("runs/old") and replay.needs() == set()
 
 

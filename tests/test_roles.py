@@ -82,7 +82,7 @@ async def test_feedback_calls_are_recorded_with_their_role(
     cfg = gsm8k_run(tmp_path, mint_dir, limit=2, turns=3, feedback="binary+llm:no-reference")
     critic = SlowEcho()
     await execute_run(cfg, feedback_model=critic, sandboxes=sandboxes)  # type: ignore[arg-type]
-    with RunStore.open_existing(cfg.out) as store:
+    with RunStore.open_existing(cfg.execution.out) as store:
         episodes = list(store.episodes())
     for episode in episodes:
         calls = [e for e in episode.events if e.type == "model_call"]
@@ -156,7 +156,7 @@ async def test_judge_rescues_a_paraphrase_but_not_a_wrong_answer(
     await execute_run(
         cfg, model=Replies(), judge=LLMJudge(stub), tasks=[task(0), task(1)], sandboxes=sandboxes
     )  # type: ignore[arg-type]
-    with RunStore.open_existing(cfg.out) as store:
+    with RunStore.open_existing(cfg.execution.out) as store:
         episodes = {e.key.task_id: e for e in store.episodes()}
     assert episodes["0"].success and not episodes["1"].success
     verdict = next(e for e in episodes["0"].events if e.type == "verdict")
@@ -193,7 +193,7 @@ async def test_a_full_feedback_context_never_fails_the_episode(
     tiny = SmallWindow(limit=10)  # nothing fits: feedback is skipped and the gap recorded
     summary = await execute_run(cfg, feedback_model=tiny, sandboxes=sandboxes)  # type: ignore[arg-type]
     assert (summary.finished, summary.failed) == (1, 0)
-    with RunStore.open_existing(cfg.out) as store:
+    with RunStore.open_existing(cfg.execution.out) as store:
         (episode,) = store.episodes()
     errors = [e for e in episode.events if e.type == "error"]
     assert errors and all(not e.fatal and e.where.startswith("feedback") for e in errors)  # type: ignore[union-attr]
@@ -211,18 +211,14 @@ def test_judge_and_feedback_roles_share_one_instance_of_the_same_model(tmp_path:
         judge_model="scripted/wrong",
         out=tmp_path / "r",
     )
-    policy = get_model(config.model)
+    policy = get_model(config.policy.model)
     feedback = build_feedback_model(config, policy, None)
     judge = build_judge(config, policy, feedback)
     assert isinstance(feedback, RoleModel) and judge is not None
     # One instance (a local model would be loaded once), two roles with their own settings.
     assert judge.model.inner is feedback.inner and feedback.inner is not policy
     assert (judge.model.role, feedback.role) == ("judge", "feedback")
-    other = build_judge(
-        config.model_copy(update={"judge_model": "scripted/invalid"}), policy, feedback
-    )
+    other = build_judge(config.with_options(judge_model="scripted/invalid"), policy, feedback)
     assert other is not None and other.model.inner is not feedback.inner
-    same_as_policy = build_judge(
-        config.model_copy(update={"judge_model": config.model}), policy, None
-    )
+    same_as_policy = build_judge(config.with_options(judge_model=config.policy.model), policy, None)
     assert same_as_policy is not None and same_as_policy.model.inner is policy

@@ -425,8 +425,8 @@ async def test_run_program(pool: SandboxPool) -> None:
 
 
 async def test_forced_rlimits_mode_works() -> None:
-    """Without bubblewrap the sandbox still runs (weaker isolation, reported as such)."""
-    async with await Sandbox.create(LIMITS, isolation="rlimits") as sandbox:
+    """Without bubblewrap the sandbox still runs when weak isolation is explicitly allowed."""
+    async with await Sandbox.create(LIMITS, isolation="rlimits", allow_weak=True) as sandbox:
         assert sandbox.isolation.startswith("rlimits-only")
         assert (await sandbox.execute("x = 2\nx ** 10")).output == "Out[1]: 1024"
         env = await sandbox.execute("import os; print(os.environ.get('OPENAI_API_KEY'))")

@@ -116,7 +116,7 @@ def test_registering_a_taken_name_needs_replace() -> None:
 
 @pytest.mark.usefixtures("toy_suites")
 def test_run_config_accepts_registered_suites_only() -> None:
-    assert RunConfig(suite="toy").suite == "toy"
+    assert RunConfig(suite="toy").selection.suite == "toy"
     with pytest.raises(ValidationError, match="unknown suite 'nope'; registered: mint, humaneval"):
         RunConfig(suite="nope")
     with pytest.raises(ConfigError, match=r"suite: .*unknown suite 'gsm8k'"):

@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +21,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+from mulligan.errors import MulliganError
+
+if TYPE_CHECKING:  # the commands import what they use when run, so --help stays fast
+    from mulligan.config import RunConfig
+    from mulligan.engine import RunOutcome
+    from mulligan.events import Episode
 
 app = typer.Typer(
     help="Measure how language models use second chances: multi-turn tasks, tools, feedback.",
@@ -47,10 +54,13 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML or TOML file with run options")
     ] = None,
-    suite: Annotated[str | None, typer.Option(help="mint | humaneval")] = None,
+    suite: Annotated[
+        str | None, typer.Option(help="a registered suite (see `mulligan suites`)")
+    ] = None,
     tasks: Annotated[
         str | None, typer.Option(help="comma-separated task groups, e.g. gsm8k,math")
     ] = None,
@@ -111,102 +121,124 @@ def run(
         str | None,
         typer.Option(help="server URL(s) for openai-compatible/ models, comma-separated"),
     ] = None,
+    isolation: Annotated[
+        str | None,
+        typer.Option(
+            help="sandbox isolation: auto (bubblewrap, never weaker) | bwrap | rlimits | "
+            "rlimits-only | rlimits-only-as-root"
+        ),
+    ] = None,
+    allow_weak_isolation: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-weak-isolation/--strong-isolation-only",
+            help="run model code under isolation weaker than bubblewrap where bubblewrap does "
+            "not work (unsafe: model code may read your files and secrets)",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="run directory")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run a model on a suite, k turns per task, and store every episode in --out."""
-    from mulligan.config import ConfigError, build_config
-    from mulligan.engine import RunExistsError, execute_run
-    from mulligan.models import UnknownModelError
-    from mulligan.report import report_data
-    from mulligan.tasks import TaskDataError
+    cfg = _run_config(config, ctx.params)
+    outcome = _execute(cfg, resume, _RunProgress(cfg.policy.model, enabled=progress))
+    _print_run(outcome, cfg.execution.out)
 
-    overrides: dict[str, Any] = {
-        "suite": suite,
-        "tasks": tasks,
-        "data_dir": data_dir,
-        "limit": limit,
-        "sample": sample,
-        "checkers": checkers,
-        "model": model,
-        "turns": turns,
-        "proposals": proposals,
-        "epochs": epochs,
-        "feedback": feedback,
-        "feedback_model": feedback_model,
-        "feedback_temperature": feedback_temperature,
-        "feedback_max_tokens": feedback_max_tokens,
-        "feedback_concurrency": feedback_concurrency,
-        "judge_model": judge_model,
-        "judge_temperature": judge_temperature,
-        "judge_max_tokens": judge_max_tokens,
-        "judge_concurrency": judge_concurrency,
-        "temperature": temperature,
-        "temperature_step": temperature_step,
-        "reject_repeats": reject_repeats,
-        "max_tokens": max_tokens,
-        "seed": seed,
-        "concurrency": concurrency,
-        "cache": cache,
-        "base_url": base_url,
-        "out": out,
-    }
+
+def _run_config(file: Path | None, params: dict[str, Any]) -> RunConfig:
+    """The run's config: the file's options, overridden by those given on the command line
+    (each ``run`` parameter named like a run option is that option; None means not given)."""
+    from mulligan.config import OPTIONS, build_config
+
+    overrides = {name: value for name, value in params.items() if name in OPTIONS}
     try:
-        cfg = build_config(config, overrides)
-    except ConfigError as exc:
+        return build_config(file, overrides)
+    except MulliganError as exc:
         raise _fail(str(exc)) from exc
 
-    bar = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("solved {task.fields[solved]} ({task.fields[rate]})"),
-        TextColumn("failed {task.fields[failed]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=not progress,
-    )
-    state = {"solved": 0, "failed": 0, "done": 0}
-    bar_id = bar.add_task(cfg.model, total=None, solved=0, rate="-", failed=0)
 
-    def on_start(total: int, skipped: int) -> None:
-        bar.update(bar_id, total=total, completed=skipped)
+class _RunProgress:
+    """The progress bar of ``mulligan run`` (on stderr): episodes done, solved and failed."""
+
+    def __init__(self, model: str, *, enabled: bool) -> None:
+        self.bar = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("solved {task.fields[solved]} ({task.fields[rate]})"),
+            TextColumn("failed {task.fields[failed]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=not enabled,
+        )
+        self.bar_id = self.bar.add_task(model, total=None, solved=0, rate="-", failed=0)
+        self.done = self.solved = self.failed = 0
+
+    def on_start(self, total: int, skipped: int) -> None:
+        self.bar.update(self.bar_id, total=total, completed=skipped)
         if skipped:
             err_console.print(f"resuming: {skipped} of {total} episodes already finished")
 
-    def on_episode(episode: Any) -> None:
-        state["done"] += 1
-        state["solved"] += int(episode.success)
-        state["failed"] += int(episode.status == "failed")
-        rate = f"{100 * state['solved'] / state['done']:.1f}%"
-        bar.update(bar_id, advance=1, solved=state["solved"], rate=rate, failed=state["failed"])
+    def on_episode(self, episode: Episode) -> None:
+        self.done += 1
+        self.solved += int(episode.success)
+        self.failed += int(episode.status == "failed")
+        rate = f"{100 * self.solved / self.done:.1f}%"
+        self.bar.update(self.bar_id, advance=1, solved=self.solved, rate=rate, failed=self.failed)
+
+
+def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
+    """Run ``cfg`` under the progress display; errors and Ctrl-C exit with a message."""
+    from mulligan.engine import execute_run
 
     try:
-        with bar:
-            summary = asyncio.run(
-                execute_run(cfg, resume=resume, on_start=on_start, on_episode=on_episode)
+        with display.bar:
+            return asyncio.run(
+                execute_run(
+                    cfg, resume=resume, on_start=display.on_start, on_episode=display.on_episode
+                )
             )
-    except (ConfigError, RunExistsError, TaskDataError, UnknownModelError) as exc:
+    except MulliganError as exc:
         raise _fail(str(exc)) from exc
     except KeyboardInterrupt as exc:
+        out = cfg.execution.out
         raise _fail(
-            f"interrupted; finished episodes are saved. Continue with: mulligan run --out {cfg.out}"
+            f"interrupted; finished episodes are saved. Continue with: mulligan run --out {out}"
             " --resume (and the same options)",
             130,
         ) from exc
+
+
+def _print_isolation(mode: str, weak: bool) -> None:
+    """The sandbox isolation a run's model code had; a weak mode is said loudly."""
+    if weak:
+        err_console.print(
+            f"[bold yellow]sandbox isolation: {escape(mode)} (WEAK: weaker than bubblewrap, "
+            "chosen with --allow-weak-isolation)[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        err_console.print(f"sandbox isolation: {escape(mode)}", highlight=False, soft_wrap=True)
+
+
+def _print_run(summary: RunOutcome, out: Path) -> None:
+    """What one invocation did, then the run's SR@k and model usage tables."""
+    from mulligan.report import report_data
 
     err_console.print(
         f"run {summary.run_id}: {summary.finished} finished, {summary.failed} failed, "
         f"{summary.skipped} resumed, {summary.wall_s:.1f}s -> {summary.out}",
         soft_wrap=True,
     )
+    _print_isolation(summary.isolation, summary.isolation_weak)
     for line in summary.errors[:10]:
         err_console.print(f"  [yellow]failed[/] {escape(line)}", highlight=False, soft_wrap=True)
-    (numbers,) = report_data([cfg.out])["runs"]
-    _print_tables(numbers["summary"], str(cfg.out))
+    (numbers,) = report_data([out])["runs"]
+    _print_tables(numbers["summary"], str(out))
     _print_usage(numbers["summary"]["cost"])
 
 
@@ -236,8 +268,7 @@ def report(
     the table prints each run's SR@k, model usage and feedback leaks; json prints the schema;
     csv flattens its SR@k. With --html the page holds the tables, so none are printed.
     """
-    from mulligan.report import ReportError, report_csv, report_data, write_html_report
-    from mulligan.store import StoreError
+    from mulligan.report import report_csv, report_data, write_html_report
 
     if format not in ("table", "json", "csv"):
         raise _fail(f"--format must be table, json or csv, not {format!r}")
@@ -258,12 +289,17 @@ def report(
             print(report_csv(run_dirs), end="")
             return
         data = report_data(run_dirs)
-    except (StoreError, ReportError) as exc:
+    except MulliganError as exc:
         raise _fail(str(exc)) from exc
     if format == "json":
         print(json.dumps(data, indent=2))
         return
     for numbers in data["runs"]:
+        manifest = numbers.get("manifest") or {}
+        _print_isolation(
+            str(manifest.get("sandbox_isolation", "unknown")),
+            bool(manifest.get("sandbox_isolation_weak", False)),
+        )
         _print_tables(numbers["summary"], numbers["label"])
         _print_usage(numbers["summary"]["cost"])
         _print_feedback(numbers["feedback"]["sources"])

@@ -1,103 +1,91 @@
-"""RunConfig, its hash, and loading it from a YAML/TOML file plus command-line overrides."""
+"""RunConfig, nested by consumer, its hash, and loading it from a YAML/TOML file plus
+command-line overrides.
+
+A run's options are grouped by what reads them: the task selection, a config per model role
+(policy, feedback, judge), the episode's limits (:class:`~mulligan.episode.EpisodeLimits`,
+reused as is), the sandbox's limits, and the execution options that do not change results.
+Config files, the CLI and stored runs name options flat (``turns: 5``, ``feedback_model: ...``),
+as before the nesting; :data:`OPTIONS` maps each flat name to its nested home, derived from the
+sections' fields, and the config hash is computed over the flat names so that existing runs
+still resume. Files may also use the nested form (``episode: {max_turns: 5}``).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from mulligan.episode import EpisodeLimits
+from mulligan.errors import MulliganError
 from mulligan.feedback.spec import FeedbackSpec
 from mulligan.models.base import GenerateParams
-from mulligan.tasks.suites import get_suite
-
-# Fields that do not change results: excluded from the config hash so resume can vary them.
-_OPERATIONAL = {
-    "out",
-    "concurrency",
-    "sandbox_pool",
-    "cache",
-    "base_url",
-    "feedback_concurrency",
-    "judge_concurrency",
-}
+from mulligan.models.cache import CacheMode
+from mulligan.sandbox.isolation import IsolationRequest
+from mulligan.tasks.base import CheckerMode
+from mulligan.tasks.suites import Sample, get_suite
 
 
-class ConfigError(Exception):
+class ConfigError(MulliganError):
     """A config file or option is invalid; the message names the file, field and fix."""
 
 
-class RunConfig(BaseModel):
-    """Everything that defines a run."""
+class _NotHashed:
+    """Marks a field (or a whole section) that does not change results: it is left out of the
+    config hash, so a resumed run may change it."""
 
+    def __repr__(self) -> str:
+        return "NOT_HASHED"
+
+
+NOT_HASHED = _NotHashed()
+
+
+def _has_provider(value: str | None) -> str | None:
+    if value is not None and "/" not in value:
+        raise ValueError(
+            f"model {value!r} has no provider; write it as provider/model, "
+            "e.g. local/qwen2.5-coder-0.5b or scripted/reference"
+        )
+    return value
+
+
+class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSelection(_Section):
+    """Which tasks a run attempts (read by the task loader)."""
 
     suite: str = Field(default="humaneval", description="a registered suite, see `mulligan suites`")
     tasks: tuple[str, ...] | None = Field(
         default=None, description="subset of the suite's task groups, e.g. ('gsm8k', 'math')"
     )
-    data_dir: Path | None = None
+    # Where the data lives does not change results (its checksums do).
+    data_dir: Annotated[Path | None, NOT_HASHED] = None
     limit: int | None = Field(default=None, ge=1, description="N tasks of each group")
-    sample: Literal["first", "random"] = Field(
+    sample: Sample = Field(
         default="first", description="which N tasks: the first in data order, or a seeded draw"
     )
-    checkers: Literal["mint", "strict"] = Field(
+    checkers: CheckerMode = Field(
         default="mint", description="MINT's answer checkers, or stricter ones (see docs)"
     )
-    model: str = "local/qwen2.5-coder-0.5b"
-    turns: int = Field(default=5, ge=1, le=100)
-    proposals: int = Field(default=2, ge=1, le=100)
-    epochs: int = Field(default=1, ge=1, le=100)
-    feedback: FeedbackSpec = Field(
-        default=FeedbackSpec.parse("none"),
-        description="feedback spec, see `mulligan feedback list`; parsed once, stored as written",
-    )
-    feedback_model: str | None = Field(
-        default=None, description="model for llm/critic/checklist feedback, provider/model"
-    )
-    feedback_temperature: float | None = Field(
-        default=None, ge=0.0, le=2.0, description="feedback role's temperature (provider default 0)"
-    )
-    feedback_max_tokens: int | None = Field(default=None, ge=1)
-    feedback_concurrency: int | None = Field(
-        default=None, ge=1, description="feedback-model calls in flight (default: unlimited)"
-    )
-    judge_model: str | None = Field(
-        default=None,
-        description="LLM judge asked about reasoning answers the checker rejected, provider/model",
-    )
-    judge_temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    judge_max_tokens: int | None = Field(default=None, ge=1)
-    judge_concurrency: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=512, ge=1)
-    seed: int = 0
-    cell_timeout_s: float = Field(default=10.0, gt=0)
-    memory_mb: int = Field(default=1024, ge=64)
-    in_context_example: bool = True
-    temperature_step: float = Field(
-        default=0.0, ge=0.0, le=2.0, description="progressive temperature: added per turn"
-    )
-    temperature_max: float = Field(default=1.0, ge=0.0, le=2.0)
-    reject_repeats: bool = Field(
-        default=False, description="refuse proposals that repeat an earlier wrong answer"
-    )
-    cache: Literal["auto", "on", "read", "write", "off"] = Field(
-        default="auto",
-        description="response cache: auto = on for temperature 0, off otherwise",
-    )
-    base_url: str | None = Field(
-        default=None, description="server URL(s) for openai-compatible/ models, comma-separated"
-    )
-    out: Path = Path("runs/latest")
-    concurrency: int = Field(default=4, ge=1, le=4096)
-    sandbox_pool: int = Field(default=2, ge=0, le=256)
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -112,44 +100,237 @@ class RunConfig(BaseModel):
         get_suite(value)  # raises ValueError naming the registered suites
         return value
 
-    @field_validator("model", "feedback_model", "judge_model")
+
+class PolicyConfig(_Section):
+    """The policy role: the model under test and its sampling."""
+
+    model: str = "local/qwen2.5-coder-0.5b"
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=512, ge=1)
+
+    _provider = field_validator("model")(_has_provider)
+
+
+class FeedbackConfig(_Section):
+    """The feedback role: the spec of the feedback chain and the model that writes feedback."""
+
+    spec: FeedbackSpec = Field(
+        default=FeedbackSpec.parse("none"),
+        description="feedback spec, see `mulligan feedback list`; parsed once, stored as written",
+    )
+    model: str | None = Field(
+        default=None, description="model for llm/critic/checklist feedback, provider/model"
+    )
+    temperature: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="feedback role's temperature (provider default 0)"
+    )
+    max_tokens: int | None = Field(default=None, ge=1)
+    concurrency: Annotated[int | None, NOT_HASHED] = Field(
+        default=None, ge=1, description="feedback-model calls in flight (default: unlimited)"
+    )
+
+    _provider = field_validator("model")(_has_provider)
+
+
+class JudgeConfig(_Section):
+    """The judge role: the LLM asked about reasoning answers the checker rejected."""
+
+    model: str | None = Field(default=None, description="the judge model, provider/model")
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    concurrency: Annotated[int | None, NOT_HASHED] = Field(default=None, ge=1)
+
+    _provider = field_validator("model")(_has_provider)
+
+
+class SandboxConfig(_Section):
+    """The sandbox's resource limits that a run sets (its cell timeout is the episode's)."""
+
+    memory_mb: int = Field(default=1024, ge=64)
+
+
+class ExecutionConfig(_Section):
+    """How a run executes: none of it changes results (so none of it is hashed)."""
+
+    out: Path = Path("runs/latest")
+    concurrency: int = Field(default=4, ge=1, le=4096, description="episodes in flight")
+    sandbox_pool: int = Field(default=2, ge=0, le=256)
+    cache: CacheMode = Field(
+        default="auto",
+        description="response cache: auto = on for temperature 0, off otherwise",
+    )
+    base_url: str | None = Field(
+        default=None, description="server URL(s) for openai-compatible/ models, comma-separated"
+    )
+    isolation: IsolationRequest = Field(
+        default="auto", description="sandbox isolation: auto (bubblewrap) or a mode's name"
+    )
+    allow_weak_isolation: bool = Field(
+        default=False,
+        description="run model code under isolation weaker than bubblewrap where it does not "
+        "work (unsafe; warned of loudly)",
+    )
+
+
+class RunConfig(BaseModel):
+    """Everything that defines a run, grouped by consumer.
+
+    Construct it from flat options (``RunConfig(turns=3)``, a config file, the CLI) or nested
+    ones (``RunConfig(episode={"max_turns": 3})``); :meth:`options` gives the flat form back.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    selection: TaskSelection = Field(default_factory=TaskSelection)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    episode: EpisodeLimits = Field(default_factory=EpisodeLimits)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    execution: Annotated[ExecutionConfig, NOT_HASHED] = Field(default_factory=ExecutionConfig)
+    seed: int = 0
+    epochs: int = Field(default=1, ge=1, le=100, description="attempts per task")
+
+    @model_validator(mode="before")
     @classmethod
-    def _model_has_provider(cls, value: str | None) -> str | None:
-        if value is not None and "/" not in value:
-            raise ValueError(
-                f"model {value!r} has no provider; write it as provider/model, "
-                "e.g. local/qwen2.5-coder-0.5b or scripted/reference"
-            )
-        return value
+    def _nest(cls, data: Any) -> Any:
+        return nest_options(flatten_options(data)) if isinstance(data, Mapping) else data
+
+    @field_serializer("episode")
+    def _episode_options(self, episode: EpisodeLimits, info: SerializationInfo) -> dict[str, Any]:
+        # Fields of the reused model that are no run options stay out, so a dump validates back.
+        skip = {name for section, name in _NOT_OPTIONS if section == "episode"}
+        return episode.model_dump(mode=info.mode, exclude=skip)
+
+    def options(self) -> dict[str, Any]:
+        """Every option by its flat name, JSON-ready (the form stored in a run's manifest)."""
+        dumped = self.model_dump(mode="json")
+        return {
+            name: dumped[o.section][o.field] if o.section else dumped[name]
+            for name, o in OPTIONS.items()
+        }
+
+    def with_options(self, **options: Any) -> RunConfig:
+        """A copy with ``options`` (flat or nested) changed, validated."""
+        current = {name: self._value(option) for name, option in OPTIONS.items()}
+        return RunConfig.model_validate({**current, **flatten_options(options)})
+
+    def _value(self, option: Option) -> Any:
+        holder = self if option.section is None else getattr(self, option.section)
+        return getattr(holder, option.field)
 
     def generate_params(self) -> GenerateParams:
         return GenerateParams(
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_tokens,
+            temperature=self.policy.temperature,
+            top_p=self.policy.top_p,
+            max_tokens=self.policy.max_tokens,
             seed=self.seed,
         )
 
-    def limits(self) -> EpisodeLimits:
-        return EpisodeLimits(
-            max_turns=self.turns,
-            max_proposals=self.proposals,
-            cell_timeout_s=self.cell_timeout_s,
-            in_context_example=self.in_context_example,
-            temperature_step=self.temperature_step,
-            temperature_max=self.temperature_max,
-            reject_repeats=self.reject_repeats,
-        )
-
     def result_fields(self) -> dict[str, Any]:
-        """The fields that define results (hashed)."""
-        data = self.model_dump(mode="json", exclude=_OPERATIONAL)
-        data.pop("data_dir", None)  # where the data lives does not change it (checksums do)
-        return data
+        """The options that define results (hashed), by flat name."""
+        return {name: value for name, value in self.options().items() if OPTIONS[name].hashed}
 
     def config_hash(self) -> str:
         blob = json.dumps(self.result_fields(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One run option: its flat name (as config files, the CLI and stored runs write it) and
+    its nested home, ``RunConfig.<section>.<field>`` (or ``RunConfig.<field>`` at the top).
+
+    Attributes:
+        hashed: whether it defines results (is part of the config hash).
+    """
+
+    name: str
+    section: str | None
+    field: str
+    hashed: bool
+
+
+# A role's options are prefixed by the role, except the policy's (the run's own model).
+_PREFIX = {"feedback": "feedback_", "judge": "judge_"}
+# Flat names that are not prefix + field: the names options had before the nesting.
+_RENAMED = {
+    ("feedback", "spec"): "feedback",
+    ("episode", "max_turns"): "turns",
+    ("episode", "max_proposals"): "proposals",
+}
+# Fields of a reused section that are not run options (episodes do not read it).
+_NOT_OPTIONS = {("episode", "check_timeout_s")}
+
+
+def _section_types() -> dict[str, type[BaseModel]]:
+    return {
+        name: info.annotation
+        for name, info in RunConfig.model_fields.items()
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+    }
+
+
+def _derive_options() -> dict[str, Option]:
+    """The flat option names, from the sections' fields (see ``_PREFIX`` and ``_RENAMED``)."""
+    sections = _section_types()
+    found: dict[str, Option] = {}
+    for section, info in RunConfig.model_fields.items():
+        hashed = NOT_HASHED not in info.metadata
+        if section not in sections:
+            found[section] = Option(section, None, section, hashed)
+            continue
+        for name, sub in sections[section].model_fields.items():
+            if (section, name) in _NOT_OPTIONS:
+                continue
+            flat = _RENAMED.get((section, name), _PREFIX.get(section, "") + name)
+            assert flat not in found, f"two options named {flat!r}"
+            found[flat] = Option(flat, section, name, hashed and NOT_HASHED not in sub.metadata)
+    return found
+
+
+OPTIONS: dict[str, Option] = _derive_options()
+"""Every run option by flat name: the one mapping between flat and nested form."""
+_SECTIONS = _section_types()
+_BY_PATH = {(o.section, o.field): o for o in OPTIONS.values() if o.section is not None}
+
+
+def flatten_options(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Options by flat name, from flat and/or nested form (a section given as a mapping or as
+    its model). A nested key that is no option is kept as ``section.key``, so validation
+    reports it as an unknown option."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        section = _SECTIONS.get(key)
+        if section is not None and isinstance(value, section):
+            # A section's model: its options (a field that is no option keeps its default).
+            for name in section.model_fields:
+                if (option := _BY_PATH.get((key, name))) is not None:
+                    flat[option.name] = getattr(value, name)
+        elif section is not None and isinstance(value, Mapping):
+            for name, sub in value.items():
+                option = _BY_PATH.get((key, str(name)))
+                flat[option.name if option is not None else f"{key}.{name}"] = sub
+        else:
+            flat[key] = value  # a flat option (``feedback: binary`` is one), or unknown
+    return flat
+
+
+def nest_options(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The nested form of flat options (unknown names are kept, for validation to report)."""
+    nested: dict[str, Any] = {}
+    for name, value in flat.items():
+        option = OPTIONS.get(name)
+        if option is None or option.section is None:
+            nested[name] = value
+        else:
+            nested.setdefault(option.section, {})[option.field] = value
+    return nested
+
+
+def _underscored(data: Mapping[Any, Any]) -> dict[str, Any]:
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -169,12 +350,17 @@ def load_config_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of option: value at the top level")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    return {
+        key: _underscored(value) if key in _SECTIONS and isinstance(value, dict) else value
+        for key, value in _underscored(data).items()
+    }
 
 
 def build_config(file: Path | None, overrides: dict[str, Any]) -> RunConfig:
-    """Merge a config file with CLI overrides (None means 'not given') and validate."""
-    data: dict[str, Any] = load_config_file(file) if file else {}
+    """Merge a config file with CLI overrides (flat names; None means 'not given') and
+    validate. Both are merged by flat name, so an override replaces one option of a nested
+    section, not the section."""
+    data: dict[str, Any] = flatten_options(load_config_file(file)) if file else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return RunConfig.model_validate(data)
@@ -182,15 +368,22 @@ def build_config(file: Path | None, overrides: dict[str, Any]) -> RunConfig:
         raise ConfigError(format_validation_error(exc, str(file) if file else "options")) from exc
 
 
+def _option_name(loc: tuple[int | str, ...]) -> str:
+    """An error's location by the option's flat name (``episode.max_turns`` -> ``turns``)."""
+    if len(loc) >= 2 and (option := _BY_PATH.get((str(loc[0]), str(loc[1])))) is not None:
+        loc = (option.name, *loc[2:])
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
 def format_validation_error(exc: ValidationError, where: str) -> str:
-    """One line per problem: where, which field, what is wrong, what was given."""
+    """One line per problem: where, which option, what is wrong, what was given."""
     lines = [f"invalid configuration in {where}:"]
     for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        field = _option_name(err["loc"])
         given = err.get("input")
         hint = "" if err["type"] == "missing" else f" (got {given!r})"
         if err["type"] == "extra_forbidden":
-            known = ", ".join(sorted(RunConfig.model_fields))
+            known = ", ".join(sorted(OPTIONS))
             lines.append(f"  {field}: unknown option; known options: {known}")
         else:
             lines.append(f"  {field}: {err['msg']}{hint}")

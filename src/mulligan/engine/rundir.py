@@ -20,6 +20,7 @@ from typing import Any
 
 from mulligan import __version__
 from mulligan.config import ConfigError, RunConfig
+from mulligan.errors import MulliganError
 from mulligan.feedback import template_versions
 from mulligan.models.openai_compat import redact_url_credentials
 from mulligan.prompts import example_name, template_hash
@@ -27,7 +28,7 @@ from mulligan.store import RunStore, StoredRun
 from mulligan.tasks import Task
 
 
-class RunExistsError(Exception):
+class RunExistsError(MulliganError):
     """The output directory already holds a run and --resume was not given."""
 
 
@@ -57,13 +58,13 @@ def _git_revision() -> str | None:
 
 
 def build_manifest(
-    config: RunConfig, run_id: str, tasks: list[Task], isolation: str
+    config: RunConfig, run_id: str, tasks: list[Task], isolation: str, *, weak: bool = False
 ) -> dict[str, Any]:
     """What a reader needs to reproduce the run."""
     examples = sorted({example_name(t) for t in tasks})
     return {
         "run_id": run_id,
-        "config": _redacted(config.model_dump(mode="json")),
+        "config": _redacted(config.options()),  # flat, as every run stored it
         "config_hash": config.config_hash(),
         "versions": _versions(),
         "git_revision": _git_revision(),
@@ -75,6 +76,7 @@ def build_manifest(
         },
         "feedback_templates": template_versions(),
         "sandbox_isolation": isolation,
+        "sandbox_isolation_weak": weak,
         "tasks": len(tasks),
         "suites": sorted({t.suite for t in tasks}),
     }
@@ -84,7 +86,7 @@ def resume_conflicts(stored: dict[str, Any], config: RunConfig) -> list[str]:
     """Result-defining options on which ``config`` differs from a stored run's config, as
     ``"name: old -> new"``. Options the stored run predates count as having their default, so a
     newer mulligan can resume an older run unless the new option is actually used."""
-    defaults = RunConfig.model_construct().model_dump(mode="json")
+    defaults = RunConfig().options()
     current = _redacted(config.result_fields())  # the manifest keeps them redacted
     return [
         f"{name}: {stored.get(name, defaults.get(name))!r} -> {value!r}"
@@ -106,7 +108,7 @@ def _redacted(value: Any) -> Any:
 
 
 class RunDir:
-    """The run directory ``config.out`` of one invocation: opened with :meth:`open` (which
+    """The run directory ``config.execution.out`` of one invocation: opened with :meth:`open` (which
     checks that the run may start or resume there), started with :meth:`start`.
 
     Attributes:
@@ -123,9 +125,9 @@ class RunDir:
 
     @classmethod
     def open(cls, config: RunConfig, *, resume: bool) -> RunDir:
-        """Open ``config.out``; raises RunExistsError if it holds a run and ``resume`` is false,
+        """Open ``config.execution.out``; raises RunExistsError if it holds a run and ``resume`` is false,
         ConfigError if the run there was made with other result-defining options."""
-        store = RunStore(config.out)
+        store = RunStore(config.execution.out)
         try:
             existing = store.run()
             _check_resume(config, existing, resume)
@@ -134,7 +136,7 @@ class RunDir:
             raise
         return cls(config, store, existing)
 
-    def start(self, tasks: list[Task], isolation: str) -> StoredRun:
+    def start(self, tasks: list[Task], isolation: str, *, weak: bool = False) -> StoredRun:
         """Record the run (a new one, or a resume stamped in ``resumed``) and write its
         manifest."""
         config, existing = self.config, self.existing
@@ -143,7 +145,7 @@ class RunDir:
             if existing is None
             else existing.run_id
         )
-        manifest = build_manifest(config, run_id, tasks, isolation)
+        manifest = build_manifest(config, run_id, tasks, isolation, weak=weak)
         if existing is None:
             self.store.create_run(run_id, config.config_hash(), manifest)
         else:
@@ -164,7 +166,7 @@ class RunDir:
         self.run = self.run._replace(manifest=manifest)
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
-        (self.config.out / "manifest.json").write_text(
+        (self.config.execution.out / "manifest.json").write_text(
             json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
 
@@ -183,12 +185,12 @@ def _check_resume(config: RunConfig, existing: StoredRun | None, resume: bool) -
         return
     if not resume:
         raise RunExistsError(
-            f"{config.out} already holds run {existing.run_id}; pass --resume to continue it, "
+            f"{config.execution.out} already holds run {existing.run_id}; pass --resume to continue it, "
             "or choose a new --out directory"
         )
     conflicts = resume_conflicts(existing.manifest.get("config", {}), config)
     if conflicts:
         raise ConfigError(
-            f"{config.out}: cannot resume with a different configuration "
+            f"{config.execution.out}: cannot resume with a different configuration "
             f"({', '.join(conflicts)}); use a new --out directory"
         )

@@ -38,6 +38,8 @@ class RunOutcome:
     solved: int = 0
     wall_s: float = 0.0
     errors: list[str] = field(default_factory=list)
+    isolation: str = ""  # the sandbox isolation mode in effect
+    isolation_weak: bool = False
 
     def count(self, episode: Episode) -> None:
         """Add one stored episode."""
@@ -64,7 +66,7 @@ async def execute_run(
     on_start: Callable[[int, int], None] | None = None,
     on_episode: ProgressCallback | None = None,
 ) -> RunOutcome:
-    """Run (or resume) the configured run into ``config.out``.
+    """Run (or resume) the configured run into ``config.execution.out``.
 
     ``model``, ``feedback_model``, ``judge``, ``sandboxes`` and ``tasks`` may be passed in
     (tests, embedding); by default they come from the config. ``on_start(total, skipped)`` and
@@ -80,7 +82,8 @@ async def execute_run(
         with RunDir.open(config, resume=resume) as rundir:
             await components.start_sandboxes(config, sandboxes)
             isolation = str(getattr(components.sandboxes, "isolation", "custom"))
-            run_id = rundir.start(components.tasks, isolation).run_id
+            weak = bool(getattr(components.sandboxes, "isolation_weak", False))
+            run_id = rundir.start(components.tasks, isolation, weak=weak).run_id
             done = rundir.store.finished_keys()
             todo = [
                 (task, epoch)
@@ -89,7 +92,14 @@ async def execute_run(
                 if EpisodeKey(suite=task.suite, task_id=task.id, epoch=epoch).id not in done
             ]
             total = len(components.tasks) * config.epochs
-            outcome = RunOutcome(run_id, config.out, total, skipped=total - len(todo))
+            outcome = RunOutcome(
+                run_id,
+                config.execution.out,
+                total,
+                skipped=total - len(todo),
+                isolation=isolation,
+                isolation_weak=weak,
+            )
             if on_start:
                 on_start(outcome.total, outcome.skipped)
             await _drain(config, components, rundir, todo, outcome, on_episode)
@@ -106,9 +116,9 @@ async def _drain(
     outcome: RunOutcome,
     on_episode: ProgressCallback | None,
 ) -> None:
-    """Run the ``todo`` episodes with ``config.concurrency`` workers, storing each at once."""
+    """Run the ``todo`` episodes with ``config.execution.concurrency`` workers, storing each at once."""
     params = config.generate_params()
-    limits = config.limits()
+    limits = config.episode
     config_hash = config.config_hash()
     sandboxes = components.sandboxes
     assert sandboxes is not None  # started before the queue is drained
@@ -148,4 +158,4 @@ async def _drain(
             if on_episode:
                 on_episode(episode)
 
-    await asyncio.gather(*(worker() for _ in range(min(config.concurrency, len(todo)))))
+    await asyncio.gather(*(worker() for _ in range(min(config.execution.concurrency, len(todo)))))

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from mulligan.errors import MulliganError
 from mulligan.events import ActionEvent, Episode, FeedbackEvent, FeedbackOrigin, utcnow
 from mulligan.feedback.base import FeedbackContext, FeedbackProvider, provider_kind
 from mulligan.models.base import counters_of
@@ -35,7 +36,7 @@ REPLAY_KIND = "replay"
 """The spec kind (``replay:<run-dir>``) and the prefix of a replayed provider's name."""
 
 
-class ReplayError(ValueError):
+class ReplayError(MulliganError, ValueError):
     """The replay source cannot be used (no run there, or no feedback spec to fall back on)."""
 
 

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mulligan import __version__
 from mulligan.actions import ParsedAction, parse_action
+from mulligan.errors import MulliganError
 from mulligan.events import (
     ActionEvent,
     ActionKind,
@@ -104,7 +105,7 @@ _TERMINATE: dict[str, TerminateReason] = {
 _NO_LEAK_CHECK = frozenset({"humaneval", "mbpp", "alfworld"})
 
 
-class MintImportError(ValueError):
+class MintImportError(MulliganError, ValueError):
     """A MINT output tree or line that cannot be imported; the message names file and line."""
 
 

@@ -48,6 +48,7 @@ from typing import Any, Literal, NoReturn
 
 import openai
 
+from mulligan.errors import MulliganError
 from mulligan.events import Message
 from mulligan.models.base import (
     CallContext,
@@ -92,7 +93,7 @@ _CONTEXT_LENGTH = re.compile(
 _BODY_SNIPPET = 300
 
 
-class BackendConfigError(ModelError):
+class BackendConfigError(ModelError, MulliganError):
     """The backend cannot be built as named (no base URL, no API key...). Never transient."""
 
 

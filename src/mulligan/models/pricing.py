@@ -18,11 +18,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mulligan.errors import MulliganError
+
 PRICES_ENV = "MULLIGAN_PRICES"
 _SNAPSHOT_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
-class PriceTableError(ValueError):
+class PriceTableError(MulliganError, ValueError):
     """The price file is missing or malformed; the message names the file and the entry."""
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mulligan.errors import MulliganError
 from mulligan.models.base import Model
 from mulligan.models.scripted import SCRIPTS, ScriptedModel
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(MulliganError, ValueError):
     """A model name that no provider recognises."""
 
 

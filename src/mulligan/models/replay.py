@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mulligan.actions import restore_stop
+from mulligan.errors import MulliganError
 from mulligan.events import Message, ModelCallEvent, PromptEvent
 from mulligan.models.base import CallContext, Completion, GenerateParams, ModelError
 from mulligan.store import DB_NAME, RunStore
@@ -46,7 +47,7 @@ from mulligan.tasks.mint_log import (
 VerifyMode = Literal["off", "count", "strict"]
 
 
-class ReplayModelError(ModelError):
+class ReplayModelError(ModelError, MulliganError):
     """The replay source cannot be read, or has no reply for a call. Never transient."""
 
 

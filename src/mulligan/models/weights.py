@@ -33,6 +33,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mulligan.errors import MulliganError
 from mulligan.models.base import ModelError
 
 GGUF_MAGIC = b"GGUF"
@@ -42,7 +43,7 @@ TEST_LOCAL_MODEL = "local/smollm2-135m"
 _CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough to never hold a model in memory
 
 
-class WeightsError(ModelError):
+class WeightsError(ModelError, MulliganError):
     """Model weights are missing, damaged or not a GGUF file. Never transient: retrying won't help."""
 
 

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from mulligan import __version__
+from mulligan.errors import MulliganError
 from mulligan.events import Episode, FeedbackEvent
 from mulligan.metrics import (
     DEFAULT_BOOTSTRAP,
@@ -70,7 +71,7 @@ from mulligan.store import DB_NAME, RunStore, StoreError, find_runs
 SCHEMA = "mulligan.report/2"
 
 
-class ReportError(Exception):
+class ReportError(MulliganError):
     """The report cannot be made from what was given (message says what to pass instead)."""
 
 

@@ -28,6 +28,7 @@ from mulligan.events import (
     ActionEvent,
     Episode,
     ErrorEvent,
+    Event,
     FeedbackEvent,
     LeakFlags,
     ModelCallEvent,
@@ -139,6 +140,108 @@ def _leak_flags(flags: LeakFlags) -> list[str]:
     ]
 
 
+# The last action of each kind so far: kind -> (turn, content). Diffs and the verdict read it.
+_Previous = dict[str, tuple[int, str]]
+
+
+def _turns(episode: Episode) -> list[dict[str, Any]]:
+    """The episode's events after the prompt, grouped by turn, each as a small dict."""
+    events = [e for e in episode.events if not isinstance(e, PromptEvent)]
+    turns: dict[int, list[dict[str, Any]]] = {}
+    previous: _Previous = {}
+    for index, event in enumerate(events):
+        items = turns.setdefault(event.turn, [])  # every turn is listed, even one with no item
+        following = events[index + 1] if index + 1 < len(events) else None
+        item = _item(event, following, previous)
+        if item is not None:
+            items.append(item)
+    return [
+        {"turn": turn, "items": [_compact(item) for item in items]}
+        for turn, items in sorted(turns.items())
+    ]
+
+
+def _item(event: Event, following: Event | None, previous: _Previous) -> dict[str, Any] | None:
+    """One event as the viewer's item, or None for an event the viewer does not show."""
+    if isinstance(event, ModelCallEvent):
+        return _call_item(event, following)
+    if isinstance(event, ActionEvent):
+        return _action_item(event, previous)
+    if isinstance(event, ObservationEvent):
+        return _observation_item(event)
+    if isinstance(event, VerdictEvent):
+        return _verdict_item(event, previous)
+    if isinstance(event, FeedbackEvent):
+        return _feedback_item(event)
+    if isinstance(event, ErrorEvent):
+        return _error_item(event)
+    return None
+
+
+def _call_item(event: ModelCallEvent, following: Event | None) -> dict[str, Any]:
+    # The reply is stored once: on the action (policy) or as the feedback (feedback role).
+    same_as_next = (isinstance(following, ActionEvent) and following.raw == event.output) or (
+        isinstance(following, FeedbackEvent) and following.content == event.output
+    )
+    return {
+        "t": "call",
+        "role": event.role,
+        "model": event.model,
+        "output": None if same_as_next else clip(event.output),
+        "prompt_tokens": event.prompt_tokens,
+        "completion_tokens": event.completion_tokens,
+        "latency_s": round(event.latency_s, 3),
+        "cost_usd": event.cost_usd,
+        "cached": event.cached,
+        "finish": event.finish_reason,
+    }
+
+
+def _action_item(event: ActionEvent, previous: _Previous) -> dict[str, Any]:
+    """The action with a diff against the last one of its kind, which it then becomes."""
+    before = previous.get(event.kind)
+    diff = None
+    if before is not None and event.kind != "invalid":
+        diff = {"turn": before[0], "lines": line_diff(before[1], event.content)}
+    previous[event.kind] = (event.turn, event.content)
+    return {
+        "t": "action",
+        "kind": event.kind,
+        "thought": clip(event.thought) if event.thought else None,
+        "content": clip(event.content),
+        "proposal": event.proposal,
+        "repeat_of": getattr(event, "repeat_of", None),
+        "raw": None if _raw_adds_nothing(event.raw, event) else clip(event.raw),
+        "diff": diff,
+    }
+
+
+def _observation_item(event: ObservationEvent) -> dict[str, Any]:
+    return {
+        "t": "observation",
+        "source": event.source,
+        "content": clip(event.content),
+        "error": event.error,
+        "timed_out": event.timed_out,
+        "duration_s": round(event.duration_s, 3),
+    }
+
+
+def _verdict_item(event: VerdictEvent, previous: _Previous) -> dict[str, Any]:
+    judged = previous.get("solution")
+    # The judged answer is normally the proposal just shown: don't print it twice.
+    repeated = judged is not None and judged[0] == event.turn and judged[1] == event.answer
+    return {
+        "t": "verdict",
+        "proposal": event.proposal,
+        "answer": None if repeated else clip(event.answer),
+        "correct": event.correct,
+        "score": event.score,
+        "checker": event.checker,
+        "detail": clip(event.detail),
+    }
+
+
 def _feedback_item(event: FeedbackEvent) -> dict[str, Any]:
     """A feedback event for the viewer, with its leak audit and, if replayed, its origin."""
     origin = event.replayed_from
@@ -161,92 +264,13 @@ def _feedback_item(event: FeedbackEvent) -> dict[str, Any]:
     }
 
 
-def _turns(episode: Episode) -> list[dict[str, Any]]:
-    """The episode's events after the prompt, grouped by turn, each as a small dict."""
-    events = [e for e in episode.events if not isinstance(e, PromptEvent)]
-    turns: dict[int, list[dict[str, Any]]] = {}
-    previous: dict[str, tuple[int, str]] = {}  # action kind -> (turn, content) of the last one
-    for index, event in enumerate(events):
-        items = turns.setdefault(event.turn, [])
-        if isinstance(event, ModelCallEvent):
-            following = events[index + 1] if index + 1 < len(events) else None
-            # The reply is stored once: on the action (policy) or as the feedback (feedback role).
-            same_as_next = (
-                isinstance(following, ActionEvent) and following.raw == event.output
-            ) or (isinstance(following, FeedbackEvent) and following.content == event.output)
-            items.append(
-                {
-                    "t": "call",
-                    "role": event.role,
-                    "model": event.model,
-                    "output": None if same_as_next else clip(event.output),
-                    "prompt_tokens": event.prompt_tokens,
-                    "completion_tokens": event.completion_tokens,
-                    "latency_s": round(event.latency_s, 3),
-                    "cost_usd": event.cost_usd,
-                    "cached": event.cached,
-                    "finish": event.finish_reason,
-                }
-            )
-        elif isinstance(event, ActionEvent):
-            before = previous.get(event.kind)
-            diff = None
-            if before is not None and event.kind != "invalid":
-                diff = {"turn": before[0], "lines": line_diff(before[1], event.content)}
-            previous[event.kind] = (event.turn, event.content)
-            items.append(
-                {
-                    "t": "action",
-                    "kind": event.kind,
-                    "thought": clip(event.thought) if event.thought else None,
-                    "content": clip(event.content),
-                    "proposal": event.proposal,
-                    "repeat_of": getattr(event, "repeat_of", None),
-                    "raw": None if _raw_adds_nothing(event.raw, event) else clip(event.raw),
-                    "diff": diff,
-                }
-            )
-        elif isinstance(event, ObservationEvent):
-            items.append(
-                {
-                    "t": "observation",
-                    "source": event.source,
-                    "content": clip(event.content),
-                    "error": event.error,
-                    "timed_out": event.timed_out,
-                    "duration_s": round(event.duration_s, 3),
-                }
-            )
-        elif isinstance(event, VerdictEvent):
-            judged = previous.get("solution")
-            # The judged answer is normally the proposal just shown: don't print it twice.
-            repeated = judged is not None and judged[0] == event.turn and judged[1] == event.answer
-            items.append(
-                {
-                    "t": "verdict",
-                    "proposal": event.proposal,
-                    "answer": None if repeated else clip(event.answer),
-                    "correct": event.correct,
-                    "score": event.score,
-                    "checker": event.checker,
-                    "detail": clip(event.detail),
-                }
-            )
-        elif isinstance(event, FeedbackEvent):
-            items.append(_feedback_item(event))
-        elif isinstance(event, ErrorEvent):
-            items.append(
-                {
-                    "t": "error",
-                    "where": event.where,
-                    "message": clip(event.message),
-                    "fatal": event.fatal,
-                }
-            )
-    return [
-        {"turn": turn, "items": [_compact(item) for item in items]}
-        for turn, items in sorted(turns.items())
-    ]
+def _error_item(event: ErrorEvent) -> dict[str, Any]:
+    return {
+        "t": "error",
+        "where": event.where,
+        "message": clip(event.message),
+        "fatal": event.fatal,
+    }
 
 
 def _compact(item: dict[str, Any]) -> dict[str, Any]:

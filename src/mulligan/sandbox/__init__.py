@@ -1,9 +1,10 @@
 """The sandbox: persistent Python REPLs for model-written code, a pool of pre-started workers,
 and a one-shot program runner for code checkers.
 
-Each REPL runs in its own worker process (see ``_worker.py``) under the strongest isolation
-this host offers (``SandboxPool.isolation``): bubblewrap namespaces plus a throwaway uid and
-resource limits, or resource limits only when bubblewrap is missing.
+Each REPL runs in its own worker process (see ``_worker.py``) under bubblewrap namespaces with an
+allow-list view of the host, a throwaway uid and resource limits (``SandboxPool.isolation`` names
+the mode). Resource limits without bubblewrap are used only with the explicit ``allow_weak``
+opt-in (see ``isolation.py``).
 
     pool = SandboxPool(size=4, limits=SandboxLimits(cell_timeout_s=5))
     await pool.start()

@@ -1,18 +1,26 @@
 """How sandbox workers are isolated: mode detection, worker command lines, identities, killing.
 
-Three modes, best first (``detect_isolation`` picks one once per process and caches it):
+Three modes, best first (``detect_isolation`` picks one; probes are cached per process):
 
-- ``bwrap``: bubblewrap gives the worker its own PID, IPC, UTS and network namespaces, a
-  read-only view of the host with a private ``/tmp`` and ``/dev/shm``, the parent's home hidden,
-  and only the scratch directory writable. When we run as root the worker then drops to a
-  throwaway uid of its own (RLIMIT_NPROC is not enforced for root).
-- ``rlimits-only``: no bubblewrap. The worker gets its own session, resource limits, a scrubbed
-  environment, a scratch working directory, a throwaway uid when we are root (so it cannot write
-  outside its scratch directory or read our /proc entries) and, when root, its own network
-  namespace if the kernel allows.
-- ``rlimits-only-as-root``: as above, but the interpreter is not readable by other users (e.g.
-  it lives under a private home), so the worker keeps running as root: limits and a scrubbed
-  environment only; no fork-bomb guard, no filesystem protection. Reported loudly.
+- ``bwrap``: bubblewrap gives the worker its own PID, IPC, UTS and network namespaces and a new,
+  empty root that holds only an allow-list of the host, read-only: the system directories
+  (/usr, /etc, /lib...) and the interpreter's prefixes, standard library and site-packages.
+  Everything else (home directories, /work, /var, /srv, run directories, any copy of task data)
+  does not exist inside; hidden paths that lie inside the allow-list (a package's reference
+  data) are covered. /tmp and /dev/shm are private, only the scratch directory is writable. When
+  we run as root the worker then drops to a throwaway uid of its own (RLIMIT_NPROC is not
+  enforced for root). This is what the README promises.
+- ``rlimits-only`` (weak): no bubblewrap. The worker gets its own session, resource limits, a
+  scrubbed environment, a scratch working directory, a throwaway uid when we are root (so it
+  cannot write outside its scratch directory or read our /proc entries) and, when root, its own
+  network namespace if the kernel allows. The host's files are visible.
+- ``rlimits-only-as-root`` (weakest): as above, but the worker keeps running as root (e.g. the
+  interpreter lives under a private home the throwaway uid cannot enter): limits and a scrubbed
+  environment only; no fork-bomb guard, no filesystem protection, our /proc readable.
+
+The weak modes are never chosen on their own: ``detect_isolation(..., allow_weak=True)`` is the
+explicit opt-in, and then a loud warning says what does not hold. Without it, a host where
+bubblewrap does not work gets a one-line error saying how to fix that.
 
 Every worker gets a scratch directory and (when we are root) a uid nobody else uses, so all of
 its processes, however they were spawned, can be found by uid and killed.
@@ -44,7 +52,7 @@ from mulligan.sandbox.limits import SandboxError, SandboxLimits
 
 logger = logging.getLogger(__name__)
 
-IsolationRequest = Literal["auto", "bwrap", "rlimits"]
+IsolationRequest = Literal["auto", "bwrap", "rlimits", "rlimits-only", "rlimits-only-as-root"]
 
 # Throwaway uids/gids for workers when we are root: high, unnamed, one per live sandbox.
 _UID_BASE = 1_900_000_000
@@ -55,7 +63,9 @@ _SHM_BYTES = 64 * 1024 * 1024
 _PROBE_TIMEOUT_S = 30.0
 
 _uids_in_use: set[int] = set()
+# Modes whose probe worker started, by name (probed once per process); weak modes warned of.
 _detected: dict[str, IsolationMode] = {}
+_warned: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,8 @@ class IsolationMode:
     use_bwrap: bool
     drop_uid: bool
     notes: tuple[str, ...] = ()
+    # Weaker than the README promises (no bubblewrap): used only when explicitly allowed.
+    weak: bool = False
 
 
 @dataclass
@@ -199,13 +211,15 @@ def worker_source() -> str:
 
 @functools.cache
 def _interpreter_paths() -> list[str]:
-    """Directories the worker's interpreter needs to see (outermost only)."""
+    """Directories the worker's interpreter needs to see (outermost only): the prefixes, the
+    standard library and site-packages, and the real interpreter behind a venv's symlink."""
     candidates = {
         sys.prefix,
         sys.exec_prefix,
         sys.base_prefix,
         sys.base_exec_prefix,
         os.path.dirname(sys.executable),
+        os.path.dirname(os.path.realpath(sys.executable)),
     }
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         with contextlib.suppress(KeyError):
@@ -219,7 +233,7 @@ def _interpreter_paths() -> list[str]:
 def _outermost(paths: Any) -> list[str]:
     result: list[str] = []
     for path in sorted(set(paths)):
-        if not any(path == kept or path.startswith(kept.rstrip("/") + "/") for kept in result):
+        if not any(_inside(path, kept) for kept in result):
             result.append(path)
     return result
 
@@ -228,31 +242,81 @@ def _inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-@functools.cache
-def _hidden_paths(drop_uid: bool, extra: tuple[str, ...]) -> list[str]:
-    """Paths to cover inside bubblewrap: our home, extra ones, and dirs others cannot enter."""
-    hidden = [os.path.expanduser(path) for path in extra]
-    home = os.path.expanduser("~")
-    if home and home != "/" and os.path.isdir(home):
-        hidden.append(home)
-    if drop_uid:
-        # The interpreter may live under a private directory (e.g. /root/.pyenv): cover that
-        # directory and bind the interpreter back, with readable directories on the way.
-        for path in _interpreter_paths():
-            for directory in reversed(Path(path).parents):
-                if str(directory) == "/":
-                    continue
-                with contextlib.suppress(OSError):
-                    if not os.stat(directory).st_mode & stat.S_IXOTH:
-                        hidden.append(str(directory))
-                        break
-    real = [os.path.realpath(path) for path in hidden if os.path.exists(path)]
-    return _outermost(path for path in real if path != "/")
+# What the worker sees of the host besides its interpreter: the system's programs and
+# libraries and their configuration (read-only; a throwaway uid reads only world-readable
+# files). Nothing else: not /home, /root, /var, /srv, /opt, /mnt, /work, nor the run directory.
+_SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+
+
+def _allowed_paths() -> list[str]:
+    """Host paths bound read-only into the sandbox: the system paths, then the interpreter's
+    directories that are not already inside one of them."""
+    system = [path for path in _SYSTEM_PATHS if os.path.lexists(path)]
+    interpreter = [
+        path
+        for path in _interpreter_paths()
+        if not any(_inside(path, root) for root in system) and path != "/"
+    ]
+    return system + interpreter
+
+
+def _parent_dirs(path: str, made: set[str]) -> list[str]:
+    """``--dir`` arguments that create ``path``'s missing parents, enterable by any uid."""
+    args: list[str] = []
+    for directory in reversed(Path(path).parents):
+        name = str(directory)
+        if (
+            name != "/"
+            and name not in made
+            and not any(_inside(name, root) for root in _SYSTEM_PATHS)
+        ):
+            made.add(name)
+            args += ["--perms", "0755", "--dir", name]
+    return args
+
+
+def _bind_allowed(made: set[str]) -> list[str]:
+    """Read-only binds of the allow-list (symlinks such as /lib -> usr/lib are recreated)."""
+    args: list[str] = []
+    for path in _allowed_paths():
+        if path in _SYSTEM_PATHS and os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+            continue
+        args += _parent_dirs(path, made)
+        args += ["--ro-bind", path, path]
+    return args
+
+
+def _cover_hidden(hide: Sequence[str], made: set[str]) -> list[str]:
+    """Covers hidden paths that lie inside the allow-list (e.g. a package's reference data in
+    site-packages) with an empty read-only directory, or /dev/null for a file."""
+    allowed = _allowed_paths()
+    hidden = {os.path.realpath(os.path.expanduser(path)) for path in hide}
+    args: list[str] = []
+    covered_dirs: list[str] = []
+    for path in _outermost(p for p in hidden if os.path.exists(p)):
+        if path == "/" or not any(_inside(path, root) for root in allowed):
+            continue  # not bound at all, so already invisible
+        if any(_inside(needed, path) for needed in _interpreter_paths()):
+            logger.warning("not hiding %s: the sandbox's interpreter lives there", path)
+            continue
+        if os.path.isdir(path):
+            args += ["--tmpfs", path]
+            covered_dirs.append(path)
+        else:
+            args += ["--ro-bind", "/dev/null", path]
+    for path in covered_dirs:
+        # Read-only, so that even a worker that owns the cover (no uid switch) cannot write.
+        args += ["--remount-ro", path]
+    return args
 
 
 def _bwrap_args(
     mode: IsolationMode, limits: SandboxLimits, identity: WorkerIdentity, hide: Sequence[str]
 ) -> list[str]:
+    """Bubblewrap's arguments: a new, empty root holding only the allow-list (read-only), a
+    fresh /proc, /dev, /tmp and /dev/shm, the scratch directory (writable), and the hidden
+    paths covered where they lie inside the allow-list."""
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [
         bwrap,
@@ -269,46 +333,15 @@ def _bwrap_args(
         args.append("--unshare-net")
     if os.geteuid() != 0:
         args.append("--unshare-user")  # unprivileged bubblewrap needs a user namespace
-    args += [
-        "--ro-bind",
-        "/",
-        "/",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-    ]
-    # Fresh /tmp and /dev/shm, then the hidden paths; the interpreter is bound back wherever a
-    # cover would hide it (e.g. a virtualenv under /tmp or the interpreter under /root).
-    covers: list[tuple[str, list[str]]] = [
-        ("/tmp", ["--perms", "1777", "--size", str(_TMP_BYTES), "--tmpfs", "/tmp"]),
-        ("/dev/shm", ["--perms", "1777", "--size", str(_SHM_BYTES), "--tmpfs", "/dev/shm"]),
-    ]
-    hidden_dirs = []
-    for hidden in _hidden_paths(mode.drop_uid, tuple(hide)):
-        if os.path.isdir(hidden):
-            covers.append((hidden, ["--tmpfs", hidden]))
-            hidden_dirs.append(hidden)
-        else:
-            covers.append((hidden, ["--ro-bind", "/dev/null", hidden]))
-    needed = _interpreter_paths()
-    made: set[str] = set()
-    for covered, cover_args in covers:
-        args += cover_args
-        for path in needed:
-            if not _inside(path, covered) or path == covered:
-                continue
-            for directory in reversed(Path(path).parents):
-                name = str(directory)
-                if _inside(name, covered) and name != covered and name not in made:
-                    made.add(name)
-                    args += ["--perms", "0755", "--dir", name]
-            args += ["--ro-bind", path, path]
-    for hidden in hidden_dirs:
-        # Read-only, so that even a worker that owns the cover (no uid switch) cannot write.
-        args += ["--remount-ro", hidden]
+    made = {"/proc", "/dev", "/tmp", "/dev/shm"}
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--perms", "1777", "--size", str(_TMP_BYTES), "--tmpfs", "/tmp"]
+    args += ["--perms", "1777", "--size", str(_SHM_BYTES), "--tmpfs", "/dev/shm"]
+    args += _bind_allowed(made)
+    args += _cover_hidden(hide, made)
     # No --chdir: the scratch dir belongs to the worker's uid and bubblewrap has no
     # CAP_DAC_OVERRIDE left; the worker changes into it after switching uid.
+    args += _parent_dirs(identity.scratch, made)
     args += ["--bind", identity.scratch, identity.scratch, "--chdir", "/"]
     if os.geteuid() == 0:
         # Keep only what the worker needs to switch to its own uid (which clears them).
@@ -543,14 +576,19 @@ def _mode(name: str) -> IsolationMode:
     if name == "bwrap":
         notes = [
             "bubblewrap: own PID, IPC, UTS and network namespaces (network per limits)",
-            "read-only host filesystem, private /tmp and /dev/shm, our home directory hidden",
-            "writable: the scratch directory only",
+            "allow-list view of the host, read-only: system directories (/usr, /etc, ...) and "
+            "the interpreter with its standard library and site-packages; nothing else",
+            "private /tmp and /dev/shm; writable: the scratch directory only",
         ]
         if root:
             notes.append("runs as a throwaway uid: RLIMIT_NPROC enforced, our /proc unreadable")
         return IsolationMode("bwrap", use_bwrap=True, drop_uid=root, notes=tuple(notes))
     if name == "rlimits-only":
-        notes = ["no bubblewrap: resource limits, own session, scrubbed environment, scratch cwd"]
+        notes = [
+            "WEAK: no bubblewrap: resource limits, own session, scrubbed environment, scratch "
+            "cwd; the host filesystem is visible (task data and references may be readable), "
+            "hidden paths are not hidden, /tmp is shared"
+        ]
         if root:
             notes.append(
                 "runs as a throwaway uid: cannot write outside scratch (unless a path is "
@@ -558,67 +596,128 @@ def _mode(name: str) -> IsolationMode:
             )
         else:
             notes.append("same uid as us: can write wherever we can and read our /proc; network on")
-        return IsolationMode("rlimits-only", use_bwrap=False, drop_uid=root, notes=tuple(notes))
+        return IsolationMode(
+            "rlimits-only", use_bwrap=False, drop_uid=root, notes=tuple(notes), weak=True
+        )
     return IsolationMode(
         "rlimits-only-as-root",
         use_bwrap=False,
         drop_uid=False,
+        weak=True,
         notes=(
-            "no bubblewrap and the interpreter is not readable by other users, so the worker "
-            "runs as root: resource limits and a scrubbed environment only; no fork-bomb guard "
-            "(RLIMIT_NPROC does not apply to root) and no filesystem protection",
+            "WEAK: no bubblewrap and the worker runs as root: resource limits and a scrubbed "
+            "environment only; no fork-bomb guard (RLIMIT_NPROC does not apply to root), no "
+            "filesystem protection (task data and references readable, any file writable), "
+            "our secrets readable in /proc/<pid>/environ, our process killable",
         ),
     )
 
 
-def detect_isolation(request: IsolationRequest = "auto") -> IsolationMode:
-    """Finds the strongest isolation that works here (cached per process).
+# Why a weak mode is refused, and the way out: one line, for the command line's error.
+_FIX = (
+    "install bubblewrap (apt-get install bubblewrap, or scripts/ensure_system.sh) or accept "
+    "weaker isolation explicitly with --allow-weak-isolation"
+)
 
-    ``request``: "auto" (bubblewrap if it works, else resource limits; the environment
-    variable MULLIGAN_SANDBOX_ISOLATION can replace "auto" with one of the others), "bwrap"
-    (bubblewrap or SandboxError), "rlimits" (never bubblewrap; for tests and for hosts where it
-    misbehaves).
-    Blocking (starts a probe worker, ~0.1 s): call it from a thread in async code.
-    """
-    if request == "auto":
-        # Lets an operator (or a test run) rule bubblewrap out, or insist on it, per host.
-        override = os.environ.get("MULLIGAN_SANDBOX_ISOLATION", "auto")
-        if override not in ("auto", "bwrap", "rlimits"):
-            raise SandboxError(
-                f"MULLIGAN_SANDBOX_ISOLATION={override!r}: use 'auto', 'bwrap' or 'rlimits'"
-            )
-        request = override  # type: ignore[assignment]
-    cached = _detected.get(request)
+
+def _requested(request: IsolationRequest) -> IsolationRequest:
+    """``request``, with "auto" replaced by MULLIGAN_SANDBOX_ISOLATION when that is set."""
+    if request != "auto":
+        return request
+    # Lets an operator (or a test run) pick the mode per host; weak ones still need allow_weak.
+    override = os.environ.get("MULLIGAN_SANDBOX_ISOLATION", "auto")
+    if override not in _REQUESTS:
+        raise SandboxError(
+            f"MULLIGAN_SANDBOX_ISOLATION={override!r}: use one of {', '.join(_REQUESTS)}"
+        )
+    return override  # type: ignore[return-value]
+
+
+def _try(name: str) -> IsolationMode | str:
+    """The mode ``name`` if a probe worker starts in it here (cached), else why not."""
+    cached = _detected.get(name)
     if cached is not None:
         return cached
+    if name == "bwrap" and shutil.which("bwrap") is None:
+        return "bubblewrap (bwrap) is not installed"
+    mode = _mode(name)
+    if name == "rlimits-only-as-root" and os.geteuid() != 0:
+        mode = _mode("rlimits-only")  # without root there is no uid to give up
+    problem = _probe(mode)
+    if problem is not None:
+        what = {"bwrap": "bubblewrap does not work here"}.get(
+            name, f"the {name} worker cannot start"
+        )
+        return f"{what}: {' '.join(problem.split())[:300]}"
+    _detected[name] = mode
+    return mode
+
+
+# The modes each request may use, strongest first.
+_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "auto": ("bwrap", "rlimits-only", "rlimits-only-as-root"),
+    "bwrap": ("bwrap",),
+    "rlimits": ("rlimits-only", "rlimits-only-as-root"),
+    "rlimits-only": ("rlimits-only",),
+    "rlimits-only-as-root": ("rlimits-only-as-root",),
+}
+_REQUESTS = tuple(_CANDIDATES)
+
+
+def detect_isolation(
+    request: IsolationRequest = "auto", *, allow_weak: bool = False
+) -> IsolationMode:
+    """The strongest isolation that works here among those ``request`` allows.
+
+    ``request``: "auto" (bubblewrap; the environment variable MULLIGAN_SANDBOX_ISOLATION can
+    replace "auto" with another request), "bwrap", "rlimits" (rlimits-only, else
+    rlimits-only-as-root), or one mode by name. Modes weaker than bubblewrap (``mode.weak``:
+    the README's promises do not hold) are used only with ``allow_weak=True``, and then with a
+    loud warning; otherwise a one-line SandboxError says what is missing and how to fix it.
+    Blocking (starts probe workers, ~0.1 s each, results cached per process): call it from a
+    thread in async code.
+    """
     if not sys.platform.startswith("linux"):
         raise SandboxError("the sandbox needs Linux (resource limits, /proc)")
+    request = _requested(request)
+    if request not in _CANDIDATES:
+        raise SandboxError(f"unknown sandbox isolation {request!r}: use one of {_REQUESTS}")
     failures: list[str] = []
-    chosen: IsolationMode | None = None
-    if request in ("auto", "bwrap"):
-        if shutil.which("bwrap") is None:
-            failures.append("bubblewrap (bwrap) is not installed")
-        else:
-            problem = _probe(_mode("bwrap"))
-            if problem is None:
-                chosen = _mode("bwrap")
-            else:
-                failures.append(f"bubblewrap does not work here: {problem}")
-        if chosen is None and request == "bwrap":
-            raise SandboxError("; ".join(failures))
-    if chosen is None:
-        candidate = _mode("rlimits-only")
-        problem = _probe(candidate)
-        if problem is not None and candidate.drop_uid:
-            failures.append(f"cannot run the worker as an unprivileged uid: {problem}")
-            candidate = _mode("rlimits-only-as-root")
-            problem = _probe(candidate)
-        if problem is not None:
-            raise SandboxError(f"no sandbox worker can start here: {problem}")
-        chosen = candidate
-    if failures:
-        logger.warning(
-            "sandbox isolation is %s (weaker than bubblewrap): %s", chosen.name, "; ".join(failures)
+    for name in _CANDIDATES[request]:
+        if name != "bwrap" and not allow_weak:
+            break
+        found = _try(name)
+        if isinstance(found, str):
+            failures.append(found)
+            continue
+        if found.weak:
+            _warn_weak(found, failures)
+        return found
+    if not allow_weak and request not in ("auto", "bwrap"):
+        raise SandboxError(
+            f"sandbox isolation {request!r} is weaker than bubblewrap (see README, Sandbox) "
+            "and needs an explicit opt-in: pass --allow-weak-isolation"
         )
-    _detected[request] = chosen
-    return chosen
+    reason = "; ".join(failures) or "no isolation mode was tried"
+    if not allow_weak and request == "auto":
+        raise SandboxError(
+            f"no strong sandbox isolation: {reason}; mulligan does not fall back to weaker "
+            f"isolation on its own: {_FIX}"
+        )
+    raise SandboxError(f"no sandbox worker can start here: {reason}; {_FIX}")
+
+
+def _warn_weak(mode: IsolationMode, failures: list[str]) -> None:
+    """Says loudly, once per mode and process, that model code runs with weak isolation."""
+    if mode.name in _warned:
+        return
+    _warned.add(mode.name)
+    why = "; ".join(failures) or "requested explicitly"
+    logger.warning(
+        "WEAK SANDBOX ISOLATION (%s, allowed by --allow-weak-isolation): %s. Because: %s. "
+        "Model-written code is not contained as the README promises; do not run untrusted "
+        "models or keep secrets on this host.",
+        mode.name,
+        " ".join(mode.notes),
+        why,
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mulligan.errors import MulliganError
 
-class SandboxError(RuntimeError):
+
+class SandboxError(MulliganError, RuntimeError):
     """The sandbox itself failed (a worker could not start, or was used after close)."""
 
 

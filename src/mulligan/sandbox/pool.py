@@ -34,16 +34,19 @@ class SandboxPool:
         *,
         isolation: IsolationRequest = "auto",
         hide_paths: Sequence[str] = (),
+        allow_weak: bool = False,
     ) -> None:
         """``size``: sandboxes kept ready. ``limits``: applied to every sandbox.
-        ``isolation``: "auto", "bwrap" or "rlimits" (see ``detect_isolation``).
+        ``isolation``: "auto", "bwrap", "rlimits" or a mode's name (see ``detect_isolation``).
         ``hide_paths``: host paths made invisible inside bubblewrap (e.g. run directories
-        holding reference answers)."""
+        holding reference answers). ``allow_weak``: the explicit opt-in to a mode weaker than
+        bubblewrap where it does not work (warned of loudly); without it, ``start`` raises."""
         if size < 0:
             raise ValueError("size must be >= 0")
         self.size = size
         self.limits = limits
         self._request: IsolationRequest = isolation
+        self._allow_weak = allow_weak
         self._hide_paths = tuple(hide_paths)
         self._mode: IsolationMode | None = None
         self._ready: collections.deque[Sandbox] = collections.deque()
@@ -58,20 +61,26 @@ class SandboxPool:
         Detected on first use (blocking, ~0.1 s, once per process); ``start()`` detects it
         without blocking the event loop.
         """
-        if self._mode is None:
-            self._mode = detect_isolation(self._request)
-        return self._mode.name
+        return self._detect().name
 
     @property
     def isolation_notes(self) -> tuple[str, ...]:
         """What the isolation mode does and does not protect against (for run manifests)."""
+        return self._detect().notes
+
+    @property
+    def isolation_weak(self) -> bool:
+        """True when the mode in use is weaker than the README promises (explicitly allowed)."""
+        return self._detect().weak
+
+    def _detect(self) -> IsolationMode:
         if self._mode is None:
-            self._mode = detect_isolation(self._request)
-        return self._mode.notes
+            self._mode = detect_isolation(self._request, allow_weak=self._allow_weak)
+        return self._mode
 
     async def _get_mode(self) -> IsolationMode:
         if self._mode is None:
-            self._mode = await asyncio.to_thread(detect_isolation, self._request)
+            self._mode = await asyncio.to_thread(self._detect)
         return self._mode
 
     async def start(self) -> None:

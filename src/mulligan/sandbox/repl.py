@@ -260,9 +260,11 @@ class Sandbox:
         *,
         isolation: IsolationRequest = "auto",
         hide_paths: Sequence[str] = (),
+        allow_weak: bool = False,
     ) -> Sandbox:
-        """Starts a sandbox with the strongest isolation available (see ``detect_isolation``)."""
-        mode = await asyncio.to_thread(detect_isolation, isolation)
+        """Starts a sandbox with the strongest isolation available (see ``detect_isolation``;
+        ``allow_weak`` is the opt-in to a mode weaker than bubblewrap)."""
+        mode = await asyncio.to_thread(detect_isolation, isolation, allow_weak=allow_weak)
         sandbox = cls(limits or SandboxLimits(), mode, hide_paths=hide_paths)
         await sandbox.start()
         return sandbox

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 
+from mulligan.errors import MulliganError
 from mulligan.events import Episode, EpisodeKey, Event
 
 DB_NAME = "mulligan.sqlite"
@@ -61,7 +62,7 @@ CREATE TABLE IF NOT EXISTS events (
 _EVENT = TypeAdapter(Event)
 
 
-class StoreError(Exception):
+class StoreError(MulliganError):
     """The run directory or its database is not usable as asked."""
 
 

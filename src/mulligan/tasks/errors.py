@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from mulligan.errors import MulliganError
 
-class TaskDataError(Exception):
+
+class TaskDataError(MulliganError):
     """Task data is missing or malformed; the message names the file and the fix."""
 
 

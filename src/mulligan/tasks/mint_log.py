@@ -17,7 +17,8 @@ and the readers of its logs cannot drift apart.
 Why it lives in ``tasks``: the replay backend (``models``) and the binary feedback
 (``feedback``) import it, and the layering lets both import only the bottom layer (tasks,
 events). MINT's task data records already live here (``tasks/records.py``, ``tasks/mint.py``);
-its logs are the other half of the same third-party format. It imports nothing from mulligan.
+its logs are the other half of the same third-party format. Of mulligan it imports only
+``mulligan.errors``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mulligan.errors import MulliganError
 
 RESULTS_FILE = "results.jsonl"
 
@@ -129,7 +132,7 @@ class MintResultLine(BaseModel):
 # --- the reader --------------------------------------------------------------------------------
 
 
-class MintLogError(ValueError):
+class MintLogError(ValueError, MulliganError):
     """A line of a ``results.jsonl`` that is not a MINT result; names the file and line.
 
     ``path``, ``line`` and ``reason`` let a caller word the error its own way.
