@@ -322,16 +322,16 @@ async def test_replayed_feedback_is_marked_and_counted_in_the_manifest(
         feedback="binary", out=tmp_path / "recorded",
     )  # fmt: skip
     await execute_run(recorded, sandboxes=sandboxes)  # type: ignore[arg-type]
-    with RunStore.open_existing(recorded.out) as store:
+    with RunStore.open_existing(recorded.execution.out) as store:
         stored = store.run()
     assert stored is not None
     # One task more than was recorded: its feedback has to be produced live.
     cfg = _config(
         tmp_path, mint_dir, model="scripted/wrong", tasks=("gsm8k",), limit=3,
-        feedback=f"replay:{recorded.out}", out=tmp_path / "replayed",
+        feedback=f"replay:{recorded.execution.out}", out=tmp_path / "replayed",
     )  # fmt: skip
     await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
-    counters = json.loads((cfg.out / "manifest.json").read_text())["counters"]
+    counters = json.loads((cfg.execution.out / "manifest.json").read_text())["counters"]
     replay = counters["feedback.0:replay:binary"]
     assert {k: v for k, v in replay.items() if not k.startswith("live.")} == {
         "turns.replayed": 4,  # 2 recorded tasks x 2 wrong proposals
@@ -340,7 +340,7 @@ async def test_replayed_feedback_is_marked_and_counted_in_the_manifest(
         "events.live": 2,
     }
     assert replay["live.leak.checked"] == 2
-    with RunStore.open_existing(cfg.out) as store:
+    with RunStore.open_existing(cfg.execution.out) as store:
         episodes = list(store.episodes())
     feedback = [e for ep in episodes for e in ep.events if isinstance(e, FeedbackEvent)]
     replayed = [e for e in feedback if e.replayed_from is not None]
@@ -348,7 +348,7 @@ async def test_replayed_feedback_is_marked_and_counted_in_the_manifest(
     for event in replayed:
         origin = event.replayed_from
         assert origin is not None
-        assert (origin.run_id, origin.run_dir) == (stored.run_id, str(recorded.out))
+        assert (origin.run_id, origin.run_dir) == (stored.run_id, str(recorded.execution.out))
         assert origin.turn == event.turn and origin.at < event.at
     live_tasks = {ep.key.task_id for ep in episodes for e in ep.events
                   if isinstance(e, FeedbackEvent) and e.replayed_from is None}  # fmt: skip
