@@ -12,6 +12,9 @@ malformed JSON). :class:`LocalModelResponder` answers with a real model
 
 Before the responder runs, the server itself answers like a real one: 401 when ``api_key`` is set
 and the request's bearer token differs, 404 when the model is not one of ``model_ids``.
+``GET /v1/models`` lists ``reported_ids`` (default: ``model_ids``), each entry with a ``created``
+time of the request, as vLLM's, and the fields of ``model_info`` (e.g. vLLM's ``root``,
+llama.cpp's ``meta``); ``serve_models = False`` makes it a 404, as on servers without the route.
 
 Every request is recorded (``server.requests``), and ``server.max_in_flight`` says how many were
 being handled at once, so tests can check counts and concurrency from the server's side.
@@ -180,7 +183,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") != "/v1/models":
             self._error(404, f"no route {self.path}")
             return
-        data = [{"id": m, "object": "model", "owned_by": "test"} for m in owner.model_ids]
+        if not owner.serve_models:
+            self._error(404, f"no route {self.path}")
+            return
+        ids = owner.model_ids if owner.reported_ids is None else owner.reported_ids
+        data = [
+            {"id": m, "object": "model", "created": time.time(), "owned_by": "test"}
+            | owner.model_info
+            for m in ids
+        ]
         self._send(200, json.dumps({"object": "list", "data": data}).encode())
 
     def do_POST(self) -> None:
@@ -353,6 +364,9 @@ class OpenAIServer:
         self.model_ids = model_ids
         self.api_key = api_key
         self.requests: list[Request] = []
+        self.serve_models = True
+        self.reported_ids: tuple[str, ...] | None = None
+        self.model_info: dict[str, Any] = {}
         self.in_flight = 0
         self.max_in_flight = 0
         self.stopping = threading.Event()

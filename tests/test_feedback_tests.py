@@ -197,7 +197,7 @@ def test_the_harness_is_a_source_file_with_a_json_payload() -> None:
     assert tests is not None
     program = build_program("x = '{nonce}'", tests, [0])
     assert program.code.startswith(harness_source())  # the file, never formatted
-    assert "def __mg_call(" in harness_source() and "def __mg_fail(" in harness_source()
+    assert "def __mg_call(" in harness_source() and "__mg_fail = _MgFailed" in harness_source()
     assert program.code.rstrip().splitlines()[-1].startswith("_mg_main(")
 
 

@@ -42,6 +42,7 @@ from mulligan.models.base import (
     ContextWindowExceeded,
     GenerateParams,
     Model,
+    call_seed,
 )
 from mulligan.prompts import (
     NO_OUTPUT,
@@ -75,14 +76,12 @@ class EpisodeLimits(BaseModel):
     )
 
     def params_for_turn(self, params: GenerateParams, turn: int) -> GenerateParams:
-        """Progressive temperature: ``min(temperature_max, t0 + step * (turn - 1))``, with a
-        per-turn seed so raised temperatures actually sample something new."""
+        """Progressive temperature: ``min(temperature_max, t0 + step * (turn - 1))``. (Every
+        turn has its own seed anyway: see :func:`policy_params`.)"""
         if self.temperature_step == 0.0:
             return params
         raised = min(self.temperature_max, params.temperature + self.temperature_step * (turn - 1))
-        return params.model_copy(
-            update={"temperature": max(raised, params.temperature), "seed": params.seed + turn - 1}
-        )
+        return params.model_copy(update={"temperature": max(raised, params.temperature)})
 
 
 class CellOutput(Protocol):
@@ -115,7 +114,8 @@ class EpisodeDeps:
     task: Task
     policy: Model
     params: GenerateParams
-    """The policy's sampling parameters (with the action stop sequences already added)."""
+    """The policy's sampling parameters (with the action stop sequences already added); their
+    ``seed`` is the run's, from which each call's is derived (:func:`policy_params`)."""
     checker: Checker
     sandboxes: SandboxProvider
     feedback: Sequence[FeedbackProvider]
@@ -240,11 +240,21 @@ async def _drive(deps: EpisodeDeps, episode: Episode, messages: list[Message]) -
             messages.append(Message(role="user", content="Observation:\n" + "\n".join(parts)))
 
 
+def policy_params(deps: EpisodeDeps, epoch: int, turn: int) -> GenerateParams:
+    """The policy's parameters for one turn: the turn's temperature and its own seed, derived
+    from the run's seed, the task, the epoch and the turn (``models.base.call_seed``), so epochs
+    sample anew on seed-honouring backends and a rerun asks each call with the same seed."""
+    params = deps.limits.params_for_turn(deps.params, turn)
+    task = deps.task
+    seed = call_seed(deps.params.seed, "policy", task.suite, task.id, epoch, turn)
+    return params.model_copy(update={"seed": seed})
+
+
 async def _policy_turn(deps: EpisodeDeps, state: _LoopState, number: int) -> _Turn | None:
     """Ask the policy for turn ``number`` and record its reply and action; None when the
     conversation no longer fits its context window (recorded as an error event)."""
     episode = state.episode
-    params = deps.limits.params_for_turn(deps.params, number)
+    params = policy_params(deps, episode.key.epoch, number)
     context = CallContext(task=deps.task, turn=number, epoch=episode.key.epoch)
     try:
         completion = await deps.policy.generate(state.messages, params, context)
@@ -252,7 +262,7 @@ async def _policy_turn(deps: EpisodeDeps, state: _LoopState, number: int) -> _Tu
         episode.turns_used = number - 1
         episode.events.append(ErrorEvent(turn=number, where="policy", message=str(exc)))
         return None
-    episode.events.append(completion.to_event(number, "policy", params.temperature))
+    episode.events.append(completion.to_event(number, "policy", params.temperature, params.seed))
     parsed = parse_action(completion.text)
     state.messages.append(Message(role="assistant", content=parsed.reply))
     is_solution = parsed.kind == "solution"

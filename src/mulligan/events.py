@@ -77,6 +77,11 @@ class ModelCallEvent(_Event):
     cost_usd: float = 0.0
     cached: bool = False
     temperature: float | None = Field(default=None, description="sampling temperature used")
+    seed: int | None = Field(
+        default=None,
+        description="sampling seed the call was made with (derived per task, epoch and turn "
+        "from the run's seed; None in stores that predate it)",
+    )
 
 
 class ActionEvent(_Event):

@@ -5,7 +5,9 @@ Roles that name the same model share one instance (a local model is loaded once)
 instance this run opened is closed once by :meth:`RunComponents.aclose`, however many roles
 use it. Components that count what happened to them (``counters()``, see
 :class:`~mulligan.models.base.ReportsCounters`) are read by :meth:`RunComponents.counters` for
-the run's manifest.
+the run's manifest, and so is each role's model identity (:meth:`RunComponents.identities`:
+which server, weights or revision answered it). The feedback and judge roles give each call
+its own seed, derived from ``--seed`` (the policy's are derived in the episode loop).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import importlib.util
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mulligan.config import ConfigError, RunConfig
 from mulligan.episode import SandboxProvider
 from mulligan.feedback import FeedbackProvider, get_feedback
 from mulligan.judge import LLMJudge
 from mulligan.models import CachedModel, Model, get_model
-from mulligan.models.base import counters_of
+from mulligan.models.base import counters_of, identity_of
 from mulligan.models.roles import RoleModel
 from mulligan.tasks import Checker, Task, default_data_dir, get_checker, load_tasks
 
@@ -65,6 +68,7 @@ def build_feedback_model(config: RunConfig, policy: Model, given: Model | None) 
         "feedback",
         overrides={"temperature": role.temperature, "max_tokens": role.max_tokens},
         max_concurrency=role.concurrency,
+        run_seed=config.seed,
     )
 
 
@@ -90,6 +94,7 @@ def build_judge(config: RunConfig, policy: Model, feedback_model: Model | None) 
             "judge",
             overrides={"temperature": role.temperature, "max_tokens": role.max_tokens},
             max_concurrency=role.concurrency,
+            run_seed=config.seed,
         )
     )
 
@@ -171,6 +176,25 @@ class RunComponents:
                 out[f"feedback.{i}:{provider.name}"] = found
         return out
 
+    async def identities(self) -> dict[str, dict[str, Any]]:
+        """Per role (``policy``, ``feedback``, ``judge``; absent roles left out) its model's
+        name and identity, for the manifest; an identity that cannot be resolved is recorded
+        as None with the error."""
+        roles: dict[str, Model | None] = {
+            "policy": self.policy,
+            "feedback": self.feedback_model,
+            "judge": self.judge.model if self.judge is not None else None,
+        }
+        out: dict[str, dict[str, Any]] = {}
+        for role, model in roles.items():
+            if model is None:
+                continue
+            try:
+                out[role] = {"name": model.name, "identity": await identity_of(model)}
+            except Exception as exc:  # the manifest says so; the cache bypasses such a model
+                out[role] = {"name": model.name, "identity": None, "error": str(exc)}
+        return out
+
     def close_with_run(self, model: Model) -> None:
         """Close ``model`` in :meth:`aclose` (models are closed after the sandboxes, in the
         reverse order of these calls)."""
@@ -217,8 +241,10 @@ def build_components(
     policy = _backend(config.policy.model, config) if model is None else model
     role_feedback = build_feedback_model(config, policy, feedback_model)
     role_judge = judge if judge is not None else build_judge(config, policy, role_feedback)
+    # ``self`` feedback asks the policy: in the feedback role, with that role's per-call seeds.
+    self_critic = RoleModel(policy, "feedback", run_seed=config.seed)
     try:
-        feedback = get_feedback(config.feedback.spec, role_feedback, policy)
+        feedback = get_feedback(config.feedback.spec, role_feedback, self_critic)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     components = RunComponents(

@@ -58,9 +58,16 @@ def _git_revision() -> str | None:
 
 
 def build_manifest(
-    config: RunConfig, run_id: str, tasks: list[Task], isolation: str, *, weak: bool = False
+    config: RunConfig,
+    run_id: str,
+    tasks: list[Task],
+    isolation: str,
+    model_identity: dict[str, Any] | None = None,
+    *,
+    weak: bool = False,
 ) -> dict[str, Any]:
-    """What a reader needs to reproduce the run."""
+    """What a reader needs to reproduce the run (``model_identity``: per role, its model's
+    name and identity, see ``RunComponents.identities``)."""
     examples = sorted({example_name(t) for t in tasks})
     return {
         "run_id": run_id,
@@ -77,6 +84,7 @@ def build_manifest(
         "feedback_templates": template_versions(),
         "sandbox_isolation": isolation,
         "sandbox_isolation_weak": weak,
+        "model_identity": model_identity or {},
         "tasks": len(tasks),
         "suites": sorted({t.suite for t in tasks}),
     }
@@ -136,7 +144,14 @@ class RunDir:
             raise
         return cls(config, store, existing)
 
-    def start(self, tasks: list[Task], isolation: str, *, weak: bool = False) -> StoredRun:
+    def start(
+        self,
+        tasks: list[Task],
+        isolation: str,
+        model_identity: dict[str, Any] | None = None,
+        *,
+        weak: bool = False,
+    ) -> StoredRun:
         """Record the run (a new one, or a resume stamped in ``resumed``) and write its
         manifest."""
         config, existing = self.config, self.existing
@@ -145,12 +160,13 @@ class RunDir:
             if existing is None
             else existing.run_id
         )
-        manifest = build_manifest(config, run_id, tasks, isolation, weak=weak)
+        manifest = build_manifest(config, run_id, tasks, isolation, model_identity, weak=weak)
         if existing is None:
             self.store.create_run(run_id, config.config_hash(), manifest)
         else:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
             manifest["resumed"] = [*existing.manifest.get("resumed", []), stamp]
+            _keep_earlier_identities(manifest, existing.manifest)
             self.store.update_manifest(run_id, manifest)
         self._write_manifest(manifest)
         self.run = StoredRun(run_id, config.config_hash(), manifest)
@@ -178,6 +194,17 @@ class RunDir:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _keep_earlier_identities(manifest: dict[str, Any], earlier: dict[str, Any]) -> None:
+    """A resume answered by other models (another server, other weights) says so: the
+    identities its earlier invocations had are kept in ``model_identity_earlier``."""
+    history = list(earlier.get("model_identity_earlier", []))
+    before = earlier.get("model_identity")
+    if before and before != manifest.get("model_identity") and before not in history:
+        history.append(before)
+    if history:
+        manifest["model_identity_earlier"] = history
 
 
 def _check_resume(config: RunConfig, existing: StoredRun | None, resume: bool) -> None:

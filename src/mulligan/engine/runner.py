@@ -83,7 +83,8 @@ async def execute_run(
             await components.start_sandboxes(config, sandboxes)
             isolation = str(getattr(components.sandboxes, "isolation", "custom"))
             weak = bool(getattr(components.sandboxes, "isolation_weak", False))
-            run_id = rundir.start(components.tasks, isolation, weak=weak).run_id
+            identities = await components.identities()
+            run_id = rundir.start(components.tasks, isolation, identities, weak=weak).run_id
             done = rundir.store.finished_keys()
             todo = [
                 (task, epoch)

@@ -13,6 +13,7 @@ traceback can tell harness from solution.
 
 from __future__ import annotations
 
+import _signal as _mg_csignal
 import builtins as _mg_builtins
 import contextlib as _mg_contextlib
 import io as _mg_io
@@ -86,9 +87,11 @@ def __mg_call(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     return result
 
 
-def __mg_fail(actual: object, expected: object, mode: str) -> None:
-    """A failed assert, with its two sides evaluated separately."""
-    raise _MgFailed(actual, expected, mode)
+__mg_fail = _MgFailed
+"""A failed assert raises ``__mg_fail(actual, expected, mode)``, its two sides evaluated apart."""
+
+# Bound before the guard replaces signal.signal for the solution.
+_mg_set_handler = _mg_csignal.signal
 
 
 @_mg_contextlib.contextmanager
@@ -102,14 +105,14 @@ def _mg_limit(seconds: float) -> Iterator[None]:
         def _on_alarm(signum: int, frame: object) -> None:
             raise _MgTimeout()
 
-        previous = _mg_signal.signal(_mg_signal.SIGALRM, _on_alarm)
+        previous = _mg_set_handler(_mg_signal.SIGALRM, _on_alarm)
         _mg_signal.setitimer(_mg_signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         if usable:
             _mg_signal.setitimer(_mg_signal.ITIMER_REAL, 0)
-            _mg_signal.signal(_mg_signal.SIGALRM, previous)
+            _mg_set_handler(_mg_signal.SIGALRM, previous)
 
 
 def _mg_quiet() -> _mg_contextlib.ExitStack:
@@ -139,6 +142,8 @@ def _mg_load() -> dict[str, Any] | None:
         "__mg_fail": __mg_fail,
     }
     timeout = _MG["test_timeout"]
+    # Defined by the guard that the program puts after this file.
+    _mulligan_guard()  # type: ignore[name-defined]  # noqa: F821
     try:
         with _mg_quiet(), _mg_limit(timeout):
             exec(code, ns)
@@ -201,8 +206,10 @@ def _mg_statement(ns: dict[str, Any], index: int, source: str) -> tuple[dict[str
     return record, timed_out
 
 
-def _mg_tests(ns: dict[str, Any]) -> None:
-    """Run the statements in order (unselected tests skipped) and report each test."""
+def _mg_tests(ns: dict[str, Any]) -> bool:
+    """Run the statements in order (unselected tests skipped) and report each test; True when
+    every selected test passed."""
+    passed_all = True
     pending = None
     details: int = _MG["details"]
     timeouts = 0
@@ -218,6 +225,7 @@ def _mg_tests(ns: dict[str, Any]) -> None:
         if record["passed"]:
             _mg_emit({"stage": "test", "index": index, "passed": True})
             continue
+        passed_all = False
         if pending is not None:
             record["error"] = pending
         details -= 1
@@ -231,12 +239,16 @@ def _mg_tests(ns: dict[str, Any]) -> None:
         if timeouts >= 2:
             # Code that loops forever would cost a timeout per test: stop after two.
             _mg_emit({"stage": "stopped", "reason": f"after {timeouts} tests timed out"})
-            return
+            return False
+    return passed_all
 
 
 def _mg_main(payload: str) -> None:
     """Load the solution, run the setup, then the selected tests."""
     _MG.update(_mg_json.loads(payload))
+    fail = SystemExit  # bound before the solution runs
     ns = _mg_load()
-    if ns is not None and _mg_setup(ns):
-        _mg_tests(ns)
+    passed = ns is not None and _mg_setup(ns) and _mg_tests(ns) is True
+    if not passed:
+        # The exit status is what the parent trusts: lines printed by the solution are not.
+        raise fail(1)

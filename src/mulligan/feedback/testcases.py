@@ -31,6 +31,7 @@ from importlib import resources
 from typing import Any, Literal, cast
 
 from mulligan.tasks.base import Task
+from mulligan.tasks.checkers.code import guard_source
 
 Coverage = Literal["none", "partial", "full"]
 COVERAGES: tuple[Coverage, ...] = ("none", "partial", "full")
@@ -238,8 +239,10 @@ class _Instrument(ast.NodeTransformer):
             ast.Name(id=_EXPECTED, ctx=ast.Load()) if expected is not None else ast.Constant(None),
             ast.Constant(mode),
         ]
-        fail = ast.Expr(
-            value=ast.Call(func=ast.Name(id=_FAIL, ctx=ast.Load()), args=fail_args, keywords=[])
+        # A raise, not a call: rebinding the name in the shared namespace cannot silence it.
+        fail = ast.Raise(
+            exc=ast.Call(func=ast.Name(id=_FAIL, ctx=ast.Load()), args=fail_args, keywords=[]),
+            cause=None,
         )
         stmts.append(ast.If(test=ast.UnaryOp(op=ast.Not(), operand=test), body=[fail], orelse=[]))
         return stmts
@@ -398,7 +401,7 @@ def build_program(
         "details": max_details,
     }
     # The payload travels as one string literal: no value is ever spliced into code.
-    code = harness_source() + f"\n_mg_main({json.dumps(payload)!r})\n"
+    code = harness_source() + guard_source() + f"\n_mg_main({json.dumps(payload)!r})\n"
     return TestProgram(code=code, nonce=nonce)
 
 

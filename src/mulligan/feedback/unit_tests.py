@@ -134,6 +134,13 @@ class UnitTestFeedback:
         result = await ctx.runner.run_program(program.code, timeout_s=budget)
         run = parse_results(result.output, program, tests, selected)
         text = self.render(run, len(selected), len(tests.tests), result.timed_out, result.error)
+        if result.ok is False and _claims_success(run):
+            # Only the exit status is trusted: the lines said every test passed, the harness
+            # did not (the solution printed them, or ended the program early).
+            text = (
+                "Your code did not let the unit tests finish (the test program ended with "
+                f"{result.error or 'an error'}), so no test counts as passed."
+            )
         return FeedbackEvent(
             turn=ctx.turn,
             kind="tests",
@@ -199,6 +206,17 @@ class UnitTestFeedback:
         if len(passed) > self.max_passed:
             lines.append(f"... and {len(passed) - self.max_passed} more passed tests.")
         return "\n".join(lines)
+
+
+def _claims_success(run: TestRun) -> bool:
+    """The harness's lines report no failure (true only if the program also exited with 0)."""
+    return (
+        run.compile_error is None
+        and run.load_error is None
+        and run.setup_error is None
+        and not run.not_run
+        and all(o.passed for o in run.outcomes)
+    )
 
 
 def _clip(text: str, limit: int = 400) -> str:

@@ -1,9 +1,19 @@
-"""The model protocol: one async ``generate`` call, its parameters and its result; and the
-small protocol through which a run's components (backends, feedback providers) report counters."""
+"""The model protocol: one async ``generate`` call, its parameters and its result; the small
+protocols through which a backend declares its identity (what the response cache keys on and the
+manifest records) and a run's components report counters; and the per-call sampling seed.
+
+Seeds: a run has one ``--seed``; each model call gets its own, :func:`call_seed` of the run seed,
+the role, the task, the epoch, the turn and a salt (a provider's regeneration attempt). It is a
+stable hash (SHA-256, not Python's salted ``hash``), so the same call gets the same seed in every
+run and on every machine, while two epochs of one task, or two turns of one episode, never share
+one: repeated sampling on seed-honouring backends (llama.cpp, vLLM, OpenAI-compatible servers)
+draws anew each epoch instead of replaying epoch 0.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import hashlib
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,11 +47,19 @@ class Completion(BaseModel):
     finish_reason: str = "stop"
     cost_usd: float = 0.0
     cached: bool = False
+    seed: int | None = None
+    """The sampling seed the call was made with, stamped by the wrapper that chose it (a role
+    model); None when unknown."""
 
     def to_event(
-        self, turn: int, role: ModelRole, temperature: float | None = None
+        self,
+        turn: int,
+        role: ModelRole,
+        temperature: float | None = None,
+        seed: int | None = None,
     ) -> ModelCallEvent:
-        """This completion as a transcript event of the given turn and model role."""
+        """This completion as a transcript event of the given turn and model role; ``seed`` (the
+        seed the call was made with) defaults to :attr:`seed`."""
         return ModelCallEvent(
             turn=turn,
             role=role,
@@ -55,6 +73,7 @@ class Completion(BaseModel):
             cost_usd=self.cost_usd,
             cached=self.cached,
             temperature=temperature,
+            seed=self.seed if seed is None else seed,
         )
 
 
@@ -97,13 +116,51 @@ def counters_of(component: object, prefix: str = "") -> dict[str, int]:
     return {f"{prefix}{name}": value for name, value in component.counters().items()}
 
 
+SEED_BITS = 31
+"""Derived seeds lie in ``[0, 2**31)``: valid for every backend (llama.cpp takes a uint32 in
+which ``0xFFFFFFFF`` means "random", vLLM and OpenAI an int)."""
+
+
+def call_seed(
+    run_seed: int, role: str, suite: str, task_id: str, epoch: int, turn: int, salt: int = 0
+) -> int:
+    """The sampling seed of one model call (see the module docstring): the first 31 bits of
+    ``sha256("mulligan-seed/1:<run_seed>:<role>:<suite>:<task_id>:<epoch>:<turn>:<salt>")``.
+    The ``/1`` versions the recipe: changing it changes every seed, so it is never changed
+    silently."""
+    text = f"mulligan-seed/1:{run_seed}:{role}:{suite}:{task_id}:{epoch}:{turn}:{salt}"
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") >> (32 - SEED_BITS)
+
+
+@runtime_checkable
+class DeclaresIdentity(Protocol):
+    """A backend that says what answers its calls: the server(s) and the model they report, a
+    weights file's checksum, a model name and revision. Two backends with equal identities (and
+    equal names) must give the same answers to the same call; anything that could make them
+    differ belongs in the identity. It must hold no secret (it is written to the manifest) and be
+    JSON-serialisable. Resolved once per instance (it may ask a server or hash a file)."""
+
+    async def resolve_identity(self) -> dict[str, Any]: ...
+
+
+async def identity_of(model: object) -> dict[str, Any]:
+    """``model.resolve_identity()``, or, for a backend that declares none, its class (so two
+    different backends that happen to share a name never share cached answers)."""
+    if isinstance(model, DeclaresIdentity):
+        return await model.resolve_identity()
+    kind = type(model)
+    return {"backend": f"{kind.__module__}.{kind.__qualname__}"}
+
+
 @runtime_checkable
 class Model(Protocol):
     """An async chat model.
 
     ``cacheable`` says whether the response cache may sit in front of it: False for backends
     whose answers are already deterministic and free (scripted, replay), where a cache gains
-    nothing.
+    nothing. A cacheable backend should also implement :class:`DeclaresIdentity`: the cache keys
+    on the identity, so it must change whenever the answers could.
     """
 
     name: str

@@ -1,8 +1,15 @@
 """The response cache: a content-addressed SQLite store of completions, in front of any backend.
 
 ``CachedModel(inner, path, mode)`` implements the model protocol. The key of a call is the
-SHA-256 of (model name, messages, every sampling parameter including the seed, the epoch from the
-call context): two calls share an answer only if they would have asked the same thing.
+SHA-256 of (model name, the backend's identity, messages, every sampling parameter including the
+seed, the epoch from the call context): two calls share an answer only if they would have asked
+the same thing of the same model. The name alone is not enough: ``openai-compatible/<id>`` is
+served under one id by many servers with different weights (llama.cpp server, vLLM's
+``--served-model-name``, Ollama), so the identity (see
+:class:`~mulligan.models.base.DeclaresIdentity`: the server URLs and what they report, a local
+model's weights checksum, a vLLM model's name and revision) is part of the key. It is resolved
+once per model; if it cannot be resolved the call bypasses the cache rather than risk another
+model's answer.
 
 Modes:
 
@@ -39,12 +46,19 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from mulligan.events import Message
-from mulligan.models.base import CallContext, Completion, GenerateParams, Model, counters_of
+from mulligan.models.base import (
+    CallContext,
+    Completion,
+    GenerateParams,
+    Model,
+    counters_of,
+    identity_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +66,7 @@ CacheMode = Literal["auto", "on", "read", "write", "off"]
 CACHE_MODES: tuple[CacheMode, ...] = ("auto", "on", "read", "write", "off")
 CACHE_DIR_ENV = "MULLIGAN_CACHE_DIR"
 CACHE_FILE = "responses.sqlite"
-KEY_VERSION = 1  # bump when the key's contents change, so old entries are not misread
+KEY_VERSION = 2  # bump when the key's contents change, so old entries are not misread
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -71,11 +85,19 @@ def default_cache_path() -> Path:
     return base / CACHE_FILE
 
 
-def cache_key(model: str, messages: list[Message], params: GenerateParams, epoch: int) -> str:
-    """The content address of a call: hex SHA-256 of its canonical JSON."""
+def cache_key(
+    model: str,
+    messages: list[Message],
+    params: GenerateParams,
+    epoch: int,
+    identity: dict[str, Any] | None = None,
+) -> str:
+    """The content address of a call: hex SHA-256 of its canonical JSON (``identity``: the
+    backend's, see the module docstring)."""
     payload = {
         "v": KEY_VERSION,
         "model": model,
+        "identity": identity,
         "messages": [[m.role, m.content] for m in messages],
         "params": params.model_dump(mode="json"),
         "epoch": epoch,
@@ -147,7 +169,8 @@ class CachedModel:
     Attributes:
         hits / misses: lookups answered / not answered from the cache.
         inner_calls: calls that reached ``inner``.
-        errors: SQLite failures (logged; a failed lookup is a miss, a failed store is skipped).
+        errors: SQLite failures (logged; a failed lookup is a miss, a failed store is skipped)
+            and a failure to resolve the backend's identity (every call then bypasses the cache).
     """
 
     cacheable = False  # already cached: a second cache in front gains nothing
@@ -175,6 +198,9 @@ class CachedModel:
         self.errors = 0
         # Per-key locks that coalesce concurrent identical calls; removed when unused.
         self._key_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._identity: dict[str, Any] | None = None
+        self._identity_failed = False
+        self._identity_lock = asyncio.Lock()
 
     def counters(self) -> dict[str, int]:
         """``cache.hits`` / ``cache.misses`` / ``cache.errors``, then the inner model's own."""
@@ -196,10 +222,11 @@ class CachedModel:
     ) -> Completion:
         """The cached answer if there is one (and the mode reads), else the inner model's."""
         mode = self.effective_mode(params)
-        if mode == "off" or self.cache is None:
+        identity = None if mode == "off" else await self._resolved_identity()
+        if identity is None or self.cache is None:
             return await self._call_inner(messages, params, context)
         cache = self.cache
-        key = cache_key(self.name, messages, params, context.epoch if context else 0)
+        key = cache_key(self.name, messages, params, context.epoch if context else 0, identity)
         reads = mode in ("on", "read")
         writes = mode in ("on", "write")
         if reads and (hit := await self._lookup(cache, key)) is not None:
@@ -218,6 +245,22 @@ class CachedModel:
                     self.errors += 1
                     log.warning("%s: could not store a response: %s", cache.path, e)
         return completion
+
+    async def resolve_identity(self) -> dict[str, Any]:
+        """The inner backend's identity (the cache adds nothing to what answers a call)."""
+        return await identity_of(self.inner)
+
+    async def _resolved_identity(self) -> dict[str, Any] | None:
+        """The inner identity, resolved once; None (and one warning) if that failed."""
+        async with self._identity_lock:
+            if self._identity is None and not self._identity_failed:
+                try:
+                    self._identity = await identity_of(self.inner)
+                except Exception as e:  # unknown identity: never risk another model's answers
+                    self._identity_failed = True
+                    self.errors += 1
+                    log.warning("%s: identity unknown, calls bypass the cache: %s", self.name, e)
+            return self._identity
 
     async def _lookup(self, cache: ResponseCache, key: str) -> Completion | None:
         start = time.perf_counter()

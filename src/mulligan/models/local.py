@@ -13,6 +13,10 @@ slower (measured on 2 cores: 70 -> 27 tok/s). One thread avoids that, queues wai
 without holding threads, and keeps the event loop free for sandboxes and HTTP models.
 Parallelism comes from ``n_threads`` inside a call, not from overlapping calls.
 
+Identity (what the response cache keys on): the weights' SHA-256 (a registry model's pinned
+checksum, which loading verifies; a user's GGUF file is hashed once and the digest recorded
+beside the other verification records) and, if given, the hash of an overriding chat template.
+
 Prompt caching: llama-cpp-python keeps the previous call's tokens in the KV cache and only
 evaluates the part of a new prompt after the longest common prefix. A multi-turn episode whose
 next prompt extends the last one therefore pays prefill only for the new turn, as long as no
@@ -26,6 +30,7 @@ from scratch and makes each call reproducible on its own.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 import time
@@ -49,6 +54,7 @@ from mulligan.models.weights import (
     WeightsError,
     check_gguf,
     ensure_weights,
+    file_sha256,
     get_embedded,
     local_gguf_path,
     locate_parts,
@@ -204,6 +210,8 @@ class LocalModel:
         self.reuse_prefix = reuse_prefix
         self._llm: Llama | None = None
         self._formatter: Jinja2ChatFormatter | None = None
+        self._identity: dict[str, Any] | None = None
+        self._identity_lock = asyncio.Lock()
 
     @classmethod
     def from_name(
@@ -241,6 +249,25 @@ class LocalModel:
         model = get_embedded(name)
         locate_parts(model)  # raises WeightsMissing early, with the install command
         return cls(embedded=model.name, **kwargs)
+
+    # ----------------------------------------------------------------------------- identity
+
+    async def resolve_identity(self) -> dict[str, Any]:
+        """The weights' SHA-256 and any overriding chat template's (module docstring); a user's
+        file is hashed off the event loop, once."""
+        async with self._identity_lock:
+            if self._identity is None:
+                if self._embedded is not None:  # verified against this checksum when it loads
+                    sha256 = get_embedded(self._embedded).sha256
+                else:
+                    assert self._path is not None
+                    sha256 = await asyncio.to_thread(file_sha256, self._path)
+                identity: dict[str, Any] = {"backend": "local", "sha256": sha256}
+                if self._chat_template is not None:
+                    template = self._chat_template.encode("utf-8")
+                    identity["chat_template_sha256"] = hashlib.sha256(template).hexdigest()
+                self._identity = identity
+            return self._identity
 
     # ------------------------------------------------------------------------------ loading
 

@@ -30,6 +30,15 @@ Two API modes: ``chat`` (``/chat/completions``, the server applies the chat temp
 arrives as server-sent events, which we parse as defensively as whole bodies and which measure
 the time to first token.
 
+Identity (what the response cache keys on and the manifest records): the server URLs, and for
+each what ``GET /models`` reports (asked once per model instance: the entry of our model id, or
+every entry when the server lists no such id, as llama.cpp's server does, which answers with
+whatever file it loaded whatever id is sent), reduced to fields that name the weights (``id``,
+vLLM's ``root`` and ``parent``, llama.cpp's ``meta``, ``owned_by``; never ``created``, which some
+servers set to the time of the request). A server that does not answer ``/models`` is identified
+by its URL alone. Also the API mode, the extra body and whether the seed is sent, which change
+answers too; never the API key, nor credentials or a query string in a URL (:func:`public_url`).
+
 Accounting: token counts from the reply's ``usage``, latency of the successful request, cost
 from the price table (:mod:`mulligan.models.pricing`; a model without a price costs 0 and has
 ``price_known = False``), and per-cause retry counts in :attr:`OpenAICompatModel.stats`.
@@ -37,11 +46,14 @@ from the price table (:mod:`mulligan.models.pricing`; a model without a price co
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import logging
 import os
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
@@ -91,6 +103,10 @@ _CONTEXT_LENGTH = re.compile(
     re.IGNORECASE,
 )
 _BODY_SNIPPET = 300
+IDENTITY_TIMEOUT_S = 10.0  # GET /models, once per model: a server that is slow to say is skipped
+_IDENTITY_FIELDS = ("id", "root", "parent", "owned_by", "meta")
+_IDENTITY_MAX_ENTRIES = 16
+_IDENTITY_MAX_FIELD_CHARS = 2_000
 
 
 class BackendConfigError(ModelError, MulliganError):
@@ -266,6 +282,8 @@ class OpenAICompatModel:
         )
         # Requests answered (successfully) per replica, for load-balancing reports and tests.
         self.served: list[int] = [0 for _ in endpoints]
+        self._identity: dict[str, Any] | None = None
+        self._identity_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------------------ reporting
 
@@ -296,6 +314,46 @@ class OpenAICompatModel:
     @property
     def endpoints(self) -> list[Endpoint]:
         return self.pool.endpoints
+
+    # ------------------------------------------------------------------------------ identity
+
+    async def resolve_identity(self) -> dict[str, Any]:
+        """What answers this model's calls (module docstring), asked of the servers once."""
+        async with self._identity_lock:
+            if self._identity is None:
+                servers = await asyncio.gather(*(self._reported(e) for e in self.endpoints))
+                identity: dict[str, Any] = {
+                    "backend": "openai-compatible",
+                    "model": self.model,
+                    "mode": self.mode,
+                    "servers": sorted(servers, key=lambda s: str(s["url"])),
+                    "send_seed": self.send_seed,
+                }
+                if self.extra_body:
+                    identity["extra_body"] = json.loads(json.dumps(self.extra_body, default=str))
+                if self.mode == "completion":
+                    prompt = self.completion_prompt
+                    identity["completion_prompt"] = f"{prompt.__module__}.{prompt.__qualname__}"
+                self._identity = identity
+            return self._identity
+
+    async def _reported(self, endpoint: Endpoint) -> dict[str, Any]:
+        """``{"url", "reported"}``: the server's ``/models`` entries for our model (or all it
+        lists, if none is ours), or None when it does not say."""
+        try:
+            client = endpoint.client.with_options(timeout=min(self.timeout_s, IDENTITY_TIMEOUT_S))
+            raw = await client.models.with_raw_response.list()
+            data = json.loads(raw.content)
+            listed = data.get("data") if isinstance(data, dict) else None
+            if not isinstance(listed, list):
+                raise ValueError("no 'data' list")
+        except (openai.APIError, ValueError) as e:  # no /models: the URL alone identifies it
+            log.info("%s: %s/models says nothing usable (%s)", self.name, endpoint.base_url, e)
+            return {"url": public_url(endpoint.base_url), "reported": None}
+        entries = [_identity_fields(m) for m in listed if isinstance(m, dict)]
+        ours = [m for m in entries if m.get("id") == self.model]
+        chosen = ours or sorted(entries, key=lambda m: str(m.get("id")))[:_IDENTITY_MAX_ENTRIES]
+        return {"url": public_url(endpoint.base_url), "reported": chosen}
 
     # ------------------------------------------------------------------------------ calling
 
@@ -590,6 +648,33 @@ class OpenAICompatModel:
     def __repr__(self) -> str:
         urls = ", ".join(e.shown for e in self.pool.endpoints)
         return f"OpenAICompatModel({self.name!r}, mode={self.mode!r}, base_urls=[{urls}])"
+
+
+def public_url(url: str) -> str:
+    """``url`` fit for a manifest: credentials in it (``user:key@``) dropped, a query string
+    (which may carry a key) replaced by its hash, so different queries still differ."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    query = f"sha256={_sha256(parts.query)[:16]}" if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _identity_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a ``/models`` entry that name the weights; a large one by its hash."""
+    out: dict[str, Any] = {}
+    for name in _IDENTITY_FIELDS:
+        if name in entry and entry[name] is not None:
+            text = json.dumps(entry[name], sort_keys=True, default=str)
+            small = len(text) <= _IDENTITY_MAX_FIELD_CHARS
+            out[name] = json.loads(text) if small else "sha256:" + _sha256(text)
+    return out
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _count(usage: Mapping[str, Any], key: str) -> int:

@@ -231,6 +231,10 @@ class ReplayModel:
         self.prefix_matched = 0
         self.mismatch_turns: Counter[int] = Counter()
 
+    async def resolve_identity(self) -> dict[str, Any]:
+        """The log replayed."""
+        return {"backend": "replay", "source": str(self.source.resolve())}
+
     @property
     def prefix_match_rate(self) -> float | None:
         """Share of checked calls whose conversation matched the log (None before any check)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from mulligan.events import Message
 from mulligan.models.base import CallContext, Completion, GenerateParams, ModelError
@@ -82,6 +82,10 @@ class ScriptedModel:
             completion_tokens=len(text.split()),
             latency_s=time.perf_counter() - start,
         )
+
+    async def resolve_identity(self) -> dict[str, Any]:
+        """The script answers; nothing else does."""
+        return {"backend": "scripted", "script": self.script}
 
     async def aclose(self) -> None:
         return None

@@ -5,6 +5,12 @@ episode turn. ``VLLMModel`` therefore queues concurrent ``generate`` calls for a
 milliseconds and hands them to ``LLM.chat`` as one batch (one ``SamplingParams`` per request),
 on a dedicated thread so the event loop keeps running. Needs the optional extra
 ``mulligan[vllm]`` and a GPU; importing this module does not import vllm.
+
+Identity (what the response cache keys on): the model's name, or its resolved path when it is a
+local directory, and the engine options that choose the weights or their arithmetic
+(``revision``, ``tokenizer``, ``tokenizer_revision``, ``quantization``, ``dtype``). A hub name
+without ``revision`` means whatever its main branch holds: pin ``revision`` for a cache that
+outlives an upload.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from mulligan.events import Message
@@ -24,6 +31,9 @@ class ChatEngine(Protocol):
     """The part of ``vllm.LLM`` we use."""
 
     def chat(self, messages: Any, sampling_params: Any = None, use_tqdm: bool = ...) -> Any: ...
+
+
+_IDENTITY_OPTIONS = ("tokenizer", "tokenizer_revision", "quantization", "dtype")
 
 
 @dataclass
@@ -79,6 +89,18 @@ class VLLMModel:
         self._closed = False
         self._thread: threading.Thread | None = None
         self.batches: list[int] = []  # sizes of the batches sent, for tests and benchmarks
+
+    async def resolve_identity(self) -> dict[str, Any]:
+        """The model and the engine options that decide its answers (module docstring)."""
+        local = Path(self.model).expanduser()
+        identity: dict[str, Any] = {
+            "backend": "vllm",
+            "model": str(local.resolve()) if local.is_dir() else self.model,
+        }
+        for option in ("revision", *_IDENTITY_OPTIONS):
+            if self._engine_kwargs.get(option) is not None:
+                identity[option] = str(self._engine_kwargs[option])
+        return identity
 
     def _ensure_thread(self) -> None:
         if self._thread is None:

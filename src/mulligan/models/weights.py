@@ -276,20 +276,27 @@ def _sidecar(path: Path) -> Path:
     return models_dir() / "verified" / f"{key}.sha256"
 
 
-def _record_matches(path: Path, sha256: str) -> bool:
-    """True when ``path``'s record says it hashed to ``sha256`` at its current size and mtime."""
+def _recorded_sha256(path: Path) -> str | None:
+    """The SHA-256 ``path``'s record gives for the file at its current size and mtime, if any."""
     try:
         record = json.loads(_sidecar(path).read_text())
         st = path.stat()
     except (OSError, ValueError):
-        return False
-    return bool(
+        return None
+    if not (
         isinstance(record, dict)
-        and record.get("sha256") == sha256
+        and isinstance(record.get("sha256"), str)
         and record.get("size") == st.st_size
         and record.get("mtime_ns") == st.st_mtime_ns
         and record.get("path") == str(path.resolve())
-    )
+    ):
+        return None
+    return str(record["sha256"])
+
+
+def _record_matches(path: Path, sha256: str) -> bool:
+    """True when ``path``'s record says it hashed to ``sha256`` at its current size and mtime."""
+    return _recorded_sha256(path) == sha256
 
 
 def _write_record(path: Path, sha256: str) -> None:
@@ -330,6 +337,18 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a weights file with no checksum to compare with (``local/<path>.gguf``): from
+    its verification record while the file keeps its size and mtime, else hashed now (blocking;
+    ~1 s per 500 MB) and recorded, so a model is hashed once, not once per run."""
+    recorded = _recorded_sha256(path)
+    if recorded is not None:
+        return recorded
+    digest = sha256_file(path)
+    _write_record(path, digest)
+    return digest
 
 
 def verify_file(path: Path, *, size: int, sha256: str, label: str) -> None:

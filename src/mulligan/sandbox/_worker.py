@@ -414,6 +414,9 @@ class Runner:
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
 
     def run(self, code: str, n: int, timeout: float, program: bool) -> dict[str, Any]:
+        if program:
+            # Never in this process: it holds the result pipe back to the parent.
+            return run_program(code, timeout, CAPTURE.limit)
         CAPTURE.reset()
         STATE.timed_out = False
         filename = "<program>" if program else f"<cell {n}>"
@@ -521,6 +524,190 @@ class Runner:
         if isinstance(exc, MemoryError):
             CAPTURE.add(f"(memory limit of this Python session: {self.memory_mb} MB)\n")
         return type(exc).__name__, 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Whole programs: each runs in a child process that holds nothing of the protocol
+# ----------------------------------------------------------------------------------------------
+# The child reads its program from fd 0 until EOF, then fd 0 becomes /dev/null. Its fds are 0, 1
+# and 2 only; fds 1 and 2 are a pipe that this worker reads. It runs the program as __main__ and
+# exits with the program's status: 0 when it ends normally (or calls sys.exit(0)), 1 after an
+# uncaught exception (its traceback is printed), the SystemExit code otherwise.
+CHILD_BOOTSTRAP = r"""
+import os, sys
+_chunks = []
+while True:
+    _chunk = os.read(0, 1 << 20)
+    if not _chunk:
+        break
+    _chunks.append(_chunk)
+_null = os.open(os.devnull, os.O_RDONLY)
+os.dup2(_null, 0)
+os.close(_null)
+_source = b"".join(_chunks).decode("utf-8", "surrogateescape")
+del _chunks, _chunk, _null
+sys.path.insert(0, os.getcwd())
+sys.argv = ["<program>"]
+import linecache, traceback
+linecache.cache["<program>"] = (len(_source), None, _source.splitlines(True), "<program>")
+def _run(source):
+    try:
+        code = compile(source, "<program>", "exec", dont_inherit=True)
+        exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename != "<program>":
+            tb = tb.tb_next
+        try:
+            text = "".join(traceback.format_exception(type(exc), exc, tb))
+        except BaseException:
+            text = type(exc).__name__ + "\n"
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        raise SystemExit(1) from None
+_run(_source)
+"""
+PROGRAM_KILL_GRACE_S = 1.0
+
+
+def _child_argv() -> list[str]:
+    return [sys.executable, "-s", "-u", "-c", CHILD_BOOTSTRAP]
+
+
+def _feed(fd: int, data: bytes) -> None:
+    """Writes the program to the child's fd 0 (in a thread: the pipe holds only 64 KB)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        pass  # the child ended before reading it all: its exit status tells
+    finally:
+        os.close(fd)
+
+
+def _collect(pid: int, read_fd: int, deadline: float, capture: CappedText) -> int | None:
+    """Reads the child's output until it exits or the deadline passes; its wait status."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    poller = select.poll()
+    poller.register(read_fd, select.POLLIN)
+    open_pipe = True
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        if not open_pipe:
+            time.sleep(min(remaining, 0.01))
+            continue
+        if poller.poll(int(min(remaining, 0.05) * 1000) + 1):
+            chunk = os.read(read_fd, 65536)
+            if chunk:
+                capture.add(decoder.decode(chunk))
+            else:
+                open_pipe = False
+    while open_pipe:  # what it wrote before it ended (descendants are killed, not waited for)
+        if not poller.poll(0):
+            break
+        chunk = os.read(read_fd, 65536)
+        if not chunk:
+            break
+        capture.add(decoder.decode(chunk))
+    capture.add(decoder.decode(b"", final=True))
+    return status
+
+
+def _describe_exit(
+    status: int | None, timeout: float, capture: CappedText
+) -> tuple[str | None, int]:
+    """(error, exit code) of a child, and a note in its output when it did not exit normally."""
+    if status is None:
+        capture.add(f"\nTimeout: the program did not finish within {timeout:g} s.\n")
+        return "Timeout", 1
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        capture.add(f"\n(the program was killed by {name})\n")
+        return "Killed", 128 + number
+    code = os.WEXITSTATUS(status)
+    if code == 0:
+        return None, 0
+    text, _ = capture.text()
+    last = text.rstrip("\n").rsplit("\n", 1)[-1]
+    name = last.split(":", 1)[0].strip()
+    # The exception's name as the child's traceback gave it (cosmetic: the verdict is the status).
+    if code == 1 and name.replace(".", "").replace("_", "").isalnum() and " " not in name:
+        return name.rsplit(".", 1)[-1], 1
+    capture.add(f"\n(the program exited with status {code})\n")
+    return "SystemExit", code
+
+
+def run_program(code: str, timeout: float, limit: int) -> dict[str, Any]:
+    """Runs ``code`` as a program in a child process; its output, status and error name."""
+    capture = CappedText(limit)
+    source_read, source_write = os.pipe()
+    output_read, output_write = os.pipe()
+    try:
+        pid = os.posix_spawn(
+            sys.executable,
+            _child_argv(),
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, source_read, 0),
+                (os.POSIX_SPAWN_DUP2, output_write, 1),
+                (os.POSIX_SPAWN_DUP2, output_write, 2),
+            ],
+        )
+    except OSError as exc:
+        for fd in (source_read, source_write, output_read, output_write):
+            os.close(fd)
+        return _program_reply(f"the program could not be started: {exc}\n", "SpawnError", 1)
+    os.close(source_read)
+    os.close(output_write)
+    STATE.children_may_write = True
+    feeder = threading.Thread(
+        target=_feed, args=(source_write, code.encode("utf-8", "surrogatepass")), daemon=True
+    )
+    feeder.start()
+    try:
+        status = _collect(pid, output_read, time.monotonic() + timeout, capture)
+        if status is None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        # Nothing the program started outlives it (nor keeps the pipe open).
+        _stop_other_processes()
+        feeder.join(PROGRAM_KILL_GRACE_S)
+    finally:
+        os.close(output_read)
+    error, exit_code = _describe_exit(status, timeout, capture)
+    output, truncated = capture.text()
+    return _program_reply(output, error, exit_code, timed_out=status is None, truncated=truncated)
+
+
+def _program_reply(
+    output: str,
+    error: str | None,
+    exit_code: int,
+    *,
+    timed_out: bool = False,
+    truncated: bool = False,
+) -> dict[str, Any]:
+    return {
+        "output": output,
+        "error": error,
+        "timed_out": timed_out,
+        "truncated": truncated,
+        "exit_code": exit_code,
+    }
 
 
 def _other_processes() -> list[int]:
@@ -688,6 +875,10 @@ def _setup(config: dict[str, Any]) -> tuple[int, int, list[str], bool]:
     if libc is not None:
         pr_set_pdeathsig, pr_set_no_new_privs, pr_set_child_subreaper = 1, 38, 36
         libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0)
+        # Not dumpable: a program this worker runs (same uid) cannot open /proc/<worker>/fd/*
+        # (the result pipe), /proc/<worker>/mem or /proc/<worker>/environ.
+        pr_set_dumpable = 4
+        libc.prctl(pr_set_dumpable, 0, 0, 0, 0)
         if config.get("subreaper"):
             # Orphans of model code become our children (bubblewrap's init does this inside
             # its namespace), so after a timeout we can reap what we killed: zombies would

@@ -33,7 +33,7 @@ class Task(BaseModel):
     )
     metadata: Mapping[str, Any] = Field(default_factory=dict)
     tools: tuple[str, ...] = Field(
-        default=(), description="tool functions pre-imported in the REPL (MINT: wikipedia_search)"
+        default=(), description="tool functions the sandbox defines and the prompt lists (none yet)"
     )
 
 

@@ -11,7 +11,9 @@ MINT's own logs in ``tests/test_mint_conformance.py``). MINT does transform a fe
 - mmlu: unchanged.
 
 ``metadata["mint_task_type"]`` names the in-context example MINT shows with the task
-(``reasoning``, ``humaneval`` or ``mbpp``); reasoning tasks get MINT's ``wikipedia_search`` tool.
+(``reasoning``, ``humaneval`` or ``mbpp``). MINT's reasoning tasks also list a
+``wikipedia_search`` tool; mulligan's sandbox defines no such function, so no task lists it (a
+prompt may list a tool only if the sandbox defines it).
 
 :data:`MINT` is the registry's entry: one suite whose groups are the seven text suites.
 """
@@ -56,7 +58,9 @@ THEOREMQA_PREFIX = (
 )
 HUMANEVAL_PREFIX = "Complete the following code:\n\n"
 
-_REASONING_TOOLS: tuple[str, ...] = ("wikipedia_search",)
+_REASONING_TOOLS: tuple[str, ...] = ()
+"""Tools the prompt lists as already imported: none until the sandbox defines one (MINT's
+``wikipedia_search`` has no backing here; ``tests/test_prompt_tools.py`` checks every suite)."""
 
 
 def default_data_dir() -> Path:

@@ -9,13 +9,22 @@ The program runs through the :class:`~mulligan.tasks.base.CodeRunner` (a sandbox
 never here. It is wrapped in a small harness that reproduces the rest of MINT's execution:
 one namespace whose ``__name__`` is not ``"__main__"`` (so ``if __name__ == "__main__":``
 blocks do not run), printed output swallowed, and every exception a failure, ``SystemExit``
-included: a program calling ``exit(0)`` before its tests must not pass. The harness prints a
-random token only after the tests finish; success needs that token and a zero exit status.
+included: a program calling ``exit(0)`` before its tests must not pass.
+
+The verdict is the exit status of the child process the sandbox worker runs the program in (the
+child holds no protocol descriptor and the program no secret): 0 only when the tests ran to the
+end. The guard (``_guard.py``) refuses the ordinary ways to end the process with 0 early
+(``os._exit``, exec, fork, ``ctypes``, trace functions, signal handlers, ``/proc/*/mem``).
+
+Known limit, as in MINT: a proposal that games Python itself passes, e.g. a function returning
+an object whose ``__eq__`` is always true, a rebound builtin the tests rely on, or deliberate
+interpreter introspection (frames, ``_imp``) that rebuilds what the guard removed.
 """
 
 from __future__ import annotations
 
-import secrets
+from functools import cache
+from importlib import resources
 
 from mulligan.tasks.base import CheckResult, CodeRunner, ProgramResult, Task
 from mulligan.tasks.checkers.verdicts import MAX_CODE_ANSWER_CHARS, too_long, verdict
@@ -27,64 +36,71 @@ MAX_DETAIL_CHARS = 1_500
 FAILURE_BEGIN = "--- mulligan: tests failed ---"
 FAILURE_END = "--- mulligan: end of failure ---"
 
-_HARNESS = '''\
+GUARD_SOURCE = "_guard.py"
+"""The guard beside this module, read as text (see :mod:`mulligan.tasks.checkers._guard`)."""
+
+
+@cache
+def guard_source() -> str:
+    """The guard's source text: the top of every program that judges a proposal."""
+    return resources.files("mulligan.tasks.checkers").joinpath(GUARD_SOURCE).read_text("utf-8")
+
+
+_HARNESS = """
 # mulligan test harness: runs a proposed solution followed by its tests (see
-# mulligan.tasks.checkers.code). Output is swallowed; any exception is a failure.
-import io as _io
-import sys as _sys
-import traceback as _traceback
+# mulligan.tasks.checkers.code). Output is swallowed; any exception is a failure; the process
+# exits with status 0 only when the tests ran to the end.
+def _mulligan_check(source):
+    import io
+    import sys
+    import traceback
+
+    # Bound before the proposal runs: it may rebind builtins and globals, not these locals.
+    run, fail, everything = exec, SystemExit, BaseException
+    stdout, sink = sys.stdout, io.StringIO()
+    failure = None
+    try:
+        code = compile(source, "<solution+tests>", "exec", dont_inherit=True)
+    except everything as error:
+        failure = error
+    else:
+        _mulligan_guard()
+        sys.stdout = sys.stderr = sink
+        try:
+            run(code, {{"__name__": "__mulligan_check__"}})
+        except everything as error:
+            failure = error
+        else:
+            return  # the tests ran to the end: the interpreter exits with status 0
+    try:
+        sink.seek(0)
+        sink.truncate(0)  # what the program printed is discarded, as in MINT
+        trace = traceback.format_exception(type(failure), failure, failure.__traceback__)
+        stdout.write({begin} + "\\n" + "".join(trace).rstrip()[-3000:] + "\\n" + {end} + "\\n")
+        stdout.flush()
+    except everything:
+        pass  # a proposal that broke the report still fails
+    raise fail(1)
 
 
-class _Sink(_io.TextIOBase):
-    """Discards what the program prints, as MINT did (and keeps memory bounded)."""
-
-    def writable(self):
-        return True
-
-    def write(self, text):
-        return len(text)
+_mulligan_check({source})
+"""
 
 
-_sink = _Sink()
-_source = {source}
-# Restore whatever streams the runner installed (it may capture output itself).
-_stdout, _stderr = _sys.stdout, _sys.stderr
-_sys.stdout = _sys.stderr = _sink
-try:
-    exec(compile(_source, "<solution+tests>", "exec"), {{"__name__": "__mulligan_check__"}})
-except KeyboardInterrupt:
-    # The runner's own time limit: let it see its interrupt and report the timeout.
-    _sys.stdout, _sys.stderr = _stdout, _stderr
-    raise
-except BaseException as _error:
-    _sys.stdout, _sys.stderr = _stdout, _stderr
-    # Show the program's frames only, not this harness's.
-    _trace = _traceback.format_exception(type(_error), _error, _error.__traceback__.tb_next)
-    print({begin})
-    print("".join(_trace).rstrip()[-3000:])
-    print({end})
-    _sys.stdout.flush()
-    raise SystemExit(1) from None
-_sys.stdout, _sys.stderr = _stdout, _stderr
-print({token})
-'''
-
-
-def build_test_program(solution: str, tests: str, token: str) -> str:
-    """The program the sandbox runs: the harness around ``solution + "\\n" + tests``.
+def build_test_program(solution: str, tests: str) -> str:
+    """The program the sandbox runs: the guard and harness around ``solution + "\\n" + tests``.
 
     The source is embedded as a string literal (``repr``), so nothing in it can break out of
-    the harness; ``token`` is printed only when the tests complete.
+    the harness. The program holds no secret: the verdict is its exit status.
     """
-    return _HARNESS.format(
+    return guard_source() + _HARNESS.format(
         source=repr(solution + "\n" + tests),
-        token=repr(token),
         begin=repr(FAILURE_BEGIN),
         end=repr(FAILURE_END),
     )
 
 
-def _failure_detail(result: ProgramResult, token: str, timeout_s: float) -> str:
+def _failure_detail(result: ProgramResult, timeout_s: float) -> str:
     if result.timed_out:
         return f"tests did not finish within {timeout_s:g} s"
     output = result.output
@@ -94,9 +110,7 @@ def _failure_detail(result: ProgramResult, token: str, timeout_s: float) -> str:
         trace = output[begin + len(FAILURE_BEGIN) : end].strip()
         lines = trace.splitlines()
         return "tests failed:\n" + "\n".join(lines[-12:])[-MAX_DETAIL_CHARS:]
-    if result.ok:
-        return "tests failed: the program exited before the tests finished"
-    tail = "\n".join(output.replace(token, "").strip().splitlines()[-12:])[-MAX_DETAIL_CHARS:]
+    tail = "\n".join(output.strip().splitlines()[-12:])[-MAX_DETAIL_CHARS:]
     reason = result.error or "the program failed"
     return f"tests failed: {reason}" + (f"\n{tail}" if tail else "")
 
@@ -122,7 +136,6 @@ class PythonTestsChecker:
         rejected = too_long(answer, MAX_CODE_ANSWER_CHARS)
         if rejected is not None:
             return rejected
-        token = f"mulligan-tests-passed-{secrets.token_hex(16)}"
         stub = str(task.metadata.get("stub", "")) if self.with_stub else ""
         # A body-only answer continues the stub's function; a full definition replaces it.
         source = (
@@ -130,9 +143,9 @@ class PythonTestsChecker:
             if stub and answer.startswith((" ", "\t"))
             else (f"{stub}\n\n{answer}" if stub else answer)
         )
-        program = build_test_program(source, task.reference, token)
+        program = build_test_program(source, task.reference)
         result = await runner.run_program(program, timeout_s=self.timeout_s)
-        passed = result.ok and not result.timed_out and token in result.output
-        if passed:
+        # The exit status alone: nothing the program prints can pass for a result.
+        if result.ok and not result.timed_out:
             return verdict(True, "all tests passed")
-        return verdict(False, _failure_detail(result, token, self.timeout_s))
+        return verdict(False, _failure_detail(result, self.timeout_s))

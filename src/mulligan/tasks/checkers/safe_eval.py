@@ -5,8 +5,15 @@ text is parsed with :mod:`ast` and only a closed set of nodes is interpreted: nu
 boolean constants, lists / tuples / sets, unary and binary arithmetic, and calls to ``abs``,
 ``round``, ``pow``, ``min``, ``max``, ``sum``, ``int``, ``float`` and ``math.pow`` (the last
 because MINT rewrites "10^k" as ``math.pow(10, k)`` before evaluating). Names, attributes,
-subscripts, comprehensions and everything else are refused. Sizes are bounded so that an
-answer like ``9**9**9`` or ``[0]*10**9`` cannot exhaust time or memory.
+subscripts, comprehensions and everything else are refused.
+
+Every operation's cost is bounded before it runs, so any accepted expression evaluates in
+milliseconds: integers stay under :data:`MAX_INT_BITS` (checked before a power or product is
+computed, not after), ``round``'s digits under :data:`MAX_ROUND_DIGITS` (``round(1, -10**7)``
+would compute ``10**(10**7)``), modular powers under :data:`MAX_MODPOW_BITS`, nesting under
+:data:`MAX_DEPTH`, and strings and lists cannot be repeated. Callers still run it in a worker
+process under a time limit (``TextChecker``): the bounds keep it cheap, the limit is the
+backstop.
 """
 
 from __future__ import annotations
@@ -19,8 +26,15 @@ from typing import Any
 
 MAX_EXPRESSION_CHARS = 2_000
 MAX_NODES = 400
-MAX_INT_BITS = 20_000
-"""Bound on the bits of any integer computed (about 6,000 decimal digits)."""
+MAX_INT_BITS = 10_000
+"""Bound on the bits of any integer computed (about 3,000 decimal digits): below Python's
+4,300-digit limit on int-to-text conversion, so every value can also be shown."""
+MAX_ROUND_DIGITS = 1_000
+"""Bound on ``round``'s digits, either sign (a float has at most 324 meaningful digits)."""
+MAX_MODPOW_BITS = 2_048
+"""Bound on each operand of a three-argument ``pow`` (its cost is bits(exponent) products)."""
+MAX_DEPTH = 40
+"""Bound on the nesting of the expression tree (the evaluator recurses once per level)."""
 
 Number = int | float | complex
 
@@ -42,7 +56,11 @@ def _safe_pow(base: Any, exponent: Any, modulus: Any = None) -> Any:
     if modulus is not None:
         if not all(isinstance(v, int) for v in (base, exponent, modulus)):
             raise ExpressionError("pow() with a modulus needs integers")
+        if max(abs(v).bit_length() for v in (base, exponent, modulus)) > MAX_MODPOW_BITS:
+            raise ExpressionError("pow() operands too large")
         return pow(base, exponent, modulus)
+    if not (_is_number(base) and _is_number(exponent)):
+        raise ExpressionError("pow() needs numbers")
     # Estimate the result's size before computing it: an integer power grows by
     # bit_length(base) bits per unit of exponent.
     if (
@@ -113,6 +131,22 @@ def _call_sum(values: Any, start: Any = 0) -> Any:
     return sum(_numbers(values), start)
 
 
+def _call_round(value: Any, ndigits: Any = None) -> Any:
+    if not isinstance(value, int | float):
+        raise ExpressionError("round() needs a real number")
+    if ndigits is None:
+        return round(value)
+    if not isinstance(ndigits, int) or abs(ndigits) > MAX_ROUND_DIGITS:
+        raise ExpressionError(f"round() digits must be an integer within ±{MAX_ROUND_DIGITS}")
+    return round(value, ndigits)
+
+
+def _call_abs(value: Any) -> Any:
+    if not _is_number(value):
+        raise ExpressionError("abs() needs a number")
+    return abs(value)
+
+
 def _call_int(value: Any) -> int:
     if not isinstance(value, int | float):
         raise ExpressionError("int() needs a real number")
@@ -126,8 +160,8 @@ def _call_float(value: Any) -> float:
 
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "abs": abs,
-    "round": round,
+    "abs": _call_abs,
+    "round": _call_round,
     "pow": _safe_pow,
     "min": _call_min,
     "max": _call_max,
@@ -135,7 +169,15 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "int": _call_int,
     "float": _call_float,
 }
-_MATH_FUNCTIONS: dict[str, Callable[..., Any]] = {"pow": math.pow}
+
+
+def _math_pow(base: Any, exponent: Any) -> float:
+    if not (isinstance(base, int | float) and isinstance(exponent, int | float)):
+        raise ExpressionError("math.pow() needs real numbers")
+    return math.pow(base, exponent)  # floats: overflow raises, it never grows
+
+
+_MATH_FUNCTIONS: dict[str, Callable[..., Any]] = {"pow": _math_pow}
 
 
 def _function(node: ast.expr) -> Callable[..., Any]:
@@ -182,6 +224,16 @@ def _evaluate(node: ast.expr) -> Any:
     raise ExpressionError(f"{type(node).__name__} is not allowed in an answer")
 
 
+def _depth(tree: ast.AST) -> int:
+    """The nesting depth of ``tree``, counted without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def evaluate_expression(text: str) -> Any:
     """The value of ``text`` read as a literal or small arithmetic expression.
 
@@ -196,7 +248,7 @@ def evaluate_expression(text: str) -> Any:
         tree = ast.parse(text.lstrip(" \t"), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise ExpressionError(f"not an expression: {exc.__class__.__name__}") from exc
-    if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
+    if sum(1 for _ in ast.walk(tree)) > MAX_NODES or _depth(tree) > MAX_DEPTH:
         raise ExpressionError("expression too complex")
     try:
         return _evaluate(tree.body)

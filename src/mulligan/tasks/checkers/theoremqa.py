@@ -31,13 +31,17 @@ from mulligan.tasks.checkers.verdicts import TextChecker, shorten, verdict
 
 FLOAT_RELATIVE_TOLERANCE = 0.04
 
-_NUMBER = r"[-+]?(?:[\d,]*\.*\d+)"
+# TheoremQA's number is [-+]?[\d,]*\.*\d+; that form backtracks quadratically on a long run of
+# digits (a second for 4,000). This one matches the same strings without ambiguity, and each
+# rule's group is fixed by its context (the last space, the last digit, the end), so the same
+# text is captured.
+_NUMBER = r"[-+]?(?:[\d,]*\.+\d+|[\d,]*\d)"
 # A number followed by a unit word ("5.2 m/s"), a unit word then a number ("$ 5"), a number with a
 # one- or two-character suffix ("7%"), a one- or two-character prefix then a number ("$5").
 _UNIT_AFTER = re.compile(rf"({_NUMBER}) [^0-9 ]+$")
 _UNIT_BEFORE = re.compile(rf"[^0-9 ]+ ({_NUMBER})$")
 _SHORT_SUFFIX = re.compile(rf"({_NUMBER})[^\d]{{1,2}}$")
-_SHORT_PREFIX = re.compile(r"[^-+\d]{1,2}((?:[\d,]*\.*\d+))$")
+_SHORT_PREFIX = re.compile(r"[^-+\d]{1,2}((?:[\d,]*\.+\d+|[\d,]*\d))$")
 _GROUPED_NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})*|(\d+))(\.\d+)?$")
 _POWER_OF_TEN = re.compile(r"10\^(-?\d+)")
 _OPTION = re.compile(r"\([a-d]\)")

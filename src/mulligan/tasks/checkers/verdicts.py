@@ -1,11 +1,15 @@
 """What every checker builds its verdicts with: answer-size limits, ``CheckResult`` constructors
-and ``TextChecker``, the base of the checkers that judge text in-process."""
+and ``TextChecker``, the base of the checkers that judge text with pure functions, in a worker
+process under a time limit."""
 
 from __future__ import annotations
 
+import asyncio
+import pickle
 from abc import ABC, abstractmethod
 
 from mulligan.tasks.base import CheckResult, CodeRunner, Task
+from mulligan.tasks.checkers.workers import CallTimedOut, WorkerDied, check_workers
 
 MAX_TEXT_ANSWER_CHARS = 10_000
 """Longest text answer judged. MINT capped a turn at 512 tokens (about 2,000 characters), so
@@ -13,6 +17,10 @@ anything longer is not an answer; refusing it also bounds the time spent on rege
 
 MAX_CODE_ANSWER_CHARS = 200_000
 """Longest program judged; far beyond any real solution, small enough to ship to the sandbox."""
+
+TEXT_CHECK_TIMEOUT_S = 5.0
+"""Limit for judging one text answer. Every judge is bounded to milliseconds by construction;
+this is the backstop against a case nobody foresaw, and it ends in a wrong verdict."""
 
 
 def verdict(correct: bool, detail: str, score: float | None = None) -> CheckResult:
@@ -33,22 +41,60 @@ def shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class TextChecker(ABC):
-    """A checker that judges text in-process with pure functions (never ``eval``).
+def _judge_pickled(checker_and_task: bytes, answer: str) -> CheckResult:
+    """Runs in a check worker: unpickle (checker, task) and judge."""
+    checker, task = pickle.loads(checker_and_task)
+    result: CheckResult = checker.judge(answer, task)
+    return result
 
-    Subclasses implement :meth:`judge`; :meth:`check` adds the size limit and the async
-    signature of the :class:`~mulligan.tasks.base.Checker` protocol. The runner is unused.
+
+def timed_out(limit_s: float) -> CheckResult:
+    """The verdict for an answer whose evaluation overran its limit: wrong."""
+    return verdict(False, f"wrong: evaluation timed out after {limit_s:g} s")
+
+
+class TextChecker(ABC):
+    """A checker that judges text with pure functions (never ``eval``).
+
+    Subclasses implement :meth:`judge`; :meth:`check` adds the size limit, runs the judge in a
+    check worker process (``workers.py``) under :data:`TEXT_CHECK_TIMEOUT_S`, so that no answer
+    can stall the event loop, and has the async signature of the
+    :class:`~mulligan.tasks.base.Checker` protocol. The runner is unused. A judge's own
+    exception (a task without the metadata it needs) reaches the caller as before.
     """
 
     name: str
     max_answer_chars: int = MAX_TEXT_ANSWER_CHARS
+    timeout_s: float = TEXT_CHECK_TIMEOUT_S
 
     async def check(self, answer: str, task: Task, runner: CodeRunner | None = None) -> CheckResult:
         """Judge ``answer`` (the text inside ``<solution>``) against ``task``."""
         rejected = too_long(answer, self.max_answer_chars)
         if rejected is not None:
             return rejected
-        return self.judge(answer, task)
+        try:
+            payload = pickle.dumps((self, task))
+        except (pickle.PicklingError, TypeError, AttributeError):
+            payload = None
+        if payload is None or type(self).__module__ == "__main__":
+            return await self._judge_in_thread(answer, task)
+        try:
+            return await check_workers().call(self.timeout_s, _judge_pickled, payload, answer)
+        except CallTimedOut:
+            return timed_out(self.timeout_s)
+        except WorkerDied:
+            return verdict(False, "wrong: the evaluation worker died")
+
+    async def _judge_in_thread(self, answer: str, task: Task) -> CheckResult:
+        # A plug-in checker that a worker cannot unpickle (defined in a function or in a main
+        # script): still off the loop, but a thread cannot be killed, so it relies on its judge
+        # being bounded.
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(self.judge, answer, task), self.timeout_s
+            )
+        except TimeoutError:
+            return timed_out(self.timeout_s)
 
     @abstractmethod
     def judge(self, answer: str, task: Task) -> CheckResult:

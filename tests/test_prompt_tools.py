@@ -1,0 +1,96 @@
+"""A prompt lists a tool only if the sandbox defines it (issue 12, item 6).
+
+Every reasoning prompt used to say that ``wikipedia_search`` was "already imported"; in the
+sandbox it raised NameError. For every registered suite, in both checker modes, and every task,
+each tool the rendered prompt lists must be callable in a fresh sandbox session.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mulligan.prompts.policy import render_mint_prompt
+from mulligan.sandbox import SandboxPool
+from mulligan.tasks.base import Task
+from mulligan.tasks.suites import SUITES
+
+_TOOL_HEADER = "Tool function available (already imported in <execute> environment):"
+_TOOL_LINE = re.compile(r"^\[\d+\] ([A-Za-z_][A-Za-z0-9_.]*)")
+
+
+def listed_tools(prompt: str) -> tuple[str, ...]:
+    """The tool names a rendered prompt lists (the lines under its tool header)."""
+    if _TOOL_HEADER not in prompt:
+        return ()
+    names: list[str] = []
+    for line in prompt.split(_TOOL_HEADER, 1)[1].strip("\n").splitlines():
+        match = _TOOL_LINE.match(line.strip())
+        if not match:
+            break
+        names.append(match.group(1))
+    assert names, "a tool header with no tool under it"
+    return tuple(names)
+
+
+async def undefined_tools(pool: SandboxPool, tools: tuple[str, ...]) -> list[str]:
+    """The tools that are not callable in a fresh sandbox session, as an episode gets one."""
+    async with pool.session() as sandbox:
+        missing = []
+        for name in tools:
+            result = await sandbox.execute(f"print(callable({name}))")
+            if result.error is not None or result.output.strip() != "True":
+                missing.append(f"{name}: {result.error or result.output.strip()}")
+        return missing
+
+
+def _all_tasks(data_dir: Path) -> list[Task]:
+    tasks: list[Task] = []
+    for suite in SUITES.values():
+        for mode in ("mint", "strict"):
+            tasks += suite.load(None, data_dir, mode)
+    return tasks
+
+
+async def test_every_listed_tool_is_defined_in_the_sandbox(
+    mint_dir: Path, sandboxes: SandboxPool
+) -> None:
+    tasks = _all_tasks(mint_dir.parent)
+    assert {t.suite for t in tasks} >= {"gsm8k", "theoremqa", "hotpotqa", "humaneval", "mbpp"}
+    by_tools: dict[tuple[str, ...], str] = {}
+    for task in tasks:
+        prompt, _ = render_mint_prompt(task, max_turns=5, max_proposals=2)
+        tools = listed_tools(prompt)
+        assert set(tools) == set(task.tools), task.id
+        by_tools.setdefault(tools, f"{task.suite}/{task.id}")
+    for tools, example in by_tools.items():
+        assert await undefined_tools(sandboxes, tools) == [], f"listed by {example} and others"
+
+
+def _task_with_tools(*tools: str) -> Task:
+    return Task(
+        id="t",
+        suite="s",
+        category="reasoning",
+        prompt="?",
+        reference="1",
+        checker="gsm8k",
+        gold_solution="1",
+        tools=tools,
+    )
+
+
+@pytest.mark.parametrize(
+    ("tools", "missing"),
+    [(("print", "len"), []), (("wikipedia_search",), ["wikipedia_search"])],
+)
+async def test_the_check_finds_a_listed_tool_the_sandbox_lacks(
+    sandboxes: SandboxPool, tools: tuple[str, ...], missing: list[str]
+) -> None:
+    # Controls for the test above: builtins are found, MINT's unbacked tool is reported.
+    prompt, _ = render_mint_prompt(_task_with_tools(*tools), max_turns=5, max_proposals=2)
+    assert listed_tools(prompt) == tools
+    found = await undefined_tools(sandboxes, listed_tools(prompt))
+    assert [line.split(":")[0] for line in found] == missing
