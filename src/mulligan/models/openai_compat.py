@@ -117,14 +117,14 @@ class ContextLengthError(BackendError, ContextWindowExceeded):
     """The server said the conversation does not fit the model's context window (HTTP 400)."""
 
 
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s,'\"]+")
 
 
 def redact_url_credentials(text: str) -> str:
-    """``text`` with the user and password of every URL in it masked (``http://***@host/v1``):
-    a base URL may carry a proxy's basic-auth credentials, and URLs end up in error messages,
-    logs, the store and the manifest."""
-    return _URL_CREDENTIALS.sub(r"\1***@", text)
+    """``text`` with every URL in it as :func:`public_url` shows it (no ``user:key@``, a query
+    string by its hash): base URLs may carry a proxy's password or a key (``?api-key=``), and
+    URLs end up in error messages, logs, the store and the manifest."""
+    return _URL.sub(lambda m: public_url(m.group(0)), text)
 
 
 @dataclass
@@ -136,8 +136,8 @@ class Endpoint:
 
     @property
     def shown(self) -> str:
-        """The base URL as messages show it: without credentials."""
-        return redact_url_credentials(self.base_url)
+        """The base URL as messages and logs show it: without credentials or query."""
+        return public_url(self.base_url)
 
 
 def mint_completion_prompt(messages: Sequence[Message]) -> str:
@@ -348,7 +348,7 @@ class OpenAICompatModel:
             if not isinstance(listed, list):
                 raise ValueError("no 'data' list")
         except (openai.APIError, ValueError) as e:  # no /models: the URL alone identifies it
-            log.info("%s: %s/models says nothing usable (%s)", self.name, endpoint.base_url, e)
+            log.info("%s: %s/models says nothing usable (%s)", self.name, endpoint.shown, e)
             return {"url": public_url(endpoint.base_url), "reported": None}
         entries = [_identity_fields(m) for m in listed if isinstance(m, dict)]
         ours = [m for m in entries if m.get("id") == self.model]
