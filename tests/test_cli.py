@@ -183,9 +183,17 @@ def test_report_counts_feedback_and_its_leaks_per_source(tmp_path: Path) -> None
         "leak_rate": 0.0,
         "by_flag": {},
         "solved_after_leak": 0,
+        "raw_leaked": 0,
+        "raw_leak_rate": 0.0,
+        "raw_by_flag": {},
+        "interventions": {},
+        "regenerations": 0,
+        "replayed": 0,
     }
     llm = feedback["model:scripted/reference"]
     assert llm["messages"] >= 2 and llm["leaked"] == llm["messages"] and llm["leak_rate"] == 1.0
+    # leak=flag: what reached the policy is what the provider wrote.
+    assert llm["raw_leaked"] == llm["leaked"] and llm["interventions"] == {}
     assert llm["by_flag"]["code"] == llm["messages"]
     assert llm["solved_after_leak"] == 0  # the scripted policy never solves
     code, output = _run("report", str(out))

@@ -10,7 +10,7 @@ import pytest
 from mulligan.config import ConfigError, RunConfig
 from mulligan.engine import RunExistsError, execute_run
 from mulligan.engine.components import cached
-from mulligan.events import Message
+from mulligan.events import FeedbackEvent, Message
 from mulligan.metrics import summarize_run
 from mulligan.models import (
     CachedModel,
@@ -311,3 +311,48 @@ def test_backends_declare_whether_the_cache_goes_in_front(
     assert not wrapped.cacheable  # a second cache would gain nothing
     assert cached(remote, config.with_options(cache="off")) is remote
     assert wrapped.counters() == {"cache.hits": 0, "cache.misses": 0, "cache.errors": 0}
+
+
+async def test_replayed_feedback_is_marked_and_counted_in_the_manifest(
+    tmp_path: Path, mint_dir: Path, sandboxes: object
+) -> None:
+    """``replay:RUN`` feedback says where it came from, on each event and in the manifest."""
+    recorded = _config(
+        tmp_path, mint_dir, model="scripted/wrong", tasks=("gsm8k",), limit=2,
+        feedback="binary", out=tmp_path / "recorded",
+    )  # fmt: skip
+    await execute_run(recorded, sandboxes=sandboxes)  # type: ignore[arg-type]
+    with RunStore.open_existing(recorded.execution.out) as store:
+        stored = store.run()
+    assert stored is not None
+    # One task more than was recorded: its feedback has to be produced live.
+    cfg = _config(
+        tmp_path, mint_dir, model="scripted/wrong", tasks=("gsm8k",), limit=3,
+        feedback=f"replay:{recorded.execution.out}", out=tmp_path / "replayed",
+    )  # fmt: skip
+    await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
+    counters = json.loads((cfg.execution.out / "manifest.json").read_text())["counters"]
+    replay = counters["feedback.0:replay:binary"]
+    assert {k: v for k, v in replay.items() if not k.startswith("live.")} == {
+        "turns.replayed": 4,  # 2 recorded tasks x 2 wrong proposals
+        "turns.live": 2,
+        "events.replayed": 4,
+        "events.live": 2,
+    }
+    assert replay["live.leak.checked"] == 2
+    with RunStore.open_existing(cfg.execution.out) as store:
+        episodes = list(store.episodes())
+    feedback = [e for ep in episodes for e in ep.events if isinstance(e, FeedbackEvent)]
+    replayed = [e for e in feedback if e.replayed_from is not None]
+    assert len(feedback) == 6 and len(replayed) == 4
+    for event in replayed:
+        origin = event.replayed_from
+        assert origin is not None
+        assert (origin.run_id, origin.run_dir) == (stored.run_id, str(recorded.execution.out))
+        assert origin.turn == event.turn and origin.at < event.at
+    live_tasks = {ep.key.task_id for ep in episodes for e in ep.events
+                  if isinstance(e, FeedbackEvent) and e.replayed_from is None}  # fmt: skip
+    assert len(live_tasks) == 1
+    assert {e.replayed_from.task_id for e in replayed if e.replayed_from} == {
+        ep.key.task_id for ep in episodes
+    } - live_tasks

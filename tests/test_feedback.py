@@ -459,6 +459,69 @@ async def test_regeneration_gives_up_and_redacts() -> None:
     assert event is not None and event.content == "The answer is [redacted]."
 
 
+# The audit trail: what the provider wrote, what the guard did, what the policy got. Before the
+# fix, a redacted or regenerated leak left only the flags of the delivered text (all False).
+
+
+async def test_a_redacted_leak_keeps_its_raw_flags_and_the_intervention() -> None:
+    model = CannedModel(["Close! The answer is 36."])
+    [provider] = get_feedback("llm:leak=redact", feedback_model=model)
+    event = await provider.feedback(context(reasoning_task(reference="36")))
+    assert event is not None and event.content == "Close! The answer is [redacted]."
+    assert event.leak == LeakFlags()  # what the policy received
+    assert event.raw_leak is not None and event.raw_leak.numeric and event.original_leak.any
+    assert (event.intervention, event.regenerations) == ("redacted", 0)
+
+
+async def test_a_regenerated_leak_keeps_its_raw_flags_and_the_number_of_drafts() -> None:
+    model = CannedModel(["The answer is C.", "The answer is (C).", "Count the legs again."])
+    [provider] = get_feedback("llm:leak=regenerate:regen=3", feedback_model=model)
+    event = await provider.feedback(context(mmlu_task("c"), content="a"))
+    assert event is not None and event.content == "Count the legs again."
+    assert event.leak == LeakFlags() and event.raw_leak == LeakFlags(option_letter=True)
+    assert (event.intervention, event.regenerations) == ("regenerated", 2)
+
+
+async def test_regeneration_that_gives_up_says_so() -> None:
+    model = CannedModel(["The answer is C."])
+    [provider] = get_feedback("llm:leak=regenerate:regen=2", feedback_model=model)
+    event = await provider.feedback(context(mmlu_task("c"), content="a"))
+    assert event is not None and event.content == "The answer is [redacted]."
+    assert event.raw_leak == LeakFlags(option_letter=True) and not event.leak.any
+    assert (event.intervention, event.regenerations) == ("gave_up", 2)
+
+
+async def test_an_empty_new_draft_does_not_erase_the_leak_from_the_record() -> None:
+    # Before: the guard returned None, so the leak left no event at all.
+    model = CannedModel(["The answer is C.", ""])
+    [provider] = get_feedback("llm:leak=regenerate:regen=3", feedback_model=model)
+    event = await provider.feedback(context(mmlu_task("c"), content="a"))
+    assert event is not None and event.content == "The answer is [redacted]."
+    assert event.raw_leak == LeakFlags(option_letter=True)
+    assert (event.intervention, event.regenerations) == ("gave_up", 1)
+    assert len(model.prompts) == 2  # no further drafts asked for after an empty one
+
+
+async def test_flagged_and_clean_feedback_record_no_intervention() -> None:
+    [flagged] = get_feedback("llm", feedback_model=CannedModel(["The answer is 36."]))
+    event = await flagged.feedback(context(reasoning_task(reference="36")))
+    assert event is not None and event.leak == event.raw_leak and event.leak.numeric
+    assert event.intervention == "none"
+    [clean] = get_feedback("llm:leak=redact", feedback_model=CannedModel(["Check line 2."]))
+    event = await clean.feedback(context(reasoning_task(reference="36")))
+    assert event is not None and event.raw_leak == LeakFlags() and event.intervention == "none"
+
+
+def test_feedback_events_stored_before_the_audit_fields_still_load() -> None:
+    old = (
+        '{"type": "feedback", "turn": 2, "at": "2024-01-01T00:00:00Z", "kind": "textual",'
+        ' "source": "model:m", "content": "x", "leak": {"numeric": true}}'
+    )
+    event = FeedbackEvent.model_validate_json(old)
+    assert event.raw_leak is None and event.original_leak == LeakFlags(numeric=True)
+    assert (event.intervention, event.regenerations, event.replayed_from) == ("none", 0, None)
+
+
 def test_leak_rate_per_source() -> None:
     leak = LeakFlags(numeric=True)
     events: list[Event] = [
@@ -504,12 +567,15 @@ async def test_replay_reuses_recorded_feedback_and_goes_live_on_divergence(
     assert [p.name for p in chain] == ["replay:binary", "replay:llm"]
     task = reasoning_task()
 
+    given: list[FeedbackEvent] = []
+
     async def run(ctx: FeedbackContext) -> list[str]:
         out: list[str] = []
         for provider in chain:
             event = await provider.feedback(ctx)
             if event is not None:
                 out.append(event.content)
+                given.append(event)
         return out
 
     # Same history: turn 1 (the binary provider gave nothing), then turn 2.
@@ -524,7 +590,29 @@ async def test_replay_reuses_recorded_feedback_and_goes_live_on_divergence(
     assert await run(other) == ["Your answer is wrong.", "Live feedback."]
     assert dict(chain[0].stats) == {"replayed": 2, "live": 1}
     counters = chain[0].counters()  # type: ignore[attr-defined]
-    assert (counters["replayed"], counters["live"], counters["live.leak.checked"]) == (2, 1, 1)
+    assert {k: v for k, v in counters.items() if not k.startswith("live.leak.")} == {
+        "turns.replayed": 2,  # the binary position was asked on two recorded turns,
+        "turns.live": 1,
+        "events.replayed": 1,  # and the recording had a binary event for one of them
+        "events.live": 1,
+    }
+    assert counters["live.leak.checked"] == 1
+    assert chain[1].counters()["events.replayed"] == 2  # type: ignore[attr-defined]
+    # Replayed events say where they were first given; live ones do not.
+    origins = [e.replayed_from for e in given]
+    assert [o is not None for o in origins] == [True, True, True, False, False]
+    first = origins[0]
+    assert first is not None
+    assert (first.run_id, first.run_dir, first.suite, first.task_id, first.epoch, first.turn) == (
+        "old",
+        str(tmp_path / "old"),
+        "gsm8k",
+        "7",
+        0,
+        1,
+    )
+    assert [o.turn for o in origins if o is not None] == [1, 2, 2]
+    assert given[0].at > first.at  # given now, recorded then
 
 
 def test_replay_of_a_missing_run_says_so(tmp_path: Path) -> None:

@@ -117,6 +117,32 @@ def test_sr_at_k_micro_and_macro() -> None:
     assert [summary.macro_sr_at_k[str(k)].value for k in (1, 2, 3)] == [0.25, 0.5, 0.75]
 
 
+def test_macro_sr_at_k_weighs_suites_not_episodes() -> None:
+    # Unequal suites: 4 episodes in a, 1 in b. With equal sizes macro = micro, so an
+    # implementation that returned the micro-average passed the test above.
+    episodes = [
+        episode("1", suite="a", success_turn=1),
+        episode("2", suite="a", success_turn=1),
+        episode("3", suite="a", success_turn=2),
+        episode("4", suite="a"),
+        episode("5", suite="b"),
+    ]
+    micro = sr_at_k_estimates(episodes, bootstrap=FAST)
+    assert [micro[k].value for k in (1, 2, 3)] == [0.4, 0.6, 0.6]
+    macro = macro_sr_at_k_estimates(episodes, bootstrap=FAST)
+    # suite a: 0.5, 0.75, 0.75; suite b: 0, 0, 0; macro = their mean.
+    assert [macro[k].value for k in (1, 2, 3)] == [0.25, 0.375, 0.375]
+    assert (macro[2].numerator, macro[2].denominator, macro[2].episodes) == (0.75, 2, 5)
+    # The stratified bootstrap keeps suite b's one unsolved episode in every draw: no draw can
+    # exceed (1 + 0) / 2, while micro draws can reach 1.
+    assert macro[1].ci_high is not None and macro[1].ci_high <= 0.5
+    assert macro[1].ci_low is not None and macro[1].ci_low <= 0.25
+    summary = summarize_run(episodes, FAST)
+    assert [summary.macro_sr_at_k[str(k)].value for k in (1, 2, 3)] == [0.25, 0.375, 0.375]
+    assert [summary.sr_at_k[str(k)].value for k in (1, 2, 3)] == [0.4, 0.6, 0.6]
+    assert summary.suites["b"].sr_at_k["1"].value == 0.0
+
+
 def test_linear_trend_known_lines() -> None:
     fit = linear_trend({1: 1.0, 2: 3.0, 3: 5.0})
     assert fit.slope == pytest.approx(2.0)
@@ -368,3 +394,83 @@ def test_leak_counts_solves_that_followed_a_leak() -> None:
     assert counts["model:b"].solved_after_leak == 1
     # Bare events carry no outcome.
     assert leak_counts(episodes[0].events)["model:a"].solved_after_leak == 0
+
+
+def _audited(
+    turn: int,
+    *,
+    raw: LeakFlags | None,
+    leak: LeakFlags | None = None,
+    intervention: str = "none",
+    regenerations: int = 0,
+    source: str = "model:critic",
+    replayed: bool = False,
+) -> FeedbackEvent:
+    origin = (
+        {"run_id": "old", "run_dir": "runs/old", "suite": "gsm8k", "task_id": "1", "epoch": 0,
+         "turn": turn, "at": "2024-01-01T00:00:00Z"}
+        if replayed
+        else None
+    )  # fmt: skip
+    return FeedbackEvent.model_validate(
+        {
+            "turn": turn,
+            "kind": "textual",
+            "source": source,
+            "content": "x",
+            "leak": leak or LeakFlags(),
+            "raw_leak": raw,
+            "intervention": intervention,
+            "regenerations": regenerations,
+            "replayed_from": origin,
+        }
+    )
+
+
+def test_leak_audit_counts_raw_and_residual_leaks_per_source() -> None:
+    numeric, letter = LeakFlags(numeric=True), LeakFlags(option_letter=True)
+    episodes = [
+        episode("1", events=(
+            _audited(1, raw=numeric, intervention="redacted"),  # leaked, masked
+            _audited(2, raw=letter, intervention="regenerated", regenerations=2),
+        )),
+        episode("2", success_turn=3, events=(
+            _audited(1, raw=numeric, leak=numeric, intervention="gave_up", regenerations=3),
+            _audited(2, raw=LeakFlags()),  # clean
+            _audited(1, raw=None, leak=numeric, source="model:old"),  # stored before raw_leak
+        )),
+    ]  # fmt: skip
+    counts = leak_counts(episodes)
+    critic = counts["model:critic"]
+    # Before the fix the audit saw only the delivered text: 1 leak of 4, as if the guard's two
+    # clean-ups had never been needed.
+    assert (critic.events, critic.leaked, critic.raw_leaked) == (4, 1, 3)
+    assert critic.raw_by_flag == {"numeric": 2, "option_letter": 1}
+    assert critic.by_flag == {"numeric": 1}
+    assert critic.interventions == {"redacted": 1, "regenerated": 1, "gave_up": 1}
+    assert critic.regenerations == 5 and critic.solved_after_leak == 1
+    assert (counts["model:old"].leaked, counts["model:old"].raw_leaked) == (1, 1)
+
+    numbers = feedback_counts(episodes, FAST)
+    row = next(s for s in numbers.sources if s.source == "model:critic")
+    assert (row.leaked, row.leak_rate, row.raw_leaked, row.raw_leak_rate) == (1, 0.25, 3, 0.75)
+    assert row.interventions == critic.interventions and row.regenerations == 5
+    [kind] = numbers.kinds
+    assert (kind.leaks, kind.raw_leaks) == (2, 4)
+    provider = next(p for p in numbers.providers if p.source == "model:critic")
+    assert (provider.leaks, provider.raw_leaks) == (1, 3)
+
+
+def test_feedback_counts_tell_replayed_from_live() -> None:
+    episodes = [
+        episode("1", events=(
+            _audited(1, raw=LeakFlags(), replayed=True),
+            _audited(2, raw=LeakFlags(), replayed=True),
+        )),
+        episode("2", events=(_audited(1, raw=LeakFlags()),)),
+    ]  # fmt: skip
+    numbers = feedback_counts(episodes, FAST)
+    assert (numbers.replayed, numbers.live) == (2, 1)
+    [source] = numbers.sources
+    assert source.replayed == 2 and source.messages == 3
+    assert numbers.providers[0].replayed == numbers.kinds[0].replayed == 2

@@ -83,6 +83,18 @@ def test_macro_estimate_averages_groups_and_is_deterministic() -> None:
     assert estimate.ci_low is not None and estimate.ci_low <= 0.375 <= (estimate.ci_high or 0)
 
 
+def test_macro_estimate_of_unequal_groups_is_not_the_pooled_rate() -> None:
+    groups = {
+        "big": ([1.0] * 9 + [0.0], [1.0] * 10),  # 0.9 over 10 episodes
+        "small": ([0.0, 0.0], [1.0, 1.0]),  # 0.0 over 2
+    }
+    estimate = macro_estimate(groups, BootstrapConfig(n_resamples=500))
+    assert estimate.value == pytest.approx(0.45)  # pooled would be 9/12 = 0.75
+    assert (estimate.numerator, estimate.denominator, estimate.episodes) == (0.9, 2, 12)
+    # Stratified draws: "small" is always 0, so no draw exceeds 0.5 and none reaches 0.75.
+    assert estimate.ci_high is not None and estimate.ci_high <= 0.5
+
+
 def test_paired_and_unpaired_differences() -> None:
     a = [1.0] * 60 + [0.0] * 40
     b = [1.0] * 40 + [0.0] * 60

@@ -11,12 +11,14 @@ import json
 import re
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from mulligan.cli import app
+from mulligan.events import Episode, EpisodeKey, Event, FeedbackEvent, FeedbackOrigin, LeakFlags
 from mulligan.metrics import BootstrapConfig, summarize_run
 from mulligan.report import (
     CSV_COLUMNS,
@@ -29,6 +31,7 @@ from mulligan.report import (
     write_html_report,
 )
 from mulligan.report.trajectories import line_diff, script_json, viewer_data
+from mulligan.store import RunStore
 from test_report_support import (
     BREAKOUT,
     HOSTILE,
@@ -222,6 +225,97 @@ def test_report_data_shape_and_numbers(two_runs: list[Path]) -> None:
         "with-feedback",
         True,
     )
+
+
+def test_macro_row_is_the_mean_of_unequal_suites(two_runs: list[Path]) -> None:
+    # Run A has 4 gsm8k and 3 mbpp episodes: macro and micro differ, so each view must show
+    # the mean of the suites' rates, not the pooled rate.
+    data = report_data([two_runs[0]], FAST)
+    summary = data["runs"][0]["summary"]
+    gsm8k, mbpp = (2 / 4, 3 / 4), (1 / 3, 2 / 3)  # SR@2, SR@3 per suite
+    for k, i in (("2", 0), ("3", 1)):
+        assert summary["macro_sr_at_k"][k]["value"] == pytest.approx((gsm8k[i] + mbpp[i]) / 2)
+    assert summary["sr_at_k"]["3"]["value"] == pytest.approx(5 / 7)
+    rows = list(csv.DictReader(io.StringIO(report_csv([two_runs[0]], FAST))))
+    macro = {r["k"]: float(r["sr"]) for r in rows if r["scope"] == "macro"}
+    assert macro["3"] == pytest.approx(17 / 24) and macro["2"] == pytest.approx(5 / 12)
+    html = render_html_report([two_runs[0]], bootstrap=FAST)
+    body = html[html.index('<section id="summary">') :]
+    body = body[body.index("<tbody>") :]
+    row = body[: body.index("</tr>")]
+    # The summary row's rates in column order: SR@1, SR@K (micro), SR@K (macro), ...
+    assert re.findall(r'<span class="v">([^<]*)</span>', row)[1:3] == ["71.4%", "70.8%"]
+    table = runner.invoke(app, ["report", str(two_runs[0])])
+    macro_line = next(line for line in table.output.splitlines() if "macro" in line)
+    assert "70.8" in macro_line and "71.4" not in macro_line
+
+
+def _audited_run(path: Path) -> Path:
+    """A run whose critic leaked twice (once redacted, once regenerated clean) and whose binary
+    verdicts were replayed from another run."""
+    origin = FeedbackOrigin(
+        run_id="old", run_dir="runs/old", suite="gsm8k", task_id="1", epoch=0, turn=1,
+        at=datetime(2024, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    numeric = LeakFlags(numeric=True)
+    events: list[Event] = [
+        FeedbackEvent(turn=1, kind="binary", source="rule:checker-verdict", content="Wrong.",
+                      replayed_from=origin),
+        FeedbackEvent(turn=1, kind="textual", source="model:critic", content="It is [redacted].",
+                      raw_leak=numeric, intervention="redacted"),
+        FeedbackEvent(turn=2, kind="textual", source="model:critic", content="Check the units.",
+                      raw_leak=numeric, intervention="regenerated", regenerations=2),
+    ]  # fmt: skip
+    with RunStore(path) as store:
+        store.create_run("audited", "c", {"config": {"feedback": "binary+critic:leak=redact"}})
+        store.save_episode(
+            Episode(
+                key=EpisodeKey(suite="gsm8k", task_id="1"),
+                run_id="audited",
+                config_hash="c",
+                model="m",
+                max_turns=3,
+                max_proposals=2,
+                events=events,
+            )
+        )
+    return path
+
+
+def test_report_shows_what_the_provider_leaked_and_what_was_replayed(tmp_path: Path) -> None:
+    run = _audited_run(tmp_path / "audited")
+    feedback = report_data([run], FAST)["runs"][0]["feedback"]
+    critic = next(s for s in feedback["sources"] if s["source"] == "model:critic")
+    # Before the fix the report said 0 leaks here: it only saw the cleaned-up text.
+    assert (critic["leaked"], critic["raw_leaked"], critic["raw_leak_rate"]) == (0, 2, 1.0)
+    assert critic["raw_by_flag"] == {"numeric": 2}
+    assert critic["interventions"] == {"redacted": 1, "regenerated": 1}
+    assert critic["regenerations"] == 2
+    verdicts = next(s for s in feedback["sources"] if s["source"] == "rule:checker-verdict")
+    assert (verdicts["replayed"], critic["replayed"]) == (1, 0)
+    assert (feedback["replayed"], feedback["live"]) == (1, 2)
+
+    html = render_html_report([run], bootstrap=FAST)
+    audit = html[html.index('id="leak-audit"') :]
+    audit = audit[: audit.index("</table>")]
+    critic_row = next(r for r in audit.split("<tr>") if "model:critic" in r)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", critic_row)
+    plain = [re.sub(r"<[^>]+>", "", c).strip() for c in cells]
+    # Run, source, messages, replayed, provider leaked, redacted, regenerated, gave up,
+    # reached the policy, solves after a leak.
+    assert plain[2:] == ["2", "0", "2 100.0%", "1", "1 (2 drafts)", "0", "0", "0"]
+    assert "1 feedback messages replayed from a recorded run, 2 live" in html
+    items = [
+        item
+        for episode in _data_block(html)["episodes"]
+        for turn in episode["turns"]
+        for item in turn["items"]
+        if item["t"] == "feedback"
+    ]
+    assert [i["intervention"] for i in items] == ["none", "redacted", "regenerated"]
+    assert items[1]["raw_leak"] == ["numeric"] and items[1]["leak"] == []
+    assert items[0]["replayed_from"] == "old (runs/old) gsm8k/1 epoch 0 turn 1"
+    assert items[1].get("replayed_from") is None
 
 
 def test_one_schema_for_one_run_or_several(two_runs: list[Path]) -> None:

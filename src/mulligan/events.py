@@ -135,8 +135,32 @@ class LeakFlags(_Frozen):
         return self.exact or self.normalized or self.numeric or self.option_letter or self.code
 
 
+LeakIntervention = Literal["none", "redacted", "regenerated", "gave_up"]
+"""What the leak guard did to a feedback text before the policy saw it: nothing (no leak, or
+``leak=flag``), masked the leaking spans, got a clean new draft from the provider
+(``regenerate``), or ran out of new drafts (or got none) and masked the last one."""
+
+
+class FeedbackOrigin(_Frozen):
+    """Where a replayed feedback event was first given: the recorded run and its episode/turn."""
+
+    run_id: str
+    run_dir: str
+    suite: str
+    task_id: str
+    epoch: int
+    turn: int
+    at: datetime = Field(description="when the recorded run gave it")
+
+
 class FeedbackEvent(_Event):
-    """Feedback given to the policy, with its provenance."""
+    """Feedback given to the policy, with its provenance.
+
+    ``leak`` describes the text the policy received; ``raw_leak`` the provider's own first text
+    before the leak guard intervened (None: not checked separately, i.e. a store written before
+    the field existed, where ``leak`` is all that is known). ``replayed_from`` is set when the
+    event was served from a recorded run (``replay:RUN``) instead of being produced live.
+    """
 
     type: Literal["feedback"] = "feedback"
     kind: FeedbackKind
@@ -146,6 +170,17 @@ class FeedbackEvent(_Event):
     expertise: Expertise = "none"
     template_hash: str | None = None
     leak: LeakFlags = Field(default_factory=LeakFlags)
+    raw_leak: LeakFlags | None = Field(
+        default=None, description="flags of the provider's original text, before intervention"
+    )
+    intervention: LeakIntervention = "none"
+    regenerations: int = Field(default=0, ge=0, description="new drafts the leak guard asked for")
+    replayed_from: FeedbackOrigin | None = None
+
+    @property
+    def original_leak(self) -> LeakFlags:
+        """The provider's own leak flags: ``raw_leak``, or ``leak`` where that was not kept."""
+        return self.raw_leak if self.raw_leak is not None else self.leak
 
 
 class ErrorEvent(_Event):

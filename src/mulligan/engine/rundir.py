@@ -22,6 +22,7 @@ from mulligan import __version__
 from mulligan.config import ConfigError, RunConfig
 from mulligan.errors import MulliganError
 from mulligan.feedback import template_versions
+from mulligan.models.openai_compat import redact_url_credentials
 from mulligan.prompts import example_name, template_hash
 from mulligan.store import RunStore, StoredRun
 from mulligan.tasks import Task
@@ -70,12 +71,12 @@ def build_manifest(
     examples = sorted({example_name(t) for t in tasks})
     return {
         "run_id": run_id,
-        "config": config.options(),  # flat, as every run stored it
+        "config": _redacted(config.options()),  # flat, as every run stored it
         "config_hash": config.config_hash(),
         "versions": _versions(),
         "git_revision": _git_revision(),
         "platform": platform.platform(),
-        "argv": sys.argv,
+        "argv": _redacted(sys.argv),
         "prompt_templates": {
             "mint.j2": template_hash("mint.j2"),
             **{name: template_hash(name) for name in examples},
@@ -94,12 +95,24 @@ def resume_conflicts(stored: dict[str, Any], config: RunConfig) -> list[str]:
     ``"name: old -> new"``. Options the stored run predates count as having their default, so a
     newer mulligan can resume an older run unless the new option is actually used."""
     defaults = RunConfig().options()
-    current = config.result_fields()
+    current = _redacted(config.result_fields())  # the manifest keeps them redacted
     return [
         f"{name}: {stored.get(name, defaults.get(name))!r} -> {value!r}"
         for name, value in sorted(current.items())
-        if stored.get(name, defaults.get(name)) != value
+        if _redacted(stored.get(name, defaults.get(name))) != value
     ]
+
+
+def _redacted(value: Any) -> Any:
+    """A JSON value with the credentials of every URL in its strings masked: a model name or
+    ``--base-url`` may carry a proxy's password, and the manifest is meant to be shared."""
+    if isinstance(value, str):
+        return redact_url_credentials(value)
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value
 
 
 class RunDir:

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from mulligan.events import FeedbackEvent, FeedbackKind, LeakFlags, Message
+from mulligan.events import FeedbackEvent, FeedbackKind, LeakFlags, LeakIntervention, Message
 from mulligan.feedback.base import FeedbackContext, FeedbackProvider, RevisableFeedback
 from mulligan.models.base import counters_of
 from mulligan.tasks.base import Task
@@ -505,9 +505,11 @@ def _policy_texts(messages: Sequence[Message]) -> list[str]:
 class LeakGuardedFeedback:
     """Wraps a provider: checks each of its events for leaks and applies a :class:`LeakPolicy`.
 
-    The flags recorded on the event describe the text the policy actually receives (after any
-    redaction or regeneration); ``stats`` counts what was found before that, and
-    :meth:`counters` reports it for the run's manifest.
+    Every event it returns carries the whole audit: ``leak``, the flags of the text the policy
+    actually receives (after any redaction or regeneration); ``raw_leak``, the flags of the
+    provider's own first text; ``intervention`` (none, redacted, regenerated, gave_up) and
+    ``regenerations``, the new drafts asked for. ``stats`` counts the same per provider, and
+    :meth:`counters` reports them for the run's manifest.
     """
 
     def __init__(self, inner: FeedbackProvider, policy: LeakPolicy | None = None) -> None:
@@ -547,23 +549,43 @@ class LeakGuardedFeedback:
             return None
         self.stats.checked += 1
         report = self.check(event, ctx)
+        raw = report.flags
         if not report.leaked:
-            return event.model_copy(update={"leak": LeakFlags()})
+            return _audited(event, LeakFlags(), raw)
         self.stats.leaked += 1
         if self.policy.mode == "flag":
-            return event.model_copy(update={"leak": report.flags})
+            return _audited(event, raw, raw)
+        asked = 0
         if self.policy.mode == "regenerate" and isinstance(self.inner, RevisableFeedback):
             for attempt in range(1, self.policy.max_regenerations + 1):
                 self.stats.regenerations += 1
+                asked = attempt
                 revised = await self.inner.revise(ctx, event, attempt)
-                if revised is None:
-                    return None
-                report = self.check(revised, ctx)
-                event = revised
+                if revised is None:  # no new draft: mask the last leaking one, as when out of tries
+                    break
+                event, report = revised, self.check(revised, ctx)
                 if not report.leaked:
                     self.stats.regenerated_clean += 1
-                    return revised.model_copy(update={"leak": LeakFlags()})
+                    return _audited(event, LeakFlags(), raw, "regenerated", attempt)
         self.stats.redacted += 1
-        masked = redact(event.content, report)
-        after = self.check(event.model_copy(update={"content": masked}), ctx)
-        return event.model_copy(update={"content": masked, "leak": after.flags})
+        masked = event.model_copy(update={"content": redact(event.content, report)})
+        residual = self.check(masked, ctx).flags
+        return _audited(masked, residual, raw, "gave_up" if asked else "redacted", asked)
+
+
+def _audited(
+    event: FeedbackEvent,
+    leak: LeakFlags,
+    raw: LeakFlags,
+    intervention: LeakIntervention = "none",
+    regenerations: int = 0,
+) -> FeedbackEvent:
+    """``event`` with its leak audit: flags as delivered, as first written, and what was done."""
+    return event.model_copy(
+        update={
+            "leak": leak,
+            "raw_leak": raw,
+            "intervention": intervention,
+            "regenerations": regenerations,
+        }
+    )

@@ -4,7 +4,9 @@
 :class:`~mulligan.store.RunStore`), indexed by suite, task id and the *history* of actions up to
 and including the turn: ``((kind, content) of turn 1, ..., (kind, content) of turn t)``. When the
 current policy's actions so far are identical to a recorded episode's, the feedback recorded at
-that turn is given again, unchanged (provenance, template hash and leak flags included); when
+that turn is given again (provenance, template hash and leak audit included), marked with
+where it came from (``FeedbackEvent.replayed_from``: the recorded run's id and directory, the
+episode and turn it was given in, and when) and stamped with the time it is given now; when
 they differ anywhere, the live provider is called. Once an episode diverges from every
 recording, all its later turns are live.
 
@@ -13,8 +15,9 @@ first recorded ``textual`` event to the first provider of kind ``textual``, ...)
 built from the recorded run's own spec reproduces the recording exactly.
 
 ``stats`` counts turns served from the recording (``replayed``) and turns sent to the live chain
-(``live``); ``calls`` counts per provider, and :meth:`ReplayedFeedback.counters` reports them
-(with the live provider's own counters) for the run's manifest.
+(``live``); ``calls`` counts the same per provider, and events given per provider, and
+:meth:`ReplayedFeedback.counters` reports them (with the live provider's own counters) for the
+run's manifest.
 """
 
 from __future__ import annotations
@@ -22,10 +25,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from mulligan.errors import MulliganError
-from mulligan.events import ActionEvent, FeedbackEvent
+from mulligan.events import ActionEvent, Episode, FeedbackEvent, FeedbackOrigin, utcnow
 from mulligan.feedback.base import FeedbackContext, FeedbackProvider, provider_kind
 from mulligan.models.base import counters_of
 
@@ -61,23 +63,34 @@ class ReplayIndex:
                 config.get("feedback") if isinstance(config, dict) else None
             )
             for episode in store.episodes(with_events=True):
-                self._add(episode.key.suite, episode.key.task_id, episode.events)
+                self._add(episode)
         finally:
             store.close()
         self.stats: Counter[str] = Counter()
 
-    def _add(self, suite: str, task_id: str, events: Sequence[Any]) -> None:
+    def _add(self, episode: Episode) -> None:
+        key = episode.key
         history: list[tuple[str, str]] = []
         feedback: dict[int, list[FeedbackEvent]] = {}
-        for event in events:
+        for event in episode.events:
             if isinstance(event, FeedbackEvent):
-                feedback.setdefault(event.turn, []).append(event)
-        for event in events:
+                origin = FeedbackOrigin(
+                    run_id=episode.run_id,
+                    run_dir=str(self.run_dir),
+                    suite=key.suite,
+                    task_id=key.task_id,
+                    epoch=key.epoch,
+                    turn=event.turn,
+                    at=event.at,
+                )
+                marked = event.model_copy(update={"replayed_from": origin})
+                feedback.setdefault(event.turn, []).append(marked)
+        for event in episode.events:
             if isinstance(event, ActionEvent):
                 history.append((event.kind, event.content))
-                key = (suite, task_id, tuple(history))
+                entry = (key.suite, key.task_id, tuple(history))
                 # The first recording of a history wins; epochs that repeat it add nothing.
-                self._entries.setdefault(key, feedback.get(event.turn, []))
+                self._entries.setdefault(entry, feedback.get(event.turn, []))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -144,11 +157,15 @@ class ReplayedFeedback:
         return self.index.stats
 
     def counters(self) -> dict[str, int]:
-        """Calls of this position answered from the recording (``replayed``) and live
-        (``live``), then the live provider's own counters, prefixed ``live.``."""
+        """For this position: ``turns.replayed`` / ``turns.live``, the turns answered from the
+        recording and by the live provider; ``events.replayed`` / ``events.live``, the feedback
+        events each of them gave the policy; then the live provider's own counters, prefixed
+        ``live.``."""
         return {
-            "replayed": self.calls["replayed"],
-            "live": self.calls["live"],
+            "turns.replayed": self.calls["replayed"],
+            "turns.live": self.calls["live"],
+            "events.replayed": self.calls["events.replayed"],
+            "events.live": self.calls["events.live"],
             **counters_of(self.live, "live."),
         }
 
@@ -158,9 +175,16 @@ class ReplayedFeedback:
             self.index.stats["replayed" if recorded is not None else "live"] += 1
         if recorded is None:
             self.calls["live"] += 1
-            return await self.live.feedback(ctx)
+            event = await self.live.feedback(ctx)
+            self.calls["events.live"] += event is not None
+            return event
         self.calls["replayed"] += 1
-        return assign_recorded(self.kinds, recorded)[self.position]
+        event = assign_recorded(self.kinds, recorded)[self.position]
+        if event is None:
+            return None
+        self.calls["events.replayed"] += 1
+        # Given now, in this turn: the recorded time and turn stay in ``replayed_from``.
+        return event.model_copy(update={"turn": ctx.turn, "at": utcnow()})
 
 
 def replay_chain(index: ReplayIndex, live: Sequence[FeedbackProvider]) -> list[FeedbackProvider]:

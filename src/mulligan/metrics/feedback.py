@@ -1,13 +1,19 @@
 """Feedback metrics: what the policy was told, by whom, whether it leaked, and friction.
 
-Leak *detection* lives in ``mulligan.feedback.leak`` and is recorded on each ``FeedbackEvent``
-(``leak``, the flags of the text the policy received); this module only counts those events:
+Leak *detection* lives in ``mulligan.feedback.leak`` and is recorded on each ``FeedbackEvent``:
+``leak``, the flags of the text the policy received (the *residual* leak), and ``raw_leak``, the
+flags of the provider's own text before the leak guard redacted or regenerated it (the *raw*
+leak: what the provider did; equal to ``leak`` under ``leak=flag``; events stored before it was
+kept count their ``leak`` as raw). This module only counts those events:
 
 - ``feedback_counts``: per provider (kind, source, saw_reference) and per kind, the messages,
-  the episodes that got at least one, and how many messages leaked; per kind also its friction;
-  per source the leak audit below.
-- ``leak_counts`` / ``leak_rate``: the leak audit per feedback ``source``: messages, leaked
-  messages, a count per leak flag, and the solved episodes that came after one of its leaks.
+  the episodes that got at least one, how many messages leaked (``leaks``: residual;
+  ``raw_leaks``: raw) and how many were replayed from a recorded run; per kind also its
+  friction; per source the leak audit below; ``replayed`` / ``live`` messages in all.
+- ``leak_counts`` / ``leak_rate``: the leak audit per feedback ``source``: messages, residual
+  leaks (``leaked``, ``by_flag``) and raw leaks (``raw_leaked``, ``raw_by_flag``), the guard's
+  interventions (redacted, regenerated, gave_up) and new drafts, the messages replayed from a
+  recorded run, and the solved episodes that came after one of its residual leaks.
 - ``feedback_friction``: #{episodes unsolved that got qualifying feedback}
   / #{episodes that got qualifying feedback}, where qualifying feedback saw the reference
   (``saw_reference``), did not leak it (``not leak.any``), and came before the episode was
@@ -21,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from mulligan.events import Episode, Event, Expertise, FeedbackEvent, FeedbackKind
+from mulligan.events import Episode, Event, Expertise, FeedbackEvent, FeedbackKind, LeakFlags
 from mulligan.metrics.stats import DEFAULT_BOOTSTRAP, BootstrapConfig, Estimate, ratio_estimate
 
 # --- friction ----------------------------------------------------------------------------------
@@ -80,6 +86,8 @@ class ProviderCount(BaseModel):
     messages: int = 0
     episodes: int = 0
     leaks: int = 0
+    raw_leaks: int = 0
+    replayed: int = 0
 
 
 class KindCount(BaseModel):
@@ -91,12 +99,15 @@ class KindCount(BaseModel):
     messages: int = 0
     episodes: int = 0
     leaks: int = 0
+    raw_leaks: int = 0
+    replayed: int = 0
     saw_reference: int = 0
     friction: Estimate | None = None
 
 
 class SourceCount(BaseModel):
-    """The leak audit of one feedback source (see ``LeakCount``); ``leak_rate`` = leaked/messages."""
+    """The leak audit of one feedback source (see ``LeakCount``): ``leaked`` / ``leak_rate`` /
+    ``by_flag`` count the text the policy received, ``raw_*`` the provider's own text."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -106,6 +117,12 @@ class SourceCount(BaseModel):
     leak_rate: float
     by_flag: dict[str, int]
     solved_after_leak: int
+    raw_leaked: int = 0
+    raw_leak_rate: float = 0.0
+    raw_by_flag: dict[str, int] = Field(default_factory=dict)
+    interventions: dict[str, int] = Field(default_factory=dict)
+    regenerations: int = 0
+    replayed: int = 0
 
 
 class FeedbackCounts(BaseModel):
@@ -116,6 +133,8 @@ class FeedbackCounts(BaseModel):
     providers: list[ProviderCount]
     kinds: list[KindCount]
     sources: list[SourceCount]
+    replayed: int = 0
+    live: int = 0
 
 
 def _given(episode: Episode) -> Iterable[FeedbackEvent]:
@@ -125,11 +144,13 @@ def _given(episode: Episode) -> Iterable[FeedbackEvent]:
 def feedback_counts(
     episodes: Iterable[Episode], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
 ) -> FeedbackCounts:
-    """Per provider and per kind: messages, episodes that got one, leaked messages, and each
-    kind's friction; per source: the leak audit of ``leak_counts``."""
+    """Per provider and per kind: messages, episodes that got one, leaked messages (residual and
+    raw), replayed messages, and each kind's friction; per source: the audit of ``leak_counts``;
+    and the messages replayed from a recorded run vs produced live."""
     items = list(episodes)  # walked again for each kind's friction
     providers: dict[tuple[str, str, bool], ProviderCount] = {}
     kinds: dict[FeedbackKind, KindCount] = {}
+    replayed = live = 0
     for episode in items:
         seen_providers: set[tuple[str, str, bool]] = set()
         seen_kinds: set[FeedbackKind] = set()
@@ -144,52 +165,100 @@ def feedback_counts(
                     expertise=event.expertise,
                 ),
             )
-            row.messages += 1
-            row.leaks += event.leak.any
+            kind = kinds.setdefault(event.kind, KindCount(kind=event.kind))
+            for counts in (row, kind):
+                counts.messages += 1
+                counts.leaks += event.leak.any
+                counts.raw_leaks += event.original_leak.any
+                counts.replayed += event.replayed_from is not None
             row.episodes += key not in seen_providers
             seen_providers.add(key)
-            kind = kinds.setdefault(event.kind, KindCount(kind=event.kind))
-            kind.messages += 1
-            kind.leaks += event.leak.any
             kind.saw_reference += event.saw_reference
             kind.episodes += event.kind not in seen_kinds
             seen_kinds.add(event.kind)
+            replayed += event.replayed_from is not None
+            live += event.replayed_from is None
     for name, kind in kinds.items():
         kind.friction = feedback_friction(items, {name}, bootstrap)
     return FeedbackCounts(
         providers=sorted(providers.values(), key=lambda r: (r.kind, r.source)),
         kinds=[kinds[k] for k in sorted(kinds)],
-        sources=[
-            SourceCount(
-                source=source,
-                messages=count.events,
-                leaked=count.leaked,
-                leak_rate=count.rate,
-                by_flag=count.by_flag,
-                solved_after_leak=count.solved_after_leak,
-            )
-            for source, count in leak_counts(items).items()
-        ],
+        sources=[_source_count(source, count) for source, count in leak_counts(items).items()],
+        replayed=replayed,
+        live=live,
+    )
+
+
+def _source_count(source: str, count: LeakCount) -> SourceCount:
+    return SourceCount(
+        source=source,
+        messages=count.events,
+        leaked=count.leaked,
+        leak_rate=count.rate,
+        by_flag=count.by_flag,
+        solved_after_leak=count.solved_after_leak,
+        raw_leaked=count.raw_leaked,
+        raw_leak_rate=count.raw_rate,
+        raw_by_flag=count.raw_by_flag,
+        interventions=count.interventions,
+        regenerations=count.regenerations,
+        replayed=count.replayed,
     )
 
 
 # --- leak audit --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LeakCount:
-    """Feedback events of one source, how many of them leaked, and how many solved episodes
-    followed a leak (``solved_after_leak``: solved, with a leaked message from this source before
-    the solving turn; such a solve may be the reference copied, not a second chance used)."""
+    """Feedback events of one source and their leak audit.
 
-    events: int
-    leaked: int
+    ``leaked`` / ``by_flag``: events whose delivered text leaked (residual); ``raw_leaked`` /
+    ``raw_by_flag``: events whose provider text leaked, before any redaction or regeneration;
+    ``interventions``: events per leak-guard intervention other than none (``redacted``,
+    ``regenerated``, ``gave_up``) and ``regenerations`` the new drafts asked for; ``replayed``:
+    events served from a recorded run. ``solved_after_leak``: solved episodes with a residual
+    leak from this source before the solving turn (such a solve may be the reference copied,
+    not a second chance used).
+    """
+
+    events: int = 0
+    leaked: int = 0
     by_flag: dict[str, int] = field(default_factory=dict)
     solved_after_leak: int = 0
+    raw_leaked: int = 0
+    raw_by_flag: dict[str, int] = field(default_factory=dict)
+    interventions: dict[str, int] = field(default_factory=dict)
+    regenerations: int = 0
+    replayed: int = 0
 
     @property
     def rate(self) -> float:
         return self.leaked / self.events if self.events else 0.0
+
+    @property
+    def raw_rate(self) -> float:
+        return self.raw_leaked / self.events if self.events else 0.0
+
+    def add(self, event: FeedbackEvent) -> None:
+        """Count one event of this source."""
+        self.events += 1
+        self.leaked += _count_flags(event.leak, self.by_flag)
+        self.raw_leaked += _count_flags(event.original_leak, self.raw_by_flag)
+        if event.intervention != "none":
+            self.interventions[event.intervention] = (
+                self.interventions.get(event.intervention, 0) + 1
+            )
+        self.regenerations += event.regenerations
+        self.replayed += event.replayed_from is not None
+
+
+def _count_flags(flags: LeakFlags, per_flag: dict[str, int]) -> bool:
+    """Add ``flags``' set flags to ``per_flag``; whether any was set."""
+    for name, value in flags.model_dump().items():
+        if value:
+            per_flag[name] = per_flag.get(name, 0) + 1
+    return flags.any
 
 
 def _feedback_events(items: Iterable[Event | Episode]) -> Iterable[FeedbackEvent]:
@@ -201,20 +270,12 @@ def _feedback_events(items: Iterable[Event | Episode]) -> Iterable[FeedbackEvent
 
 
 def leak_counts(items: Iterable[Event | Episode]) -> dict[str, LeakCount]:
-    """Per feedback ``source``: events, leaked events, a count per flag and, for episodes,
-    the solved episodes that this source's leaks came before (bare events carry no outcome)."""
+    """Per feedback ``source``: the audit of :class:`LeakCount`; ``solved_after_leak`` only for
+    episodes (bare events carry no outcome)."""
     items = list(items)  # walked twice: once for the events, once for the outcomes
-    totals: dict[str, list[int]] = {}
-    flags: dict[str, dict[str, int]] = {}
+    counts: dict[str, LeakCount] = {}
     for event in _feedback_events(items):
-        count = totals.setdefault(event.source, [0, 0, 0])
-        count[0] += 1
-        if event.leak.any:
-            count[1] += 1
-            per_flag = flags.setdefault(event.source, {})
-            for name, value in event.leak.model_dump().items():
-                if value:
-                    per_flag[name] = per_flag.get(name, 0) + 1
+        counts.setdefault(event.source, LeakCount()).add(event)
     for episode in (item for item in items if isinstance(item, Episode)):
         solved_at = episode.success_turn
         if not episode.success or solved_at is None:
@@ -225,17 +286,15 @@ def leak_counts(items: Iterable[Event | Episode]) -> dict[str, LeakCount]:
             for e in episode.events
             if isinstance(e, FeedbackEvent) and e.leak.any and e.turn < solved_at
         }:
-            totals[source][2] += 1
-    return {
-        source: LeakCount(events=n, leaked=k, by_flag=flags.get(source, {}), solved_after_leak=s)
-        for source, (n, k, s) in sorted(totals.items())
-    }
+            counts[source].solved_after_leak += 1
+    return dict(sorted(counts.items()))
 
 
 def leak_rate(items: Iterable[Event | Episode]) -> dict[str, float]:
     """Share of feedback events that leak the reference, per provider ``source``.
 
     ``items`` may be events (non-feedback events are ignored) or whole episodes. Rates are
-    computed from the flags recorded on the events, i.e. on the text the policy received.
+    computed from the flags recorded on the events for the text the policy received (the
+    residual leak); ``LeakCount.raw_rate`` is the provider's own rate.
     """
     return {source: count.rate for source, count in leak_counts(items).items()}

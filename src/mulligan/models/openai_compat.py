@@ -117,12 +117,27 @@ class ContextLengthError(BackendError, ContextWindowExceeded):
     """The server said the conversation does not fit the model's context window (HTTP 400)."""
 
 
+_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s,'\"]+")
+
+
+def redact_url_credentials(text: str) -> str:
+    """``text`` with every URL in it as :func:`public_url` shows it (no ``user:key@``, a query
+    string by its hash): base URLs may carry a proxy's password or a key (``?api-key=``), and
+    URLs end up in error messages, logs, the store and the manifest."""
+    return _URL.sub(lambda m: public_url(m.group(0)), text)
+
+
 @dataclass
 class Endpoint:
     """One server of a fleet: its base URL and its client."""
 
     base_url: str
     client: openai.AsyncOpenAI
+
+    @property
+    def shown(self) -> str:
+        """The base URL as messages and logs show it: without credentials or query."""
+        return public_url(self.base_url)
 
 
 def mint_completion_prompt(messages: Sequence[Message]) -> str:
@@ -333,7 +348,7 @@ class OpenAICompatModel:
             if not isinstance(listed, list):
                 raise ValueError("no 'data' list")
         except (openai.APIError, ValueError) as e:  # no /models: the URL alone identifies it
-            log.info("%s: %s/models says nothing usable (%s)", self.name, endpoint.base_url, e)
+            log.info("%s: %s/models says nothing usable (%s)", self.name, endpoint.shown, e)
             return {"url": public_url(endpoint.base_url), "reported": None}
         entries = [_identity_fields(m) for m in listed if isinstance(m, dict)]
         ours = [m for m in entries if m.get("id") == self.model]
@@ -401,14 +416,14 @@ class OpenAICompatModel:
                 self._raise_status(e, endpoint)
             except openai.APITimeoutError as e:
                 raise TransientFault(
-                    "timeout", f"no reply from {endpoint.base_url} within {self.timeout_s:g} s"
+                    "timeout", f"no reply from {endpoint.shown} within {self.timeout_s:g} s"
                 ) from e
             except openai.APIConnectionError as e:
                 self.pool.eject(index)
                 cause = e.__cause__
                 detail = f"{type(cause).__name__}: {cause}" if cause else str(e)
                 raise TransientFault(
-                    "connection", f"connection to {endpoint.base_url} failed ({detail})"
+                    "connection", f"connection to {endpoint.shown} failed ({detail})"
                 ) from e
             self.pool.healthy(index)
             success = True
@@ -444,11 +459,11 @@ class OpenAICompatModel:
                 cause = "timeout" if "timeout" in type(e).__name__.lower() else "connection"
                 raise TransientFault(
                     cause,
-                    f"the stream from {endpoint.base_url} broke off ({type(e).__name__}: {e})",
+                    f"the stream from {endpoint.shown} broke off ({type(e).__name__}: {e})",
                 ) from e
 
     async def _read_stream(self, response: Any, endpoint: Endpoint, start: float) -> Completion:
-        where = f"stream from {endpoint.base_url}"
+        where = f"stream from {endpoint.shown}"
 
         def bad(what: str) -> TransientFault:
             return TransientFault("malformed", f"malformed {where}: {what}")
@@ -521,7 +536,7 @@ class OpenAICompatModel:
     def _raise_status(self, e: openai.APIStatusError, endpoint: Endpoint) -> NoReturn:
         status = e.status_code
         message, code = _error_message(e.response.content)
-        where = f"HTTP {status} from {endpoint.base_url}"
+        where = f"HTTP {status} from {endpoint.shown}"
         if status in RETRYABLE_STATUSES or status >= 500:
             raise TransientFault(
                 f"http_{status}",
@@ -563,7 +578,7 @@ class OpenAICompatModel:
 
     def _parse(self, body: bytes, endpoint: Endpoint, latency: float) -> Completion:
         """A Completion from a reply body, or a ``malformed`` fault saying what is wrong."""
-        where = f"reply from {endpoint.base_url}"
+        where = f"reply from {endpoint.shown}"
 
         def bad(what: str) -> TransientFault:
             return TransientFault("malformed", f"malformed {where}: {what}")
@@ -631,7 +646,7 @@ class OpenAICompatModel:
             await endpoint.client.close()
 
     def __repr__(self) -> str:
-        urls = ", ".join(e.base_url for e in self.pool.endpoints)
+        urls = ", ".join(e.shown for e in self.pool.endpoints)
         return f"OpenAICompatModel({self.name!r}, mode={self.mode!r}, base_urls=[{urls}])"
 
 

@@ -26,14 +26,20 @@ The schema, ``mulligan.report/2`` (rates are fractions in [0, 1]; every rate is 
                    repeated_answer_rate, feedback_friction, cost (tokens, seconds and USD by
                    model role in by_role, and per solved task), bootstrap),
                "feedback": FeedbackCounts (providers [{kind, source, saw_reference, expertise,
-                   messages, episodes, leaks}], kinds [{kind, messages, episodes, leaks,
-                   saw_reference, friction}], sources [{source, messages, leaked, leak_rate,
-                   by_flag, solved_after_leak}]),
+                   messages, episodes, leaks, raw_leaks, replayed}], kinds [{kind, messages,
+                   episodes, leaks, raw_leaks, replayed, saw_reference, friction}], sources
+                   [{source, messages, leaked, leak_rate, by_flag, solved_after_leak,
+                   raw_leaked, raw_leak_rate, raw_by_flag, interventions {redacted,
+                   regenerated, gave_up: count}, regenerations, replayed}], replayed, live),
                "feedback_baseline": a comparison or null}, ...],
      "comparisons": [a comparison of each run 2.. with run 1, ...]}
 
 where a comparison is ``RunComparison`` plus ``"a"`` and ``"b"``, the two runs' labels.
-``/1`` had no ``feedback.sources``, and one run was printed in another shape without intervals.
+In the feedback counts, ``leaks`` / ``leaked`` / ``leak_rate`` / ``by_flag`` count the text the
+policy received (residual leaks) and ``raw_*`` the text the provider wrote, before the leak
+guard redacted or regenerated it; ``replayed`` counts messages served by ``replay:RUN`` and
+``live`` the others. ``/1`` had no ``feedback.sources``, and one run was printed in another
+shape without intervals. (Keys added since ``/2`` was introduced are additions only.)
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from mulligan.events import (
     ErrorEvent,
     Event,
     FeedbackEvent,
+    LeakFlags,
     ModelCallEvent,
     ObservationEvent,
     PromptEvent,
@@ -131,12 +132,11 @@ def _prompt(episode: Episode) -> PromptEvent | None:
     return next((e for e in episode.events if isinstance(e, PromptEvent)), None)
 
 
-def _leak_flags(event: FeedbackEvent) -> list[str]:
-    leak = event.leak
+def _leak_flags(flags: LeakFlags) -> list[str]:
     return [
         name
         for name in ("exact", "normalized", "numeric", "option_letter", "code")
-        if getattr(leak, name, False)
+        if getattr(flags, name, False)
     ]
 
 
@@ -243,6 +243,8 @@ def _verdict_item(event: VerdictEvent, previous: _Previous) -> dict[str, Any]:
 
 
 def _feedback_item(event: FeedbackEvent) -> dict[str, Any]:
+    """A feedback event for the viewer, with its leak audit and, if replayed, its origin."""
+    origin = event.replayed_from
     return {
         "t": "feedback",
         "kind": event.kind,
@@ -250,7 +252,14 @@ def _feedback_item(event: FeedbackEvent) -> dict[str, Any]:
         "content": clip(event.content),
         "saw_reference": event.saw_reference,
         "expertise": event.expertise,
-        "leak": _leak_flags(event),
+        "leak": _leak_flags(event.leak),
+        "raw_leak": _leak_flags(event.original_leak),
+        "intervention": event.intervention,
+        "regenerations": event.regenerations,
+        "replayed_from": None
+        if origin is None
+        else f"{origin.run_id} ({origin.run_dir}) {origin.suite}/{origin.task_id}"
+        f" epoch {origin.epoch} turn {origin.turn}",
         "template_hash": event.template_hash,
     }
 

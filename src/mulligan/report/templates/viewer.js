@@ -254,6 +254,12 @@
       if (item.expertise && item.expertise !== "none") head.appendChild(badge(item.expertise));
       const leak = item.leak || [];
       head.appendChild(leak.length ? badge("leak: " + leak.join(", "), "bad") : badge("no leak", "ok"));
+      const raw = item.raw_leak || [];
+      if (item.intervention && item.intervention !== "none") {
+        const drafts = item.regenerations ? " after " + item.regenerations + " new drafts" : "";
+        head.appendChild(badge(item.intervention.replace("_", " ") + drafts + " (provider leaked: " + raw.join(", ") + ")", "warn"));
+      }
+      if (item.replayed_from) head.appendChild(badge("replayed from " + item.replayed_from, "src"));
       if (item.template_hash) head.appendChild(el("span", "small", "template " + item.template_hash));
       return add(el("div", "item feedback"), head, el("div", "text", item.content || ""));
     },
