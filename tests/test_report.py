@@ -317,6 +317,12 @@ def test_report_shows_what_the_provider_leaked_and_what_was_replayed(tmp_path: P
     assert items[0]["replayed_from"] == "old (runs/old) gsm8k/1 epoch 0 turn 1"
     assert items[1].get("replayed_from") is None
 
+    # The terminal table shows both counts too: provider leaked 2, leaked (reached) 0.
+    table = runner.invoke(app, ["report", str(run)], env={"COLUMNS": "200"}).output
+    assert "provider leaked" in table and "replayed" in table
+    row = next(line for line in table.splitlines() if "model:critic" in line)
+    assert [c.strip() for c in row.split("│")[2:5]] == ["2", "2", "0"]
+
 
 def test_one_schema_for_one_run_or_several(two_runs: list[Path]) -> None:
     """``mulligan report --format json`` prints the same versioned schema for 1 run or 2."""

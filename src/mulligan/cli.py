@@ -328,22 +328,26 @@ def view(
 
 
 def _print_feedback(sources: list[dict[str, Any]]) -> None:
-    """The leak audit per feedback source (``feedback.sources`` of the report schema)."""
+    """The leak audit per feedback source (``feedback.sources`` of the report schema): what the
+    provider wrote ("provider leaked") and what reached the policy after the leak guard."""
     if not sources:
         return
     table = Table(title="Feedback by source (leaks: the reference reached the policy)")
-    numeric = ("messages", "leaked", "leak rate", "solves after a leak")
-    for col in ("source", *numeric[:3], "by flag", numeric[3]):
-        table.add_column(col, justify="right" if col in numeric else "left", overflow="fold")
+    numeric = ("messages", "provider leaked", "leaked", "leak rate", "solves after a leak")
+    for col in ("source", *numeric[:4], "by flag", numeric[4], "replayed"):
+        right = col in numeric or col == "replayed"
+        table.add_column(col, justify="right" if right else "left", overflow="fold")
     for row in sources:
         flags = ", ".join(f"{name} {n}" for name, n in sorted(row["by_flag"].items()))
         table.add_row(
             row["source"],
             f"{row['messages']:,}",
+            f"{row.get('raw_leaked', row['leaked']):,}",
             f"{row['leaked']:,}",
             f"{100 * row['leak_rate']:.1f}%",
             flags or "-",
             f"{row['solved_after_leak']:,}",
+            f"{row.get('replayed', 0):,}",
         )
     console.print(table)
 
