@@ -40,6 +40,11 @@ INTERNAL_ERRORS: dict[str, str] = {
     "mulligan.feedback.harness._MgFailed": "raised inside the sandboxed unit-test harness, which "
     "imports nothing from mulligan",
     "mulligan.feedback.harness._MgTimeout": "raised inside the sandboxed unit-test harness",
+    "mulligan.feedback.harness.__mg_fail": "the harness's alias of _MgFailed, in the sandbox",
+    "mulligan.tasks.checkers.workers.CallTimedOut": "a checker worker's overrun; the checker "
+    "turns it into a 'wrong: evaluation timed out' verdict",
+    "mulligan.tasks.checkers.workers.WorkerDied": "a checker worker's crash; retried once, then "
+    "a verdict, never shown to a user as an error",
 }
 
 
