@@ -117,7 +117,11 @@ def test_report_format_is_a_checked_choice(tmp_path: Path) -> None:
 
 
 def _sources() -> list[Path]:
-    return [*sorted((REPO / "src").rglob("*.py")), REPO / "README.md", *(REPO / "docs").glob("*")]
+    return [
+        *sorted((REPO / "src").rglob("*.py")),
+        REPO / "README.md",
+        *(REPO / "docs").glob("*.md"),
+    ]
 
 
 def test_messages_name_flags_and_packages_that_exist() -> None:

@@ -400,6 +400,8 @@ def _store_error(path: Path, exc: sqlite3.Error, *, read_only: bool) -> StoreErr
             f"{path}: the run database is damaged ({text}); restore it from a copy, or start "
             "a new run with another --out"
         )
+    if read_only and "readonly" in text:
+        return StoreError(f"{path}: opened read-only, so it cannot be written ({text})")
     if read_only:
         return StoreError(f"{path}: cannot read the run database ({text}); check its permissions")
     return StoreError(
