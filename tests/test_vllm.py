@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import importlib.util
+import re
 import shutil
 from dataclasses import dataclass
 from typing import Any
