@@ -249,7 +249,7 @@ async def test_a_run_from_an_older_version_resumes_unless_new_options_are_used(
     cfg = _config(tmp_path, mint_dir, tasks=("gsm8k",), limit=1)
     await execute_run(cfg, sandboxes=sandboxes)  # type: ignore[arg-type]
     # As if written before these options existed:
-    with RunStore.open_existing(cfg.execution.out) as store:
+    with RunStore.open_existing(cfg.execution.out, read_only=False) as store:
         stored = store.run()
         assert stored is not None
         run_id, manifest = stored.run_id, stored.manifest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import shutil
 from dataclasses import dataclass
 from typing import Any
@@ -80,14 +81,14 @@ async def test_missing_vllm_is_a_clear_error() -> None:
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here")
     model = get_model("vllm/Qwen/Qwen2.5-0.5B-Instruct")
-    with pytest.raises(ModelError, match=r"pip install 'mulligan\[vllm\]'"):
+    with pytest.raises(ModelError, match=re.escape("pip install -e '.[vllm]'")):
         await model.generate([Message(role="user", content="q")], GenerateParams())
     await model.aclose()
 
 
 def _gpu_and_vllm() -> str | None:
     if importlib.util.find_spec("vllm") is None:
-        return "vllm is not installed (pip install 'mulligan[vllm]' on a machine with a GPU)"
+        return "vllm is not installed (pip install -e '.[vllm]' on a machine with a GPU)"
     if shutil.which("nvidia-smi") is None:
         return "no NVIDIA GPU on this machine"
     return None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -21,6 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from mulligan.errors import MulliganError
 
@@ -29,10 +31,42 @@ if TYPE_CHECKING:  # the commands import what they use when run, so --help stays
     from mulligan.engine import RunOutcome
     from mulligan.events import Episode
 
+console = Console()
+err_console = Console(stderr=True)
+
+DEBUG_HINT = "rerun with --debug or MULLIGAN_DEBUG=1 for the traceback"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    # soft_wrap: long paths and commands in messages must stay copy-pasteable, not hard-wrapped.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+class _Commands(TyperGroup):
+    """The command group: every command runs inside the one place that turns errors into
+    messages. A user's error (:class:`MulliganError`) is its message and exit code 2; anything
+    else is one line and exit code 1, its traceback kept for ``--debug``."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's (vendored) click Context
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # exits, Ctrl-C and usage errors, which typer reports itself
+        except MulliganError as exc:
+            raise _fail(str(exc)) from exc
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            text = " ".join(str(exc).split()) or "(no message)"
+            raise _fail(f"unexpected {type(exc).__name__}: {text}; {DEBUG_HINT}", 1) from exc
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Measure how language models use second chances: multi-turn tasks, tools, feedback.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(help="Download and verify third-party task data.", no_args_is_help=True)
@@ -42,17 +76,101 @@ app.add_typer(feedback_app, name="feedback")
 import_app = typer.Typer(help="Import other harnesses' logs as runs.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 
-console = Console()
-err_console = Console(stderr=True)
+LogLevel = Literal["debug", "info", "warning", "error"]
+# The choices of run options, checked by the parser (the same Literals as the config's fields,
+# which tests/test_cli_conventions.py compares; importing those here would slow every --help).
+Sample = Literal["first", "random"]
+CheckerMode = Literal["mint", "strict"]
+CacheMode = Literal["auto", "on", "read", "write", "off"]
+IsolationRequest = Literal["auto", "bwrap", "rlimits", "rlimits-only", "rlimits-only-as-root"]
+ReportFormat = Literal["table", "json", "csv"]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    # soft_wrap: long paths and commands in messages must stay copy-pasteable, not hard-wrapped.
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+class _ConsoleLog(logging.Handler):
+    """Log records as ``level: message`` lines on stderr, like the CLI's own errors."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = f"{record.levelname.lower()}: {self.format(record)}"
+            style = "yellow" if record.levelno >= logging.WARNING else "dim"
+            err_console.print(escape(text), style=style, highlight=False, soft_wrap=True)
+        except Exception:
+            self.handleError(record)
 
 
-@app.command()
+def _configure_logging(level: LogLevel) -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _ConsoleLog)]:
+        root.removeHandler(handler)
+    root.addHandler(_ConsoleLog())
+    root.setLevel(level.upper())
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from mulligan import __version__
+
+        console.print(f"mulligan {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+    log_level: Annotated[
+        LogLevel, typer.Option(help="the least severe log messages shown (on stderr)")
+    ] = "warning",
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="MULLIGAN_DEBUG",
+            help="show the traceback of an unexpected error instead of one line",
+        ),
+    ] = False,
+) -> None:
+    """Measure how language models use second chances: multi-turn tasks, tools, feedback."""
+    _configure_logging(log_level)
+
+
+class _RunCommand(TyperCommand):
+    """``mulligan run``: its options default to None (so a config file's values are merged
+    under the flags'), so its help shows each option's effective default from RunConfig."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _show_run_defaults(self.params)
+        super().format_help(ctx, formatter)
+
+
+def _show_run_defaults(params: list[Any]) -> None:
+    """Append ``[default: ...]`` to the help of every run option, from RunConfig's fields."""
+    from mulligan.config import OPTIONS, RunConfig
+
+    defaults = RunConfig().options()
+    for param in params:
+        if param.name not in OPTIONS or "[default:" in (param.help or ""):
+            continue
+        shown = escape(f"[default: {_shown_default(param, defaults[param.name])}]")
+        param.help = f"{param.help} {shown}" if param.help else shown
+
+
+def _shown_default(param: Any, value: Any) -> str:
+    """A run option's default as it is written on the command line."""
+    if isinstance(value, bool) and param.secondary_opts:
+        return str((param.opts if value else param.secondary_opts)[0]).lstrip("-")
+    if value is None:
+        return "none"
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+@app.command(cls=_RunCommand)
 def run(
     ctx: typer.Context,
     config: Annotated[
@@ -65,14 +183,17 @@ def run(
         str | None, typer.Option(help="comma-separated task groups, e.g. gsm8k,math")
     ] = None,
     data_dir: Annotated[
-        Path | None, typer.Option(help="MINT data directory (default ~/.cache/mulligan/data)")
+        Path | None,
+        typer.Option(
+            help="MINT data directory (none: $MULLIGAN_DATA_DIR, else ~/.cache/mulligan/data)"
+        ),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="N tasks of each group")] = None,
+    limit: Annotated[int | None, typer.Option(help="N tasks of each group (none: all)")] = None,
     sample: Annotated[
-        str | None, typer.Option(help="first | random: which N tasks (random is seeded by --seed)")
+        Sample | None, typer.Option(help="which N tasks: the first, or random (seeded by --seed)")
     ] = None,
     checkers: Annotated[
-        str | None, typer.Option(help="mint (MINT's lenient checkers) | strict")
+        CheckerMode | None, typer.Option(help="mint (MINT's lenient checkers) or strict")
     ] = None,
     model: Annotated[str | None, typer.Option(help="policy model, provider/model")] = None,
     turns: Annotated[int | None, typer.Option(help="max turns k")] = None,
@@ -112,21 +233,21 @@ def run(
         ),
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="max tokens per model turn")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="seeds sampling of tasks and of the model")
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(help="episodes in flight")] = None,
     cache: Annotated[
-        str | None, typer.Option(help="response cache: auto | on | read | write | off")
+        CacheMode | None,
+        typer.Option(help="response cache (auto: on at temperature 0, off otherwise)"),
     ] = None,
     base_url: Annotated[
         str | None,
         typer.Option(help="server URL(s) for openai-compatible/ models, comma-separated"),
     ] = None,
     isolation: Annotated[
-        str | None,
-        typer.Option(
-            help="sandbox isolation: auto (bubblewrap, never weaker) | bwrap | rlimits | "
-            "rlimits-only | rlimits-only-as-root"
-        ),
+        IsolationRequest | None,
+        typer.Option(help="sandbox isolation (auto: bubblewrap, never weaker)"),
     ] = None,
     allow_weak_isolation: Annotated[
         bool | None,
@@ -152,10 +273,7 @@ def _run_config(file: Path | None, params: dict[str, Any]) -> RunConfig:
     from mulligan.config import OPTIONS, build_config
 
     overrides = {name: value for name, value in params.items() if name in OPTIONS}
-    try:
-        return build_config(file, overrides)
-    except MulliganError as exc:
-        raise _fail(str(exc)) from exc
+    return build_config(file, overrides)
 
 
 class _RunProgress:
@@ -191,7 +309,7 @@ class _RunProgress:
 
 
 def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
-    """Run ``cfg`` under the progress display; errors and Ctrl-C exit with a message."""
+    """Run ``cfg`` under the progress display; Ctrl-C exits with the command that resumes."""
     from mulligan.engine import execute_run
 
     try:
@@ -201,8 +319,6 @@ def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
                     cfg, resume=resume, on_start=display.on_start, on_episode=display.on_episode
                 )
             )
-    except MulliganError as exc:
-        raise _fail(str(exc)) from exc
     except KeyboardInterrupt as exc:
         out = cfg.execution.out
         raise _fail(
@@ -247,7 +363,7 @@ def report(
     run_dirs: Annotated[
         list[Path], typer.Argument(help="run directories (--out of mulligan run), or roots of runs")
     ],
-    format: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
+    format: Annotated[ReportFormat, typer.Option("--format", help="what to print")] = "table",
     html: Annotated[
         Path | None, typer.Option(help="also write a self-contained HTML report with trajectories")
     ] = None,
@@ -270,8 +386,6 @@ def report(
     """
     from mulligan.report import report_csv, report_data, write_html_report
 
-    if format not in ("table", "json", "csv"):
-        raise _fail(f"--format must be table, json or csv, not {format!r}")
     if mint_leaderboard:
         if len(run_dirs) != 1:
             raise _fail(
@@ -279,18 +393,15 @@ def report(
             )
         _report_mint_leaderboard(run_dirs[0], format)
         return
-    try:
-        if html is not None:
-            path = write_html_report(run_dirs, html, max_episodes_per_run=max_episodes)
-            err_console.print(f"wrote {path}", highlight=False, soft_wrap=True)
-            if format == "table":
-                return
-        if format == "csv":
-            print(report_csv(run_dirs), end="")
+    if html is not None:
+        path = write_html_report(run_dirs, html, max_episodes_per_run=max_episodes)
+        err_console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        if format == "table":
             return
-        data = report_data(run_dirs)
-    except MulliganError as exc:
-        raise _fail(str(exc)) from exc
+    if format == "csv":
+        print(report_csv(run_dirs), end="")
+        return
+    data = report_data(run_dirs)
     if format == "json":
         print(json.dumps(data, indent=2))
         return
@@ -311,12 +422,9 @@ def view(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0 = any free port)")] = 0,
 ) -> None:
     """Serve the report and trajectory viewer on 127.0.0.1 until interrupted."""
-    from mulligan.report import ReportError, serve_viewer
+    from mulligan.report import serve_viewer
 
-    try:
-        server, url = serve_viewer(run_dirs, port=port, live=True)
-    except ReportError as exc:
-        raise _fail(str(exc)) from exc
+    server, url = serve_viewer(run_dirs, port=port, live=True)
     console.print(f"viewer at {url} (Ctrl-C to stop)")
     try:
         threading.Event().wait()
@@ -390,12 +498,9 @@ def _interval(estimate: dict[str, Any], spec: str, prefix: str = "") -> str:
 
 
 def _report_mint_leaderboard(root: Path, format: str) -> None:
-    from mulligan.interop import MintImportError, mint_leaderboard
+    from mulligan.interop import mint_leaderboard
 
-    try:
-        rows = mint_leaderboard(root)
-    except MintImportError as exc:
-        raise _fail(str(exc)) from exc
+    rows = mint_leaderboard(root)
     if not rows:
         raise _fail(
             f"{root}: no imported MINT runs found; run `mulligan import mint DIR --out {root}`"
@@ -438,9 +543,9 @@ def import_mint_cmd(
     data_dir: Annotated[
         Path | None, typer.Option(help="MINT task data for --rejudge (default: mulligan's)")
     ] = None,
-    format: Annotated[str, typer.Option("--format", help="--rejudge output: table | json")] = (
-        "table"
-    ),
+    format: Annotated[
+        Literal["table", "json"], typer.Option("--format", help="--rejudge output")
+    ] = "table",
 ) -> None:
     """Import MINT's logged runs: one run directory per model x feedback x k (--out), or
     re-judge every proposal they logged and print the agreement with MINT's verdicts (--rejudge)."""
@@ -449,12 +554,9 @@ def import_mint_cmd(
         return
     if out is None:
         raise _fail("pass --out DIR to import, or --rejudge to re-judge MINT's verdicts")
-    from mulligan.interop import MintImportError, import_mint
+    from mulligan.interop import import_mint
 
-    try:
-        runs = import_mint(outputs, out, overwrite=overwrite)
-    except MintImportError as exc:
-        raise _fail(str(exc)) from exc
+    runs = import_mint(outputs, out, overwrite=overwrite)
     for path in runs:
         console.print(f"imported {path}", highlight=False, soft_wrap=True)
     console.print(f"{len(runs)} runs; next: mulligan report {out} --mint-leaderboard")
@@ -466,16 +568,10 @@ def _rejudge_mint(outputs: Path, data_dir: Path | None, format: str) -> None:
         describe_disagreement,
         rejudge_mint_logs,
     )
-    from mulligan.tasks import TaskDataError
 
-    if format not in ("table", "json"):
-        raise _fail(f"unknown --format {format!r} for --rejudge; use table or json")
     if not outputs.is_dir():
         raise _fail(f"{outputs}: not a directory (pass MINT's outputs folder or one config's)")
-    try:
-        reports = asyncio.run(rejudge_mint_logs(outputs, data_dir))
-    except TaskDataError as exc:
-        raise _fail(str(exc)) from exc
+    reports = asyncio.run(rejudge_mint_logs(outputs, data_dir))
     if not reports:
         raise _fail(f"{outputs}: no <type>/<suite>/results.jsonl below it")
     if format == "json":
@@ -560,18 +656,24 @@ def data_pull(
     data_dir: Annotated[Path | None, typer.Option(help="destination data directory")] = None,
 ) -> None:
     """Download (or copy) a dataset and verify it against pinned SHA-256 checksums."""
-    from mulligan.tasks import TaskDataError, default_data_dir, pull_mint
+    from mulligan.tasks import default_data_dir, pull_mint
 
     if dataset != "mint":
         raise _fail(f"unknown dataset {dataset!r}; available: mint")
-    dest = data_dir or default_data_dir()  # honours $MULLIGAN_DATA_DIR
-    try:
-        paths = pull_mint(dest, source)
-    except TaskDataError as exc:
-        raise _fail(str(exc)) from exc
+    default = default_data_dir()  # honours $MULLIGAN_DATA_DIR
+    dest = data_dir or default
+    paths = pull_mint(dest, source)
     for path in paths:
-        console.print(f"verified {path}")
-    console.print(f"MINT data ready in {dest}; use --data-dir {dest} (the default)")
+        console.print(f"verified {path}", highlight=False, soft_wrap=True)
+    if dest.expanduser().resolve() == default.expanduser().resolve():
+        console.print(f"MINT data ready in {dest}, where runs look by default", soft_wrap=True)
+    else:
+        console.print(
+            f"MINT data ready in {dest}; runs read it with --data-dir {dest}"
+            " (or MULLIGAN_DATA_DIR)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -144,7 +144,8 @@ def _import_llama() -> type[Llama]:
         from llama_cpp import Llama
     except ImportError as e:
         raise ModelError(
-            "the local backend needs llama-cpp-python: pip install 'mulligan[local]' "
+            "the local backend needs llama-cpp-python: pip install -e '.[local]' in mulligan's "
+            "checkout "
             "(or scripts/ensure_llama_cpp.sh <venv python>, which reuses a built wheel)"
         ) from e
     return Llama

@@ -3,8 +3,8 @@
 vLLM is fastest when it sees many sequences at once, but the episode loop makes one call per
 episode turn. ``VLLMModel`` therefore queues concurrent ``generate`` calls for a few
 milliseconds and hands them to ``LLM.chat`` as one batch (one ``SamplingParams`` per request),
-on a dedicated thread so the event loop keeps running. Needs the optional extra
-``mulligan[vllm]`` and a GPU; importing this module does not import vllm.
+on a dedicated thread so the event loop keeps running. Needs the optional ``vllm`` extra
+(``pip install -e '.[vllm]'``) and a GPU; importing this module does not import vllm.
 
 Identity (what the response cache keys on): the model's name, or its resolved path when it is a
 local directory, and the engine options that choose the weights or their arithmetic
@@ -50,7 +50,8 @@ def _load_vllm_engine(model: str, engine_kwargs: dict[str, Any]) -> tuple[ChatEn
         import vllm
     except ImportError as exc:  # the extra is optional and GPU-only
         raise ModelError(
-            "vllm/ models need vLLM and a CUDA GPU: pip install 'mulligan[vllm]' "
+            "vllm/ models need vLLM and a CUDA GPU: pip install -e '.[vllm]' in mulligan's "
+            "checkout "
             f"(import failed: {exc})"
         ) from exc
     return vllm.LLM(model=model, **engine_kwargs), vllm.SamplingParams

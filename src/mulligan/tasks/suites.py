@@ -18,6 +18,7 @@ import random
 from pathlib import Path
 from typing import Literal
 
+from mulligan.errors import MulliganError
 from mulligan.tasks.base import CheckerMode, SuiteDefinition, Task
 from mulligan.tasks.humaneval import HUMANEVAL
 from mulligan.tasks.mint import MINT
@@ -26,6 +27,10 @@ SUITES: dict[str, SuiteDefinition] = {suite.name: suite for suite in (MINT, HUMA
 """Every registered suite by name, in registration order (the order ``mulligan suites`` lists)."""
 
 Sample = Literal["first", "random"]
+
+
+class TaskSelectionError(MulliganError, ValueError):
+    """A suite, group or task name that is not there; the message lists what is."""
 
 
 def register_suite(suite: SuiteDefinition, *, replace: bool = False) -> None:
@@ -43,7 +48,9 @@ def get_suite(name: str) -> SuiteDefinition:
     try:
         return SUITES[name]
     except KeyError:
-        raise ValueError(f"unknown suite {name!r}; registered: {', '.join(SUITES)}") from None
+        raise TaskSelectionError(
+            f"unknown suite {name!r}; registered: {', '.join(SUITES)}"
+        ) from None
 
 
 def suite_names() -> tuple[str, ...]:
@@ -67,7 +74,7 @@ def _resolve(name: str) -> tuple[SuiteDefinition, str | None]:
         for suite in SUITES.values():
             if name in suite.groups:
                 return suite, name
-    raise ValueError(f"unknown suite {name!r}; expected one of {', '.join(suite_names())}")
+    raise TaskSelectionError(f"unknown suite {name!r}; expected one of {', '.join(suite_names())}")
 
 
 def load_suite(
@@ -81,7 +88,8 @@ def load_suite(
             ``~/.cache/mulligan/data``. Not used by ``humaneval``.
         checkers: ``"mint"`` judges as MINT did; ``"strict"`` uses stricter criteria.
 
-    Raises ``ValueError`` for an unknown name and ``TaskDataError`` for missing or bad data.
+    Raises ``TaskSelectionError`` (a ``ValueError``) for an unknown name and ``TaskDataError``
+    for missing or bad data.
     """
     suite, group = _resolve(name)
     return suite.load(group, data_dir, checkers)
@@ -137,7 +145,7 @@ def load_tasks(
     Returns the tasks in group order, then data order.
     """
     if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
+        raise TaskSelectionError(f"limit must be >= 0, got {limit}")
     definition = SUITES.get(suite)
     if definition is not None and definition.groups:
         return _load_groups(definition, tasks, data_dir, limit, seed, sample, checkers)
@@ -146,7 +154,7 @@ def load_tasks(
         wanted = set(tasks)
         missing = sorted(wanted - {t.id for t in selected})
         if missing:
-            raise ValueError(f"suite {suite!r} has no task(s) with id {', '.join(missing)}")
+            raise TaskSelectionError(_no_such_tasks(suite, missing))
         selected = [t for t in selected if t.id in wanted]
     return _take(selected, limit, sample, seed, suite)
 
@@ -164,12 +172,31 @@ def _load_groups(
     names = list(suite.groups) if groups is None else list(dict.fromkeys(groups))
     unknown = [n for n in names if n not in suite.groups]
     if unknown:
-        raise ValueError(
+        raise TaskSelectionError(
             f"unknown group(s) {', '.join(unknown)} of suite {suite.name!r}; expected some of "
-            f"{', '.join(suite.groups)}"
+            f"{', '.join(suite.groups)} (--tasks takes them comma-separated)"
         )
     return [
         t
         for name in names
         for t in _take(suite.load(name, data_dir, checkers), limit, sample, seed, name)
     ]
+
+
+def _no_such_tasks(suite: str, missing: list[str]) -> str:
+    """Why ``--tasks`` names tasks that ``suite`` lacks, and what was probably meant: a group of
+    another suite, or a task id (a suite without groups takes task ids)."""
+    message = f"suite {suite!r} has no task(s) with id {', '.join(missing)}"
+    elsewhere = {
+        name: other.name
+        for name in missing
+        for other in SUITES.values()
+        if name in other.groups and other.name != suite
+    }
+    if elsewhere:
+        hints = "; ".join(
+            f"{name} is a group of suite {owner!r}: use --suite {owner} --tasks {name}"
+            for name, owner in elsewhere.items()
+        )
+        return f"{message}; {hints}"
+    return f"{message}; for this suite --tasks takes task ids (see its data), or leave it out"
