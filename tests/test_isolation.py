@@ -95,7 +95,11 @@ async def test_pool_refuses_weak_isolation_by_default() -> None:
 
 
 @pytest.mark.usefixtures("broken_host")
-async def test_opt_in_runs_weak_and_warns_loudly(caplog: pytest.LogCaptureFixture) -> None:
+async def test_opt_in_runs_weak_and_warns_loudly(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The warning is given once per mode and process: start as a fresh process would.
+    monkeypatch.setattr("mulligan.sandbox.isolation._warned", set())
     caplog.set_level(logging.WARNING, logger="mulligan.sandbox.isolation")
     pool = SandboxPool(size=0, limits=LIMITS, allow_weak=True)
     try:
