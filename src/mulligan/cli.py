@@ -264,7 +264,7 @@ def report(
 ) -> None:
     """Print SR@k per suite and overall (micro-average over episodes, like MINT), with 95% CIs.
 
-    Every format shows the numbers of one schema (``mulligan.report/2``), for one run or several:
+    Every format shows the numbers of one schema (``mulligan.report/3``), for one run or several:
     the table prints each run's SR@k, model usage and feedback leaks; json prints the schema;
     csv flattens its SR@k. With --html the page holds the tables, so none are printed.
     """
