@@ -38,7 +38,10 @@ def test_bootstrap_interval_matches_the_normal_approximation() -> None:
     values = [1.0] * 200 + [0.0] * 200
     half_width = 1.96 * math.sqrt(0.25 / 400)  # ~0.049
     # Away from the edges the bootstrap and Wilson's interval both agree with it.
-    for estimate in (mean_estimate(values, BootstrapConfig(n_resamples=4000)), proportion_estimate(values)):
+    for estimate in (
+        mean_estimate(values, BootstrapConfig(n_resamples=4000)),
+        proportion_estimate(values),
+    ):
         assert estimate.ci_low is not None and estimate.ci_high is not None
         assert estimate.ci_low == pytest.approx(0.5 - half_width, abs=0.01)
         assert estimate.ci_high == pytest.approx(0.5 + half_width, abs=0.01)
