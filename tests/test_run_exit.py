@@ -66,10 +66,11 @@ def test_fail_on_error_is_a_count_or_a_fraction(
 
 def test_a_stopped_run_exits_2_with_its_cause() -> None:
     outcome = _outcome(3, 10)
-    outcome.stopped, outcome.not_run = "BackendError: connection refused", 7
+    outcome.stopped, outcome.stopped_after, outcome.not_run = "BackendError: refused", 3, 7
     code, line = outcome.verdict(0.9)
     assert code == 2
-    assert "7 not run" in line and "BackendError: connection refused" in line
+    assert "stopped after 3 episodes in a row" in line
+    assert "7 not run" in line and "BackendError: refused" in line
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, 2.25])
@@ -172,6 +173,16 @@ async def test_the_same_error_on_episodes_in_a_row_stops_the_run(
     assert code == 2 and outcome.stopped in line
     with RunStore.open_existing(tmp_path / "r") as store:  # the finished ones are kept
         assert store.episode_count() == STOP_AFTER_REPEATS
+    # Episodes in flight when it stops finish and are stored; none is lost or run twice.
+    wide = cfg.with_options(concurrency=4, out=tmp_path / "wide")
+    with OpenAIServer(model_ids=("another-model",)) as server:
+        model = _model(server.base_url)
+        outcome = await execute_run(wide, model=model, sandboxes=sandboxes)  # type: ignore[arg-type]
+        await model.aclose()
+    assert outcome.stopped is not None and outcome.stopped_after >= STOP_AFTER_REPEATS
+    assert outcome.failed + outcome.not_run == 10 and outcome.not_run > 0
+    with RunStore.open_existing(tmp_path / "wide") as store:
+        assert store.episode_count() == outcome.failed
 
 
 async def test_different_errors_or_a_success_in_between_do_not_stop_a_run(

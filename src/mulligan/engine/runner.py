@@ -52,6 +52,7 @@ class RunOutcome:
     isolation: str = ""  # the sandbox isolation mode in effect
     isolation_weak: bool = False
     stopped: str | None = None  # the error that stopped the run early, if one did
+    stopped_after: int = 0  # how many episodes in a row it had ended then
     not_run: int = 0  # episodes left unstarted when it stopped
     _streak: tuple[str | None, int] = (None, 0)  # the last error and how often in a row
 
@@ -81,7 +82,8 @@ class RunOutcome:
         """
         if self.stopped is not None:
             return 2, (
-                f"stopped after {self.repeats} episodes in a row failed with the same error, "
+                f"stopped after {self.stopped_after} episodes in a row failed with the same "
+                "error, "
                 f"{self.not_run} not run: {self.stopped}"
             )
         if 0 < fail_on_error < 1:
@@ -210,7 +212,7 @@ async def _drain(
                 on_episode(episode)
             if outcome.repeats >= STOP_AFTER_REPEATS and outcome.stopped is None:
                 # One cause fails every episode: start no more (those in flight finish).
-                outcome.stopped = episode.error
+                outcome.stopped, outcome.stopped_after = episode.error, outcome.repeats
                 while not queue.empty():
                     queue.get_nowait()
                     outcome.not_run += 1
