@@ -235,10 +235,12 @@ def test_run_exits_1_when_episodes_failed_and_says_how_many(tmp_path: Path) -> N
         ]  # fmt: skip
         code, output = _cli(*args, "--out", str(tmp_path / "a"))
         assert code == 1, output
-        assert "4 of 4 episodes failed (--fail-on-error 1: any fail the run)" in output
+        assert "4 of 4 episodes failed; --fail-on-error 1: any failed episode fails the run" in (
+            output.replace("\n", " ")
+        )
         code, output = _cli(*args, "--out", str(tmp_path / "b"), "--fail-on-error", "5")
         assert code == 0, output
-        assert "4 of 4 episodes failed (within --fail-on-error 5" in output
+        assert "4 of 4 episodes failed, tolerated (--fail-on-error 5: 5 or more" in output
         code, output = _cli(*args, "--out", str(tmp_path / "c"), "--fail-on-error", "0")
         assert code == 2 and "fail_on_error" in output
 

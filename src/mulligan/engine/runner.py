@@ -83,20 +83,20 @@ class RunOutcome:
         if self.stopped is not None:
             return 2, (
                 f"stopped after {self.stopped_after} episodes in a row failed with the same "
-                "error, "
-                f"{self.not_run} not run: {self.stopped}"
+                f"error, {self.not_run} not run: {self.stopped}"
             )
         if 0 < fail_on_error < 1:
-            limit = f"--fail-on-error {fail_on_error:g}: {fail_on_error:.0%} of {self.total}"
+            rule = f"{100 * fail_on_error:g}% of the {self.total} episodes or more fail the run"
             failing = self.failed >= fail_on_error * self.total
         else:
             n = int(fail_on_error)
-            limit = "--fail-on-error 1: any" if n == 1 else f"--fail-on-error {n}: {n} or more"
+            rule = "any failed episode fails the run" if n == 1 else f"{n} or more fail the run"
             failing = self.failed >= n
         counts = f"{self.failed} of {self.total} episodes failed"
+        threshold = f"--fail-on-error {fail_on_error:g}: {rule}"
         if failing:
-            return 1, f"{counts} ({limit} fail the run)"
-        return 0, f"{counts} (within {limit} fail the run)" if self.failed else counts
+            return 1, f"{counts}; {threshold}"
+        return 0, f"{counts}, tolerated ({threshold})" if self.failed else counts
 
 
 ProgressCallback = Callable[[Episode], None]
