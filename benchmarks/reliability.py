@@ -298,7 +298,7 @@ async def fault_drill(root: Path, episodes: int, concurrency: int, seed: int = 0
     report.wall_s = time.perf_counter() - started
     report.calls, report.faults_served = responder.calls, dict(responder.served)
     report.retries_counted = dict(model.retry_stats.retries)
-    with RunStore.open_existing(config.execution.out) as store:
+    with RunStore.open_existing(outcome.out) as store:
         stored = list(store.episodes(with_events=False))
     report.stored = len(stored)
     report.duplicates = len(stored) - len({e.key.id for e in stored})

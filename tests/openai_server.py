@@ -11,7 +11,8 @@ malformed JSON). :class:`LocalModelResponder` answers with a real model
 (``mulligan.models.local.LocalModel``) instead.
 
 Before the responder runs, the server itself answers like a real one: 401 when ``api_key`` is set
-and the request's bearer token differs, 404 when the model is not one of ``model_ids``.
+and the request's bearer token differs (``GET /models`` too), 404 when the model is not one of
+``model_ids``.
 ``GET /v1/models`` lists ``reported_ids`` (default: ``model_ids``), each entry with a ``created``
 time of the request, as vLLM's, and the fields of ``model_info`` (e.g. vLLM's ``root``,
 llama.cpp's ``meta``); ``serve_models = False`` makes it a 404, as on servers without the route.
@@ -183,8 +184,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") != "/v1/models":
             self._error(404, f"no route {self.path}")
             return
+        with owner._lock:
+            owner.models_asked += 1
         if not owner.serve_models:
             self._error(404, f"no route {self.path}")
+            return
+        bearer = self.headers.get("authorization")
+        if owner.api_key is not None and bearer != f"Bearer {owner.api_key}":
+            self._error(401, "Incorrect API key provided", "invalid_api_key")
             return
         ids = owner.model_ids if owner.reported_ids is None else owner.reported_ids
         data = [
@@ -365,6 +372,7 @@ class OpenAIServer:
         self.api_key = api_key
         self.requests: list[Request] = []
         self.serve_models = True
+        self.models_asked = 0  # GET /models requests (not in ``requests``, which are calls)
         self.reported_ids: tuple[str, ...] | None = None
         self.model_info: dict[str, Any] = {}
         self.in_flight = 0

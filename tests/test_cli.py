@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from mulligan.cli import app
+from mulligan.metrics import wilson_interval
 
 runner = CliRunner()
 SUITES = ["gsm8k", "hotpotqa", "humaneval", "math", "mbpp", "mmlu", "theoremqa"]
@@ -54,7 +55,7 @@ def test_reference_gives_100_and_wrong_gives_0_on_every_mint_suite(
         code, output = _run("report", str(out), "--format", "json")
         assert code == 0, output
         report = json.loads(output)
-        assert report["schema"] == "mulligan.report/2"
+        assert report["schema"] == "mulligan.report/3"
         (summary,) = (run["summary"] for run in report["runs"])
         assert summary["episodes"] == 4 * len(SUITES)
         assert set(summary["suites"]) == set(SUITES)
@@ -62,8 +63,11 @@ def test_reference_gives_100_and_wrong_gives_0_on_every_mint_suite(
             assert _values(row["sr_at_k"]) == {"1": expected, "2": expected, "3": expected}, name
         code, output = _run("report", str(out))
         assert code == 0 and "SR@3" in output and "overall" in output
-        # The table shows each rate's 95% interval, as the HTML report does.
-        assert f"[{100 * expected:.0f}-{100 * expected:.0f}]" in output
+        # The table shows each rate's 95% interval, as the HTML report does: Wilson's, which
+        # does not shrink to a point when every episode succeeded or every one failed.
+        low, high = wilson_interval(int(expected) * 4 * len(SUITES), 4 * len(SUITES))
+        assert f"[{100 * low:.0f}-{100 * high:.0f}]" in output
+        assert f"[{100 * expected:.0f}-{100 * expected:.0f}]" not in output
 
 
 def test_resume_skips_finished(tmp_path: Path, mint_dir: Path) -> None:

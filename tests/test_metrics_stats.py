@@ -1,4 +1,5 @@
-"""Bootstrap intervals (seeded, deterministic, sensible) and McNemar's exact test."""
+"""Intervals (Wilson's for proportions; the bootstrap seeded, deterministic, sensible) and
+McNemar's exact test."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from mulligan.metrics import (
     macro_estimate,
     mcnemar_exact,
     mcnemar_test,
+    mean_estimate,
     paired_difference,
     proportion_estimate,
     ratio_estimate,
     unpaired_difference,
+    wilson_interval,
 )
 
 OUTCOMES = [True] * 30 + [False] * 70
@@ -22,9 +25,9 @@ OUTCOMES = [True] * 30 + [False] * 70
 
 def test_bootstrap_is_deterministic_for_a_seed() -> None:
     values = [math.sqrt(i) for i in range(50)]  # continuous: quantiles differ between seeds
-    first = proportion_estimate(values, BootstrapConfig(seed=7))
-    again = proportion_estimate(values, BootstrapConfig(seed=7))
-    other = proportion_estimate(values, BootstrapConfig(seed=8))
+    first = mean_estimate(values, BootstrapConfig(seed=7))
+    again = mean_estimate(values, BootstrapConfig(seed=7))
+    other = mean_estimate(values, BootstrapConfig(seed=8))
     assert first == again
     assert (first.ci_low, first.ci_high) != (other.ci_low, other.ci_high)
     assert first.value == pytest.approx(sum(values) / 50)
@@ -32,23 +35,76 @@ def test_bootstrap_is_deterministic_for_a_seed() -> None:
 
 
 def test_bootstrap_interval_matches_the_normal_approximation() -> None:
-    estimate = proportion_estimate([True] * 200 + [False] * 200, BootstrapConfig(n_resamples=4000))
-    assert estimate.ci_low is not None and estimate.ci_high is not None
+    values = [1.0] * 200 + [0.0] * 200
     half_width = 1.96 * math.sqrt(0.25 / 400)  # ~0.049
-    assert estimate.ci_low == pytest.approx(0.5 - half_width, abs=0.01)
-    assert estimate.ci_high == pytest.approx(0.5 + half_width, abs=0.01)
-    assert estimate.confidence == 0.95
+    # Away from the edges the bootstrap and Wilson's interval both agree with it.
+    for estimate in (
+        mean_estimate(values, BootstrapConfig(n_resamples=4000)),
+        proportion_estimate(values),
+    ):
+        assert estimate.ci_low is not None and estimate.ci_high is not None
+        assert estimate.ci_low == pytest.approx(0.5 - half_width, abs=0.01)
+        assert estimate.ci_high == pytest.approx(0.5 + half_width, abs=0.01)
+        assert estimate.confidence == 0.95
 
 
 def test_degenerate_and_undefined_estimates() -> None:
     sure = proportion_estimate([True] * 10)
-    assert (sure.value, sure.ci_low, sure.ci_high) == (1.0, 1.0, 1.0)
+    # 10/10 does not prove a rate of exactly 1: Wilson's lower bound is 0.72.
+    assert (sure.value, sure.ci_high) == (1.0, 1.0)
+    assert sure.ci_low == pytest.approx(0.7225, abs=1e-4)
     empty = proportion_estimate([])
     assert (empty.value, empty.ci_low, empty.episodes) == (None, None, 0)
     undefined = ratio_estimate([0.0, 0.0], [0.0, 0.0])
     assert undefined.value is None and undefined.ci_low is None
     with pytest.raises(ValueError):
         ratio_estimate([1.0], [1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("successes", "n", "low", "high"),
+    [
+        (0, 21, 0.0, 0.1546),  # the percentile bootstrap said [0, 0]
+        (3, 3, 0.4385, 1.0),  # ... and [1, 1]
+        (1, 1, 0.2065, 1.0),
+        (10, 20, 0.2993, 0.7007),
+        (1, 10, 0.0179, 0.4042),  # Wilson (1927); Newcombe (1998), method 3
+    ],
+)
+def test_wilson_interval_is_right_at_the_edges(
+    successes: int, n: int, low: float, high: float
+) -> None:
+    estimate = proportion_estimate([True] * successes + [False] * (n - successes))
+    assert estimate.method == "wilson"
+    assert (estimate.ci_low, estimate.ci_high) == (
+        pytest.approx(low, abs=1e-4),
+        pytest.approx(high, abs=1e-4),
+    )
+    assert estimate.ci_low is not None and estimate.ci_high is not None
+    assert estimate.ci_low < estimate.ci_high  # never a point, whatever the data
+    assert estimate.ci_low <= successes / n <= estimate.ci_high
+
+
+def test_wilson_interval_widens_with_confidence_and_refuses_nonsense() -> None:
+    narrow = wilson_interval(5, 20, 0.8)
+    wide = wilson_interval(5, 20, 0.99)
+    assert wide[0] < narrow[0] < 0.25 < narrow[1] < wide[1]
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)
+    with pytest.raises(ValueError, match="mean_estimate"):
+        proportion_estimate([0.5, 1.0])  # not a proportion: a mean of values
+
+
+def test_each_estimate_names_its_interval_method() -> None:
+    a, b = [1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]
+    bootstrap = BootstrapConfig(n_resamples=50)
+    assert ratio_estimate(a, b, bootstrap).method == "cluster-bootstrap"
+    assert mean_estimate(a, bootstrap).method == "cluster-bootstrap"
+    assert paired_difference(a, b, bootstrap).method == "paired-bootstrap"
+    assert unpaired_difference(a, b, bootstrap).method == "unpaired-bootstrap"
+    assert macro_estimate({"x": (a, [1.0] * 4)}, bootstrap).method == "stratified-bootstrap"
 
 
 def test_ratio_estimate_resamples_episodes_not_events() -> None:
@@ -62,9 +118,9 @@ def test_ratio_estimate_resamples_episodes_not_events() -> None:
 def test_chunked_draws_give_the_same_answer_as_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     from mulligan.metrics import stats
 
-    whole = proportion_estimate(OUTCOMES, BootstrapConfig(n_resamples=100))
+    whole = mean_estimate(OUTCOMES, BootstrapConfig(n_resamples=100))
     monkeypatch.setattr(stats, "_MAX_DRAWS_PER_CHUNK", 1000)  # 10 draws per chunk
-    chunked = proportion_estimate(OUTCOMES, BootstrapConfig(n_resamples=100))
+    chunked = mean_estimate(OUTCOMES, BootstrapConfig(n_resamples=100))
     assert chunked == whole
 
 
@@ -139,3 +195,27 @@ def test_mcnemar_test_on_a_small_table() -> None:
     assert result.p_value == pytest.approx(2 * (1 + 7) / 128)  # 0.125
     with pytest.raises(ValueError):
         mcnemar_exact(-1, 2)
+
+
+def test_macro_of_proportions_is_wilson_for_one_group_and_never_a_point_at_the_edges() -> None:
+    from mulligan.metrics import macro_proportion_estimate
+
+    one = macro_proportion_estimate({"a": [True] * 3 + [False] * 7})
+    wilson = proportion_estimate([True] * 3 + [False] * 7)
+    assert (one.value, one.ci_low, one.ci_high) == (
+        pytest.approx(0.3),
+        pytest.approx(wilson.ci_low),
+        pytest.approx(wilson.ci_high),
+    )
+    # Every suite at 0/7: the stratified bootstrap said [0, 0]; MOVER keeps the doubt.
+    none = macro_proportion_estimate({s: [False] * 7 for s in "abc"})
+    assert none.value == 0.0 and none.ci_low == 0.0
+    assert none.ci_high == pytest.approx(wilson_interval(0, 7)[1] / math.sqrt(3))
+    every = macro_proportion_estimate({s: [True] for s in "abc"}, confidence=0.9)
+    assert every.ci_high == 1.0 and every.ci_low is not None and 0.0 < every.ci_low < 1.0
+    assert every.method == "mover-wilson" and every.confidence == 0.9
+    mixed = macro_proportion_estimate({"a": [True, True], "b": [False] * 4, "empty": []})
+    assert (mixed.value, mixed.denominator, mixed.episodes) == (0.5, 2.0, 6)
+    assert mixed.ci_low is not None and mixed.ci_high is not None
+    assert 0.0 < mixed.ci_low < 0.5 < mixed.ci_high < 1.0
+    assert macro_proportion_estimate({}).value is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -257,14 +258,37 @@ def run(
             "not work (unsafe: model code may read your files and secrets)",
         ),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="run directory")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="run directory (default: a new runs/<time>-<model>-<suite>)"),
+    ] = None,
+    fail_on_error: Annotated[
+        float | None,
+        typer.Option(
+            help="failed episodes that fail the run (exit 1): a count N, or a fraction 0-1 of "
+            "the episodes (default 1: any)"
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run a model on a suite, k turns per task, and store every episode in --out."""
-    cfg = _run_config(config, ctx.params)
+    from mulligan.engine.rundir import resume_command, with_run_dir
+
+    try:
+        cfg = with_run_dir(_run_config(config, ctx.params), resume=resume)
+    except MulliganError as exc:
+        raise _fail(str(exc)) from exc
+    assert cfg.execution.out is not None
+    err_console.print(f"run directory: {cfg.execution.out}", highlight=False, soft_wrap=True)
     outcome = _execute(cfg, resume, _RunProgress(cfg.policy.model, enabled=progress))
     _print_run(outcome, cfg.execution.out)
+    code, line = outcome.verdict(cfg.execution.fail_on_error)
+    if code == 2:
+        line += f"\nfix it, then resume with: {resume_command(sys.argv, cfg.execution.out)}"
+    if code:
+        raise _fail(line, code)
+    err_console.print(line, highlight=False, soft_wrap=True)
 
 
 def _run_config(file: Path | None, params: dict[str, Any]) -> RunConfig:
@@ -320,10 +344,13 @@ def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
                 )
             )
     except KeyboardInterrupt as exc:
-        out = cfg.execution.out
+        from mulligan.engine.rundir import resume_command
+
+        assert cfg.execution.out is not None
+        command = resume_command(sys.argv, cfg.execution.out)
         raise _fail(
-            f"interrupted; finished episodes are saved. Continue with: mulligan run --out {out}"
-            " --resume (and the same options)",
+            f"interrupted; finished episodes are saved in {cfg.execution.out}. Resume with: "
+            f"{command}",
             130,
         ) from exc
 
@@ -380,7 +407,7 @@ def report(
 ) -> None:
     """Print SR@k per suite and overall (micro-average over episodes, like MINT), with 95% CIs.
 
-    Every format shows the numbers of one schema (``mulligan.report/2``), for one run or several:
+    Every format shows the numbers of one schema (``mulligan.report/3``), for one run or several:
     the table prints each run's SR@k, model usage and feedback leaks; json prints the schema;
     csv flattens its SR@k. With --html the page holds the tables, so none are printed.
     """

@@ -153,7 +153,16 @@ class SandboxConfig(_Section):
 class ExecutionConfig(_Section):
     """How a run executes: none of it changes results (so none of it is hashed)."""
 
-    out: Path = Path("runs/latest")
+    out: Path | None = Field(
+        default=None,
+        description="run directory (default: a new runs/<time>-<model>-<suite>, see "
+        "engine.rundir.default_run_dir)",
+    )
+    fail_on_error: int | float = Field(
+        default=1,
+        description="failed episodes that fail the run (exit 1): a count N >= 1, or a fraction "
+        "0 < f < 1 of the run's episodes; default 1, any failed episode",
+    )
     concurrency: int = Field(default=4, ge=1, le=4096, description="episodes in flight")
     sandbox_pool: int = Field(default=2, ge=0, le=256)
     cache: CacheMode = Field(
@@ -171,6 +180,18 @@ class ExecutionConfig(_Section):
         description="run model code under isolation weaker than bubblewrap where it does not "
         "work (unsafe; warned of loudly)",
     )
+
+    @field_validator("fail_on_error")
+    @classmethod
+    def _count_or_fraction(cls, value: int | float) -> int | float:
+        if 0 < value < 1:
+            return value
+        if value >= 1 and float(value).is_integer():
+            return int(value)
+        raise ValueError(
+            "must be a count of failed episodes (a whole number >= 1, e.g. 5) or a fraction "
+            "of the run's episodes between 0 and 1 (e.g. 0.1)"
+        )
 
 
 class RunConfig(BaseModel):

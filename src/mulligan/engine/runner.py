@@ -5,6 +5,14 @@ however many episodes a run has. Finished episodes are written to the store as t
 resumed run skips them and retries failed ones. What the episodes share is built in
 :mod:`mulligan.engine.components`; the run directory is checked and described in
 :mod:`mulligan.engine.rundir`.
+
+Before anything is written, each role's model server is asked once whether it answers
+(:func:`~mulligan.models.preflight.check_endpoint`). During the run, the same error ending
+:data:`STOP_AFTER_REPEATS` episodes in a row is a cause shared by all (a server gone, a key
+revoked, a broken sandbox), not a task's: no new episode starts, those in flight finish and are
+stored, and the outcome says why it stopped (:attr:`RunOutcome.stopped`). :meth:`RunOutcome.verdict`
+turns the counts into an exit status: 2 when the run stopped, 1 when more episodes failed than
+``--fail-on-error`` tolerates, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -17,12 +25,15 @@ from pathlib import Path
 
 from mulligan.config import RunConfig
 from mulligan.engine.components import RunComponents, build_components
-from mulligan.engine.rundir import RunDir
+from mulligan.engine.rundir import RunDir, with_run_dir
 from mulligan.episode import SandboxProvider, failed_episode, run_episode
 from mulligan.events import Episode, EpisodeKey
 from mulligan.judge import LLMJudge
 from mulligan.models import Model
 from mulligan.tasks import Task
+
+STOP_AFTER_REPEATS = 3
+"""Episodes in a row failing with the same error that stop a run."""
 
 
 @dataclass
@@ -40,15 +51,52 @@ class RunOutcome:
     errors: list[str] = field(default_factory=list)
     isolation: str = ""  # the sandbox isolation mode in effect
     isolation_weak: bool = False
+    stopped: str | None = None  # the error that stopped the run early, if one did
+    stopped_after: int = 0  # how many episodes in a row it had ended then
+    not_run: int = 0  # episodes left unstarted when it stopped
+    _streak: tuple[str | None, int] = (None, 0)  # the last error and how often in a row
 
     def count(self, episode: Episode) -> None:
         """Add one stored episode."""
         if episode.status == "failed":
             self.failed += 1
             self.errors.append(f"{episode.id}: {episode.error}")
+            last, times = self._streak
+            self._streak = (episode.error, times + 1 if episode.error == last else 1)
         else:
             self.finished += 1
             self.solved += int(episode.success)
+            self._streak = (None, 0)
+
+    @property
+    def repeats(self) -> int:
+        """How many episodes in a row, the last stored included, failed with the same error."""
+        return self._streak[1]
+
+    def verdict(self, fail_on_error: float) -> tuple[int, str]:
+        """The exit status and the line that explains it (module docstring).
+
+        ``fail_on_error``: failed episodes that fail the run, a count N >= 1 (failed >= N) or a
+        fraction 0 < f < 1 of the run's episodes (failed >= f * total), as Inspect's
+        ``--fail-on-error``.
+        """
+        if self.stopped is not None:
+            return 2, (
+                f"stopped after {self.stopped_after} episodes in a row failed with the same "
+                f"error, {self.not_run} not run: {self.stopped}"
+            )
+        if 0 < fail_on_error < 1:
+            rule = f"{100 * fail_on_error:g}% of the {self.total} episodes or more fail the run"
+            failing = self.failed >= fail_on_error * self.total
+        else:
+            n = int(fail_on_error)
+            rule = "any failed episode fails the run" if n == 1 else f"{n} or more fail the run"
+            failing = self.failed >= n
+        counts = f"{self.failed} of {self.total} episodes failed"
+        threshold = f"--fail-on-error {fail_on_error:g}: {rule}"
+        if failing:
+            return 1, f"{counts}; {threshold}"
+        return 0, f"{counts}, tolerated ({threshold})" if self.failed else counts
 
 
 ProgressCallback = Callable[[Episode], None]
@@ -74,11 +122,15 @@ async def execute_run(
     manifest.
     """
     started = time.perf_counter()
-    # Models are resolved before the run directory is touched, so a typo leaves nothing behind.
+    config = with_run_dir(config, resume=resume)
+    assert config.execution.out is not None
+    # Models are resolved and their servers asked before the run directory is touched, so a
+    # typo or a dead server leaves nothing behind.
     components = build_components(
         config, model=model, feedback_model=feedback_model, judge=judge, tasks=tasks
     )
     async with components:
+        await components.check_endpoints()
         with RunDir.open(config, resume=resume) as rundir:
             await components.start_sandboxes(config, sandboxes)
             isolation = str(getattr(components.sandboxes, "isolation", "custom"))
@@ -158,5 +210,11 @@ async def _drain(
             outcome.count(episode)
             if on_episode:
                 on_episode(episode)
+            if outcome.repeats >= STOP_AFTER_REPEATS and outcome.stopped is None:
+                # One cause fails every episode: start no more (those in flight finish).
+                outcome.stopped, outcome.stopped_after = episode.error, outcome.repeats
+                while not queue.empty():
+                    queue.get_nowait()
+                    outcome.not_run += 1
 
     await asyncio.gather(*(worker() for _ in range(min(config.execution.concurrency, len(todo)))))

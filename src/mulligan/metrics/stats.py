@@ -1,4 +1,5 @@
-"""Statistics behind every metric: seeded cluster-bootstrap confidence intervals and paired tests.
+"""Statistics behind every metric: Wilson intervals for proportions, seeded cluster-bootstrap
+intervals for ratios and differences, and paired tests.
 
 Every rate mulligan reports is a *ratio of sums over episodes*::
 
@@ -10,11 +11,20 @@ proposal in episode i; cost per solved task: a_i = cost of episode i, b_i = 1[so
 them all this way lets one estimator serve every metric, and it makes the bootstrap resample
 *episodes* (clusters), not the events inside them: events of one episode are not independent.
 
-Confidence intervals are percentile intervals of the cluster bootstrap: draw n episodes with
-replacement B times, recompute R each time (skipping draws whose denominator is 0), and take the
-(1-c)/2 and (1+c)/2 quantiles. The generator is numpy's PCG64 seeded by ``BootstrapConfig.seed``
-and the draws are made in a fixed order, so the same inputs and seed give the same interval on
-every machine.
+Confidence intervals of ratios are percentile intervals of the cluster bootstrap: draw n episodes
+with replacement B times, recompute R each time (skipping draws whose denominator is 0), and take
+the (1-c)/2 and (1+c)/2 quantiles. The generator is numpy's PCG64 seeded by
+``BootstrapConfig.seed`` and the draws are made in a fixed order, so the same inputs and seed give
+the same interval on every machine.
+
+A *plain proportion* (x successes among n independent episodes: SR@k, recall) gets the Wilson
+score interval instead (:func:`wilson_interval`). The percentile bootstrap collapses at the edges:
+every draw of 0/21 is 0/21 and every draw of 3/3 is 3/3, so it reports [0, 0] and [1, 1], as if
+21 failures proved a success rate of exactly 0. Wilson's interval is exact at neither edge (0/21
+gives [0, 0.155]; 3/3 gives [0.44, 1]) and keeps close to its nominal coverage for small n
+(Brown, Cai and DasGupta, 2001). A macro average of proportions (the mean of per-suite SR) gets
+the MOVER combination of the suites' Wilson intervals (:func:`macro_proportion_estimate`), for
+the same reason. Each :class:`Estimate` names its interval's ``method``.
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from statistics import NormalDist
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,9 +57,23 @@ class BootstrapConfig(BaseModel):
 
 DEFAULT_BOOTSTRAP = BootstrapConfig()
 
+IntervalMethod = Literal[
+    "wilson",
+    "mover-wilson",
+    "cluster-bootstrap",
+    "stratified-bootstrap",
+    "paired-bootstrap",
+    "unpaired-bootstrap",
+]
+"""How an :class:`Estimate`'s interval was computed: Wilson's score interval (a proportion over
+independent episodes), its MOVER combination (a mean of such proportions, e.g. over suites), or a
+percentile bootstrap that resamples episodes (``cluster``), episodes
+within each group (``stratified``, macro averages), task pairs (``paired``) or two samples each on
+its own (``unpaired``)."""
+
 
 class Estimate(BaseModel):
-    """A ratio-of-sums estimate with its bootstrap confidence interval.
+    """A ratio-of-sums estimate with its confidence interval (computed as ``method`` says).
 
     ``value`` is ``numerator / denominator``; it is None when the denominator is 0 (the rate is
     undefined, e.g. a recovery rate in a run where no proposal was ever wrong). The interval is
@@ -63,6 +89,7 @@ class Estimate(BaseModel):
     ci_low: float | None = None
     ci_high: float | None = None
     confidence: float = 0.95
+    method: IntervalMethod = "cluster-bootstrap"
 
 
 class PairedTest(BaseModel):
@@ -159,11 +186,101 @@ def ratio_estimate(
     )
 
 
+def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval for a proportion of ``successes`` among ``n`` trials (n >= 1).
+
+    With p = x/n and z the (1+c)/2 normal quantile::
+
+        centre = (p + z^2/2n) / (1 + z^2/n)
+        half   = z / (1 + z^2/n) * sqrt(p(1-p)/n + z^2/4n^2)
+
+    and the interval is [centre - half, centre + half]: never outside [0, 1], 0 only at x = 0
+    (as the lower bound) and 1 only at x = n (as the upper bound).
+    """
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n >= 1, got {successes}/{n}")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    p = successes / n
+    shrink = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / shrink
+    half = z / shrink * math.sqrt(p * (1.0 - p) / n + z * z / (4 * n * n))
+    # Exact at the edges (floating point would leave 1e-17 from 0 or 1).
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
+
+
 def proportion_estimate(
     outcomes: Sequence[bool | float], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
 ) -> Estimate:
-    """The mean of per-episode outcomes (a proportion for booleans), i.e. a_i = x_i, b_i = 1."""
-    return ratio_estimate([float(x) for x in outcomes], [1.0] * len(outcomes), bootstrap)
+    """The share of independent episodes that succeeded, with Wilson's interval (at
+    ``bootstrap.confidence``; nothing is resampled).
+
+    ``outcomes[i]`` is episode i's outcome, True/False or 1.0/0.0; for the mean of other
+    per-episode values use :func:`mean_estimate`.
+    """
+    values = [float(x) for x in outcomes]
+    if any(v not in (0.0, 1.0) for v in values):
+        raise ValueError("a proportion's outcomes are 0 or 1; use mean_estimate for other values")
+    successes, n = sum(values), len(values)
+    interval = wilson_interval(successes, n, bootstrap.confidence) if n else None
+    return Estimate(
+        value=successes / n if n else None,
+        numerator=successes,
+        denominator=float(n),
+        episodes=n,
+        ci_low=interval[0] if interval else None,
+        ci_high=interval[1] if interval else None,
+        confidence=bootstrap.confidence,
+        method="wilson",
+    )
+
+
+def macro_proportion_estimate(
+    groups: Mapping[str, Sequence[bool | float]], confidence: float = 0.95
+) -> Estimate:
+    """The mean M = (1/G) sum_g p_g of G groups' proportions (empty groups left out), with the
+    MOVER interval built from each group's Wilson interval [l_g, u_g] (Zou and Donner, 2008)::
+
+        [M - sqrt(sum_g (p_g - l_g)^2) / G,  M + sqrt(sum_g (u_g - p_g)^2) / G]
+
+    It is Wilson's interval for one group, stays inside [0, 1], and does not collapse to a point
+    when every group is at 0 or at 1 (the stratified bootstrap does). ``numerator`` is sum_g p_g
+    and ``denominator`` G, as in :func:`macro_estimate`.
+    """
+    parts = [proportion_estimate(outcomes) for _, outcomes in sorted(groups.items()) if outcomes]
+    if not parts:
+        return Estimate(
+            value=None,
+            numerator=0.0,
+            denominator=0.0,
+            episodes=0,
+            confidence=confidence,
+            method="mover-wilson",
+        )
+    rates = [part.numerator / part.denominator for part in parts]
+    bounds = [wilson_interval(part.numerator, part.episodes, confidence) for part in parts]
+    g = len(parts)
+    value = sum(rates) / g
+    below = math.sqrt(sum((p - low) ** 2 for p, (low, _) in zip(rates, bounds, strict=True))) / g
+    above = math.sqrt(sum((high - p) ** 2 for p, (_, high) in zip(rates, bounds, strict=True))) / g
+    return Estimate(
+        value=value,
+        numerator=float(sum(rates)),
+        denominator=float(g),
+        episodes=sum(part.episodes for part in parts),
+        ci_low=max(0.0, value - below),
+        ci_high=min(1.0, value + above),
+        confidence=confidence,
+        method="mover-wilson",
+    )
+
+
+def mean_estimate(
+    values: Sequence[float], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
+) -> Estimate:
+    """The mean of per-episode values (a_i = x_i, b_i = 1), with a cluster-bootstrap interval."""
+    return ratio_estimate([float(x) for x in values], [1.0] * len(values), bootstrap)
 
 
 def macro_estimate(
@@ -206,6 +323,7 @@ def macro_estimate(
         ci_low=interval[0] if interval else None,
         ci_high=interval[1] if interval else None,
         confidence=bootstrap.confidence,
+        method="stratified-bootstrap",
     )
 
 
@@ -220,7 +338,8 @@ def paired_difference(
     if len(a) != len(b):
         raise ValueError("paired samples must have the same length")
     diff = _as_array(a) - _as_array(b)
-    return ratio_estimate(diff.tolist(), [1.0] * diff.size, bootstrap)
+    estimate = ratio_estimate(diff.tolist(), [1.0] * diff.size, bootstrap)
+    return estimate.model_copy(update={"method": "paired-bootstrap"})
 
 
 def unpaired_difference(
@@ -247,6 +366,7 @@ def unpaired_difference(
         ci_low=interval[0] if interval else None,
         ci_high=interval[1] if interval else None,
         confidence=bootstrap.confidence,
+        method="unpaired-bootstrap",
     )
 
 

@@ -9,6 +9,10 @@ The trend ("improvement per turn" in MINT) is the ordinary least-squares line th
 (k, 100 * SR@k), k = 1..K: slope b1 = sum_k (k - k_bar)(y_k - y_bar) / sum_k (k - k_bar)^2 in
 percentage points per turn, and r^2 = 1 - SS_res / SS_tot. MINT fits the same model
 (statsmodels ``ols('y ~ x')`` on the micro-averaged SR in percent against k, one run per k).
+
+Intervals: SR@k overall and per suite is a proportion of independent episodes, with Wilson's
+interval (right at 0/n and n/n, where a percentile bootstrap collapses to a point); macro SR@k is
+a mean of suite rates, with the MOVER combination of their Wilson intervals.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from mulligan.metrics.stats import (
     DEFAULT_BOOTSTRAP,
     BootstrapConfig,
     Estimate,
-    macro_estimate,
+    macro_proportion_estimate,
     proportion_estimate,
 )
 
@@ -98,7 +102,7 @@ def sr_at_k_estimates(
     max_k: int | None = None,
     bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP,
 ) -> dict[int, Estimate]:
-    """Micro SR@k for k = 1..K with a bootstrap interval (episodes resampled)."""
+    """Micro SR@k for k = 1..K, each a proportion of episodes with Wilson's interval."""
     items = list(episodes)
     return {
         k: proportion_estimate([e.success_at(k) for e in items], bootstrap)
@@ -111,16 +115,14 @@ def macro_sr_at_k_estimates(
     max_k: int | None = None,
     bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP,
 ) -> dict[int, Estimate]:
-    """Macro SR@k = (1/S) sum_s SR_s@k over suites s, with a suite-stratified bootstrap."""
+    """Macro SR@k = (1/S) sum_s SR_s@k over suites s, with the MOVER combination of the suites'
+    Wilson intervals (see :func:`~mulligan.metrics.stats.macro_proportion_estimate`)."""
     items = list(episodes)
     by_suite: dict[str, list[Episode]] = defaultdict(list)
     for episode in items:
         by_suite[episode.key.suite].append(episode)
     out = {}
     for k in range(1, _max_k(items, max_k) + 1):
-        groups = {
-            suite: ([float(e.success_at(k)) for e in eps], [1.0] * len(eps))
-            for suite, eps in by_suite.items()
-        }
-        out[k] = macro_estimate(groups, bootstrap)
+        groups = {suite: [e.success_at(k) for e in eps] for suite, eps in by_suite.items()}
+        out[k] = macro_proportion_estimate(groups, bootstrap.confidence)
     return out

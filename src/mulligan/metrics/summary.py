@@ -1,10 +1,11 @@
-"""Every per-run metric at once, each rate with its bootstrap interval: the report's input.
+"""Every per-run metric at once, each rate with its interval: the report's input.
 
 ``summarize_run`` reads the episodes once and computes SR@k (micro, macro over suites and per
 suite) for k = 1..K, the SR trend over k, MRR / recall / mean turns to success, recovery,
 regression and repeated-answer rates, feedback friction and cost per solved task. The formulas
 live in the modules that compute them (``success``, ``turns``, ``dynamics``, ``feedback``,
-``cost``).
+``cost``). Each ``Estimate`` names its interval's method: Wilson's for proportions of episodes
+(SR@k overall and per suite, recall), a bootstrap over episodes for the rest (``stats``).
 """
 
 from __future__ import annotations

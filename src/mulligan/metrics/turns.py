@@ -18,6 +18,7 @@ from mulligan.metrics.stats import (
     DEFAULT_BOOTSTRAP,
     BootstrapConfig,
     Estimate,
+    mean_estimate,
     proportion_estimate,
     ratio_estimate,
 )
@@ -40,7 +41,7 @@ def mean_reciprocal_rank(
     for episode in episodes:
         turn = _solved_turn(episode, max_k)
         values.append(1.0 / turn if turn else 0.0)
-    return proportion_estimate(values, bootstrap)
+    return mean_estimate(values, bootstrap)
 
 
 def recall_at_budget(

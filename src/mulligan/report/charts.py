@@ -140,7 +140,7 @@ def sr_at_k_chart(runs: Sequence[dict[str, Any]], chart_id: str = "sr") -> str:
             ax.plot(ks, values, _style(index), marker="o", ms=4, color=color, label=label)
             ax.fill_between(ks, lows, highs, color=color, alpha=0.12, linewidth=0)
         _percent_axis(ax, max_k)
-        ax.set_title("SR@k, all episodes (shaded: 95% bootstrap interval)")
+        ax.set_title("SR@k, all episodes (shaded: 95% Wilson interval)")
         fig.legend(loc="outside lower center", ncols=1, frameon=False, fontsize=8)
         fig.set_layout_engine("constrained")
         return _svg(fig, chart_id, "SR@k by run")

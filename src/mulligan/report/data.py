@@ -14,10 +14,13 @@ with what:
   feedback was worth (MINT's Delta-feedback when B is the run without feedback; MINT's
   "no feedback" runs still get its "Your answer is wrong." verdict, hence subsets, not "none").
 
-The schema, ``mulligan.report/2`` (rates are fractions in [0, 1]; every rate is an ``Estimate``:
-``{value, numerator, denominator, episodes, ci_low, ci_high, confidence}``)::
+The schema, ``mulligan.report/3`` (rates are fractions in [0, 1]; every rate is an ``Estimate``:
+``{value, numerator, denominator, episodes, ci_low, ci_high, confidence, method}``, where
+``method`` names how the interval was computed: ``wilson`` for SR@k overall and per suite and
+other proportions of episodes, ``mover-wilson`` for macro SR@k, a bootstrap for ratios and
+differences)::
 
-    {"schema": "mulligan.report/2", "generated_at": ISO time, "mulligan_version": str,
+    {"schema": "mulligan.report/3", "generated_at": ISO time, "mulligan_version": str,
      "bootstrap": BootstrapConfig, "suites": [suite, ...],
      "runs": [{"label", "path", "run_id", "config_hash", "models": [...], "max_k", "manifest",
                "summary": RunSummary (episodes, failed, max_k, sr_at_k {"k": Estimate},
@@ -39,7 +42,8 @@ In the feedback counts, ``leaks`` / ``leaked`` / ``leak_rate`` / ``by_flag`` cou
 policy received (residual leaks) and ``raw_*`` the text the provider wrote, before the leak
 guard redacted or regenerated it; ``replayed`` counts messages served by ``replay:RUN`` and
 ``live`` the others. ``/1`` had no ``feedback.sources``, and one run was printed in another
-shape without intervals. (Keys added since ``/2`` was introduced are additions only.)
+shape without intervals; ``/2`` had no ``method`` and bootstrap intervals for SR@k (a point at
+0/n and n/n), and no raw leak counts.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ from mulligan.metrics import (
 from mulligan.store import DB_NAME, RunStore, StoreError, find_runs
 
 # Bump on any change of the shape below: scripts check it before reading.
-SCHEMA = "mulligan.report/2"
+SCHEMA = "mulligan.report/3"
 
 
 class ReportError(MulliganError):
@@ -264,6 +268,7 @@ CSV_COLUMNS = (
     "ci_low",
     "ci_high",
     "confidence",
+    "method",
 )
 
 
@@ -292,6 +297,7 @@ def _csv_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
                         "ci_low": _blank(est["ci_low"]),
                         "ci_high": _blank(est["ci_high"]),
                         "confidence": est["confidence"],
+                        "method": est["method"],
                     }
                 )
     return rows
@@ -311,11 +317,11 @@ def report_csv_from_data(data: dict[str, Any]) -> str:
 
 
 def report_csv(run_dirs: Sequence[Path], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP) -> str:
-    """SR@k as CSV: one row per run x scope x suite x k, with the bootstrap interval.
+    """SR@k as CSV: one row per run x scope x suite x k, with its interval.
 
     Columns: ``run`` (label), ``run_id``, ``scope`` (``micro``: all episodes; ``macro``: mean of
     suites; ``suite``: the suite in ``suite``), ``suite``, ``k``, ``episodes``, ``solved``
     (empty for macro), ``sr``, ``ci_low``, ``ci_high`` (fractions; empty when undefined),
-    ``confidence``.
+    ``confidence``, ``method`` (how the interval was computed).
     """
     return report_csv_from_data(report_data(run_dirs, bootstrap))
