@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mulligan import __version__
-from mulligan.config import ConfigError, RunConfig
+from mulligan.config import ConfigError, RunConfig, result_options
 from mulligan.errors import MulliganError
 from mulligan.feedback import template_versions
 from mulligan.prompts import example_name, template_hash
@@ -93,12 +93,12 @@ def resume_conflicts(stored: dict[str, Any], config: RunConfig) -> list[str]:
     """Result-defining options on which ``config`` differs from a stored run's config, as
     ``"name: old -> new"``. Options the stored run predates count as having their default, so a
     newer mulligan can resume an older run unless the new option is actually used."""
-    defaults = RunConfig().options()
+    previous = result_options({**RunConfig().options(), **stored})
     current = config.result_fields()
     return [
-        f"{name}: {stored.get(name, defaults.get(name))!r} -> {value!r}"
+        f"{name}: {previous.get(name)!r} -> {value!r}"
         for name, value in sorted(current.items())
-        if stored.get(name, defaults.get(name)) != value
+        if previous.get(name) != value
     ]
 
 
