@@ -54,7 +54,9 @@ FLAT_NAMES = {
     "feedback_concurrency", "judge_model", "judge_temperature", "judge_max_tokens",
     "judge_concurrency", "temperature", "top_p", "max_tokens", "seed", "cell_timeout_s",
     "memory_mb", "in_context_example", "temperature_step", "temperature_max", "reject_repeats",
-    "cache", "base_url", "out", "concurrency", "sandbox_pool",
+    "cache", "base_url", "out", "concurrency", "sandbox_pool", "isolation",
+    "allow_weak_isolation", "model_args", "model_config", "feedback_model_args",
+    "feedback_model_config", "judge_model_args", "judge_model_config",
 }  # fmt: skip
 
 
@@ -67,7 +69,8 @@ def test_config_hashes_of_flat_options_are_pinned(name: str) -> None:
 def test_result_fields_are_the_flat_result_defining_options() -> None:
     operational = {
         "data_dir", "out", "concurrency", "sandbox_pool", "cache", "base_url",
-        "feedback_concurrency", "judge_concurrency",
+        "feedback_concurrency", "judge_concurrency", "isolation", "allow_weak_isolation",
+        "model_config", "feedback_model_config", "judge_model_config",
     }  # fmt: skip
     assert set(RunConfig().result_fields()) == FLAT_NAMES - operational
 
