@@ -409,3 +409,11 @@ def test_the_cli_refuses_an_unknown_argument_in_one_line(tmp_path: Path) -> None
     assert result.exit_code == 2
     assert "unknown model argument 'n_ctx' for scripted/reference" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "run").exists()
+
+
+def test_the_readme_lists_every_argument_and_whether_it_is_hashed() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for table in (OPENAI_ARGS, LLAMA_CPP_ARGS, VLLM_ARGS):
+        for key, spec in table.items():
+            assert f"`{key}`" in readme, key
+            assert (f"`{key}`*" in readme) == spec.hashed, key
