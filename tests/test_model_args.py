@@ -300,6 +300,8 @@ async def test_arguments_reach_vllms_engine(monkeypatch: pytest.MonkeyPatch) -> 
          "dtype": "bfloat16", "seed": 3}
     ]  # fmt: skip
     assert (await model.resolve_identity())["dtype"] == "bfloat16"
+    with pytest.raises(ModelArgError, match="engine_args may not set 'model'"):
+        get_model("vllm/org/m", args={"engine_args": {"model": "other/m"}})
 
 
 # ---------------------------------------------------------------------------------- base URLs

@@ -120,6 +120,8 @@ def _vllm(rest: str, base_url: str | None, args: Mapping[str, Any]) -> Model:
 
     kwargs = dict(args)
     engine_args = kwargs.pop("engine_args", {})
+    if "model" in engine_args or "engine" in engine_args:
+        raise ModelArgError(f"vllm/{rest}: engine_args may not set 'model' or 'engine'")
     return VLLMModel(rest, **{**engine_args, **kwargs})
 
 
