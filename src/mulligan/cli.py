@@ -80,13 +80,16 @@ def run(
         typer.Option(
             "--model-arg",
             "-M",
+            metavar="KEY=VALUE",
             help="backend argument for the policy model, key=value (repeatable; values parsed "
             "as JSON), e.g. -M max_model_len=8192 -M mode=completion",
         ),
     ] = None,
     model_config: Annotated[
         Path | None,
-        typer.Option(help="YAML, TOML or JSON file of backend arguments (-M wins key by key)"),
+        typer.Option(
+            metavar="FILE", help="YAML, TOML or JSON file of backend arguments (-M wins key by key)"
+        ),
     ] = None,
     turns: Annotated[int | None, typer.Option(help="max turns k")] = None,
     proposals: Annotated[int | None, typer.Option(help="max solution proposals p")] = None,
@@ -108,10 +111,15 @@ def run(
     ] = None,
     feedback_model_args: Annotated[
         list[str] | None,
-        typer.Option("--feedback-model-arg", help="backend argument for the feedback model"),
+        typer.Option(
+            "--feedback-model-arg",
+            metavar="KEY=VALUE",
+            help="backend argument for the feedback model (repeatable)",
+        ),
     ] = None,
     feedback_model_config: Annotated[
-        Path | None, typer.Option(help="file of backend arguments for the feedback model")
+        Path | None,
+        typer.Option(metavar="FILE", help="file of backend arguments for the feedback model"),
     ] = None,
     judge_model: Annotated[
         str | None,
@@ -122,10 +130,15 @@ def run(
     judge_concurrency: Annotated[int | None, typer.Option(help="judge calls in flight")] = None,
     judge_model_args: Annotated[
         list[str] | None,
-        typer.Option("--judge-model-arg", help="backend argument for the judge model"),
+        typer.Option(
+            "--judge-model-arg",
+            metavar="KEY=VALUE",
+            help="backend argument for the judge model (repeatable)",
+        ),
     ] = None,
     judge_model_config: Annotated[
-        Path | None, typer.Option(help="file of backend arguments for the judge model")
+        Path | None,
+        typer.Option(metavar="FILE", help="file of backend arguments for the judge model"),
     ] = None,
     temperature: Annotated[float | None, typer.Option(help="policy sampling temperature")] = None,
     temperature_step: Annotated[
