@@ -68,9 +68,10 @@ def test_run_help_shows_each_default_from_the_config() -> None:
         ("--proposals", "2"),
         ("--feedback", "none"),
         ("--cache", "auto"),
-        ("--out", "runs/latest"),
     ):
         assert re.search(rf"{option} .*?\[default: {re.escape(default)}\]", text), option
+    # --out has no fixed default: each run gets a fresh directory, and the help says so.
+    assert re.search(r"--out .*?default: a new runs/<time>", text)
 
 
 def test_every_run_option_has_its_default_in_its_help() -> None:

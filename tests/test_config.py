@@ -55,7 +55,8 @@ FLAT_NAMES = {
     "judge_concurrency", "temperature", "top_p", "max_tokens", "seed", "cell_timeout_s",
     "memory_mb", "in_context_example", "temperature_step", "temperature_max", "reject_repeats",
     "cache", "base_url", "out", "concurrency", "sandbox_pool", "isolation",
-    "allow_weak_isolation", "fail_on_error",
+    "allow_weak_isolation", "fail_on_error", "model_args", "model_config", "feedback_model_args",
+    "feedback_model_config", "judge_model_args", "judge_model_config",
 }  # fmt: skip
 # Options added since the nesting; none of them changes results (so none is hashed).
 ADDED_SINCE = {"isolation", "allow_weak_isolation"}
@@ -71,7 +72,7 @@ def test_result_fields_are_the_flat_result_defining_options() -> None:
     operational = {
         "data_dir", "out", "concurrency", "sandbox_pool", "cache", "base_url",
         "feedback_concurrency", "judge_concurrency", "isolation", "allow_weak_isolation",
-        "fail_on_error",
+        "fail_on_error", "model_config", "feedback_model_config", "judge_model_config",
     }  # fmt: skip
     assert set(RunConfig().result_fields()) == FLAT_NAMES - operational
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from mulligan.models import (
 def toy_provider() -> Iterator[list[tuple[str, str | None]]]:
     calls: list[tuple[str, str | None]] = []
 
-    def factory(rest: str, base_url: str | None) -> Model:
+    def factory(rest: str, base_url: str | None, args: Mapping[str, Any]) -> Model:
         calls.append((rest, base_url))
         return ScriptedModel("reference")
 
@@ -39,9 +40,9 @@ def test_a_registered_provider_builds_its_backends(
 
 def test_a_provider_is_not_shadowed_by_accident(toy_provider: list[tuple[str, str | None]]) -> None:
     with pytest.raises(ValueError, match="already registered"):
-        register_provider("toy", lambda rest, url: ScriptedModel("wrong"))
+        register_provider("toy", lambda rest, url, args: ScriptedModel("wrong"))
     with pytest.raises(ValueError, match="contain no '/'"):
-        register_provider("a/b", lambda rest, url: ScriptedModel("wrong"))
+        register_provider("a/b", lambda rest, url, args: ScriptedModel("wrong"))
 
 
 def test_unknown_providers_name_the_known_ones() -> None:

@@ -339,6 +339,7 @@ async def test_a_dead_replica_is_routed_around() -> None:
 def test_registry_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("MULLIGAN_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)  # it would replace OpenAI's URL
     with pytest.raises(UnknownModelError, match="OPENAI_API_KEY"):
         get_model("openai/gpt-4o-mini")
     with pytest.raises(UnknownModelError, match="MULLIGAN_BASE_URL"):

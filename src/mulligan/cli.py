@@ -197,6 +197,22 @@ def run(
         CheckerMode | None, typer.Option(help="mint (MINT's lenient checkers) or strict")
     ] = None,
     model: Annotated[str | None, typer.Option(help="policy model, provider/model")] = None,
+    model_args: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-arg",
+            "-M",
+            metavar="KEY=VALUE",
+            help="backend argument for the policy model, key=value (repeatable; values parsed "
+            "as JSON), e.g. -M max_model_len=8192 -M mode=completion",
+        ),
+    ] = None,
+    model_config: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="YAML, TOML or JSON file of backend arguments (-M wins key by key)"
+        ),
+    ] = None,
     turns: Annotated[int | None, typer.Option(help="max turns k")] = None,
     proposals: Annotated[int | None, typer.Option(help="max solution proposals p")] = None,
     epochs: Annotated[int | None, typer.Option(help="attempts per task")] = None,
@@ -215,6 +231,18 @@ def run(
     feedback_concurrency: Annotated[
         int | None, typer.Option(help="feedback-model calls in flight")
     ] = None,
+    feedback_model_args: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--feedback-model-arg",
+            metavar="KEY=VALUE",
+            help="backend argument for the feedback model (repeatable)",
+        ),
+    ] = None,
+    feedback_model_config: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="file of backend arguments for the feedback model"),
+    ] = None,
     judge_model: Annotated[
         str | None,
         typer.Option(help="LLM judge for reasoning answers the checker rejected (provider/model)"),
@@ -222,6 +250,18 @@ def run(
     judge_temperature: Annotated[float | None, typer.Option(help="judge's temperature")] = None,
     judge_max_tokens: Annotated[int | None, typer.Option(help="judge's max tokens")] = None,
     judge_concurrency: Annotated[int | None, typer.Option(help="judge calls in flight")] = None,
+    judge_model_args: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--judge-model-arg",
+            metavar="KEY=VALUE",
+            help="backend argument for the judge model (repeatable)",
+        ),
+    ] = None,
+    judge_model_config: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="file of backend arguments for the judge model"),
+    ] = None,
     temperature: Annotated[float | None, typer.Option(help="policy sampling temperature")] = None,
     temperature_step: Annotated[
         float | None, typer.Option(help="friction mitigation: raise temperature by this per turn")

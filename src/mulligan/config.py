@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import yaml
 from pydantic import (
@@ -37,6 +37,7 @@ from mulligan.errors import MulliganError
 from mulligan.feedback.spec import FeedbackSpec
 from mulligan.models.base import GenerateParams
 from mulligan.models.cache import CacheMode
+from mulligan.models.registry import result_args
 from mulligan.sandbox.isolation import IsolationRequest
 from mulligan.tasks.base import CheckerMode
 from mulligan.tasks.suites import Sample, get_suite
@@ -101,7 +102,48 @@ class TaskSelection(_Section):
         return value
 
 
-class PolicyConfig(_Section):
+class _Role(_Section):
+    """What every model role has: backend arguments for its model (``-M key=value`` and a file
+    of them), checked against the backend when the model is built (:mod:`mulligan.models.args`,
+    which also says which of them are hashed).
+
+    The file (``model_config``) is read once, when the config is built: its arguments go under
+    the role's ``model_args`` (which win, key by key) and the path is then cleared, so a run's
+    manifest holds the arguments it used and a resume does not depend on the file.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    _option_prefix: ClassVar[str] = ""
+
+    model_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="backend arguments, key=value (values parsed as JSON when they parse)",
+    )
+    # Merged into model_args and cleared when the config is built (see the class docstring).
+    args_file: Annotated[Path | None, NOT_HASHED] = Field(
+        default=None, description="a YAML, TOML or JSON file of backend arguments"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_args_file(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or data.get("args_file") is None:
+            return data
+        name = f"{cls._option_prefix}model_config"
+        from_file = load_model_args(Path(data["args_file"]), name)
+        try:
+            given = parse_model_args(data.get("model_args"))
+        except ValueError as exc:
+            raise ConfigError(f"{cls._option_prefix}model_args: {exc}") from exc
+        return {**data, "model_args": {**from_file, **given}, "args_file": None}
+
+    @field_validator("model_args", mode="before")
+    @classmethod
+    def _parse_args(cls, value: Any) -> dict[str, Any]:
+        return parse_model_args(value)
+
+
+class PolicyConfig(_Role):
     """The policy role: the model under test and its sampling."""
 
     model: str = "local/qwen2.5-coder-0.5b"
@@ -112,8 +154,10 @@ class PolicyConfig(_Section):
     _provider = field_validator("model")(_has_provider)
 
 
-class FeedbackConfig(_Section):
+class FeedbackConfig(_Role):
     """The feedback role: the spec of the feedback chain and the model that writes feedback."""
+
+    _option_prefix: ClassVar[str] = "feedback_"
 
     spec: FeedbackSpec = Field(
         default=FeedbackSpec.parse("none"),
@@ -133,8 +177,10 @@ class FeedbackConfig(_Section):
     _provider = field_validator("model")(_has_provider)
 
 
-class JudgeConfig(_Section):
+class JudgeConfig(_Role):
     """The judge role: the LLM asked about reasoning answers the checker rejected."""
+
+    _option_prefix: ClassVar[str] = "judge_"
 
     model: str | None = Field(default=None, description="the judge model, provider/model")
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -250,11 +296,18 @@ class RunConfig(BaseModel):
         )
 
     def result_fields(self) -> dict[str, Any]:
-        """The options that define results (hashed), by flat name."""
-        return {name: value for name, value in self.options().items() if OPTIONS[name].hashed}
+        """The options that define results (hashed), by flat name; of a role's backend
+        arguments, those that define results (:func:`result_options`)."""
+        return result_options(self.options())
 
     def config_hash(self) -> str:
-        blob = json.dumps(self.result_fields(), sort_keys=True).encode()
+        # Roles without backend arguments hash as before such arguments existed.
+        fields = {
+            name: value
+            for name, value in self.result_fields().items()
+            if value or name not in _ARGS_OF_MODEL
+        }
+        blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -280,6 +333,9 @@ _RENAMED = {
     ("feedback", "spec"): "feedback",
     ("episode", "max_turns"): "turns",
     ("episode", "max_proposals"): "proposals",
+    ("policy", "args_file"): "model_config",
+    ("feedback", "args_file"): "feedback_model_config",
+    ("judge", "args_file"): "judge_model_config",
 }
 # Fields of a reused section that are not run options (episodes do not read it).
 _NOT_OPTIONS = {("episode", "check_timeout_s")}
@@ -315,6 +371,27 @@ OPTIONS: dict[str, Option] = _derive_options()
 """Every run option by flat name: the one mapping between flat and nested form."""
 _SECTIONS = _section_types()
 _BY_PATH = {(o.section, o.field): o for o in OPTIONS.values() if o.section is not None}
+# A role's backend-arguments option -> the option naming its model.
+_ARGS_OF_MODEL = {
+    o.name: _BY_PATH[(o.section, "model")].name
+    for o in OPTIONS.values()
+    if o.field == "model_args" and o.section is not None
+}
+
+
+def result_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The result-defining options among flat ``options`` (a config's, or a stored run's
+    manifest filled in with defaults): the hashed ones, and of each role's backend arguments
+    only those that change its model's results (:mod:`mulligan.models.args`)."""
+    out: dict[str, Any] = {}
+    for name, value in options.items():
+        option = OPTIONS.get(name)
+        if option is None or not option.hashed:
+            continue
+        if name in _ARGS_OF_MODEL:
+            value = result_args(options.get(_ARGS_OF_MODEL[name]), value or {})
+        out[name] = value
+    return out
 
 
 def flatten_options(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -377,12 +454,73 @@ def load_config_file(path: Path) -> dict[str, Any]:
     }
 
 
+def parse_model_args(value: Any) -> dict[str, Any]:
+    """Backend arguments from ``key=value`` strings (``-M``, repeatable; a value is parsed as
+    JSON when it parses, else kept as a string), or from a mapping (a file's)."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError("backend argument names must be strings")
+        return dict(value)
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError("expected key=value strings or a mapping of backend arguments")
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{item!r} is not key=value (e.g. -M max_model_len=4096)")
+        try:
+            out[key.strip()] = json.loads(text)
+        except ValueError:
+            out[key.strip()] = text
+    return out
+
+
+def load_model_args(path: Path, option: str) -> dict[str, Any]:
+    """A YAML, TOML or JSON file's mapping of backend arguments (``--model-config``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot read {path} ({exc.strerror})") from exc
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, ValueError) as exc:
+        kind = path.suffix.lstrip(".").upper() or "YAML"
+        raise ConfigError(f"{option}: {path} is not valid {kind}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise ConfigError(f"{option}: {path} must hold a mapping of argument: value")
+    return data
+
+
+def _given(value: Any) -> bool:
+    # None: not given; (): a repeatable flag (-M) given no times.
+    return value is not None and value != ()
+
+
 def build_config(file: Path | None, overrides: dict[str, Any]) -> RunConfig:
     """Merge a config file with CLI overrides (flat names; None means 'not given') and
     validate. Both are merged by flat name, so an override replaces one option of a nested
-    section, not the section."""
+    section, not the section; a role's backend arguments are merged key by key (``-M``
+    adds to or replaces the file's)."""
     data: dict[str, Any] = flatten_options(load_config_file(file)) if file else {}
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    for name, value in overrides.items():
+        if not _given(value):
+            continue
+        if name in _ARGS_OF_MODEL and name in data:
+            try:
+                value = {**parse_model_args(data[name]), **parse_model_args(value)}
+            except ValueError as exc:
+                raise ConfigError(f"invalid configuration: {name}: {exc}") from exc
+        data[name] = value
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:

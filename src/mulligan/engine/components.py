@@ -1,9 +1,12 @@
 """A run's components: its tasks, checkers, a model per role, the feedback chain, the judge and
 the sandboxes, built from the config (or passed in), closed once, and their counters.
 
-Roles that name the same model share one instance (a local model is loaded once), and every
-instance this run opened is closed once by :meth:`RunComponents.aclose`, however many roles
-use it. Components that count what happened to them (``counters()``, see
+Each role's model is built with that role's backend arguments (``-M``, ``--feedback-model-arg``,
+``--judge-model-arg``). Roles that name the same model share one instance (a local model is
+loaded once) unless their arguments differ: a role that names another role's model and gives no
+arguments of its own uses that role's instance. Every instance this run opened is closed once by
+:meth:`RunComponents.aclose`, however many roles use it. ``--base-url`` given to a run whose
+models all ignore it is warned of. Components that count what happened to them (``counters()``, see
 :class:`~mulligan.models.base.ReportsCounters`) are read by :meth:`RunComponents.counters` for
 the run's manifest, and so is each role's model identity (:meth:`RunComponents.identities`:
 which server, weights or revision answered it). The feedback and judge roles give each call
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +31,11 @@ from mulligan.judge import LLMJudge
 from mulligan.models import CachedModel, Model, get_model
 from mulligan.models.base import counters_of, identity_of
 from mulligan.models.preflight import backend_of, check_endpoint
+from mulligan.models.registry import uses_base_url
 from mulligan.models.roles import RoleModel
 from mulligan.tasks import Checker, Task, default_data_dir, get_checker, load_tasks
+
+log = logging.getLogger(__name__)
 
 
 class RoleJudge(LLMJudge):
@@ -44,9 +52,32 @@ def cached(model: Model, config: RunConfig) -> Model:
     return CachedModel(model, mode=config.execution.cache)
 
 
-def _backend(name: str, config: RunConfig) -> Model:
-    """A new instance of model ``name``, behind the response cache."""
-    return cached(get_model(name, base_url=config.execution.base_url), config)
+def _backend(name: str, args: Mapping[str, Any], config: RunConfig) -> Model:
+    """A new instance of model ``name`` with backend arguments ``args``, behind the response
+    cache."""
+    return cached(get_model(name, base_url=config.execution.base_url, args=args), config)
+
+
+def _shares(model: str, args: Mapping[str, Any], other_model: str | None, other_args: Any) -> bool:
+    """Whether a role (``model``, ``args``) may use another role's instance: same model, and no
+    arguments of its own or the same ones."""
+    return model == other_model and (not args or dict(args) == dict(other_args))
+
+
+def warn_unused_base_url(config: RunConfig) -> str | None:
+    """Log (and return) a warning when ``--base-url`` is given but no role's model uses it."""
+    url = config.execution.base_url
+    names = [m for m in (config.policy.model, config.feedback.model, config.judge.model) if m]
+    if url is None or any(uses_base_url(name) for name in names):
+        return None
+    message = (
+        f"--base-url {url} is ignored: only openai-compatible/ models use it, and this run's "
+        f"models are {', '.join(dict.fromkeys(names))}"
+    )
+    if any(name.startswith("openai/") for name in names):
+        message += " (openai/ models read $OPENAI_BASE_URL instead)"
+    log.warning(message)
+    return message
 
 
 def build_feedback_model(config: RunConfig, policy: Model, given: Model | None) -> Model | None:
@@ -56,7 +87,7 @@ def build_feedback_model(config: RunConfig, policy: Model, given: Model | None) 
     if given is not None:
         return given
     if role.spec.replay_dir is not None:  # the recorded spec may need one live
-        return None if role.model is None else _backend(role.model, config)
+        return None if role.model is None else _backend(role.model, role.model_args, config)
     if "feedback_model" not in role.spec.needs():
         return None
     if role.model is None:
@@ -64,7 +95,11 @@ def build_feedback_model(config: RunConfig, policy: Model, given: Model | None) 
             f"feedback {str(role.spec)!r} needs a feedback model: pass --feedback-model "
             "provider/model (e.g. local/qwen2.5-coder-1.5b)"
         )
-    inner = policy if role.model == config.policy.model else _backend(role.model, config)
+    policy_role = config.policy
+    if _shares(role.model, role.model_args, policy_role.model, policy_role.model_args):
+        inner = policy
+    else:
+        inner = _backend(role.model, role.model_args, config)
     return RoleModel(
         inner,
         "feedback",
@@ -80,16 +115,17 @@ def build_judge(config: RunConfig, policy: Model, feedback_model: Model | None) 
     role = config.judge
     if role.model is None:
         return None
-    if role.model == config.policy.model:
+    feedback = config.feedback
+    if _shares(role.model, role.model_args, config.policy.model, config.policy.model_args):
         inner = policy
     elif (
         isinstance(feedback_model, RoleModel)
         and feedback_model.inner is not policy
-        and role.model == config.feedback.model
+        and _shares(role.model, role.model_args, feedback.model, feedback.model_args)
     ):
         inner = feedback_model.inner
     else:
-        inner = _backend(role.model, config)
+        inner = _backend(role.model, role.model_args, config)
     return RoleJudge(
         RoleModel(
             inner,
@@ -253,7 +289,11 @@ def build_components(
     model name leaves nothing behind."""
     tasks = _tasks(config) if tasks is None else tasks
     checkers = {name: get_checker(name) for name in {t.checker for t in tasks}}
-    policy = _backend(config.policy.model, config) if model is None else model
+    warn_unused_base_url(config)
+    if model is None:
+        policy = _backend(config.policy.model, config.policy.model_args, config)
+    else:
+        policy = model
     role_feedback = build_feedback_model(config, policy, feedback_model)
     role_judge = judge if judge is not None else build_judge(config, policy, role_feedback)
     # ``self`` feedback asks the policy: in the feedback role, with that role's per-call seeds.

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mulligan import __version__
-from mulligan.config import ConfigError, RunConfig
+from mulligan.config import ConfigError, RunConfig, result_options
 from mulligan.errors import MulliganError
 from mulligan.feedback import template_versions
 from mulligan.models.openai_compat import redact_url_credentials
@@ -184,11 +184,12 @@ def resume_conflicts(stored: dict[str, Any], config: RunConfig) -> list[str]:
     """Result-defining options on which ``config`` differs from a stored run's config, as
     ``"name: old -> new"``. Options the stored run predates count as having their default, so a
     newer mulligan can resume an older run unless the new option is actually used. A raised
-    ``limit`` is no conflict (module docstring); a lowered one is."""
-    defaults = RunConfig().options()
+    ``limit`` is no conflict (module docstring); a lowered one is. Backend arguments count only
+    where they change results (``result_options``)."""
+    previous = _redacted(result_options({**RunConfig().options(), **stored}))
     conflicts = []
     for name, value in sorted(_redacted(config.result_fields()).items()):
-        old = _redacted(stored.get(name, defaults.get(name)))  # the manifest keeps them redacted
+        old = previous.get(name)  # the manifest keeps credentials redacted
         if old == value or (name == "limit" and _raised(old, value)):
             continue
         why = " (a resumed run may raise --limit, not lower it)" if name == "limit" else ""

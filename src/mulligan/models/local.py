@@ -176,6 +176,8 @@ class LocalModel:
             multi-turn); False makes every call bit-reproducible on its own (module docstring).
 
     The model loads on first use (or on :meth:`load`), once, whatever the number of callers.
+    A role's backend arguments (``-M key=value``, :data:`~mulligan.models.args.LLAMA_CPP_ARGS`)
+    reach every option but ``path``, ``embedded`` and ``name``.
     """
 
     cacheable = True

@@ -1,10 +1,11 @@
 """The OpenAI-compatible HTTP backend: OpenAI itself, vLLM, SGLang, llama.cpp server, Ollama, ...
 
-``openai/gpt-4o-mini`` talks to https://api.openai.com/v1 with ``$OPENAI_API_KEY``;
-``openai-compatible/<model>`` talks to the server(s) at ``$MULLIGAN_BASE_URL`` (comma-separated
-for several replicas) or at URLs given in the name, ``openai-compatible/<model>@http://h1:8000/v1,
-http://h2:8000/v1``, with ``$MULLIGAN_API_KEY`` (default ``EMPTY``; never the OpenAI key, which
-must not leak to arbitrary servers).
+``openai/gpt-4o-mini`` talks to https://api.openai.com/v1 (or ``$OPENAI_BASE_URL``, as OpenAI's
+own SDK does: a proxy or gateway) with ``$OPENAI_API_KEY``; ``openai-compatible/<model>`` talks to
+the server(s) at URLs given in the name, ``openai-compatible/<model>@http://h1:8000/v1,
+http://h2:8000/v1``, at ``--base-url`` or at ``$MULLIGAN_BASE_URL`` (comma-separated for several
+replicas), with ``$MULLIGAN_API_KEY`` (default ``EMPTY``; never the OpenAI key, which must not
+leak to arbitrary servers, which is also why ``openai/`` ignores ``--base-url``).
 
 Built on the official ``openai`` async client, for its authentication, headers, timeouts and
 status-to-exception mapping, with three choices of our own:
@@ -89,6 +90,7 @@ MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
+OPENAI_BASE_URL_ENV = "OPENAI_BASE_URL"
 BASE_URL_ENV = "MULLIGAN_BASE_URL"
 API_KEY_ENV = "MULLIGAN_API_KEY"
 
@@ -208,6 +210,9 @@ class OpenAICompatModel:
         stream: receive the reply as server-sent events, which measures time to first token
             (:attr:`mean_ttft_s`; ``ttft_ms.*`` in :attr:`stats`). Usage is requested with
             ``stream_options.include_usage``.
+
+    A role's backend arguments (``-M key=value``) reach these options, all but ``api_key``,
+    ``name``, ``prices`` and ``completion_prompt`` (:data:`~mulligan.models.args.OPENAI_ARGS`).
     """
 
     cacheable = True
@@ -696,8 +701,8 @@ def split_base_urls(rest: str) -> tuple[str, list[str]]:
 def openai_model(model: str, *, api_key: str | None = None, **kwargs: Any) -> OpenAICompatModel:
     """``openai/<model>``: OpenAI's API with ``$OPENAI_API_KEY``.
 
-    ``base_url`` may be passed (e.g. an Azure or proxy endpoint); other keyword arguments go to
-    :class:`OpenAICompatModel`.
+    The base URL: ``base_url`` if passed (e.g. an Azure or proxy endpoint), else
+    ``$OPENAI_BASE_URL``, else OpenAI's. Other keyword arguments go to :class:`OpenAICompatModel`.
     """
     key = api_key or os.environ.get(OPENAI_KEY_ENV)
     if not key:
@@ -705,7 +710,11 @@ def openai_model(model: str, *, api_key: str | None = None, **kwargs: Any) -> Op
             f"openai/{model} needs an API key: set ${OPENAI_KEY_ENV} "
             f"(or use openai-compatible/{model} for a local server)"
         )
-    base_url = kwargs.pop("base_url", None) or OPENAI_BASE_URL
+    base_url = (
+        kwargs.pop("base_url", None)
+        or os.environ.get(OPENAI_BASE_URL_ENV, "").strip()
+        or OPENAI_BASE_URL
+    )
     kwargs.setdefault("max_tokens_field", "max_completion_tokens")
     return OpenAICompatModel(
         model, base_urls=base_url, api_key=key, name=f"openai/{model}", **kwargs
@@ -721,23 +730,24 @@ def openai_compatible_model(
 ) -> OpenAICompatModel:
     """``openai-compatible/<model>[@url1,url2]``: any server speaking the OpenAI API.
 
-    Base URLs, first found wins: the ``@`` suffix of the name, ``base_url``, then
-    ``$MULLIGAN_BASE_URL`` (comma-separated for replicas). The key: ``api_key``, then
+    Base URLs, first found wins: the ``@`` suffix of the name, ``base_url`` (``--base-url``),
+    then ``$MULLIGAN_BASE_URL`` (each comma-separated for replicas). The key: ``api_key``, then
     ``$MULLIGAN_API_KEY``, else ``EMPTY``.
     """
     model, urls = split_base_urls(rest)
     if not model:
         raise BackendConfigError(f"openai-compatible/{rest}: no model name before '@'")
     if not urls:
-        if base_url is not None:
-            urls = [base_url] if isinstance(base_url, str) else list(base_url)
-        else:
-            urls = [u for u in os.environ.get(BASE_URL_ENV, "").split(",") if u.strip()]
+        given = base_url if base_url is not None else os.environ.get(BASE_URL_ENV, "")
+        # --base-url and the variable are comma-separated lists of replicas.
+        parts = given.split(",") if isinstance(given, str) else list(given)
+        urls = [u.strip() for u in parts if u.strip()]
     if not urls:
         raise BackendConfigError(
-            f"openai-compatible/{model} needs the server's base URL: set "
-            f"{BASE_URL_ENV}=http://127.0.0.1:8000/v1 (comma-separated for several replicas), "
-            f"or name it openai-compatible/{model}@http://127.0.0.1:8000/v1"
+            f"openai-compatible/{model} needs the server's base URL: pass "
+            f"--base-url http://127.0.0.1:8000/v1 (comma-separated for several replicas), set "
+            f"{BASE_URL_ENV} to it, or name the model "
+            f"openai-compatible/{model}@http://127.0.0.1:8000/v1"
         )
     key = api_key or os.environ.get(API_KEY_ENV) or "EMPTY"
     return OpenAICompatModel(

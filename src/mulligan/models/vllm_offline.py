@@ -5,10 +5,14 @@ episode turn. ``VLLMModel`` therefore queues concurrent ``generate`` calls for a
 milliseconds and hands them to ``LLM.chat`` as one batch (one ``SamplingParams`` per request),
 on a dedicated thread so the event loop keeps running. Needs the optional ``vllm`` extra
 (``pip install -e '.[vllm]'``) and a GPU; importing this module does not import vllm.
+A role's backend arguments (``-M key=value``, :data:`~mulligan.models.args.VLLM_ARGS`) are
+``vllm.LLM``'s engine arguments (``tensor_parallel_size``, ``max_model_len``, ...) and the
+batching's ``batch_window_s`` and ``max_batch``.
 
 Identity (what the response cache keys on): the model's name, or its resolved path when it is a
 local directory, and the engine options that choose the weights or their arithmetic
-(``revision``, ``tokenizer``, ``tokenizer_revision``, ``quantization``, ``dtype``). A hub name
+(``revision``, ``tokenizer``, ``tokenizer_revision``, ``tokenizer_mode``, ``quantization``,
+``dtype``, ``kv_cache_dtype``, ``hf_overrides``). A hub name
 without ``revision`` means whatever its main branch holds: pin ``revision`` for a cache that
 outlives an upload.
 """
@@ -16,6 +20,7 @@ outlives an upload.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -33,7 +38,15 @@ class ChatEngine(Protocol):
     def chat(self, messages: Any, sampling_params: Any = None, use_tqdm: bool = ...) -> Any: ...
 
 
-_IDENTITY_OPTIONS = ("tokenizer", "tokenizer_revision", "quantization", "dtype")
+_IDENTITY_OPTIONS = (
+    "tokenizer",
+    "tokenizer_revision",
+    "tokenizer_mode",
+    "quantization",
+    "dtype",
+    "kv_cache_dtype",
+    "hf_overrides",
+)
 
 
 @dataclass
@@ -99,8 +112,13 @@ class VLLMModel:
             "model": str(local.resolve()) if local.is_dir() else self.model,
         }
         for option in ("revision", *_IDENTITY_OPTIONS):
-            if self._engine_kwargs.get(option) is not None:
-                identity[option] = str(self._engine_kwargs[option])
+            value = self._engine_kwargs.get(option)
+            if value is not None:
+                identity[option] = (
+                    json.dumps(value, sort_keys=True, default=str)
+                    if isinstance(value, dict)
+                    else str(value)
+                )
         return identity
 
     def _ensure_thread(self) -> None:
