@@ -160,19 +160,26 @@ def crash_drill(root: Path, trials: int, limit: int, seed: int = 0) -> CrashRepo
     report = CrashReport()
     reference = root / "uninterrupted"
     t0 = time.perf_counter()
-    subprocess.run(run_command(reference, limit), check=True, capture_output=True)
+    _run_to_end(run_command(reference, limit))
     full_s = time.perf_counter() - t0
     cycle = 0
     while report.kills < trials:
         out = root / f"killed-{cycle}"
         while report.kills < trials and _kill_once(out, limit, rng.uniform(0.3, full_s), report):
             pass
-        subprocess.run(run_command(out, limit), check=True, capture_output=True)
+        _run_to_end(run_command(out, limit))
         _compare(reference, out, report)
         cycle += 1
     report.equal_to_uninterrupted = not report.differences
     report.wall_s = time.perf_counter() - started
     return report
+
+
+def _run_to_end(command: list[str]) -> None:
+    """Run (or resume) to the end; a failure names the command and its last words."""
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stderr[-2000:]}")
 
 
 def _compare(reference: Path, out: Path, report: CrashReport) -> None:
