@@ -44,7 +44,8 @@ from mulligan.store import DB_NAME, RunStore
 from mulligan.tasks import Task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from openai_server import Drop, Hang, OpenAIServer, Raw, Reply, Request, Response, Status
+from openai_server import OpenAIServer, Reply, Request, Response
+from test_faults import CAUSE, FAULTS
 
 # --------------------------------------------------------------------------------- crash drill
 
@@ -193,19 +194,7 @@ def _compare(reference: Path, out: Path, report: CrashReport) -> None:
 
 # --------------------------------------------------------------------------------- fault drill
 
-FAULTS: dict[str, Response] = {
-    "429": Status(429, "Rate limit reached", headers={"retry-after-ms": "10"}),
-    "500": Status(500, "Internal server error"),
-    "503": Status(503, "Service unavailable", headers={"Retry-After": "0"}),
-    "hang": Hang(3.0),
-    "drop": Drop(),
-    "not-json": Raw(b'{"choices": [{"message": '),
-    "no-choices": Raw(b'{"id": "x", "object": "chat.completion"}'),
-}
-CAUSE = {
-    "429": "http_429", "500": "http_500", "503": "http_503", "hang": "timeout",
-    "drop": "connection", "not-json": "malformed", "no-choices": "malformed",
-}  # fmt: skip
+# The fault kinds and the retry cause each must be counted under: the fault tests' own.
 MAX_ATTEMPTS = 4
 
 
