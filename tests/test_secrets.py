@@ -29,7 +29,7 @@ from mulligan.engine.rundir import build_manifest, resume_conflicts
 from mulligan.events import ErrorEvent, Message, ObservationEvent
 from mulligan.models import BackendError, CallContext, Completion, GenerateParams
 from mulligan.models.openai_compat import openai_compatible_model, openai_model
-from mulligan.models.registry import PROVIDERS
+from mulligan.models.registry import PROVIDERS, Provider
 from mulligan.models.retry import RetryPolicy
 from mulligan.store import RunStore
 from openai_server import OpenAIServer, Reply, Request, Response, Status
@@ -127,13 +127,14 @@ def test_no_secret_reaches_any_artefact(
     monkeypatch.setenv("MULLIGAN_DATA_DIR", str(mint_dir))
     monkeypatch.setenv("MULLIGAN_LLAMA_THREADS", "1")
     monkeypatch.setenv("MULLIGAN_SANDBOX_ISOLATION", "auto")
-    monkeypatch.setitem(PROVIDERS, "attacker", lambda rest, base_url: Attacker())
+    attacker = Provider(lambda rest, base_url, args: Attacker(), "attacker backend")
+    monkeypatch.setitem(PROVIDERS, "attacker", attacker)
     # openai/ with its base URL pointed at the fake server (the key still comes from the env).
-    monkeypatch.setitem(
-        PROVIDERS,
-        "openai-here",
-        lambda rest, base_url: openai_model(rest, base_url=server.base_url),
+    here = Provider(
+        lambda rest, base_url, args: openai_model(rest, base_url=server.base_url),
+        "OpenAI backend",
     )
+    monkeypatch.setitem(PROVIDERS, "openai-here", here)
     caplog.set_level(logging.DEBUG)
     out = tmp_path / "run"
     args = [
