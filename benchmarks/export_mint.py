@@ -1,0 +1,58 @@
+"""Export MINT's imported gpt-3.5 runs with GPT-4 feedback in every format: records, time, memory.
+
+Usage (after ``mulligan import mint ../shared/data/mint/outputs --out runs/mint-logs``)::
+
+    python benchmarks/export_mint.py "runs/mint-logs/gpt-3.5-turbo-0613/F=gpt-4-0613" --out /tmp/x
+
+Each format runs in a fresh child process (``python -m mulligan export ...``) so its peak
+resident memory (``ru_maxrss`` of the child, which includes the interpreter and mulligan's
+imports, from ``os.wait4``) is its own; wall time is the child's whole life, imports included. Prints one
+Markdown table row per format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FORMATS = ("sft", "dpo", "kto", "rltf-sd", "feedback-model", "hindsight", "rollouts", "inspect")
+
+
+def _records(out: Path, fmt: str) -> int:
+    if fmt == "inspect":
+        return sum(len(json.loads(p.read_text())["samples"]) for p in out.glob("*.json"))
+    return sum(len(p.read_text().splitlines()) for p in out.glob("*.jsonl"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--output", default="jsonl", choices=("jsonl", "parquet"))
+    args = parser.parse_args()
+    print("| format | records | wall s | peak RSS MiB |")
+    print("|---|---|---|---|")
+    for fmt in FORMATS:
+        out = args.out / fmt
+        command = [sys.executable, "-m", "mulligan", "export", *map(str, args.runs)]
+        command += ["--format", fmt, "--out", str(out), "--overwrite"]
+        if fmt != "inspect":
+            command += ["--output", args.output]
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the largest one
+        seconds = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            assert child.stderr is not None
+            sys.exit(f"{fmt}: {child.stderr.read().decode()}")
+        rss = usage.ru_maxrss / 1024  # KiB on Linux
+        print(f"| {fmt} | {_records(out, fmt)} | {seconds:.1f} | {rss:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
