@@ -13,7 +13,6 @@ Markdown table row per format.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -23,10 +22,18 @@ from pathlib import Path
 FORMATS = ("sft", "dpo", "kto", "rltf-sd", "feedback-model", "hindsight", "rollouts", "inspect")
 
 
-def _records(out: Path, fmt: str) -> int:
-    if fmt == "inspect":
-        return sum(len(json.loads(p.read_text())["samples"]) for p in out.glob("*.json"))
-    return sum(len(p.read_text().splitlines()) for p in out.glob("*.jsonl"))
+def _records(out: Path, fmt: str) -> tuple[int, int]:
+    """Records written and their bytes, counted line by line: this process stays small, and a
+    child forked from it starts with its peak resident size (Linux keeps it across exec)."""
+    if fmt == "inspect":  # one sample per line, as inspect_log writes them
+        files, prefix = list(out.glob("*.json")), '{"id": '
+    else:
+        files, prefix = list(out.glob("*.jsonl")), ""
+    count = 0
+    for path in files:
+        with path.open(encoding="utf-8") as lines:
+            count += sum(1 for line in lines if line.startswith(prefix))
+    return count, sum(p.stat().st_size for p in files)
 
 
 def main() -> None:
@@ -35,8 +42,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--output", default="jsonl", choices=("jsonl", "parquet"))
     args = parser.parse_args()
-    print("| format | records | wall s | peak RSS MiB |")
-    print("|---|---|---|---|")
+    print("| format | records | MiB written | wall s | peak RSS MiB |")
+    print("|---|---|---|---|---|")
     for fmt in FORMATS:
         out = args.out / fmt
         command = [sys.executable, "-m", "mulligan", "export", *map(str, args.runs)]
@@ -51,7 +58,9 @@ def main() -> None:
             assert child.stderr is not None
             sys.exit(f"{fmt}: {child.stderr.read().decode()}")
         rss = usage.ru_maxrss / 1024  # KiB on Linux
-        print(f"| {fmt} | {_records(out, fmt)} | {seconds:.1f} | {rss:.0f} |", flush=True)
+        records, size = _records(out, fmt)
+        row = f"| {fmt} | {records} | {size / 2**20:.1f} | {seconds:.1f} | {rss:.0f} |"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

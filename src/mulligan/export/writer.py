@@ -68,8 +68,8 @@ def _pyarrow() -> Any:
         import pyarrow as pa
     except ImportError:
         raise ExportError(
-            "--output parquet needs pyarrow; pip install 'mulligan[parquet]' (or pyarrow), "
-            "or export JSON Lines"
+            "--output parquet needs pyarrow: pip install -e '.[parquet]' in mulligan's checkout "
+            "(or pip install pyarrow), or export JSON Lines"
         ) from None
     return pa
 
