@@ -25,6 +25,12 @@ FORMATS = ("sft", "dpo", "kto", "rltf-sd", "feedback-model", "hindsight", "rollo
 def _records(out: Path, fmt: str) -> tuple[int, int]:
     """Records written and their bytes, counted line by line: this process stays small, and a
     child forked from it starts with its peak resident size (Linux keeps it across exec)."""
+    parquet = list(out.glob("*.parquet"))
+    if parquet:
+        import pyarrow.parquet as pq
+
+        rows = sum(pq.ParquetFile(path).metadata.num_rows for path in parquet)
+        return rows, sum(path.stat().st_size for path in parquet)
     if fmt == "inspect":  # one sample per line, as inspect_log writes them
         files, prefix = list(out.glob("*.json")), '{"id": '
     else:

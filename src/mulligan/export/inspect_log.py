@@ -58,7 +58,7 @@ def _spec(run: RunSource) -> dict[str, Any]:
         "run_id": run.run_id,
         "eval_id": run.run_id,
         "created": datetime.now(UTC).isoformat(),
-        "task": f"mulligan/{run.run_dir.name}",
+        "task": f"mulligan/{run.run_id}",
         "task_id": run.run_id,
         "dataset": {"name": "mulligan"},
         "model": str(model),

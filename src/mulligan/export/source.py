@@ -156,6 +156,8 @@ def resolve_runs(paths: Sequence[Path]) -> list[RunSource]:
         else:
             raise ExportError(f"{path}: no such run directory; pass a `mulligan run` --out")
         for run_dir in dirs:
+            if any(s.run_dir.resolve() == run_dir.resolve() for s in sources):
+                continue  # named twice (or inside a root also named): exported once
             with RunStore.open_existing(run_dir) as store:
                 run = store.run()
             if run is None:
