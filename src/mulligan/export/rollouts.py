@@ -30,7 +30,7 @@ def build(group: TaskGroup, options: FormatOptions) -> Iterator[Record]:
                     "invalid": turn.invalid,
                     "refused_repeat": turn.action is not None and turn.action.repeat_of is not None,
                     "correct": None if turn.verdict is None else turn.verdict.correct,
-                    "reward": 1.0 if solved else -options.turn_penalty,
+                    "reward": 1.0 if solved else -options.turn_penalty or 0.0,  # never -0.0
                 }
             )
         messages = [
