@@ -358,3 +358,5 @@ def test_bad_input_is_one_error_line(runs: dict[str, Any], tmp_path: Path) -> No
     assert "--overwrite" in full
     split = _error(["export", run, "--format", "sft", "--out", "y", "--split", "train=0.7"])
     assert "sum to 1" in split
+    kind = _error(["export", run, "--format", "sft", "--out", "y", "--feedback-kind", "oracle"])
+    assert "'oracle' is no feedback kind" in kind

@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
+from mulligan.events import FeedbackKind
 from mulligan.export.base import ExportFormat, FormatOptions, Record
 from mulligan.export.card import write_card
 from mulligan.export.registry import get_format
@@ -164,6 +166,12 @@ def export_runs(request: ExportRequest) -> ExportResult:
     fmt = get_format(request.format)
     if fmt.write is not None and (request.splits or request.output != "jsonl"):
         raise ExportError(f"--format {fmt.name} writes one log per run: no --split or --output")
+    unknown = sorted(request.filters.feedback_kinds - set(get_args(FeedbackKind)))
+    if unknown:
+        kinds = ", ".join(get_args(FeedbackKind))
+        raise ExportError(
+            f"--feedback-kind {unknown[0]!r} is no feedback kind; choose from {kinds}"
+        )
     runs = resolve_runs(request.runs)
     _prepare_out(request.out, request.overwrite)
     exclude = request.filters.exclude_leaked
