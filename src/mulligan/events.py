@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mulligan.errors import MulliganError
+
 Role = Literal["system", "user", "assistant"]
 ModelRole = Literal["policy", "feedback", "judge"]
 ActionKind = Literal["execute", "solution", "invalid"]
@@ -318,7 +320,7 @@ class Episode(BaseModel):
         return calls
 
 
-class MissingMessages(ValueError):
+class MissingMessages(MulliganError, ValueError):
     """An episode's stored events do not hold the exact messages a policy call received."""
 
     def __init__(self, episode_id: str, turn: int, unrecorded: bool) -> None:
@@ -327,7 +329,10 @@ class MissingMessages(ValueError):
             if unrecorded
             else "its stored conversation is shorter than a call's recorded context"
         )
-        super().__init__(f"episode {episode_id}, turn {turn}: {why}")
+        super().__init__(
+            f"episode {episode_id}, turn {turn}: {why}; run it again with this mulligan "
+            "(MINT's logs: `mulligan import mint ... --overwrite`)"
+        )
         self.episode_id = episode_id
         self.turn = turn
         self.unrecorded = unrecorded

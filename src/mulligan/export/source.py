@@ -172,10 +172,8 @@ def read_view(run: RunSource, episode: Episode) -> EpisodeView:
     try:
         calls = episode.policy_calls()
     except MissingMessages as exc:
-        raise ExportError(
-            f"{run.run_dir}: {exc}; an export never re-assembles messages, so re-run it "
-            "(MINT imports: `mulligan import mint ... --overwrite`)"
-        ) from None
+        # An export never re-assembles the messages: it refuses instead.
+        raise ExportError(f"{run.run_dir}: {exc}") from None
     conversation = episode.conversation()
     turns = []
     for call, context in calls:
