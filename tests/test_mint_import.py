@@ -195,10 +195,17 @@ def test_events_of_a_solved_episode_with_feedback(mint_tree: Path, tmp_path: Pat
     kinds = [(e.turn, e.type) for e in episode.events]
     assert kinds == [
         (0, "prompt"),
-        (1, "model_call"), (1, "action"), (1, "verdict"), (1, "feedback"), (1, "model_call"), (1, "feedback"),
-        (2, "model_call"), (2, "action"), (2, "observation"), (2, "model_call"), (2, "feedback"),
-        (3, "model_call"), (3, "action"), (3, "verdict"),
+        (1, "model_call"), (1, "action"), (1, "verdict"), (1, "message"), (1, "feedback"),
+        (1, "model_call"), (1, "feedback"), (1, "message"),
+        (2, "model_call"), (2, "action"), (2, "message"), (2, "observation"), (2, "model_call"),
+        (2, "feedback"), (2, "message"),
+        (3, "model_call"), (3, "action"), (3, "verdict"), (3, "message"),
     ]  # fmt: skip
+    # What each policy call received is MINT's history up to it, verbatim.
+    history = [(m["role"], m["content"]) for m in SOLVED_WITH_FEEDBACK["state"]["history"]]
+    received = [[(m.role, m.content) for m in seen] for _, seen in episode.policy_calls()]
+    assert received == [history[:1], history[:3], history[:5]]
+    assert [(m.role, m.content) for m in episode.conversation()] == history
     prompt = episode.events[0]
     assert isinstance(prompt, PromptEvent) and prompt.messages[0].content == PROMPT
     actions = [e for e in episode.events if isinstance(e, ActionEvent)]

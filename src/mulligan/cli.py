@@ -629,6 +629,86 @@ def import_mint_cmd(
     console.print(f"{len(runs)} runs; next: mulligan report {out} --mint-leaderboard")
 
 
+ExportOutput = Literal["jsonl", "parquet"]
+
+
+@app.command()
+def export(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="run directories (--out of mulligan run), or roots of runs")
+    ],
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="sft, dpo, kto, rltf-sd, feedback-model, hindsight, rollouts or inspect",
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="directory to write the dataset and its card into")],
+    suite: Annotated[list[str] | None, typer.Option(help="keep these suites (repeatable)")] = None,
+    task: Annotated[
+        list[str] | None, typer.Option(help="keep these tasks: TASK_ID or SUITE/TASK_ID")
+    ] = None,
+    solved_only: Annotated[bool, typer.Option(help="keep solved episodes only")] = False,
+    feedback_kind: Annotated[
+        list[str] | None,
+        typer.Option(help="keep episodes that got feedback of this kind (repeatable)"),
+    ] = None,
+    leaked: Annotated[
+        Literal["default", "exclude", "include"],
+        typer.Option(
+            help="episodes whose feedback leaked the reference: default excludes them from "
+            "training formats and keeps them in inspect"
+        ),
+    ] = "default",
+    dedupe: Annotated[bool, typer.Option(help="drop records identical to an earlier one")] = False,
+    split: Annotated[
+        str | None, typer.Option(help="split by task, e.g. train=0.9,test=0.1 (never by episode)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the split")] = 0,
+    turn_penalty: Annotated[
+        float,
+        typer.Option(help="rollouts: reward of each turn that does not solve the task, negated"),
+    ] = 0.0,
+    max_pairs: Annotated[
+        int, typer.Option(min=1, help="dpo: pairs per shared context or prompt")
+    ] = 4,
+    output: Annotated[ExportOutput, typer.Option(help="file format of the records")] = "jsonl",
+    overwrite: Annotated[bool, typer.Option(help="write into a non-empty --out")] = False,
+) -> None:
+    """Export runs as training or evaluation data, streamed from the store, with provenance on
+    every record and a dataset card (README.md) beside the records."""
+    from mulligan.export import ExportRequest, Filters, FormatOptions, export_runs, parse_splits
+
+    kinds = frozenset(feedback_kind or ())
+    request = ExportRequest(
+        runs=tuple(run_dirs),
+        format=format,
+        out=out,
+        filters=Filters(
+            suites=frozenset(suite or ()),
+            tasks=frozenset(task or ()),
+            solved_only=solved_only,
+            feedback_kinds=kinds,
+            exclude_leaked=None if leaked == "default" else leaked == "exclude",
+        ),
+        options=FormatOptions(turn_penalty=turn_penalty, max_pairs=max_pairs, feedback_kinds=kinds),
+        output=output,
+        splits=parse_splits(split) if split else (),
+        seed=seed,
+        dedupe=dedupe,
+        overwrite=overwrite,
+    )
+    result = export_runs(request)
+    written = ", ".join(f"{n} records in {s}" for s, n in sorted(result.tally.written.items()))
+    console.print(
+        f"{format}: {written or 'no records'} from {result.tally.episodes_read} episodes in "
+        f"{result.seconds:.1f}s -> {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _rejudge_mint(outputs: Path, data_dir: Path | None, format: str) -> None:
     from mulligan.interop.mint_rejudge import (
         agreement_table,

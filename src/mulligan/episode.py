@@ -30,6 +30,7 @@ from mulligan.events import (
     ErrorEvent,
     FeedbackEvent,
     Message,
+    MessageEvent,
     ObservationEvent,
     PromptEvent,
     VerdictEvent,
@@ -237,7 +238,9 @@ async def _drive(deps: EpisodeDeps, episode: Episode, messages: list[Message]) -
             parts = [p for p in (outcome.observation, *(f.content for f in feedback_events)) if p]
             left = (limits.max_turns - number, limits.max_proposals - state.proposals)
             parts.append(countdown(*left))
-            messages.append(Message(role="user", content="Observation:\n" + "\n".join(parts)))
+            message = Message(role="user", content="Observation:\n" + "\n".join(parts))
+            messages.append(message)
+            episode.events.append(MessageEvent(turn=number, role="user", content=message.content))
 
 
 def policy_params(deps: EpisodeDeps, epoch: int, turn: int) -> GenerateParams:
@@ -262,9 +265,13 @@ async def _policy_turn(deps: EpisodeDeps, state: _LoopState, number: int) -> _Tu
         episode.turns_used = number - 1
         episode.events.append(ErrorEvent(turn=number, where="policy", message=str(exc)))
         return None
-    episode.events.append(completion.to_event(number, "policy", params.temperature, params.seed))
+    seen = len(state.messages)  # the call received exactly these: recorded as a prefix length
+    episode.events.append(
+        completion.to_event(number, "policy", params=params, context_messages=seen)
+    )
     parsed = parse_action(completion.text)
-    state.messages.append(Message(role="assistant", content=parsed.reply))
+    reply = Message(role="assistant", content=parsed.reply)
+    state.messages.append(reply)
     is_solution = parsed.kind == "solution"
     repeat_of = (
         state.wrong_answers.get(answer_key(parsed.content))
@@ -281,6 +288,7 @@ async def _policy_turn(deps: EpisodeDeps, state: _LoopState, number: int) -> _Tu
         repeat_of=repeat_of,
     )
     episode.events.append(action)
+    episode.events.append(MessageEvent(turn=number, role=reply.role, content=reply.content))
     return _Turn(number, parsed, action)
 
 

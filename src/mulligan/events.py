@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mulligan.errors import MulliganError
+
 Role = Literal["system", "user", "assistant"]
 ModelRole = Literal["policy", "feedback", "judge"]
 ActionKind = Literal["execute", "solution", "invalid"]
@@ -82,6 +84,32 @@ class ModelCallEvent(_Event):
         description="sampling seed the call was made with (derived per task, epoch and turn "
         "from the run's seed; None in stores that predate it)",
     )
+    top_p: float | None = Field(default=None, description="nucleus sampling mass used")
+    max_tokens: int | None = Field(default=None, description="completion token limit used")
+    stop: tuple[str, ...] | None = Field(default=None, description="stop sequences used")
+    context_messages: int | None = Field(
+        default=None,
+        ge=1,
+        description="policy calls: how many messages of the episode's conversation (the "
+        "PromptEvent's, then each MessageEvent's, in order) the model received, exactly; "
+        "None where not recorded (other roles, stores that predate it)",
+    )
+
+
+class MessageEvent(_Event):
+    """A message appended to the policy's conversation after the first prompt: the policy's
+    reply as kept in the conversation, or the user turn the loop assembled (observation,
+    feedback, count-down). Each is stored once; a policy call names how many messages of the
+    conversation it saw (``ModelCallEvent.context_messages``), so the exact list any call
+    received is a prefix of :meth:`Episode.conversation` and storage grows linearly."""
+
+    type: Literal["message"] = "message"
+    role: Role
+    content: str
+
+    @property
+    def message(self) -> Message:
+        return Message(role=self.role, content=self.content)
 
 
 class ActionEvent(_Event):
@@ -195,6 +223,7 @@ class ErrorEvent(_Event):
 Event = Annotated[
     PromptEvent
     | ModelCallEvent
+    | MessageEvent
     | ActionEvent
     | ObservationEvent
     | VerdictEvent
@@ -260,3 +289,50 @@ class Episode(BaseModel):
     def completion_tokens(self) -> int:
         """Completion tokens of all model calls (policy and feedback/judge roles)."""
         return sum(e.completion_tokens for e in self.events if isinstance(e, ModelCallEvent))
+
+    def conversation(self) -> list[Message]:
+        """The policy's conversation: the first prompt's messages, then every
+        :class:`MessageEvent` in order (each policy call saw a prefix of it)."""
+        messages: list[Message] = []
+        for event in self.events:
+            if isinstance(event, PromptEvent):
+                messages.extend(event.messages)
+            elif isinstance(event, MessageEvent):
+                messages.append(event.message)
+        return messages
+
+    def policy_calls(self) -> list[tuple[ModelCallEvent, list[Message]]]:
+        """Each policy call with the exact message list it received, in order.
+
+        Raises:
+            MissingMessages: the episode was stored before mulligan recorded what each call
+                received (a call without ``context_messages``), or its messages are incomplete.
+        """
+        conversation = self.conversation()
+        calls: list[tuple[ModelCallEvent, list[Message]]] = []
+        for event in self.events:
+            if not isinstance(event, ModelCallEvent) or event.role != "policy":
+                continue
+            seen = event.context_messages
+            if seen is None or seen > len(conversation):
+                raise MissingMessages(self.id, event.turn, seen is None)
+            calls.append((event, conversation[:seen]))
+        return calls
+
+
+class MissingMessages(MulliganError, ValueError):
+    """An episode's stored events do not hold the exact messages a policy call received."""
+
+    def __init__(self, episode_id: str, turn: int, unrecorded: bool) -> None:
+        why = (
+            "stored before mulligan recorded the messages each call received"
+            if unrecorded
+            else "its stored conversation is shorter than a call's recorded context"
+        )
+        super().__init__(
+            f"episode {episode_id}, turn {turn}: {why}; run it again with this mulligan "
+            "(MINT's logs: `mulligan import mint ... --overwrite`)"
+        )
+        self.episode_id = episode_id
+        self.turn = turn
+        self.unrecorded = unrecorded

@@ -63,6 +63,7 @@ from mulligan.events import (
     FeedbackKind,
     LeakFlags,
     Message,
+    MessageEvent,
     ModelCallEvent,
     ObservationEvent,
     PromptEvent,
@@ -349,6 +350,7 @@ def _add_reply(t: _Transcript, turn: int, reply: str, observation: str | None) -
             output=reply,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
+            context_messages=2 * turn - 1,  # history[: 2 * turn - 1]: what MINT sent
         )
     )
     content = "" if kind == "invalid" else parsed.content
@@ -466,13 +468,22 @@ def _add_turns(t: _Transcript, history: list[MintMessage]) -> int:
         reply = history[2 * turn - 1].content
         if 2 * turn == len(history):  # the last message: nothing followed it
             _add_reply(t, turn, reply, None)
+            _add_message(t, turn, history[2 * turn - 1])
             continue
         observation, expert = split_user_turn(history[2 * turn].content)
         kind = _add_reply(t, turn, reply, observation)
+        _add_message(t, turn, history[2 * turn - 1])
         _add_response(t, turn, kind, observation)
         if expert is not None:
             _add_expert(t, turn, expert)
+        _add_message(t, turn, history[2 * turn])
     return turns
+
+
+def _add_message(t: _Transcript, turn: int, message: MintMessage) -> None:
+    """One message of MINT's history, verbatim: the history is the message list MINT sent the
+    policy, so each call's exact input is a prefix of the episode's conversation."""
+    t.events.append(MessageEvent(turn=turn, at=t.at, role=message.role, content=message.content))
 
 
 def mint_line_to_episode(

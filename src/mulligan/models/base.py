@@ -57,9 +57,16 @@ class Completion(BaseModel):
         role: ModelRole,
         temperature: float | None = None,
         seed: int | None = None,
+        *,
+        params: GenerateParams | None = None,
+        context_messages: int | None = None,
     ) -> ModelCallEvent:
         """This completion as a transcript event of the given turn and model role; ``seed`` (the
-        seed the call was made with) defaults to :attr:`seed`."""
+        seed the call was made with) defaults to :attr:`seed`. ``params`` (the call's sampling
+        parameters) records them all, its temperature and seed included; ``context_messages``
+        is how many conversation messages a policy call received."""
+        if params is not None:
+            temperature, seed = params.temperature, params.seed
         return ModelCallEvent(
             turn=turn,
             role=role,
@@ -74,6 +81,10 @@ class Completion(BaseModel):
             cached=self.cached,
             temperature=temperature,
             seed=self.seed if seed is None else seed,
+            top_p=None if params is None else params.top_p,
+            max_tokens=None if params is None else params.max_tokens,
+            stop=None if params is None else params.stop,
+            context_messages=context_messages,
         )
 
 

@@ -301,11 +301,16 @@ class RunStore:
             args = (suite,)
         query += " ORDER BY suite, task_id, epoch"
         with self._guard():
-            rows = self._db.execute(query, args).fetchall()
-        for episode_id, record in rows:
-            episode = self._load(episode_id, record, with_events)
-            if episode is not None:
-                yield episode
+            cursor = self._db.execute(query, args)
+        while True:  # in batches: exports stream runs of any size in constant memory
+            with self._guard():
+                rows = cursor.fetchmany(256)
+            if not rows:
+                return
+            for episode_id, record in rows:
+                episode = self._load(episode_id, record, with_events)
+                if episode is not None:
+                    yield episode
 
     def episode(self, key: EpisodeKey | str) -> Episode | None:
         """One stored episode by key or id, or None (also when it is malformed, with a
