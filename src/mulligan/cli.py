@@ -27,6 +27,11 @@ from typer.core import TyperCommand, TyperGroup
 
 from mulligan.errors import MulliganError
 
+try:  # typer >= 0.20 carries its own copy of click; older ones use click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError  # type: ignore[no-redef,import-not-found,unused-ignore]
+
 if TYPE_CHECKING:  # the commands import what they use when run, so --help stays fast
     from mulligan.config import RunConfig
     from mulligan.engine import RunOutcome
@@ -44,14 +49,31 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _usage_error(exc: UsageError) -> typer.Exit:
+    """A command-line mistake (unknown command or option, a value of the wrong kind) as one
+    ``error:`` line naming the help to read, like every other user error (exit code 2)."""
+    text = " ".join(exc.format_message().replace("Value error, ", "").split())
+    command = exc.ctx.command_path if exc.ctx is not None else "mulligan"
+    return _fail(f"{text} (see `{command} --help`)", exc.exit_code)
+
+
 class _Commands(TyperGroup):
     """The command group: every command runs inside the one place that turns errors into
-    messages. A user's error (:class:`MulliganError`) is its message and exit code 2; anything
-    else is one line and exit code 1, its traceback kept for ``--debug``."""
+    messages. A user's error (:class:`MulliganError`, or a usage error of the parser) is one
+    line and exit code 2; anything else is one line and exit code 1, its traceback kept for
+    ``--debug``."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:  # the top-level options (--log-level ...) are parsed here
+            return super().make_context(*args, **kwargs)
+        except UsageError as exc:
+            raise _usage_error(exc) from exc
 
     def invoke(self, ctx: Any) -> Any:  # typer's (vendored) click Context
         try:
             return super().invoke(ctx)
+        except UsageError as exc:  # a subcommand's name, options or arguments
+            raise _usage_error(exc) from exc
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # exits, Ctrl-C and usage errors, which typer reports itself
         except MulliganError as exc:

@@ -524,7 +524,8 @@ def build_config(file: Path | None, overrides: dict[str, Any]) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(file) if file else "options")) from exc
+        where = str(file) if file else "command-line options"
+        raise ConfigError(format_validation_error(exc, where)) from exc
 
 
 def _option_name(loc: tuple[int | str, ...]) -> str:
@@ -535,15 +536,19 @@ def _option_name(loc: tuple[int | str, ...]) -> str:
 
 
 def format_validation_error(exc: ValidationError, where: str) -> str:
-    """One line per problem: where, which option, what is wrong, what was given."""
-    lines = [f"invalid configuration in {where}:"]
+    """Where, which option, what is wrong and what was given: on one line for one problem
+    (the CLI's one ``error:`` line), one line per problem under a heading for several."""
+    problems = []
     for err in exc.errors():
         field = _option_name(err["loc"])
         given = err.get("input")
         hint = "" if err["type"] == "missing" else f" (got {given!r})"
         if err["type"] == "extra_forbidden":
             known = ", ".join(sorted(OPTIONS))
-            lines.append(f"  {field}: unknown option; known options: {known}")
+            problems.append(f"{field}: unknown option; known options: {known}")
         else:
-            lines.append(f"  {field}: {err['msg']}{hint}")
-    return "\n".join(lines)
+            # pydantic's "Value error, " prefix says nothing to a user.
+            problems.append(f"{field}: {err['msg'].removeprefix('Value error, ')}{hint}")
+    if len(problems) == 1:
+        return f"invalid configuration in {where}: {problems[0]}"
+    return "\n".join([f"invalid configuration in {where}:", *(f"  {p}" for p in problems)])
