@@ -105,7 +105,7 @@ def test_unknown_task_group_names_it_and_the_groups(tmp_path: Path) -> None:
 
 def test_a_group_of_another_suite_points_to_that_suite(tmp_path: Path) -> None:
     args = [*HUMANEVAL, "--tasks", "gsm8k", "--model", "scripted/reference"]
-    _user_error([*args, "--out", str(tmp_path / "o")], "gsm8k", "--suite mint --tasks gsm8k")
+    _user_error([*args, "--out", str(tmp_path / "o")], "gsm8k", "--tasks gsm8k without --suite")
 
 
 # ------------------------------------------------------------------------------ damaged stores

@@ -1,4 +1,4 @@
-"""The ``mulligan`` command line: run, report, data, models, suites."""
+"""The ``mulligan`` command line: run, report, view, data, models, tasks, feedback, import."""
 
 from __future__ import annotations
 
@@ -184,6 +184,10 @@ def _show_run_defaults(params: list[Any]) -> None:
 
 def _shown_default(param: Any, value: Any) -> str:
     """A run option's default as it is written on the command line."""
+    if param.name == "tasks" and value is None:  # no --tasks: all of the default suite's
+        from mulligan.config import TaskSelection
+
+        return TaskSelection().suite
     if isinstance(value, bool) and param.secondary_opts:
         return str((param.opts if value else param.secondary_opts)[0]).lstrip("-")
     if value is None:
@@ -200,10 +204,18 @@ def run(
         Path | None, typer.Option("--config", "-c", help="YAML or TOML file with run options")
     ] = None,
     suite: Annotated[
-        str | None, typer.Option(help="a registered suite (see `mulligan suites`)")
+        str | None,
+        typer.Option(
+            help="older spelling: the group (or task) to run, as --tasks NAME; with it, --tasks "
+            "picks its tasks (or a task's sample ids)"
+        ),
     ] = None,
     tasks: Annotated[
-        str | None, typer.Option(help="comma-separated task groups, e.g. gsm8k,math")
+        str | None,
+        typer.Option(
+            help="what to run, comma-separated: tasks (gsm8k,math; humaneval; mint/humaneval) or "
+            "a group (mint: all its tasks); see `mulligan tasks`"
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -211,9 +223,9 @@ def run(
             help="MINT data directory (none: $MULLIGAN_DATA_DIR, else ~/.cache/mulligan/data)"
         ),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="N tasks of each group (none: all)")] = None,
+    limit: Annotated[int | None, typer.Option(help="N samples of each task (none: all)")] = None,
     sample: Annotated[
-        Sample | None, typer.Option(help="which N tasks: the first, or random (seeded by --seed)")
+        Sample | None, typer.Option(help="which N samples: the first, or random (seeded by --seed)")
     ] = None,
     checkers: Annotated[
         CheckerMode | None, typer.Option(help="mint (MINT's lenient checkers) or strict")
@@ -334,7 +346,7 @@ def run(
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
-    """Run a model on a suite, k turns per task, and store every episode in --out."""
+    """Run a model on tasks, k turns per sample, and store every episode in --out."""
     from mulligan.engine.rundir import resume_command, with_run_dir
 
     try:
@@ -467,7 +479,7 @@ def report(
         ),
     ] = False,
 ) -> None:
-    """Print SR@k per suite and overall (micro-average over episodes, like MINT), with 95% CIs.
+    """Print SR@k per task and overall (micro-average over episodes, like MINT), with 95% CIs.
 
     Every format shows the numbers of one schema (``mulligan.report/3``), for one run or several:
     the table prints each run's SR@k, model usage and feedback leaks; json prints the schema;
@@ -703,10 +715,11 @@ def _sr_cell(estimate: dict[str, Any], bold: bool = False) -> str:
 
 
 def _print_tables(summary: dict[str, Any], title: str) -> None:
-    """SR@k per suite, overall and macro with intervals (``summary`` of the report schema)."""
+    """SR@k per task, overall and macro with intervals (``summary`` of the report schema, whose
+    ``suites`` key holds the tasks: the schema keeps its older name)."""
     ks = list(summary["sr_at_k"])
     table = Table(title=f"Success rate by turn, 95% CI - {escape(title)}")
-    table.add_column("suite")
+    table.add_column("task")
     table.add_column("episodes", justify="right")
     table.add_column("failed", justify="right")
     for k in ks:
@@ -727,7 +740,7 @@ def _print_tables(summary: dict[str, Any], title: str) -> None:
     )
     if len(summary["suites"]) > 1:
         table.add_row(
-            "macro (mean of suites)",
+            "macro (mean of tasks)",
             "",
             "",
             *(_sr_cell(summary["macro_sr_at_k"][k]) for k in ks),
@@ -789,26 +802,35 @@ def models() -> None:
     )
 
 
-@app.command()
-def suites(
+@app.command("tasks")
+def tasks_cmd(
     data_dir: Annotated[Path | None, typer.Option(help="MINT data directory")] = None,
 ) -> None:
-    """List the registered task suites, their groups and how many tasks each has here."""
-    from mulligan.tasks import SUITES, TaskDataError
+    """List what --tasks takes: each task (by the name to pass), its group, and how many samples
+    it has here. A group's name runs all of its tasks."""
+    from mulligan.tasks import SUITES, TaskDataError, task_names
 
-    table = Table(title="Task suites")
-    for column in ("suite", "group", "tasks", "description"):
-        table.add_column(column, justify="right" if column == "tasks" else "left")
+    table = Table(title="Tasks (--tasks NAME[,NAME...]; a group's name runs all its tasks)")
+    for column in ("task", "group", "samples", "description"):
+        table.add_column(column, justify="right" if column == "samples" else "left")
     for suite in SUITES.values():
-        for position, group in enumerate(suite.groups or (None,)):
+        for position, (group, name) in enumerate(task_names(suite)):
             try:
-                count = str(suite.count(group, data_dir))
+                count = str(suite.count(name.rpartition("/")[2] if group else None, data_dir))
             except TaskDataError as exc:
                 pull = suite.data_pull
                 count = f"not pulled (mulligan data pull {pull})" if pull else f"unavailable: {exc}"
             description = suite.description if position == 0 else ""
-            table.add_row(suite.name, group or "", count, description)
+            table.add_row(name, group or "", count, description)
     console.print(table)
+
+
+@app.command("suites", hidden=True)
+def suites_cmd(
+    data_dir: Annotated[Path | None, typer.Option(help="MINT data directory")] = None,
+) -> None:
+    """The older name of `mulligan tasks`."""
+    tasks_cmd(data_dir)
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ from mulligan.models.cache import CacheMode
 from mulligan.models.registry import result_args
 from mulligan.sandbox.isolation import IsolationRequest
 from mulligan.tasks.base import CheckerMode
-from mulligan.tasks.suites import Sample, get_suite
+from mulligan.tasks.suites import Sample, TaskSelectionError, get_suite, resolve_tasks
 
 
 class ConfigError(MulliganError):
@@ -71,16 +71,29 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _split_names(value: Any) -> Any:
+    """``"gsm8k, math"`` -> ``("gsm8k", "math")`` (an empty list is None: everything)."""
+    if isinstance(value, str):
+        return tuple(t.strip() for t in value.split(",") if t.strip()) or None
+    return value
+
+
 class TaskSelection(_Section):
     """Which tasks a run attempts (read by the task loader)."""
 
-    suite: str = Field(default="humaneval", description="a registered suite, see `mulligan suites`")
+    # "suite" is the older word (docs/architecture.md, "Vocabulary"): a group, or a task
+    # without one. Kept as the stored name, so stored runs load and hash as before.
+    suite: str = Field(
+        default="humaneval", description="the group (or task) run, see `mulligan tasks`"
+    )
     tasks: tuple[str, ...] | None = Field(
-        default=None, description="subset of the suite's task groups, e.g. ('gsm8k', 'math')"
+        default=None,
+        description="the tasks run, e.g. ('gsm8k', 'math'); alone, any of `mulligan tasks` "
+        "(the suite follows); with a suite, its tasks (or a task's sample ids)",
     )
     # Where the data lives does not change results (its checksums do).
     data_dir: Annotated[Path | None, NOT_HASHED] = None
-    limit: int | None = Field(default=None, ge=1, description="N tasks of each group")
+    limit: int | None = Field(default=None, ge=1, description="N samples of each task")
     sample: Sample = Field(
         default="first", description="which N tasks: the first in data order, or a seeded draw"
     )
@@ -91,9 +104,27 @@ class TaskSelection(_Section):
     @field_validator("tasks", mode="before")
     @classmethod
     def _split_tasks(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(t.strip() for t in value.split(",") if t.strip()) or None
-        return value
+        return _split_names(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tasks_name_what_runs(cls, data: Any) -> Any:
+        """``tasks`` without ``suite`` names what runs, as lm-eval's ``--tasks`` does (tasks, or
+        a group): the suite follows from it, so ``--tasks gsm8k`` is stored, hashed and resumed
+        exactly as the older ``--suite mint --tasks gsm8k``. With ``suite`` given (the older
+        spelling, and every stored run) ``tasks`` selects within it, as before."""
+        if not isinstance(data, Mapping):
+            return data
+        names = _split_names(data.get("tasks"))
+        if not names:
+            return data
+        if (suite := data.get("suite")) is not None:  # ``mint/gsm8k`` within mint is gsm8k
+            return {**data, "tasks": tuple(n.removeprefix(f"{suite}/") for n in names)}
+        try:
+            suite, tasks = resolve_tasks(names)
+        except TaskSelectionError as exc:
+            raise ConfigError(f"tasks: {exc}") from exc
+        return {**data, "suite": suite, "tasks": tasks}
 
     @field_validator("suite")
     @classmethod
