@@ -181,7 +181,9 @@ def _model_cases() -> list[Case]:
 
 def _task_cases() -> list[Case]:
     return [
-        Case("unknown --tasks name", ("run", "--suite", "mint", "--tasks", "gsm8k,nosuch", *SCRIPTED)),
+        Case(
+            "unknown --tasks name", ("run", "--suite", "mint", "--tasks", "gsm8k,nosuch", *SCRIPTED)
+        ),
         Case("task of another group", (*HE, *SCRIPTED, "--tasks", "gsm8k")),
         Case("unknown --tasks alone", ("run", "--tasks", "nosuch", *SCRIPTED)),
         Case("unknown --suite", ("run", "--suite", "nosuch", *SCRIPTED)),
@@ -201,8 +203,8 @@ def _task_cases() -> list[Case]:
 
 def _store_cases() -> list[Case]:
     # The run the store cases damage has --limit 3; a resume must not lower it.
-    resume = ("run", "--suite", "humaneval", "--limit", "3", "--no-progress", *SCRIPTED)
-    resume += ("--out", "{RUN}", "--resume")
+    resume: tuple[str, ...] = ("run", "--suite", "humaneval", "--limit", "3", "--no-progress")
+    resume += (*SCRIPTED, "--out", "{RUN}", "--resume")
     return [
         Case("report: random bytes", ("report", "{RUN}"), prepare=_random_bytes),
         Case("report: truncated", ("report", "{RUN}"), prepare=_truncated),
@@ -274,8 +276,16 @@ def _option_cases() -> list[Case]:
         Case("unknown option", ("run", "--nosuch")),
         Case("--log-level nosuch", ("--log-level", "nosuch", "models")),
         Case("data pull nosuch", ("data", "pull", "nosuch")),
-        Case("data pull --from empty", ("data", "pull", "mint", "--from", "{T}/empty"), prepare=_empty_dir),
-        Case("import mint: not MINT", ("import", "mint", "{T}/notmint", "--out", "{T}/i"), prepare=_not_mint),
+        Case(
+            "data pull --from empty",
+            ("data", "pull", "mint", "--from", "{T}/empty"),
+            prepare=_empty_dir,
+        ),
+        Case(
+            "import mint: not MINT",
+            ("import", "mint", "{T}/notmint", "--out", "{T}/i"),
+            prepare=_not_mint,
+        ),
         Case("import mint: no such dir", ("import", "mint", "{T}/nosuch", "--out", "{T}/i")),
         Case("import mint without --out", ("import", "mint", "{T}/notmint"), prepare=_not_mint),
     ]
@@ -315,7 +325,11 @@ def _argv(case: Case, t: Path, ro_mount: bool) -> tuple[list[str], str]:
     shown = "mulligan " + shlex.join(case.args)
     if case.hide_weights:
         shown += "  (weights hidden)"
-    python = [sys.executable, "-c", HIDE_WEIGHTS] if case.hide_weights else [sys.executable, "-m", "mulligan"]
+    python = (
+        [sys.executable, "-c", HIDE_WEIGHTS]
+        if case.hide_weights
+        else [sys.executable, "-m", "mulligan"]
+    )
     if case.read_only is None:
         return [*python, *args], shown
     target = t / case.read_only
@@ -324,7 +338,13 @@ def _argv(case: Case, t: Path, ro_mount: bool) -> tuple[list[str], str]:
         args = [a.replace(str(target), "/proc/mulligan-ro") for a in args]
         return [*python, *args], shown + "  (/proc)"
     inner = f"mount --bind -o ro {shlex.quote(str(target))} {shlex.quote(str(target))} && exec "
-    return ["unshare", "-rm", "sh", "-c", inner + shlex.join([*python, *args])], shown + "  (ro mount)"
+    return [
+        "unshare",
+        "-rm",
+        "sh",
+        "-c",
+        inner + shlex.join([*python, *args]),
+    ], shown + "  (ro mount)"
 
 
 def run_case(case: Case, good: Path, ro_mount: bool, timeout: float = 120) -> Row:
@@ -337,13 +357,22 @@ def run_case(case: Case, good: Path, ro_mount: bool, timeout: float = 120) -> Ro
         started = time.monotonic()
         try:
             done = subprocess.run(
-                argv, capture_output=True, text=True, env=_env(t, case.env), cwd=t,
-                timeout=timeout, stdin=subprocess.DEVNULL,
+                argv,
+                capture_output=True,
+                text=True,
+                env=_env(t, case.env),
+                cwd=t,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
             )
             code, stderr = done.returncode, done.stderr
         except subprocess.TimeoutExpired as exc:
             code = -1
-            stderr = (exc.stderr or b"").decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+            stderr = (
+                (exc.stderr or b"").decode()
+                if isinstance(exc.stderr, bytes)
+                else (exc.stderr or "")
+            )
             stderr = f"(timed out after {timeout:.0f}s) {stderr}"
         seconds = time.monotonic() - started
         stdout = "" if code == -1 else done.stdout
@@ -398,7 +427,14 @@ def markdown(rows: Sequence[Row]) -> str:
     ]
     for i, r in enumerate(rows, 1):
         message = r.message if len(r.message) <= 200 else r.message[:197] + "..."
-        cells = [str(i), r.name, f"`{r.command}`", str(r.exit_code), message, "yes" if r.clear else "**NO**"]
+        cells = [
+            str(i),
+            r.name,
+            f"`{r.command}`",
+            str(r.exit_code),
+            message,
+            "yes" if r.clear else "**NO**",
+        ]
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(out) + "\n"
 

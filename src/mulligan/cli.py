@@ -30,7 +30,7 @@ from mulligan.errors import MulliganError
 try:  # typer >= 0.20 carries its own copy of click; older ones use click itself
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import UsageError  # type: ignore[no-redef,import-not-found,unused-ignore]
+    from click.exceptions import UsageError  # type: ignore[assignment,no-redef,import-not-found,unused-ignore]
 
 if TYPE_CHECKING:  # the commands import what they use when run, so --help stays fast
     from mulligan.config import RunConfig
@@ -343,14 +343,26 @@ def run(
             "the episodes (default 1: any)"
         ),
     ] = None,
+    no_fail_on_error: Annotated[
+        bool,
+        typer.Option(
+            "--no-fail-on-error",
+            help="exit 0 however many episodes failed (a run that stopped early still exits 2)",
+        ),
+    ] = False,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run a model on tasks, k turns per sample, and store every episode in --out."""
     from mulligan.engine.rundir import resume_command, with_run_dir
 
+    params = dict(ctx.params)
+    if no_fail_on_error:
+        if fail_on_error is not None:
+            raise _fail("--fail-on-error and --no-fail-on-error contradict each other; pass one")
+        params["fail_on_error"] = False
     try:
-        cfg = with_run_dir(_run_config(config, ctx.params), resume=resume)
+        cfg = with_run_dir(_run_config(config, params), resume=resume)
     except MulliganError as exc:
         raise _fail(str(exc)) from exc
     assert cfg.execution.out is not None

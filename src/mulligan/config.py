@@ -235,10 +235,12 @@ class ExecutionConfig(_Section):
         description="run directory (default: a new runs/<time>-<model>-<suite>, see "
         "engine.rundir.default_run_dir)",
     )
-    fail_on_error: int | float = Field(
+    # bool first: pydantic's smart union then keeps ``false`` a bool instead of making it 0.
+    fail_on_error: bool | int | float = Field(
         default=1,
         description="failed episodes that fail the run (exit 1): a count N >= 1, or a fraction "
-        "0 < f < 1 of the run's episodes; default 1, any failed episode",
+        "0 < f < 1 of the run's episodes; default 1, any failed episode; false (the CLI's "
+        "--no-fail-on-error): never, as Inspect's --no-fail-on-error",
     )
     concurrency: int = Field(default=4, ge=1, le=4096, description="episodes in flight")
     sandbox_pool: int = Field(default=2, ge=0, le=256)
@@ -260,14 +262,16 @@ class ExecutionConfig(_Section):
 
     @field_validator("fail_on_error")
     @classmethod
-    def _count_or_fraction(cls, value: int | float) -> int | float:
+    def _count_or_fraction(cls, value: bool | int | float) -> bool | int | float:
+        if isinstance(value, bool):  # false: never; true: any failed episode (a count of 1)
+            return False if not value else 1
         if 0 < value < 1:
             return value
         if value >= 1 and float(value).is_integer():
             return int(value)
         raise ValueError(
             "must be a count of failed episodes (a whole number >= 1, e.g. 5) or a fraction "
-            "of the run's episodes between 0 and 1 (e.g. 0.1)"
+            "of the run's episodes between 0 and 1 (e.g. 0.1); false (--no-fail-on-error): never"
         )
 
 

@@ -132,7 +132,8 @@ def resolve_tasks(names: Sequence[str]) -> tuple[str, tuple[str, ...] | None]:
     owners = dict.fromkeys(suite.name for _, suite, _ in resolved)
     if len(owners) > 1:
         by_owner = "; ".join(
-            f"{owner}: {', '.join(n for n, s, _ in resolved if s.name == owner)}" for owner in owners
+            f"{owner}: {', '.join(n for n, s, _ in resolved if s.name == owner)}"
+            for owner in owners
         )
         raise TaskSelectionError(
             f"--tasks {','.join(names)} mixes tasks of different groups ({by_owner}); one run "
