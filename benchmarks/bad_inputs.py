@@ -186,6 +186,7 @@ def _task_cases() -> list[Case]:
         ),
         Case("task of another group", (*HE, *SCRIPTED, "--tasks", "gsm8k")),
         Case("unknown --tasks alone", ("run", "--tasks", "nosuch", *SCRIPTED)),
+        Case("tasks of two groups", ("run", "--tasks", "humaneval,gsm8k", *SCRIPTED)),
         Case("unknown --suite", ("run", "--suite", "nosuch", *SCRIPTED)),
         Case("MINT data not pulled", ("run", "--tasks", "gsm8k", "--limit", "1", *SCRIPTED)),
         Case(
@@ -271,6 +272,10 @@ def _option_cases() -> list[Case]:
         Case("--fail-on-error 0", (*HE, *SCRIPTED, "--fail-on-error", "0")),
         Case("--fail-on-error 1.5", (*HE, *SCRIPTED, "--fail-on-error", "1.5")),
         Case("--fail-on-error many", (*HE, *SCRIPTED, "--fail-on-error", "many")),
+        Case(
+            "--fail-on-error with --no-fail-on-error",
+            (*HE, *SCRIPTED, "--fail-on-error", "2", "--no-fail-on-error"),
+        ),
         Case("--isolation nosuch", (*HE, *SCRIPTED, "--isolation", "nosuch")),
         Case("unknown subcommand", ("nosuch",)),
         Case("unknown option", ("run", "--nosuch")),
