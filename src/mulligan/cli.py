@@ -249,7 +249,7 @@ def run(
     ] = None,
     turns: Annotated[int | None, typer.Option(help="max turns k")] = None,
     proposals: Annotated[int | None, typer.Option(help="max solution proposals p")] = None,
-    epochs: Annotated[int | None, typer.Option(help="attempts per task")] = None,
+    epochs: Annotated[int | None, typer.Option(help="attempts per sample")] = None,
     feedback: Annotated[
         str | None, typer.Option(help="feedback spec, e.g. none, binary, tests+llm:expert")
     ] = None,

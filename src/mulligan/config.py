@@ -292,7 +292,7 @@ class RunConfig(BaseModel):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     execution: Annotated[ExecutionConfig, NOT_HASHED] = Field(default_factory=ExecutionConfig)
     seed: int = 0
-    epochs: int = Field(default=1, ge=1, le=100, description="attempts per task")
+    epochs: int = Field(default=1, ge=1, le=100, description="attempts per sample")
 
     @model_validator(mode="before")
     @classmethod

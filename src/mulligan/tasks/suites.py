@@ -119,7 +119,8 @@ def _resolve(name: str) -> tuple[SuiteDefinition, str | None]:
             return found
     raise TaskSelectionError(
         f"unknown task {name!r}; tasks and groups: {', '.join(suite_names())} "
-        "(see `mulligan tasks`)"
+        "(see `mulligan tasks`; sample ids go with the task's --suite, e.g. --suite humaneval "
+        "--tasks HumanEval/0)"
     )
 
 
