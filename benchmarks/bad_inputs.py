@@ -3,7 +3,7 @@ one end in a clear message?
 
     .venv/bin/python benchmarks/bad_inputs.py --out runs/bad-inputs [--jobs 2] [--only NAME]
 
-Every case runs in a fresh temporary directory (its ``$MULLIGAN_CACHE_DIR`` and
+Every case runs in a fresh temporary directory, ``T`` in the table (its ``$MULLIGAN_CACHE_DIR`` and
 ``$MULLIGAN_DATA_DIR`` point into it, so no installed data or cached model is used; no API keys
 or base URLs from the environment reach it), with the scripted model wherever a run needs a
 model that is not the point of the case. A case is **clear** when it exits with the code it
@@ -327,7 +327,9 @@ def _unshare_works() -> bool:
 def _argv(case: Case, t: Path, ro_mount: bool) -> tuple[list[str], str]:
     """The process to start, and the command as the table shows it."""
     args = [a.replace("{RUN}", str(t / "run")).replace("{T}", str(t)) for a in case.args]
-    shown = "mulligan " + shlex.join(case.args)
+    shown = "mulligan " + shlex.join(
+        a.replace("{RUN}", "T/run").replace("{T}", "T") for a in case.args
+    )
     if case.hide_weights:
         shown += "  (weights hidden)"
     python = (
