@@ -309,7 +309,7 @@ def run(
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="max tokens per model turn")] = None,
     seed: Annotated[
-        int | None, typer.Option(help="seeds sampling of tasks and of the model")
+        int | None, typer.Option(help="seeds sampling of samples and of the model")
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="episodes in flight")] = None,
     cache: Annotated[
@@ -334,7 +334,7 @@ def run(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="run directory (default: a new runs/<time>-<model>-<suite>)"),
+        typer.Option(help="run directory (default: a new runs/<time>-<model>-<task>)"),
     ] = None,
     fail_on_error: Annotated[
         float | None,
