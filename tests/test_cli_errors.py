@@ -9,6 +9,7 @@ reports the directory as unwritable (``os.access``) covers the store's choice of
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 import shutil
@@ -16,8 +17,9 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -105,7 +107,7 @@ def test_unknown_task_group_names_it_and_the_groups(tmp_path: Path) -> None:
 
 def test_a_group_of_another_suite_points_to_that_suite(tmp_path: Path) -> None:
     args = [*HUMANEVAL, "--tasks", "gsm8k", "--model", "scripted/reference"]
-    _user_error([*args, "--out", str(tmp_path / "o")], "gsm8k", "--suite mint --tasks gsm8k")
+    _user_error([*args, "--out", str(tmp_path / "o")], "gsm8k", "--tasks gsm8k without --suite")
 
 
 # ------------------------------------------------------------------------------ damaged stores
@@ -357,3 +359,70 @@ def test_debug_keeps_the_traceback(broken_models_command: None) -> None:
         result = runner.invoke(app, args, env=env)
         assert result.exit_code == 1
         assert isinstance(result.exception, RuntimeError)  # raised on: Python prints it
+
+
+# ------------------------------------------------------------------------------ parser and config
+
+
+def test_a_usage_error_of_the_parser_is_one_error_line_naming_the_help() -> None:
+    """Unknown commands and options, values of the wrong kind or outside the choices: one
+    ``error:`` line (not typer's boxed panel) with the help to read, exit code 2."""
+    cases = {
+        ("nosuch",): ("No such command 'nosuch'", "--help`"),
+        ("run", "--limit", "abc"): ("'--limit'", "run --help`"),
+        ("run", "--nosuch"): ("No such option: --nosuch", "run --help`"),
+        ("run", "--isolation", "x"): ("'--isolation'", "'bwrap'"),
+        ("--log-level", "loud", "models"): ("'--log-level'", "'debug'"),
+        ("data", "pull"): ("Missing argument", "data pull --help`"),
+    }
+    for args, expected in cases.items():
+        line = _user_error(list(args), *expected)
+        assert "Value error" not in line and "╭" not in line
+
+
+def test_one_bad_option_is_one_line_naming_it() -> None:
+    line = _user_error(["run", "--limit", "0", "--model", "scripted/reference"], "limit", "(got 0)")
+    assert line.startswith("error: invalid configuration in command-line options: limit: ")
+    line = _user_error(["run", "--feedback", "nosuch"], "unknown feedback kind 'nosuch'")
+    assert "Value error" not in line
+
+
+def test_tasks_alone_name_what_runs(tmp_path: Path) -> None:
+    """``--tasks gsm8k`` without ``--suite`` is MINT's gsm8k (its data not pulled here), not a
+    sample id of the default task; an unknown name lists the known ones."""
+    args = ["run", "--model", "scripted/reference", "--limit", "1", "--no-progress"]
+    args += ["--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "o")]
+    _user_error([*args, "--tasks", "gsm8k"], "MINT data for 'gsm8k' not found")
+    _user_error([*args, "--tasks", "nosuch"], "unknown task 'nosuch'", "mulligan tasks")
+    _user_error([*args, "--tasks", "humaneval,gsm8k"], "mixes tasks of different groups")
+
+
+# ------------------------------------------------------------------------------ the benchmark
+
+
+@pytest.fixture(scope="module")
+def bad_inputs() -> ModuleType:
+    path = REPO / "benchmarks" / "bad_inputs.py"
+    spec = importlib.util.spec_from_file_location("bad_inputs_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bad_inputs_benchmark_rows(bad_inputs: ModuleType, tmp_path: Path) -> None:
+    """A few rows of ``benchmarks/bad_inputs.py`` (which runs them all), as real processes: each
+    is clear; and the judge calls a traceback or a second error line unclear."""
+    names = {"unknown subcommand", "--config unknown key"}  # each process imports mulligan
+    chosen = [case for case in bad_inputs.cases() if case.name in names]
+    assert len(chosen) == len(names) and len(bad_inputs.cases()) >= 48
+    with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+        rows = list(pool.map(lambda case: bad_inputs.run_case(case, tmp_path, False), chosen))
+    for row in rows:
+        assert row.clear and row.message.startswith("error: "), row
+    case = chosen[0]
+    assert not bad_inputs.judge(case, "x", 2, "", "error: a\nTraceback (most recent", 0.1).clear
+    assert not bad_inputs.judge(case, "x", 2, "", "error: a\nerror: b", 0.1).clear
+    assert not bad_inputs.judge(case, "x", 1, "", "error: a", 0.1).clear
+    assert "| 1 | " in bad_inputs.markdown(rows)

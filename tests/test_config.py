@@ -132,6 +132,20 @@ def test_errors_name_options_by_their_flat_names() -> None:
 def test_every_run_option_of_the_cli_is_a_config_option() -> None:
     from mulligan.cli import run
 
-    cli_only = {"ctx", "config", "resume", "progress"}
+    cli_only = {"ctx", "config", "resume", "progress", "no_fail_on_error"}
     params = set(inspect.signature(run).parameters) - cli_only
     assert params <= set(OPTIONS), params - set(OPTIONS)
+
+
+@pytest.mark.parametrize("tasks", ["gsm8k, math", "mint/gsm8k,mint/math"])
+def test_tasks_alone_hash_as_the_older_suite_and_tasks(tasks: str) -> None:
+    """lm-eval's spelling (``--tasks gsm8k,math``, the suite following from the names) is the
+    same run as the older ``--suite mint --tasks gsm8k,math``: same options, same pinned hash."""
+    options, pinned = PINNED["selection"]
+    newer = {k: v for k, v in options.items() if k != "suite"} | {"tasks": tasks}
+    config = build_config(None, newer)
+    assert config.selection.suite == "mint" and config.selection.tasks == ("gsm8k", "math")
+    assert config.config_hash() == pinned
+    older = build_config(None, {**options, "tasks": tasks})  # a group's prefix is optional
+    assert older.config_hash() == pinned
+    assert build_config(None, {"tasks": "mint"}).options() == RunConfig(suite="mint").options()

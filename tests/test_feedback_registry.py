@@ -148,7 +148,7 @@ def test_the_spec_is_parsed_once_and_stored_as_written(tmp_path: Path) -> None:
 
 
 def test_a_bad_spec_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"feedback: Value error, unknown feedback kind 'lm'"):
+    with pytest.raises(ConfigError, match=r"feedback: unknown feedback kind 'lm'"):
         build_config(None, {"feedback": "lm"})
     with pytest.raises(ConfigError, match="replay needs a run directory"):
         build_config(None, {"feedback": "replay:"})

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mulligan.cli import app
-from mulligan.config import ConfigError, RunConfig
+from mulligan.config import ConfigError, RunConfig, build_config
 from mulligan.engine import RunOutcome, execute_run
 from mulligan.engine.runner import STOP_AFTER_REPEATS
 from mulligan.models import CachedModel
@@ -71,6 +71,27 @@ def test_a_stopped_run_exits_2_with_its_cause() -> None:
     assert code == 2
     assert "stopped after 3 episodes in a row" in line
     assert "7 not run" in line and "BackendError: refused" in line
+
+
+def test_no_fail_on_error_never_fails_the_run_for_failed_episodes(tmp_path: Path) -> None:
+    code, line = _outcome(21, 21).verdict(False)
+    assert (code, line) == (0, "21 of 21 episodes failed (--no-fail-on-error)")
+    assert _outcome(0, 21).verdict(False) == (0, "0 of 21 episodes failed")
+    stopped = _outcome(3, 10)
+    stopped.stopped, stopped.stopped_after, stopped.not_run = "BackendError: refused", 3, 7
+    assert stopped.verdict(False)[0] == 2  # it did not run what it was asked to
+    # false in a file is never; true is any (a count of 1), as Inspect reads its option
+    assert RunConfig(fail_on_error=False).execution.fail_on_error is False
+    assert RunConfig(fail_on_error=True).execution.fail_on_error == 1
+    config = tmp_path / "run.yaml"
+    config.write_text("fail_on_error: false\n")
+    assert build_config(config, {}).execution.fail_on_error is False
+    assert build_config(config, {"fail_on_error": 2.0}).execution.fail_on_error == 2  # flag wins
+    code, output = _cli(
+        "run", "--model", "scripted/reference", "--fail-on-error", "2", "--no-fail-on-error",
+        "--out", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert code == 2 and "contradict" in output and "Traceback" not in output
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, 2.25])
@@ -243,6 +264,9 @@ def test_run_exits_1_when_episodes_failed_and_says_how_many(tmp_path: Path) -> N
         assert "4 of 4 episodes failed, tolerated (--fail-on-error 5: 5 or more" in output
         code, output = _cli(*args, "--out", str(tmp_path / "c"), "--fail-on-error", "0")
         assert code == 2 and "fail_on_error" in output
+        code, output = _cli(*args, "--out", str(tmp_path / "d"), "--no-fail-on-error")
+        assert code == 0, output
+        assert "4 of 4 episodes failed (--no-fail-on-error)" in output.replace("\n", " ")
 
 
 def test_a_stopped_run_prints_the_cause_and_how_to_resume(

@@ -85,7 +85,7 @@ def test_a_registered_suite_loads_by_every_name(tmp_path: Path) -> None:
     assert len(load_suite("toy", tmp_path)) == 10
     assert [t.id for t in load_suite("toy/easy")] == [f"easy-{i}" for i in range(5)]
     assert load_suite("hard", tmp_path, checkers="strict")[0].checker == "number"
-    with pytest.raises(ValueError, match="unknown suite 'toy/medium'"):
+    with pytest.raises(ValueError, match="unknown task 'toy/medium'"):
         load_suite("toy/medium")
 
 
@@ -96,10 +96,10 @@ def test_load_tasks_selects_groups_of_a_grouped_suite_and_ids_otherwise(tmp_path
     sampled = load_tasks("toy", None, tmp_path, limit=3, seed=4, sample="random")
     assert [t.suite for t in sampled] == ["easy"] * 3 + ["hard"] * 3
     assert sampled == load_tasks("toy", None, tmp_path, limit=3, seed=4, sample="random")
-    with pytest.raises(ValueError, match=r"unknown group.*medium.*of suite 'toy'"):
+    with pytest.raises(ValueError, match=r"unknown task.*medium.*of group 'toy'"):
         load_tasks("toy", ["medium"], tmp_path)
     assert [t.id for t in load_tasks("flat", ["flat-3", "flat-1"])] == ["flat-1", "flat-3"]
-    with pytest.raises(ValueError, match="no task"):
+    with pytest.raises(ValueError, match="no sample"):
         load_tasks("flat", ["easy-0"])
 
 
@@ -126,7 +126,7 @@ def test_run_config_accepts_registered_suites_only() -> None:
 def test_unknown_suites_name_the_registered_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown suite 'toy'; registered: mint, humaneval$"):
         get_suite("toy")
-    with pytest.raises(ValueError, match="unknown suite 'toy'; expected one of mint, mint/gsm8k"):
+    with pytest.raises(ValueError, match="unknown task 'toy'; tasks and groups: mint, mint/gsm8k"):
         load_suite("toy")
 
 
@@ -135,13 +135,15 @@ def test_mulligan_suites_lists_every_registered_suite(
     mint_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(mulligan.cli, "console", Console(width=200))
-    result = CliRunner().invoke(app, ["suites", "--data-dir", str(mint_dir)])
-    assert result.exit_code == 0, result.output
-    rows = [line.split("│")[1:-1] for line in result.output.splitlines() if "│" in line]
-    cells = {(r[0].strip(), r[1].strip()): r[2].strip() for r in rows}
-    assert cells[("mint", "gsm8k")] == "48" and cells[("mint", "mbpp")] == "91"
-    assert cells[("humaneval", "")] == "164"
-    assert cells[("toy", "easy")] == "5" and cells[("flat", "")] == "4"
+    for command in ("tasks", "suites"):  # `suites`: the older name, kept
+        result = CliRunner().invoke(app, [command, "--data-dir", str(mint_dir)])
+        assert result.exit_code == 0, result.output
+        rows = [line.split("│")[1:-1] for line in result.output.splitlines() if "│" in line]
+        cells = {(r[0].strip(), r[1].strip()): r[2].strip() for r in rows}
+        assert cells[("gsm8k", "mint")] == "48" and cells[("mbpp", "mint")] == "91"
+        # the standalone HumanEval is `humaneval`, so MINT's subset goes by its full name
+        assert cells[("humaneval", "")] == "164" and cells[("mint/humaneval", "mint")] == "45"
+        assert cells[("easy", "toy")] == "5" and cells[("flat", "")] == "4"
 
-    result = CliRunner().invoke(app, ["suites"])  # no data dir: the hard toy tasks are missing
+    result = CliRunner().invoke(app, ["tasks"])  # no data dir: the hard toy tasks are missing
     assert "not pulled (mulligan data pull toy-data)" in result.output

@@ -140,9 +140,9 @@ def test_random_samples_nest_and_do_not_depend_on_other_suites(mint_dir: Path) -
 
 
 def test_load_tasks_rejects_unknown_names(mint_dir: Path) -> None:
-    with pytest.raises(ValueError, match=r"unknown group.*of suite 'mint'"):
+    with pytest.raises(ValueError, match=r"unknown task.*of group 'mint'"):
         load_tasks("mint", ["gsm8k", "alfworld"], mint_dir)
-    with pytest.raises(ValueError, match="unknown suite"):
+    with pytest.raises(ValueError, match="unknown task"):
         load_suite("nope", mint_dir)
     with pytest.raises(ValueError, match="limit"):
         load_tasks("mint", None, mint_dir, limit=-1)
@@ -169,7 +169,7 @@ def test_humaneval_task_selection() -> None:
     tasks = load_tasks("humaneval", ["HumanEval/3", "HumanEval/1"])
     assert [t.id for t in tasks] == ["HumanEval/1", "HumanEval/3"]
     assert len(load_tasks("humaneval", limit=10)) == 10
-    with pytest.raises(ValueError, match="no task"):
+    with pytest.raises(ValueError, match="no sample"):
         load_tasks("humaneval", ["HumanEval/999"])
 
 

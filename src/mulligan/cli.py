@@ -1,4 +1,4 @@
-"""The ``mulligan`` command line: run, report, data, models, suites."""
+"""The ``mulligan`` command line: run, report, view, data, models, tasks, feedback, import."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ from typer.core import TyperCommand, TyperGroup
 
 from mulligan.errors import MulliganError
 
+try:  # typer >= 0.20 carries its own copy of click; older ones use click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError  # type: ignore[assignment,no-redef,import-not-found,unused-ignore]
+
 if TYPE_CHECKING:  # the commands import what they use when run, so --help stays fast
     from mulligan.config import RunConfig
     from mulligan.engine import RunOutcome
@@ -44,14 +49,31 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _usage_error(exc: UsageError) -> typer.Exit:
+    """A command-line mistake (unknown command or option, a value of the wrong kind) as one
+    ``error:`` line naming the help to read, like every other user error (exit code 2)."""
+    text = " ".join(exc.format_message().replace("Value error, ", "").split())
+    command = exc.ctx.command_path if exc.ctx is not None else "mulligan"
+    return _fail(f"{text} (see `{command} --help`)", exc.exit_code)
+
+
 class _Commands(TyperGroup):
     """The command group: every command runs inside the one place that turns errors into
-    messages. A user's error (:class:`MulliganError`) is its message and exit code 2; anything
-    else is one line and exit code 1, its traceback kept for ``--debug``."""
+    messages. A user's error (:class:`MulliganError`, or a usage error of the parser) is one
+    line and exit code 2; anything else is one line and exit code 1, its traceback kept for
+    ``--debug``."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:  # the top-level options (--log-level ...) are parsed here
+            return super().make_context(*args, **kwargs)
+        except UsageError as exc:
+            raise _usage_error(exc) from exc
 
     def invoke(self, ctx: Any) -> Any:  # typer's (vendored) click Context
         try:
             return super().invoke(ctx)
+        except UsageError as exc:  # a subcommand's name, options or arguments
+            raise _usage_error(exc) from exc
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # exits, Ctrl-C and usage errors, which typer reports itself
         except MulliganError as exc:
@@ -162,6 +184,10 @@ def _show_run_defaults(params: list[Any]) -> None:
 
 def _shown_default(param: Any, value: Any) -> str:
     """A run option's default as it is written on the command line."""
+    if param.name == "tasks" and value is None:  # no --tasks: all of the default suite's
+        from mulligan.config import TaskSelection
+
+        return TaskSelection().suite
     if isinstance(value, bool) and param.secondary_opts:
         return str((param.opts if value else param.secondary_opts)[0]).lstrip("-")
     if value is None:
@@ -178,10 +204,18 @@ def run(
         Path | None, typer.Option("--config", "-c", help="YAML or TOML file with run options")
     ] = None,
     suite: Annotated[
-        str | None, typer.Option(help="a registered suite (see `mulligan suites`)")
+        str | None,
+        typer.Option(
+            help="older spelling: the group (or task) to run, as --tasks NAME; with it, --tasks "
+            "picks its tasks (or a task's sample ids)"
+        ),
     ] = None,
     tasks: Annotated[
-        str | None, typer.Option(help="comma-separated task groups, e.g. gsm8k,math")
+        str | None,
+        typer.Option(
+            help="what to run, comma-separated: tasks (gsm8k,math; humaneval; mint/humaneval) or "
+            "a group (mint: all its tasks); see `mulligan tasks`"
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -189,9 +223,9 @@ def run(
             help="MINT data directory (none: $MULLIGAN_DATA_DIR, else ~/.cache/mulligan/data)"
         ),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="N tasks of each group (none: all)")] = None,
+    limit: Annotated[int | None, typer.Option(help="N samples of each task (none: all)")] = None,
     sample: Annotated[
-        Sample | None, typer.Option(help="which N tasks: the first, or random (seeded by --seed)")
+        Sample | None, typer.Option(help="which N samples: the first, or random (seeded by --seed)")
     ] = None,
     checkers: Annotated[
         CheckerMode | None, typer.Option(help="mint (MINT's lenient checkers) or strict")
@@ -215,7 +249,7 @@ def run(
     ] = None,
     turns: Annotated[int | None, typer.Option(help="max turns k")] = None,
     proposals: Annotated[int | None, typer.Option(help="max solution proposals p")] = None,
-    epochs: Annotated[int | None, typer.Option(help="attempts per task")] = None,
+    epochs: Annotated[int | None, typer.Option(help="attempts per sample")] = None,
     feedback: Annotated[
         str | None, typer.Option(help="feedback spec, e.g. none, binary, tests+llm:expert")
     ] = None,
@@ -275,7 +309,7 @@ def run(
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="max tokens per model turn")] = None,
     seed: Annotated[
-        int | None, typer.Option(help="seeds sampling of tasks and of the model")
+        int | None, typer.Option(help="seeds sampling of samples and of the model")
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="episodes in flight")] = None,
     cache: Annotated[
@@ -300,7 +334,7 @@ def run(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="run directory (default: a new runs/<time>-<model>-<suite>)"),
+        typer.Option(help="run directory (default: a new runs/<time>-<model>-<task>)"),
     ] = None,
     fail_on_error: Annotated[
         float | None,
@@ -309,14 +343,26 @@ def run(
             "the episodes (default 1: any)"
         ),
     ] = None,
+    no_fail_on_error: Annotated[
+        bool,
+        typer.Option(
+            "--no-fail-on-error",
+            help="exit 0 however many episodes failed (a run that stopped early still exits 2)",
+        ),
+    ] = False,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
-    """Run a model on a suite, k turns per task, and store every episode in --out."""
+    """Run a model on tasks, k turns per sample, and store every episode in --out."""
     from mulligan.engine.rundir import resume_command, with_run_dir
 
+    params = dict(ctx.params)
+    if no_fail_on_error:
+        if fail_on_error is not None:
+            raise _fail("--fail-on-error and --no-fail-on-error contradict each other; pass one")
+        params["fail_on_error"] = False
     try:
-        cfg = with_run_dir(_run_config(config, ctx.params), resume=resume)
+        cfg = with_run_dir(_run_config(config, params), resume=resume)
     except MulliganError as exc:
         raise _fail(str(exc)) from exc
     assert cfg.execution.out is not None
@@ -445,7 +491,7 @@ def report(
         ),
     ] = False,
 ) -> None:
-    """Print SR@k per suite and overall (micro-average over episodes, like MINT), with 95% CIs.
+    """Print SR@k per task and overall (micro-average over episodes, like MINT), with 95% CIs.
 
     Every format shows the numbers of one schema (``mulligan.report/3``), for one run or several:
     the table prints each run's SR@k, model usage and feedback leaks; json prints the schema;
@@ -761,10 +807,11 @@ def _sr_cell(estimate: dict[str, Any], bold: bool = False) -> str:
 
 
 def _print_tables(summary: dict[str, Any], title: str) -> None:
-    """SR@k per suite, overall and macro with intervals (``summary`` of the report schema)."""
+    """SR@k per task, overall and macro with intervals (``summary`` of the report schema, whose
+    ``suites`` key holds the tasks: the schema keeps its older name)."""
     ks = list(summary["sr_at_k"])
     table = Table(title=f"Success rate by turn, 95% CI - {escape(title)}")
-    table.add_column("suite")
+    table.add_column("task")
     table.add_column("episodes", justify="right")
     table.add_column("failed", justify="right")
     for k in ks:
@@ -785,7 +832,7 @@ def _print_tables(summary: dict[str, Any], title: str) -> None:
     )
     if len(summary["suites"]) > 1:
         table.add_row(
-            "macro (mean of suites)",
+            "macro (mean of tasks)",
             "",
             "",
             *(_sr_cell(summary["macro_sr_at_k"][k]) for k in ks),
@@ -847,26 +894,35 @@ def models() -> None:
     )
 
 
-@app.command()
-def suites(
+@app.command("tasks")
+def tasks_cmd(
     data_dir: Annotated[Path | None, typer.Option(help="MINT data directory")] = None,
 ) -> None:
-    """List the registered task suites, their groups and how many tasks each has here."""
-    from mulligan.tasks import SUITES, TaskDataError
+    """List what --tasks takes: each task (by the name to pass), its group, and how many samples
+    it has here. A group's name runs all of its tasks."""
+    from mulligan.tasks import SUITES, TaskDataError, task_names
 
-    table = Table(title="Task suites")
-    for column in ("suite", "group", "tasks", "description"):
-        table.add_column(column, justify="right" if column == "tasks" else "left")
+    table = Table(title="Tasks (--tasks NAME[,NAME...]; a group's name runs all its tasks)")
+    for column in ("task", "group", "samples", "description"):
+        table.add_column(column, justify="right" if column == "samples" else "left")
     for suite in SUITES.values():
-        for position, group in enumerate(suite.groups or (None,)):
+        for position, (group, name) in enumerate(task_names(suite)):
             try:
-                count = str(suite.count(group, data_dir))
+                count = str(suite.count(name.rpartition("/")[2] if group else None, data_dir))
             except TaskDataError as exc:
                 pull = suite.data_pull
                 count = f"not pulled (mulligan data pull {pull})" if pull else f"unavailable: {exc}"
             description = suite.description if position == 0 else ""
-            table.add_row(suite.name, group or "", count, description)
+            table.add_row(name, group or "", count, description)
     console.print(table)
+
+
+@app.command("suites", hidden=True)
+def suites_cmd(
+    data_dir: Annotated[Path | None, typer.Option(help="MINT data directory")] = None,
+) -> None:
+    """The older name of `mulligan tasks`."""
+    tasks_cmd(data_dir)
 
 
 def main() -> None:

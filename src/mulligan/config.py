@@ -40,7 +40,7 @@ from mulligan.models.cache import CacheMode
 from mulligan.models.registry import result_args
 from mulligan.sandbox.isolation import IsolationRequest
 from mulligan.tasks.base import CheckerMode
-from mulligan.tasks.suites import Sample, get_suite
+from mulligan.tasks.suites import Sample, TaskSelectionError, get_suite, resolve_tasks
 
 
 class ConfigError(MulliganError):
@@ -71,16 +71,29 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _split_names(value: Any) -> Any:
+    """``"gsm8k, math"`` -> ``("gsm8k", "math")`` (an empty list is None: everything)."""
+    if isinstance(value, str):
+        return tuple(t.strip() for t in value.split(",") if t.strip()) or None
+    return value
+
+
 class TaskSelection(_Section):
     """Which tasks a run attempts (read by the task loader)."""
 
-    suite: str = Field(default="humaneval", description="a registered suite, see `mulligan suites`")
+    # "suite" is the older word (docs/architecture.md, "Vocabulary"): a group, or a task
+    # without one. Kept as the stored name, so stored runs load and hash as before.
+    suite: str = Field(
+        default="humaneval", description="the group (or task) run, see `mulligan tasks`"
+    )
     tasks: tuple[str, ...] | None = Field(
-        default=None, description="subset of the suite's task groups, e.g. ('gsm8k', 'math')"
+        default=None,
+        description="the tasks run, e.g. ('gsm8k', 'math'); alone, any of `mulligan tasks` "
+        "(the suite follows); with a suite, its tasks (or a task's sample ids)",
     )
     # Where the data lives does not change results (its checksums do).
     data_dir: Annotated[Path | None, NOT_HASHED] = None
-    limit: int | None = Field(default=None, ge=1, description="N tasks of each group")
+    limit: int | None = Field(default=None, ge=1, description="N samples of each task")
     sample: Sample = Field(
         default="first", description="which N tasks: the first in data order, or a seeded draw"
     )
@@ -91,9 +104,27 @@ class TaskSelection(_Section):
     @field_validator("tasks", mode="before")
     @classmethod
     def _split_tasks(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(t.strip() for t in value.split(",") if t.strip()) or None
-        return value
+        return _split_names(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tasks_name_what_runs(cls, data: Any) -> Any:
+        """``tasks`` without ``suite`` names what runs, as lm-eval's ``--tasks`` does (tasks, or
+        a group): the suite follows from it, so ``--tasks gsm8k`` is stored, hashed and resumed
+        exactly as the older ``--suite mint --tasks gsm8k``. With ``suite`` given (the older
+        spelling, and every stored run) ``tasks`` selects within it, as before."""
+        if not isinstance(data, Mapping):
+            return data
+        names = _split_names(data.get("tasks"))
+        if not names:
+            return data
+        if (suite := data.get("suite")) is not None:  # ``mint/gsm8k`` within mint is gsm8k
+            return {**data, "tasks": tuple(n.removeprefix(f"{suite}/") for n in names)}
+        try:
+            suite, tasks = resolve_tasks(names)
+        except TaskSelectionError as exc:
+            raise ConfigError(f"tasks: {exc}") from exc
+        return {**data, "suite": suite, "tasks": tasks}
 
     @field_validator("suite")
     @classmethod
@@ -204,10 +235,12 @@ class ExecutionConfig(_Section):
         description="run directory (default: a new runs/<time>-<model>-<suite>, see "
         "engine.rundir.default_run_dir)",
     )
-    fail_on_error: int | float = Field(
+    # bool first: pydantic's smart union then keeps ``false`` a bool instead of making it 0.
+    fail_on_error: bool | int | float = Field(
         default=1,
         description="failed episodes that fail the run (exit 1): a count N >= 1, or a fraction "
-        "0 < f < 1 of the run's episodes; default 1, any failed episode",
+        "0 < f < 1 of the run's episodes; default 1, any failed episode; false (the CLI's "
+        "--no-fail-on-error): never, as Inspect's --no-fail-on-error",
     )
     concurrency: int = Field(default=4, ge=1, le=4096, description="episodes in flight")
     sandbox_pool: int = Field(default=2, ge=0, le=256)
@@ -229,14 +262,16 @@ class ExecutionConfig(_Section):
 
     @field_validator("fail_on_error")
     @classmethod
-    def _count_or_fraction(cls, value: int | float) -> int | float:
+    def _count_or_fraction(cls, value: bool | int | float) -> bool | int | float:
+        if isinstance(value, bool):  # false: never; true: any failed episode (a count of 1)
+            return False if not value else 1
         if 0 < value < 1:
             return value
         if value >= 1 and float(value).is_integer():
             return int(value)
         raise ValueError(
             "must be a count of failed episodes (a whole number >= 1, e.g. 5) or a fraction "
-            "of the run's episodes between 0 and 1 (e.g. 0.1)"
+            "of the run's episodes between 0 and 1 (e.g. 0.1); false (--no-fail-on-error): never"
         )
 
 
@@ -257,7 +292,7 @@ class RunConfig(BaseModel):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     execution: Annotated[ExecutionConfig, NOT_HASHED] = Field(default_factory=ExecutionConfig)
     seed: int = 0
-    epochs: int = Field(default=1, ge=1, le=100, description="attempts per task")
+    epochs: int = Field(default=1, ge=1, le=100, description="attempts per sample")
 
     @model_validator(mode="before")
     @classmethod
@@ -524,7 +559,8 @@ def build_config(file: Path | None, overrides: dict[str, Any]) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(file) if file else "options")) from exc
+        where = str(file) if file else "command-line options"
+        raise ConfigError(format_validation_error(exc, where)) from exc
 
 
 def _option_name(loc: tuple[int | str, ...]) -> str:
@@ -535,15 +571,19 @@ def _option_name(loc: tuple[int | str, ...]) -> str:
 
 
 def format_validation_error(exc: ValidationError, where: str) -> str:
-    """One line per problem: where, which option, what is wrong, what was given."""
-    lines = [f"invalid configuration in {where}:"]
+    """Where, which option, what is wrong and what was given: on one line for one problem
+    (the CLI's one ``error:`` line), one line per problem under a heading for several."""
+    problems = []
     for err in exc.errors():
         field = _option_name(err["loc"])
         given = err.get("input")
         hint = "" if err["type"] == "missing" else f" (got {given!r})"
         if err["type"] == "extra_forbidden":
             known = ", ".join(sorted(OPTIONS))
-            lines.append(f"  {field}: unknown option; known options: {known}")
+            problems.append(f"{field}: unknown option; known options: {known}")
         else:
-            lines.append(f"  {field}: {err['msg']}{hint}")
-    return "\n".join(lines)
+            # pydantic's "Value error, " prefix says nothing to a user.
+            problems.append(f"{field}: {err['msg'].removeprefix('Value error, ')}{hint}")
+    if len(problems) == 1:
+        return f"invalid configuration in {where}: {problems[0]}"
+    return "\n".join([f"invalid configuration in {where}:", *(f"  {p}" for p in problems)])

@@ -12,7 +12,7 @@ Before anything is written, each role's model server is asked once whether it an
 revoked, a broken sandbox), not a task's: no new episode starts, those in flight finish and are
 stored, and the outcome says why it stopped (:attr:`RunOutcome.stopped`). :meth:`RunOutcome.verdict`
 turns the counts into an exit status: 2 when the run stopped, 1 when more episodes failed than
-``--fail-on-error`` tolerates, 0 otherwise.
+``--fail-on-error`` tolerates (none with ``--no-fail-on-error``), 0 otherwise.
 """
 
 from __future__ import annotations
@@ -73,18 +73,22 @@ class RunOutcome:
         """How many episodes in a row, the last stored included, failed with the same error."""
         return self._streak[1]
 
-    def verdict(self, fail_on_error: float) -> tuple[int, str]:
+    def verdict(self, fail_on_error: bool | float) -> tuple[int, str]:
         """The exit status and the line that explains it (module docstring).
 
         ``fail_on_error``: failed episodes that fail the run, a count N >= 1 (failed >= N) or a
         fraction 0 < f < 1 of the run's episodes (failed >= f * total), as Inspect's
-        ``--fail-on-error``.
+        ``--fail-on-error``; False: none do (``--no-fail-on-error``). A run that stopped early
+        exits 2 either way: it did not run what it was asked to.
         """
         if self.stopped is not None:
             return 2, (
                 f"stopped after {self.stopped_after} episodes in a row failed with the same "
                 f"error, {self.not_run} not run: {self.stopped}"
             )
+        counts = f"{self.failed} of {self.total} episodes failed"
+        if fail_on_error is False:
+            return 0, f"{counts} (--no-fail-on-error)" if self.failed else counts
         if 0 < fail_on_error < 1:
             rule = f"{100 * fail_on_error:g}% of the {self.total} episodes or more fail the run"
             failing = self.failed >= fail_on_error * self.total
@@ -92,7 +96,6 @@ class RunOutcome:
             n = int(fail_on_error)
             rule = "any failed episode fails the run" if n == 1 else f"{n} or more fail the run"
             failing = self.failed >= n
-        counts = f"{self.failed} of {self.total} episodes failed"
         threshold = f"--fail-on-error {fail_on_error:g}: {rule}"
         if failing:
             return 1, f"{counts}; {threshold}"

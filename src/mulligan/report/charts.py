@@ -149,7 +149,7 @@ def sr_at_k_chart(runs: Sequence[dict[str, Any]], chart_id: str = "sr") -> str:
 def suite_chart(
     runs: Sequence[dict[str, Any]], suites: Sequence[str], chart_id: str = "suites"
 ) -> str:
-    """SR@k per suite: one small panel per suite, one line per run in each (runs compared)."""
+    """SR@k per task: one small panel per task, one line per run in each (runs compared)."""
     max_k = max((r["max_k"] for r in runs), default=1)
     columns = min(4, max(1, len(suites)))
     rows = max(1, math.ceil(len(suites) / columns))
@@ -179,7 +179,7 @@ def suite_chart(
         labels = [f"R{i + 1}  {run['label']}" for i, run in enumerate(runs)]
         fig.legend(handles, labels, loc="outside lower center", frameon=False, fontsize=8)
         fig.set_layout_engine("constrained")
-        return _svg(fig, chart_id, "SR@k per suite by run")
+        return _svg(fig, chart_id, "SR@k per task by run")
 
 
 def delta_chart(rows: Sequence[tuple[str, dict[str, Any], int]], chart_id: str = "delta") -> str:

@@ -29,8 +29,11 @@ from mulligan.tasks.suites import (
     load_suite,
     load_tasks,
     register_suite,
+    register_task_resolver,
+    resolve_tasks,
     sample_order,
     suite_names,
+    task_names,
 )
 
 __all__ = [
@@ -60,6 +63,9 @@ __all__ = [
     "pull_mint",
     "register_checker",
     "register_suite",
+    "register_task_resolver",
+    "resolve_tasks",
     "sample_order",
     "suite_names",
+    "task_names",
 ]

