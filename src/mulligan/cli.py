@@ -422,6 +422,7 @@ def _print_run(summary: RunOutcome, out: Path) -> None:
         err_console.print(f"  [yellow]failed[/] {escape(line)}", highlight=False, soft_wrap=True)
     (numbers,) = report_data([out])["runs"]
     _print_tables(numbers["summary"], str(out))
+    _print_pass_k(numbers["summary"])
     _print_usage(numbers["summary"]["cost"])
 
 
@@ -447,7 +448,7 @@ def report(
 ) -> None:
     """Print SR@k per suite and overall (micro-average over episodes, like MINT), with 95% CIs.
 
-    Every format shows the numbers of one schema (``mulligan.report/3``), for one run or several:
+    Every format shows the numbers of one schema (``mulligan.report/4``), for one run or several:
     the table prints each run's SR@k, model usage and feedback leaks; json prints the schema;
     csv flattens its SR@k. With --html the page holds the tables, so none are printed.
     """
@@ -479,6 +480,7 @@ def report(
             bool(manifest.get("sandbox_isolation_weak", False)),
         )
         _print_tables(numbers["summary"], numbers["label"])
+        _print_pass_k(numbers["summary"])
         _print_usage(numbers["summary"]["cost"])
         _print_feedback(numbers["feedback"]["sources"])
 
@@ -710,6 +712,34 @@ def _print_tables(summary: dict[str, Any], title: str) -> None:
             "",
             *(_sr_cell(summary["macro_sr_at_k"][k]) for k in ks),
         )
+    console.print(table)
+
+
+def _print_pass_k(summary: dict[str, Any]) -> None:
+    """pass@k and pass^k by turn budget (``summary.repeated_sampling`` of the report schema),
+    for a run whose tasks were sampled more than once (epochs, fork branches)."""
+    table_data = summary.get("repeated_sampling")
+    if not table_data or table_data["samples_max"] < 2:
+        return
+    turns = [str(t) for t in range(1, table_data["max_turns"] + 1)]
+    spread = f"{table_data['samples_min']}-{table_data['samples_max']}"
+    table = Table(
+        title=f"Repeated sampling: {table_data['tasks']} tasks, {spread} samples each; "
+        "pass@k (some of k succeeds), pass^k (all k succeed), 95% CI over tasks"
+    )
+    table.add_column("metric")
+    table.add_column("tasks", justify="right")
+    for t in turns:
+        table.add_column(f"within {t} turn{'s' if t != '1' else ''}", justify="right")
+    for symbol, key in (("@", "pass_at_k"), ("^", "pass_hat_k")):
+        for k, by_turn in table_data[key].items():
+            if symbol == "^" and k == "1":
+                continue  # pass^1 is pass@1
+            first = by_turn[turns[0]] if turns else {"episodes": 0}
+            short = table_data["short"].get(k, 0)
+            tasks = f"{first['episodes']}" + (f" ({short} short)" if short else "")
+            table.add_row(f"pass{symbol}{k}", tasks, *(_sr_cell(by_turn[t]) for t in turns))
+        table.add_section()
     console.print(table)
 
 

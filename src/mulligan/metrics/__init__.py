@@ -25,6 +25,7 @@ from mulligan.metrics.feedback import (
     leak_counts,
     leak_rate,
 )
+from mulligan.metrics.passk import PassKTable, pass_at_k, pass_hat_k, pass_k_table
 from mulligan.metrics.stats import (
     DEFAULT_BOOTSTRAP,
     BootstrapConfig,
@@ -65,6 +66,7 @@ __all__ = [
     "KindCount",
     "LeakCount",
     "PairedTest",
+    "PassKTable",
     "ProviderCount",
     "ProviderValue",
     "RunComparison",
@@ -90,6 +92,9 @@ __all__ = [
     "mean_reciprocal_rank",
     "mean_turns_to_success",
     "paired_difference",
+    "pass_at_k",
+    "pass_hat_k",
+    "pass_k_table",
     "proportion_estimate",
     "proposals",
     "ratio_estimate",
