@@ -309,6 +309,26 @@ def run(
             "the episodes (default 1: any)"
         ),
     ] = None,
+    fork_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="branch the episodes of this run: replay each to --at-turn, then sample "
+            "--samples continuations (options not given are the source run's)"
+        ),
+    ] = None,
+    at_turn: Annotated[
+        int | None, typer.Option(help="fork: T, the recorded turns replayed; T+1 is sampled")
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="fork: N, continuations sampled per parent episode")
+    ] = None,
+    frozen: Annotated[
+        bool | None,
+        typer.Option(
+            "--frozen/--no-frozen",
+            help="fork: frozen history, each branch ends with its one sampled turn's verdict",
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
@@ -337,7 +357,12 @@ def _run_config(file: Path | None, params: dict[str, Any]) -> RunConfig:
     from mulligan.config import OPTIONS, build_config
 
     overrides = {name: value for name, value in params.items() if name in OPTIONS}
-    return build_config(file, overrides)
+    base = None
+    if params.get("fork_from") is not None:  # a fork starts from its source run's options
+        from mulligan.engine.fork import fork_base_options
+
+        base = fork_base_options(params["fork_from"])
+    return build_config(file, overrides, base)
 
 
 class _RunProgress:

@@ -205,7 +205,10 @@ class ForkConfig(_Section):
         default=None, description="the run directory whose episodes are replayed and branched"
     )
     at_turn: int = Field(
-        default=0, ge=0, le=99, description="T: turns replayed from each parent; turn T+1 is sampled"
+        default=0,
+        ge=0,
+        le=99,
+        description="T: turns replayed from each parent; turn T+1 is sampled",
     )
     samples: int = Field(default=1, ge=1, le=1000, description="N: branches per parent episode")
     frozen: bool = Field(

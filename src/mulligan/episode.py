@@ -152,9 +152,7 @@ async def run_episode(
     cancellation, propagate (the engine records the former with :func:`failed_episode`).
     """
     params = params.model_copy(update={"stop": tuple(dict.fromkeys(params.stop + STOP_SEQUENCES))})
-    deps = EpisodeDeps(
-        task, policy, params, checker, sandboxes, feedback, limits, judge, last_turn
-    )
+    deps = EpisodeDeps(task, policy, params, checker, sandboxes, feedback, limits, judge, last_turn)
     episode = Episode(
         key=EpisodeKey(suite=task.suite, task_id=task.id, epoch=epoch),
         run_id=run_id,
