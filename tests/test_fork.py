@@ -120,7 +120,7 @@ async def test_every_branch_sees_its_parents_context_byte_for_byte(
         assert not [e for e in b.events if isinstance(e, ErrorEvent)]
         replayed = [e for e in b.events if isinstance(e, ModelCallEvent) and e.turn <= 2]
         assert [e.model.startswith("replay/") for e in replayed] == [True, True]
-        assert [e.content for e in b.events if isinstance(e, ObservationEvent)][0] == "42"
+        assert next(e.content for e in b.events if isinstance(e, ObservationEvent)) == "42"
     seeds = {child.seeds[(b.key.task_id, b.key.epoch, 3)] for b in branches}
     assert len(seeds) == 9  # the branch index is in every seed
     outcomes = {b.key.task_id: set() for b in branches}
@@ -165,7 +165,7 @@ async def test_a_cell_that_prints_otherwise_is_recorded_and_the_context_kept(
 async def test_frozen_history_scores_one_candidate_turn(
     tmp_path: Path, mint_dir: Path, gsm8k: list[Task], sandboxes: Any
 ) -> None:
-    source, parent = await _parent_run(tmp_path, mint_dir, gsm8k[:2], sandboxes, "print(1)")
+    source, _ = await _parent_run(tmp_path, mint_dir, gsm8k[:2], sandboxes, "print(1)")
     candidate = Recorder("candidate/m", lambda ctx, p: _solution(ctx.task.gold_solution))
     cfg = _fork_config(source, tmp_path / "frozen", at_turn=1, frozen=True, model="scripted/x")
     await execute_run(cfg, model=candidate, sandboxes=sandboxes, tasks=gsm8k[:2])
@@ -187,7 +187,7 @@ async def test_bad_forks_are_one_clear_error(
         await execute_run(_fork_config(source, tmp_path / "f1", at_turn=3), tasks=gsm8k[:1])
     with pytest.raises(ConfigError, match=r"keeps the options that shape them \(turns: 3 -> 4"):
         await execute_run(_fork_config(source, tmp_path / "f2", turns=4), tasks=gsm8k[:1])
-    with pytest.raises(ConfigError, match="--fork-from: .*no mulligan.sqlite here"):
+    with pytest.raises(ConfigError, match=r"--fork-from: .*no mulligan\.sqlite here"):
         fork_base_options(tmp_path / "f1")
     assert not (tmp_path / "f2").exists()
 
