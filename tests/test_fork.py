@@ -16,7 +16,15 @@ from mulligan.cli import app
 from mulligan.config import ConfigError, RunConfig, build_config
 from mulligan.engine import execute_run
 from mulligan.engine.fork import fork_base_options
-from mulligan.events import Episode, ErrorEvent, Message, ModelCallEvent, ObservationEvent
+from mulligan.events import (
+    Episode,
+    EpisodeKey,
+    ErrorEvent,
+    Message,
+    ModelCallEvent,
+    ObservationEvent,
+)
+from mulligan.metrics import branch_summary
 from mulligan.models import CallContext, Completion, GenerateParams
 from mulligan.store import RunStore
 from mulligan.tasks import Task, load_tasks
@@ -127,6 +135,10 @@ async def test_every_branch_sees_its_parents_context_byte_for_byte(
     for b in branches:
         outcomes[b.key.task_id].add(b.success)
     assert any(len(o) == 2 for o in outcomes.values())  # siblings that disagree: a pair
+    found = branch_summary(branches)
+    assert found is not None and (found.groups, found.branches) == (3, 9)
+    solved = {t: sum(b.success for b in branches if b.key.task_id == t) for t in outcomes}
+    assert found.pairs == sum(s * (3 - s) for s in solved.values()) > 0
     manifest = json.loads((tmp_path / "fork" / "manifest.json").read_text())
     with RunStore.open_existing(source) as store:
         stored = store.run()
@@ -216,3 +228,28 @@ def test_cli_fork_takes_the_source_runs_options(tmp_path: Path, mint_dir: Path) 
     assert manifest["fork"]["samples"] == 2
     bad = runner.invoke(app, ["run", "--samples", "2", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "need --fork-from" in bad.output
+
+
+def test_sibling_pairs_by_hand() -> None:
+    def branch(parent: str, index: int, success_turn: int | None, turn: int = 2) -> Episode:
+        return Episode(
+            key=EpisodeKey(suite="s", task_id=parent, epoch=index),
+            run_id="r", config_hash="h", model="m", max_turns=3, max_proposals=3,
+            success=success_turn is not None, success_turn=success_turn,
+            parent_episode=f"s/{parent}#0", branch_turn=turn, branch=index,
+        )  # fmt: skip
+
+    # a: 2 of 4 solved at the branch turn -> 2 * 2 = 4 pairs; b: one solved later, at turn 3,
+    # which is no success *at* the branch turn -> 0 pairs; c: a lone branch is no group.
+    episodes = [
+        *(branch("a", i, t) for i, t in enumerate([2, None, 2, None])),
+        branch("b", 0, 3), branch("b", 1, None), branch("c", 0, 2),
+    ]  # fmt: skip
+    found = branch_summary(episodes)
+    assert found is not None
+    assert found.model_dump() == {
+        "groups": 2, "branches": 6, "solved_at_branch_turn": 2, "pairs": 4,
+        "groups_with_pair": 1,
+    }  # fmt: skip
+    plain = episodes[0].model_copy(update={"parent_episode": None, "branch_turn": None})
+    assert branch_summary([plain]) is None

@@ -448,6 +448,7 @@ def _print_run(summary: RunOutcome, out: Path) -> None:
     (numbers,) = report_data([out])["runs"]
     _print_tables(numbers["summary"], str(out))
     _print_pass_k(numbers["summary"])
+    _print_branches(numbers["summary"])
     _print_usage(numbers["summary"]["cost"])
 
 
@@ -506,6 +507,7 @@ def report(
         )
         _print_tables(numbers["summary"], numbers["label"])
         _print_pass_k(numbers["summary"])
+        _print_branches(numbers["summary"])
         _print_usage(numbers["summary"]["cost"])
         _print_feedback(numbers["feedback"]["sources"])
 
@@ -738,6 +740,19 @@ def _print_tables(summary: dict[str, Any], title: str) -> None:
             *(_sr_cell(summary["macro_sr_at_k"][k]) for k in ks),
         )
     console.print(table)
+
+
+def _print_branches(summary: dict[str, Any]) -> None:
+    """A fork run's sibling groups (``summary.branches`` of the report schema)."""
+    found = summary.get("branches")
+    if found:
+        console.print(
+            f"branches: {found['groups']} sibling groups of {found['branches']} branches, "
+            f"{found['solved_at_branch_turn']} solved at their branch turn; "
+            f"{found['pairs']} turn-level pairs (siblings that differ there) in "
+            f"{found['groups_with_pair']} groups",
+            highlight=False,
+        )
 
 
 def _print_pass_k(summary: dict[str, Any]) -> None:

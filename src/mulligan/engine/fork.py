@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from mulligan.config import OPTIONS, ConfigError, RunConfig
-from mulligan.episode import ReplSession, SandboxProvider, run_episode
+from mulligan.episode import CellOutput, ReplSession, SandboxProvider, run_episode
 from mulligan.events import (
     ActionEvent,
     Episode,
@@ -171,7 +171,7 @@ class _PrefixRepl:
     def __init__(self, repl: ReplSession, owner: _PrefixSandboxes) -> None:
         self.repl, self.owner = repl, owner
 
-    async def execute(self, code: str, timeout_s: float | None = None) -> Any:
+    async def execute(self, code: str, timeout_s: float | None = None) -> CellOutput:
         if not self.owner.pending:
             return await self.repl.execute(code, timeout_s)
         cell = self.owner.pending.popleft()

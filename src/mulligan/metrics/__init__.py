@@ -1,5 +1,6 @@
 """Metrics: pure functions over stored episodes, each rate with a seeded bootstrap interval."""
 
+from mulligan.metrics.branches import BranchSummary, branch_summary, sibling_groups
 from mulligan.metrics.compare import (
     ProviderValue,
     RunComparison,
@@ -58,6 +59,7 @@ from mulligan.metrics.turns import mean_reciprocal_rank, mean_turns_to_success, 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
     "BootstrapConfig",
+    "BranchSummary",
     "CostSummary",
     "CostTotals",
     "Estimate",
@@ -74,6 +76,7 @@ __all__ = [
     "SourceCount",
     "SuiteSummary",
     "TrendFit",
+    "branch_summary",
     "compare_runs",
     "cost_per_solved",
     "delta_feedback",
@@ -102,6 +105,7 @@ __all__ = [
     "recovery_rate",
     "regression_rate",
     "repeated_answer_rate",
+    "sibling_groups",
     "sr_at_k_curve",
     "sr_at_k_estimates",
     "sr_trend",

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict
 
 from mulligan.events import Episode
+from mulligan.metrics.branches import BranchSummary, branch_summary
 from mulligan.metrics.cost import CostSummary, cost_per_solved
 from mulligan.metrics.dynamics import recovery_rate, regression_rate, repeated_answer_rate
 from mulligan.metrics.feedback import feedback_friction
@@ -64,6 +65,8 @@ class RunSummary(BaseModel):
     bootstrap: BootstrapConfig
     repeated_sampling: PassKTable | None = None
     """pass@k and pass^k per turn budget over the episodes of each task (``metrics.passk``)."""
+    branches: BranchSummary | None = None
+    """A fork run's sibling groups and turn-level pairs (``metrics.branches``); else None."""
 
 
 def _keyed(estimates: dict[int, Estimate]) -> dict[str, Estimate]:
@@ -105,4 +108,5 @@ def summarize_run(
         cost=cost_per_solved(items, bootstrap=bootstrap),
         bootstrap=bootstrap,
         repeated_sampling=pass_k_table(items, None, max_k, bootstrap),
+        branches=branch_summary(items),
     )

@@ -30,7 +30,9 @@ differences)::
                    model role in by_role, and per solved task), bootstrap,
                    repeated_sampling {tasks, samples_min, samples_max, ks, max_turns,
                    pass_at_k {"k": {"t": Estimate}}, pass_hat_k {"k": {"t": Estimate}},
-                   short {"k": tasks with fewer than k samples}}),
+                   short {"k": tasks with fewer than k samples}},
+                   branches {groups, branches, solved_at_branch_turn, pairs,
+                   groups_with_pair} or null (a fork run's sibling groups)),
                "feedback": FeedbackCounts (providers [{kind, source, saw_reference, expertise,
                    messages, episodes, leaks, raw_leaks, replayed}], kinds [{kind, messages,
                    episodes, leaks, raw_leaks, replayed, saw_reference, friction}], sources
@@ -46,7 +48,8 @@ policy received (residual leaks) and ``raw_*`` the text the provider wrote, befo
 guard redacted or regenerated it; ``replayed`` counts messages served by ``replay:RUN`` and
 ``live`` the others. ``/3`` had no ``summary.repeated_sampling`` (pass@k and pass^k per turn
 budget t over each task's episodes, averaged over tasks, with ``task-bootstrap`` intervals: see
-``mulligan.metrics.passk``) and no pass@k rows in the CSV. ``/1`` had no ``feedback.sources``, and one run was printed in another
+``mulligan.metrics.passk``), no ``summary.branches`` (a fork run's sibling groups and the
+turn-level pairs they give, ``mulligan.metrics.branches``) and no pass@k rows in the CSV. ``/1`` had no ``feedback.sources``, and one run was printed in another
 shape without intervals; ``/2`` had no ``method`` and bootstrap intervals for SR@k (a point at
 0/n and n/n), and no raw leak counts.
 """
