@@ -130,8 +130,6 @@ class _BranchPolicy:
         self.replay, self.live = replay, live
         self.parent_epoch, self.replayed = parent_epoch, replayed
         self.name = live.name
-        self.branch_context: list[Message] | None = None
-        """The message list the policy saw at the branch turn (the first live call)."""
 
     async def generate(
         self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
@@ -141,8 +139,6 @@ class _BranchPolicy:
         if context.turn <= self.replayed:
             logged = context.model_copy(update={"epoch": self.parent_epoch})
             return await self.replay.generate(messages, params, logged)
-        if context.turn == self.replayed + 1:
-            self.branch_context = list(messages)
         return await self.live.generate(messages, params, context)
 
     async def aclose(self) -> None:
