@@ -186,9 +186,12 @@ async def test_frozen_history_scores_one_candidate_turn(
     assert {k[2] for k in candidate.seen} == {2}  # the candidate answered turn 2 only
     wrong = Recorder("candidate/w", lambda ctx, p: _solution("xyzzy"))
     cfg = _fork_config(source, tmp_path / "frozen-w", at_turn=1, frozen=True)
-    await execute_run(cfg, model=wrong, sandboxes=sandboxes, tasks=gsm8k[:2])
+    # Given fewer tasks than its source (a smaller --limit), a fork branches their parents only.
+    await execute_run(cfg, model=wrong, sandboxes=sandboxes, tasks=gsm8k[:1])
     ends = [(b.turns_used, b.success, b.terminate_reason) for b in _episodes(tmp_path / "frozen-w")]
-    assert ends == [(2, False, "max_turns")] * 2
+    assert ends == [(2, False, "max_turns")]
+    manifest = json.loads((tmp_path / "frozen-w" / "manifest.json").read_text())
+    assert (manifest["fork"]["parents"], manifest["fork"]["skipped"]) == (1, {"not_selected": 1})
 
 
 async def test_bad_forks_are_one_clear_error(
@@ -199,6 +202,8 @@ async def test_bad_forks_are_one_clear_error(
         await execute_run(_fork_config(source, tmp_path / "f1", at_turn=3), tasks=gsm8k[:1])
     with pytest.raises(ConfigError, match=r"keeps the options that shape them \(turns: 3 -> 4"):
         await execute_run(_fork_config(source, tmp_path / "f2", turns=4), tasks=gsm8k[:1])
+    with pytest.raises(ConfigError, match=r"no episode to branch .*not_selected"):
+        await execute_run(_fork_config(source, tmp_path / "f3", at_turn=1), tasks=gsm8k[1:2])
     with pytest.raises(ConfigError, match=r"--fork-from: .*no mulligan\.sqlite here"):
         fork_base_options(tmp_path / "f1")
     assert not (tmp_path / "f2").exists()

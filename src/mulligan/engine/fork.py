@@ -320,6 +320,7 @@ class ForkPlan:
         self.samples = config.fork.samples
         self.skipped: Counter[str] = Counter()
         self.eligible = [p for p in parents if self._eligible(p)]
+        self.parents = len(self.eligible)  # those branched, once ``branches`` chose them
         self.replay = ReplayModel(source, verify="strict")
         self.mismatches = 0
         self.mismatched_branches = 0
@@ -348,21 +349,27 @@ class ForkPlan:
         return cls(config, source, stored, parents)
 
     def branches(self, tasks: Sequence[Task]) -> list[Branch]:
-        """Every branch, parent by parent (in the source's order), N each."""
+        """Every branch, parent by parent (in the source's order), N each. Parents whose task
+        is not among ``tasks`` (a fork run given a smaller ``--limit`` or other ``--tasks``
+        than its source) are skipped and counted as ``not_selected``; none left is an error."""
         by_key = {(t.suite, t.id): t for t in tasks}
         out = []
         for parent in self.eligible:
             task = by_key.get((parent.key.suite, parent.key.task_id))
             if task is None:
-                raise ConfigError(
-                    f"--fork-from {self.source}: task {parent.key.suite}/{parent.key.task_id} of "
-                    f"episode {parent.id} is not among this run's tasks; keep the source run's "
-                    "--suite, --tasks, --limit, --sample and --seed"
-                )
+                self.skipped["not_selected"] += 1
+                continue
             out += [
                 Branch(task, parent, i, parent.key.epoch * self.samples + i)
                 for i in range(self.samples)
             ]
+        if not out:
+            raise ConfigError(
+                f"--fork-from {self.source}: no episode to branch ({len(self.eligible)} went on "
+                f"past turn {self.at_turn}, skipped: {dict(self.skipped) or 'none'}); choose a "
+                "smaller --at-turn or other tasks"
+            )
+        self.parents = len({b.parent.id for b in out})
         return out
 
     def manifest(self) -> dict[str, Any]:
@@ -375,7 +382,7 @@ class ForkPlan:
             "branch_turn": self.at_turn + 1,
             "samples": self.samples,
             "frozen": self.config.fork.frozen,
-            "parents": len(self.eligible),
+            "parents": self.parents,
             "skipped": dict(sorted(self.skipped.items())),
         }
 
