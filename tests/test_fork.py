@@ -226,6 +226,7 @@ def test_cli_fork_takes_the_source_runs_options(tmp_path: Path, mint_dir: Path) 
          "--model", "scripted/reference", "--out", str(fork), "--no-progress"],
     )  # fmt: skip
     assert forked.exit_code == 0, forked.output
+    assert "2 sibling groups of 4 branches, 4 solved at their branch turn" in forked.output
     branches = _episodes(fork)
     assert len(branches) == 4 and all(b.success_turn == 2 for b in branches)
     manifest = json.loads((fork / "manifest.json").read_text())
