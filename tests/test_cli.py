@@ -55,7 +55,7 @@ def test_reference_gives_100_and_wrong_gives_0_on_every_mint_suite(
         code, output = _run("report", str(out), "--format", "json")
         assert code == 0, output
         report = json.loads(output)
-        assert report["schema"] == "mulligan.report/3"
+        assert report["schema"] == "mulligan.report/4"
         (summary,) = (run["summary"] for run in report["runs"])
         assert summary["episodes"] == 4 * len(SUITES)
         assert set(summary["suites"]) == set(SUITES)

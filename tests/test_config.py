@@ -60,6 +60,8 @@ FLAT_NAMES = {
 }  # fmt: skip
 # Options added since the nesting; none of them changes results (so none is hashed).
 ADDED_SINCE = {"isolation", "allow_weak_isolation"}
+# Result-defining options added since: hashed only when set, so the pinned hashes stay.
+ADDED_HASHED_WHEN_SET = {"fork_from", "at_turn", "samples", "frozen"}
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
@@ -78,7 +80,8 @@ def test_result_fields_are_the_flat_result_defining_options() -> None:
 
 
 def test_the_option_names_are_todays_flat_names() -> None:
-    assert set(OPTIONS) == FLAT_NAMES | ADDED_SINCE
+    assert set(OPTIONS) == FLAT_NAMES | ADDED_SINCE | ADDED_HASHED_WHEN_SET
+    assert all(OPTIONS[name].hashed for name in ADDED_HASHED_WHEN_SET)
     assert not any(OPTIONS[name].hashed for name in ADDED_SINCE)
     assert (OPTIONS["turns"].section, OPTIONS["turns"].field) == ("episode", "max_turns")
     assert (OPTIONS["feedback"].section, OPTIONS["feedback"].field) == ("feedback", "spec")
@@ -125,7 +128,7 @@ def test_errors_name_options_by_their_flat_names() -> None:
     message = str(caught.value)
     assert "  turns: Input should be greater than or equal to 1 (got 0)" in message
     assert "episode.check_timeout_s: unknown option" in message  # not a run option
-    known = ", ".join(sorted(FLAT_NAMES | ADDED_SINCE))
+    known = ", ".join(sorted(FLAT_NAMES | ADDED_SINCE | ADDED_HASHED_WHEN_SET))
     assert f"  modle: unknown option; known options: {known}" in message
 
 
@@ -149,3 +152,12 @@ def test_tasks_alone_hash_as_the_older_suite_and_tasks(tasks: str) -> None:
     older = build_config(None, {**options, "tasks": tasks})  # a group's prefix is optional
     assert older.config_hash() == pinned
     assert build_config(None, {"tasks": "mint"}).options() == RunConfig(suite="mint").options()
+def test_fork_options_are_hashed_only_when_set() -> None:
+    plain = RunConfig()
+    assert not set(plain.result_fields()) & ADDED_HASHED_WHEN_SET
+    fork = RunConfig(fork_from="runs/a", at_turn=1, samples=4)
+    assert fork.result_fields()["samples"] == 4 and fork.config_hash() != plain.config_hash()
+    assert RunConfig(fork_from="runs/a", samples=2).config_hash() != fork.config_hash()
+    assert RunConfig(at_turn=0, samples=1, frozen=False).config_hash() == plain.config_hash()
+    with pytest.raises(ValueError, match="need --fork-from"):
+        RunConfig(samples=4)

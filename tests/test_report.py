@@ -202,7 +202,7 @@ def test_csp_allows_exactly_the_viewer_script(two_runs: list[Path]) -> None:
 def test_report_data_shape_and_numbers(two_runs: list[Path]) -> None:
     data = report_data(two_runs, FAST)
     json.dumps(data)  # JSON-serialisable as is
-    assert data["schema"] == "mulligan.report/3"
+    assert data["schema"] == "mulligan.report/4"
     assert data["suites"] == ["gsm8k", "mbpp"]
     assert [r["label"] for r in data["runs"]] == ["with-feedback", "no-feedback"]
     run_a, run_b = data["runs"]
@@ -330,7 +330,7 @@ def test_one_schema_for_one_run_or_several(two_runs: list[Path]) -> None:
     both = json.loads(
         runner.invoke(app, ["report", *map(str, two_runs), "--format", "json"]).output
     )
-    assert one["schema"] == both["schema"] == "mulligan.report/3"
+    assert one["schema"] == both["schema"] == "mulligan.report/4"
     assert set(one) == set(both)
     assert [set(run) for run in one["runs"]] == [set(both["runs"][0])]
     assert one["runs"][0]["summary"]["sr_at_k"]["3"]["ci_low"] is not None

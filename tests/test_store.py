@@ -83,6 +83,20 @@ def _v1_store(run_dir: Path) -> None:
     with RunStore(run_dir) as store:
         store.create_run("run-1", "h", {"k": 1})
         store.save_episode(_episode("t1", success=True))
+    _downgrade_to_v1(run_dir)
+
+
+def _downgrade_to_v1(run_dir: Path) -> None:
+    """Undo what MIGRATIONS added since the first schema (step 1 -> 2: the branch columns)."""
+    db = sqlite3.connect(run_dir / DB_NAME)
+    try:
+        db.execute("DROP INDEX episodes_by_parent")
+        for column in ("parent_episode", "branch_turn", "branch"):
+            db.execute(f"ALTER TABLE episodes DROP COLUMN {column}")
+        db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+        db.commit()
+    finally:
+        db.close()
 
 
 def _add_notes(db: sqlite3.Connection) -> None:
@@ -139,6 +153,7 @@ def test_a_newer_store_or_a_missing_step_is_a_clear_error(
 ) -> None:
     _v1_store(tmp_path)
     monkeypatch.setattr(sqlite_store, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", {})
     with pytest.raises(StoreError, match="store schema 1 has no migration to 2"):
         RunStore(tmp_path)
     monkeypatch.setattr(sqlite_store, "SCHEMA_VERSION", 0)
@@ -176,3 +191,26 @@ def test_malformed_rows_are_skipped_and_rerun_on_resume(tmp_path: Path) -> None:
         assert len(store.skipped) == 2
     with RunStore(tmp_path) as store:  # resume runs both again
         assert store.finished_keys() == {_episode("t3").id}
+
+
+def test_a_first_schema_store_gets_the_branch_columns_and_keeps_its_episodes(
+    tmp_path: Path,
+) -> None:
+    _v1_store(tmp_path)
+    with RunStore.open_existing(tmp_path) as store:  # read: migrated in memory only
+        (old,) = store.episodes()
+        assert (old.parent_episode, old.branch_turn, old.branch) == (None, None, None)
+    assert _schema_version(tmp_path) == "1"
+    branch = _episode("t2").model_copy(
+        update={"parent_episode": "mbpp/t1#0", "branch_turn": 2, "branch": 3}
+    )
+    with RunStore(tmp_path) as store:  # write: migrated in the file
+        store.save_episode(branch)
+        assert [e.branch for e in store.episodes()] == [None, 3]
+    assert _schema_version(tmp_path) == str(sqlite_store.SCHEMA_VERSION)
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    rows = db.execute(
+        "SELECT task_id, parent_episode, branch_turn, branch FROM episodes ORDER BY task_id"
+    ).fetchall()
+    db.close()
+    assert rows == [("t1", None, None, None), ("t2", "mbpp/t1#0", 2, 3)]

@@ -350,6 +350,26 @@ def run(
             help="exit 0 however many episodes failed (a run that stopped early still exits 2)",
         ),
     ] = False,
+    fork_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="branch the episodes of this run: replay each to --at-turn, then sample "
+            "--samples continuations (options not given are the source run's)"
+        ),
+    ] = None,
+    at_turn: Annotated[
+        int | None, typer.Option(help="fork: T, the recorded turns replayed; T+1 is sampled")
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="fork: N, continuations sampled per parent episode")
+    ] = None,
+    frozen: Annotated[
+        bool | None,
+        typer.Option(
+            "--frozen/--no-frozen",
+            help="fork: frozen history, each branch ends with its one sampled turn's verdict",
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
@@ -383,7 +403,12 @@ def _run_config(file: Path | None, params: dict[str, Any]) -> RunConfig:
     from mulligan.config import OPTIONS, build_config
 
     overrides = {name: value for name, value in params.items() if name in OPTIONS}
-    return build_config(file, overrides)
+    base = None
+    if params.get("fork_from") is not None:  # a fork starts from its source run's options
+        from mulligan.engine.fork import fork_base_options
+
+        base = fork_base_options(params["fork_from"])
+    return build_config(file, overrides, base)
 
 
 class _RunProgress:
@@ -468,6 +493,8 @@ def _print_run(summary: RunOutcome, out: Path) -> None:
         err_console.print(f"  [yellow]failed[/] {escape(line)}", highlight=False, soft_wrap=True)
     (numbers,) = report_data([out])["runs"]
     _print_tables(numbers["summary"], str(out))
+    _print_pass_k(numbers["summary"])
+    _print_branches(numbers["summary"])
     _print_usage(numbers["summary"]["cost"])
 
 
@@ -493,7 +520,7 @@ def report(
 ) -> None:
     """Print SR@k per task and overall (micro-average over episodes, like MINT), with 95% CIs.
 
-    Every format shows the numbers of one schema (``mulligan.report/3``), for one run or several:
+    Every format shows the numbers of one schema (``mulligan.report/4``), for one run or several:
     the table prints each run's SR@k, model usage and feedback leaks; json prints the schema;
     csv flattens its SR@k. With --html the page holds the tables, so none are printed.
     """
@@ -525,6 +552,8 @@ def report(
             bool(manifest.get("sandbox_isolation_weak", False)),
         )
         _print_tables(numbers["summary"], numbers["label"])
+        _print_pass_k(numbers["summary"])
+        _print_branches(numbers["summary"])
         _print_usage(numbers["summary"]["cost"])
         _print_feedback(numbers["feedback"]["sources"])
 
@@ -837,6 +866,47 @@ def _print_tables(summary: dict[str, Any], title: str) -> None:
             "",
             *(_sr_cell(summary["macro_sr_at_k"][k]) for k in ks),
         )
+    console.print(table)
+
+
+def _print_branches(summary: dict[str, Any]) -> None:
+    """A fork run's sibling groups (``summary.branches`` of the report schema)."""
+    found = summary.get("branches")
+    if found:
+        console.print(
+            f"branches: {found['groups']} sibling groups of {found['branches']} branches, "
+            f"{found['solved_at_branch_turn']} solved at their branch turn; "
+            f"{found['pairs']} turn-level pairs (siblings that differ there) in "
+            f"{found['groups_with_pair']} groups",
+            highlight=False,
+        )
+
+
+def _print_pass_k(summary: dict[str, Any]) -> None:
+    """pass@k and pass^k by turn budget (``summary.repeated_sampling`` of the report schema),
+    for a run whose tasks were sampled more than once (epochs, fork branches)."""
+    table_data = summary.get("repeated_sampling")
+    if not table_data or table_data["samples_max"] < 2:
+        return
+    turns = [str(t) for t in range(1, table_data["max_turns"] + 1)]
+    spread = f"{table_data['samples_min']}-{table_data['samples_max']}"
+    table = Table(
+        title=f"Repeated sampling: {table_data['tasks']} tasks, {spread} samples each; "
+        "pass@k (some of k succeeds), pass^k (all k succeed), 95% CI over tasks"
+    )
+    table.add_column("metric")
+    table.add_column("tasks", justify="right")
+    for t in turns:
+        table.add_column(f"within {t} turn{'s' if t != '1' else ''}", justify="right")
+    for symbol, key in (("@", "pass_at_k"), ("^", "pass_hat_k")):
+        for k, by_turn in table_data[key].items():
+            if symbol == "^" and k == "1":
+                continue  # pass^1 is pass@1
+            first = by_turn[turns[0]] if turns else {"episodes": 0}
+            short = table_data["short"].get(k, 0)
+            tasks = f"{first['episodes']}" + (f" ({short} short)" if short else "")
+            table.add_row(f"pass{symbol}{k}", tasks, *(_sr_cell(by_turn[t]) for t in turns))
+        table.add_section()
     console.print(table)
 
 

@@ -227,6 +227,33 @@ class SandboxConfig(_Section):
     memory_mb: int = Field(default=1024, ge=64)
 
 
+class ForkConfig(_Section):
+    """Branching rollouts (:mod:`mulligan.engine.fork`): replay each episode of a recorded run
+    up to a turn, then sample continuations. Hashed only when used, so other runs' hashes stay
+    what they were."""
+
+    fork_from: Path | None = Field(
+        default=None, description="the run directory whose episodes are replayed and branched"
+    )
+    at_turn: int = Field(
+        default=0,
+        ge=0,
+        le=99,
+        description="T: turns replayed from each parent; turn T+1 is sampled",
+    )
+    samples: int = Field(default=1, ge=1, le=1000, description="N: branches per parent episode")
+    frozen: bool = Field(
+        default=False,
+        description="frozen history: each branch ends after its one sampled turn (T+1)",
+    )
+
+    @model_validator(mode="after")
+    def _needs_source(self) -> ForkConfig:
+        if self.fork_from is None and (self.at_turn, self.samples, self.frozen) != (0, 1, False):
+            raise ValueError("--at-turn, --samples and --frozen need --fork-from RUN_DIR")
+        return self
+
+
 class ExecutionConfig(_Section):
     """How a run executes: none of it changes results (so none of it is hashed)."""
 
@@ -290,6 +317,7 @@ class RunConfig(BaseModel):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     episode: EpisodeLimits = Field(default_factory=EpisodeLimits)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    fork: ForkConfig = Field(default_factory=ForkConfig)
     execution: Annotated[ExecutionConfig, NOT_HASHED] = Field(default_factory=ExecutionConfig)
     seed: int = 0
     epochs: int = Field(default=1, ge=1, le=100, description="attempts per sample")
@@ -414,6 +442,14 @@ _ARGS_OF_MODEL = {
 }
 
 
+# Result-defining options added after runs were stored: hashed only when set (not default).
+_HASHED_WHEN_SET: dict[str, Any] = {
+    o.name: ForkConfig().model_dump(mode="json")[o.field]
+    for o in OPTIONS.values()
+    if o.section == "fork"
+}
+
+
 def result_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The result-defining options among flat ``options`` (a config's, or a stored run's
     manifest filled in with defaults): the hashed ones, and of each role's backend arguments
@@ -423,6 +459,8 @@ def result_options(options: Mapping[str, Any]) -> dict[str, Any]:
         option = OPTIONS.get(name)
         if option is None or not option.hashed:
             continue
+        if name in _HASHED_WHEN_SET and value == _HASHED_WHEN_SET[name]:
+            continue  # an option added later, unused: older runs keep their hashes
         if name in _ARGS_OF_MODEL:
             value = result_args(options.get(_ARGS_OF_MODEL[name]), value or {})
         out[name] = value
@@ -541,12 +579,17 @@ def _given(value: Any) -> bool:
     return value is not None and value != ()
 
 
-def build_config(file: Path | None, overrides: dict[str, Any]) -> RunConfig:
+def build_config(
+    file: Path | None, overrides: dict[str, Any], base: Mapping[str, Any] | None = None
+) -> RunConfig:
     """Merge a config file with CLI overrides (flat names; None means 'not given') and
     validate. Both are merged by flat name, so an override replaces one option of a nested
     section, not the section; a role's backend arguments are merged key by key (``-M``
-    adds to or replaces the file's)."""
-    data: dict[str, Any] = flatten_options(load_config_file(file)) if file else {}
+    adds to or replaces the file's). ``base`` (flat options, e.g. a fork source run's) lies
+    under both."""
+    data: dict[str, Any] = dict(base or {})
+    if file:
+        data.update(flatten_options(load_config_file(file)))
     for name, value in overrides.items():
         if not _given(value):
             continue

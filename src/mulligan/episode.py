@@ -122,6 +122,10 @@ class EpisodeDeps:
     feedback: Sequence[FeedbackProvider]
     limits: EpisodeLimits
     judge: LLMJudge | None = None
+    last_turn: int | None = None
+    """The episode ends after this turn (``max_turns`` when None) while the prompt and the
+    count-down keep stating ``max_turns``: a frozen-history fork (``engine.fork``) scores one
+    candidate turn after a recorded history."""
 
 
 async def run_episode(
@@ -137,6 +141,7 @@ async def run_episode(
     config_hash: str,
     epoch: int = 0,
     judge: LLMJudge | None = None,
+    last_turn: int | None = None,
 ) -> Episode:
     """Run one task to completion and return the episode with its full transcript.
 
@@ -148,7 +153,7 @@ async def run_episode(
     cancellation, propagate (the engine records the former with :func:`failed_episode`).
     """
     params = params.model_copy(update={"stop": tuple(dict.fromkeys(params.stop + STOP_SEQUENCES))})
-    deps = EpisodeDeps(task, policy, params, checker, sandboxes, feedback, limits, judge)
+    deps = EpisodeDeps(task, policy, params, checker, sandboxes, feedback, limits, judge, last_turn)
     episode = Episode(
         key=EpisodeKey(suite=task.suite, task_id=task.id, epoch=epoch),
         run_id=run_id,
@@ -213,9 +218,10 @@ _Handler = Callable[[EpisodeDeps, _LoopState, _Turn], Awaitable[_Outcome]]
 async def _drive(deps: EpisodeDeps, episode: Episode, messages: list[Message]) -> None:
     """The turn loop; mutates ``episode`` and ``messages``."""
     limits = deps.limits
+    last = min(limits.max_turns, deps.last_turn or limits.max_turns)
     async with AsyncExitStack() as stack:
         state = _LoopState(episode, messages, stack)
-        for number in range(1, limits.max_turns + 1):
+        for number in range(1, last + 1):
             episode.turns_used = number
             turn = await _policy_turn(deps, state, number)
             if turn is None:
@@ -232,7 +238,7 @@ async def _drive(deps: EpisodeDeps, episode: Episode, messages: list[Message]) -
             if state.proposals >= limits.max_proposals:
                 episode.terminate_reason = "max_proposals"
                 break
-            if number == limits.max_turns:
+            if number == last:
                 episode.terminate_reason = "max_turns"
                 break
             parts = [p for p in (outcome.observation, *(f.content for f in feedback_events)) if p]

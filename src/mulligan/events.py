@@ -266,6 +266,18 @@ class Episode(BaseModel):
     error: str | None = None
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+    # Branching rollouts (mulligan.engine.fork): None in ordinary episodes and older stores.
+    parent_episode: str | None = Field(
+        default=None,
+        description="the episode of the fork source run (manifest 'fork') this one branches "
+        "from; its turns before branch_turn are that episode's, replayed",
+    )
+    branch_turn: int | None = Field(
+        default=None, ge=1, description="the first turn this episode sampled itself"
+    )
+    branch: int | None = Field(
+        default=None, ge=0, description="which of the parent's sampled branches (0-based)"
+    )
 
     @property
     def id(self) -> str:

@@ -150,11 +150,13 @@ def build_manifest(
     model_identity: dict[str, Any] | None = None,
     *,
     weak: bool = False,
+    fork: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a reader needs to reproduce the run (``model_identity``: per role, its model's
-    name and identity, see ``RunComponents.identities``)."""
+    name and identity, see ``RunComponents.identities``; ``fork``: a fork run's source, see
+    ``engine.fork.ForkPlan.manifest``)."""
     examples = sorted({example_name(t) for t in tasks})
-    return {
+    return ({"fork": fork} if fork is not None else {}) | {
         "run_id": run_id,
         "config": _redacted(config.options()),  # flat, as every run stored it
         "config_hash": config.config_hash(),
@@ -249,16 +251,19 @@ class RunDir:
         model_identity: dict[str, Any] | None = None,
         *,
         weak: bool = False,
+        fork: dict[str, Any] | None = None,
     ) -> StoredRun:
         """Record the run (a new one, or a resume stamped in ``resumed``) and write its
-        manifest."""
+        manifest (with a fork run's ``fork`` section)."""
         config, existing = self.config, self.existing
         run_id = (
             f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
             if existing is None
             else existing.run_id
         )
-        manifest = build_manifest(config, run_id, tasks, isolation, model_identity, weak=weak)
+        manifest = build_manifest(
+            config, run_id, tasks, isolation, model_identity, weak=weak, fork=fork
+        )
         if existing is None:
             self.store.create_run(run_id, config.config_hash(), manifest)
         else:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mulligan.config import RunConfig
 from mulligan.engine.components import RunComponents, build_components
+from mulligan.engine.fork import Branch, BranchDeps, ForkPlan
 from mulligan.engine.rundir import RunDir, with_run_dir
 from mulligan.episode import SandboxProvider, failed_episode, run_episode
 from mulligan.events import Episode, EpisodeKey
@@ -122,16 +123,19 @@ async def execute_run(
     ``model``, ``feedback_model``, ``judge``, ``sandboxes`` and ``tasks`` may be passed in
     (tests, embedding); by default they come from the config. ``on_start(total, skipped)`` and
     ``on_episode(episode)`` report progress. At the end the components' counters go into the
-    manifest.
+    manifest. With ``config.fork.fork_from`` the episodes are branches of the source run's
+    (:mod:`mulligan.engine.fork`).
     """
     started = time.perf_counter()
     config = with_run_dir(config, resume=resume)
     assert config.execution.out is not None
     # Models are resolved and their servers asked before the run directory is touched, so a
-    # typo or a dead server leaves nothing behind.
+    # typo or a dead server leaves nothing behind; so is a fork's source read and checked.
     components = build_components(
         config, model=model, feedback_model=feedback_model, judge=judge, tasks=tasks
     )
+    plan = ForkPlan.load(config) if config.fork.fork_from is not None else None
+    branches = plan.branches(components.tasks) if plan is not None else []
     async with components:
         await components.check_endpoints()
         with RunDir.open(config, resume=resume) as rundir:
@@ -139,29 +143,91 @@ async def execute_run(
             isolation = str(getattr(components.sandboxes, "isolation", "custom"))
             weak = bool(getattr(components.sandboxes, "isolation_weak", False))
             identities = await components.identities()
-            run_id = rundir.start(components.tasks, isolation, identities, weak=weak).run_id
+            fork = plan.manifest() if plan is not None else None
+            run_id = rundir.start(
+                components.tasks, isolation, identities, weak=weak, fork=fork
+            ).run_id
+            jobs = (
+                [(b.task, b.epoch) for b in branches]
+                if plan is not None
+                else [(t, epoch) for epoch in range(config.epochs) for t in components.tasks]
+            )
             done = rundir.store.finished_keys()
             todo = [
                 (task, epoch)
-                for epoch in range(config.epochs)
-                for task in components.tasks
+                for task, epoch in jobs
                 if EpisodeKey(suite=task.suite, task_id=task.id, epoch=epoch).id not in done
             ]
-            total = len(components.tasks) * config.epochs
             outcome = RunOutcome(
                 run_id,
                 config.execution.out,
-                total,
-                skipped=total - len(todo),
+                len(jobs),
+                skipped=len(jobs) - len(todo),
                 isolation=isolation,
                 isolation_weak=weak,
             )
             if on_start:
                 on_start(outcome.total, outcome.skipped)
-            await _drain(config, components, rundir, todo, outcome, on_episode)
-            rundir.record_counters(components.counters())
+            run_one = _episode_runner(config, components, run_id, plan, branches)
+            await _drain(config, components, rundir, todo, outcome, on_episode, run_one)
+            counters = components.counters()
+            if plan is not None:
+                counters["fork"] = plan.counters()
+            rundir.record_counters(counters)
     outcome.wall_s = time.perf_counter() - started
     return outcome
+
+
+RunOne = Callable[[Task, int], Awaitable[Episode]]
+"""Runs the episode of one (task, epoch) job."""
+
+
+def _episode_runner(
+    config: RunConfig,
+    components: RunComponents,
+    run_id: str,
+    plan: ForkPlan | None,
+    branches: list[Branch],
+) -> RunOne:
+    """How each job becomes an episode: the episode loop, or a fork's branch of it."""
+    params = config.generate_params()
+    config_hash = config.config_hash()
+    sandboxes = components.sandboxes
+    assert sandboxes is not None  # started before the queue is drained
+    if plan is not None:
+        by_job = {(b.task.suite, b.task.id, b.epoch): b for b in branches}
+        deps = BranchDeps(
+            components.policy,
+            components.checkers,
+            sandboxes,
+            components.feedback,
+            components.judge,
+            params,
+            run_id,
+            config_hash,
+        )
+
+        async def branch(task: Task, epoch: int) -> Episode:
+            return await plan.run_branch(by_job[(task.suite, task.id, epoch)], deps)
+
+        return branch
+
+    async def episode(task: Task, epoch: int) -> Episode:
+        return await run_episode(
+            task=task,
+            policy=components.policy,
+            params=params,
+            checker=components.checkers[task.checker],
+            sandboxes=sandboxes,
+            feedback=components.feedback,
+            limits=config.episode,
+            run_id=run_id,
+            config_hash=config_hash,
+            epoch=epoch,
+            judge=components.judge,
+        )
+
+    return episode
 
 
 async def _drain(
@@ -171,13 +237,11 @@ async def _drain(
     todo: list[tuple[Task, int]],
     outcome: RunOutcome,
     on_episode: ProgressCallback | None,
+    run_one: RunOne,
 ) -> None:
     """Run the ``todo`` episodes with ``config.execution.concurrency`` workers, storing each at once."""
-    params = config.generate_params()
     limits = config.episode
     config_hash = config.config_hash()
-    sandboxes = components.sandboxes
-    assert sandboxes is not None  # started before the queue is drained
     queue: asyncio.Queue[tuple[Task, int]] = asyncio.Queue()
     for item in todo:
         queue.put_nowait(item)
@@ -186,19 +250,7 @@ async def _drain(
         while not queue.empty():
             task, epoch = queue.get_nowait()
             try:
-                episode = await run_episode(
-                    task=task,
-                    policy=components.policy,
-                    params=params,
-                    checker=components.checkers[task.checker],
-                    sandboxes=sandboxes,
-                    feedback=components.feedback,
-                    limits=limits,
-                    run_id=outcome.run_id,
-                    config_hash=config_hash,
-                    epoch=epoch,
-                    judge=components.judge,
-                )
+                episode = await run_one(task, epoch)
             except Exception as exc:  # isolation: record it, go on with the next
                 episode = failed_episode(
                     task=task,

@@ -1,5 +1,6 @@
 """Metrics: pure functions over stored episodes, each rate with a seeded bootstrap interval."""
 
+from mulligan.metrics.branches import BranchSummary, branch_summary, sibling_groups
 from mulligan.metrics.compare import (
     ProviderValue,
     RunComparison,
@@ -25,6 +26,7 @@ from mulligan.metrics.feedback import (
     leak_counts,
     leak_rate,
 )
+from mulligan.metrics.passk import PassKTable, pass_at_k, pass_hat_k, pass_k_table
 from mulligan.metrics.stats import (
     DEFAULT_BOOTSTRAP,
     BootstrapConfig,
@@ -57,6 +59,7 @@ from mulligan.metrics.turns import mean_reciprocal_rank, mean_turns_to_success, 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
     "BootstrapConfig",
+    "BranchSummary",
     "CostSummary",
     "CostTotals",
     "Estimate",
@@ -65,6 +68,7 @@ __all__ = [
     "KindCount",
     "LeakCount",
     "PairedTest",
+    "PassKTable",
     "ProviderCount",
     "ProviderValue",
     "RunComparison",
@@ -72,6 +76,7 @@ __all__ = [
     "SourceCount",
     "SuiteSummary",
     "TrendFit",
+    "branch_summary",
     "compare_runs",
     "cost_per_solved",
     "delta_feedback",
@@ -90,6 +95,9 @@ __all__ = [
     "mean_reciprocal_rank",
     "mean_turns_to_success",
     "paired_difference",
+    "pass_at_k",
+    "pass_hat_k",
+    "pass_k_table",
     "proportion_estimate",
     "proposals",
     "ratio_estimate",
@@ -97,6 +105,7 @@ __all__ = [
     "recovery_rate",
     "regression_rate",
     "repeated_answer_rate",
+    "sibling_groups",
     "sr_at_k_curve",
     "sr_at_k_estimates",
     "sr_trend",

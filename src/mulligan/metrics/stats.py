@@ -61,13 +61,15 @@ IntervalMethod = Literal[
     "wilson",
     "mover-wilson",
     "cluster-bootstrap",
+    "task-bootstrap",
     "stratified-bootstrap",
     "paired-bootstrap",
     "unpaired-bootstrap",
 ]
 """How an :class:`Estimate`'s interval was computed: Wilson's score interval (a proportion over
 independent episodes), its MOVER combination (a mean of such proportions, e.g. over suites), or a
-percentile bootstrap that resamples episodes (``cluster``), episodes
+percentile bootstrap that resamples episodes (``cluster``), tasks with their per-task values
+(``task``: pass@k and pass^k, :mod:`mulligan.metrics.passk`), episodes
 within each group (``stratified``, macro averages), task pairs (``paired``) or two samples each on
 its own (``unpaired``)."""
 

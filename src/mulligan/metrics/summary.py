@@ -2,7 +2,8 @@
 
 ``summarize_run`` reads the episodes once and computes SR@k (micro, macro over suites and per
 suite) for k = 1..K, the SR trend over k, MRR / recall / mean turns to success, recovery,
-regression and repeated-answer rates, feedback friction and cost per solved task. The formulas
+regression and repeated-answer rates, feedback friction, cost per solved task, and pass@k /
+pass^k per turn budget over each task's sampled episodes (epochs or fork branches). The formulas
 live in the modules that compute them (``success``, ``turns``, ``dynamics``, ``feedback``,
 ``cost``). Each ``Estimate`` names its interval's method: Wilson's for proportions of episodes
 (SR@k overall and per suite, recall), a bootstrap over episodes for the rest (``stats``).
@@ -16,9 +17,11 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict
 
 from mulligan.events import Episode
+from mulligan.metrics.branches import BranchSummary, branch_summary
 from mulligan.metrics.cost import CostSummary, cost_per_solved
 from mulligan.metrics.dynamics import recovery_rate, regression_rate, repeated_answer_rate
 from mulligan.metrics.feedback import feedback_friction
+from mulligan.metrics.passk import PassKTable, pass_k_table
 from mulligan.metrics.stats import DEFAULT_BOOTSTRAP, BootstrapConfig, Estimate
 from mulligan.metrics.success import (
     TrendFit,
@@ -60,6 +63,10 @@ class RunSummary(BaseModel):
     feedback_friction: Estimate
     cost: CostSummary
     bootstrap: BootstrapConfig
+    repeated_sampling: PassKTable | None = None
+    """pass@k and pass^k per turn budget over the episodes of each task (``metrics.passk``)."""
+    branches: BranchSummary | None = None
+    """A fork run's sibling groups and turn-level pairs (``metrics.branches``); else None."""
 
 
 def _keyed(estimates: dict[int, Estimate]) -> dict[str, Estimate]:
@@ -100,4 +107,6 @@ def summarize_run(
         feedback_friction=feedback_friction(items, None, bootstrap),
         cost=cost_per_solved(items, bootstrap=bootstrap),
         bootstrap=bootstrap,
+        repeated_sampling=pass_k_table(items, None, max_k, bootstrap),
+        branches=branch_summary(items),
     )

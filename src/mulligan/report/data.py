@@ -14,20 +14,25 @@ with what:
   feedback was worth (MINT's Delta-feedback when B is the run without feedback; MINT's
   "no feedback" runs still get its "Your answer is wrong." verdict, hence subsets, not "none").
 
-The schema, ``mulligan.report/3`` (rates are fractions in [0, 1]; every rate is an ``Estimate``:
+The schema, ``mulligan.report/4`` (rates are fractions in [0, 1]; every rate is an ``Estimate``:
 ``{value, numerator, denominator, episodes, ci_low, ci_high, confidence, method}``, where
 ``method`` names how the interval was computed: ``wilson`` for SR@k overall and per suite and
 other proportions of episodes, ``mover-wilson`` for macro SR@k, a bootstrap for ratios and
 differences)::
 
-    {"schema": "mulligan.report/3", "generated_at": ISO time, "mulligan_version": str,
+    {"schema": "mulligan.report/4", "generated_at": ISO time, "mulligan_version": str,
      "bootstrap": BootstrapConfig, "suites": [suite, ...],
      "runs": [{"label", "path", "run_id", "config_hash", "models": [...], "max_k", "manifest",
                "summary": RunSummary (episodes, failed, max_k, sr_at_k {"k": Estimate},
                    macro_sr_at_k, suites {suite: {episodes, failed, sr_at_k}}, trend, mrr,
                    recall, mean_turns_to_success, recovery_rate, regression_rate,
                    repeated_answer_rate, feedback_friction, cost (tokens, seconds and USD by
-                   model role in by_role, and per solved task), bootstrap),
+                   model role in by_role, and per solved task), bootstrap,
+                   repeated_sampling {tasks, samples_min, samples_max, ks, max_turns,
+                   pass_at_k {"k": {"t": Estimate}}, pass_hat_k {"k": {"t": Estimate}},
+                   short {"k": tasks with fewer than k samples}},
+                   branches {groups, branches, solved_at_branch_turn, pairs,
+                   groups_with_pair} or null (a fork run's sibling groups)),
                "feedback": FeedbackCounts (providers [{kind, source, saw_reference, expertise,
                    messages, episodes, leaks, raw_leaks, replayed}], kinds [{kind, messages,
                    episodes, leaks, raw_leaks, replayed, saw_reference, friction}], sources
@@ -41,7 +46,10 @@ where a comparison is ``RunComparison`` plus ``"a"`` and ``"b"``, the two runs' 
 In the feedback counts, ``leaks`` / ``leaked`` / ``leak_rate`` / ``by_flag`` count the text the
 policy received (residual leaks) and ``raw_*`` the text the provider wrote, before the leak
 guard redacted or regenerated it; ``replayed`` counts messages served by ``replay:RUN`` and
-``live`` the others. ``/1`` had no ``feedback.sources``, and one run was printed in another
+``live`` the others. ``/3`` had no ``summary.repeated_sampling`` (pass@k and pass^k per turn
+budget t over each task's episodes, averaged over tasks, with ``task-bootstrap`` intervals: see
+``mulligan.metrics.passk``), no ``summary.branches`` (a fork run's sibling groups and the
+turn-level pairs they give, ``mulligan.metrics.branches``) and no pass@k rows in the CSV. ``/1`` had no ``feedback.sources``, and one run was printed in another
 shape without intervals; ``/2`` had no ``method`` and bootstrap intervals for SR@k (a point at
 0/n and n/n), and no raw leak counts.
 """
@@ -72,7 +80,7 @@ from mulligan.metrics import (
 from mulligan.store import DB_NAME, RunStore, StoreError, find_runs
 
 # Bump on any change of the shape below: scripts check it before reading.
-SCHEMA = "mulligan.report/3"
+SCHEMA = "mulligan.report/4"
 
 
 class ReportError(MulliganError):
@@ -269,6 +277,7 @@ CSV_COLUMNS = (
     "ci_high",
     "confidence",
     "method",
+    "samples_k",
 )
 
 
@@ -298,6 +307,37 @@ def _csv_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
                         "ci_high": _blank(est["ci_high"]),
                         "confidence": est["confidence"],
                         "method": est["method"],
+                        "samples_k": "",
+                    }
+                )
+        rows += _pass_k_rows(run)
+    return rows
+
+
+def _pass_k_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """pass@k / pass^k rows of a run whose tasks were sampled more than once."""
+    table = run["summary"].get("repeated_sampling")
+    if not table or table["samples_max"] < 2:
+        return []
+    rows = []
+    for scope, key in (("pass@k", "pass_at_k"), ("pass^k", "pass_hat_k")):
+        for k, by_turn in table[key].items():
+            for t, est in sorted(by_turn.items(), key=lambda item: int(item[0])):
+                rows.append(
+                    {
+                        "run": run["label"],
+                        "run_id": run["run_id"],
+                        "scope": scope,
+                        "suite": "",
+                        "k": int(t),
+                        "episodes": est["episodes"],  # the tasks averaged
+                        "solved": "",
+                        "sr": _blank(est["value"]),
+                        "ci_low": _blank(est["ci_low"]),
+                        "ci_high": _blank(est["ci_high"]),
+                        "confidence": est["confidence"],
+                        "method": est["method"],
+                        "samples_k": int(k),
                     }
                 )
     return rows
@@ -317,11 +357,14 @@ def report_csv_from_data(data: dict[str, Any]) -> str:
 
 
 def report_csv(run_dirs: Sequence[Path], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP) -> str:
-    """SR@k as CSV: one row per run x scope x suite x k, with its interval.
+    """SR@k as CSV: one row per run x scope x suite x k, with its interval; then, for a run
+    whose tasks were sampled more than once (epochs, fork branches), pass@k and pass^k rows.
 
     Columns: ``run`` (label), ``run_id``, ``scope`` (``micro``: all episodes; ``macro``: mean of
-    suites; ``suite``: the suite in ``suite``), ``suite``, ``k``, ``episodes``, ``solved``
-    (empty for macro), ``sr``, ``ci_low``, ``ci_high`` (fractions; empty when undefined),
-    ``confidence``, ``method`` (how the interval was computed).
+    suites; ``suite``: the suite in ``suite``; ``pass@k`` / ``pass^k``: averaged over tasks),
+    ``suite``, ``k`` (the turn budget), ``episodes`` (for pass rows: the tasks averaged),
+    ``solved`` (empty for macro and pass rows), ``sr`` (the rate), ``ci_low``, ``ci_high``
+    (fractions; empty when undefined), ``confidence``, ``method`` (how the interval was
+    computed), ``samples_k`` (pass rows: the k of pass@k / pass^k; empty otherwise).
     """
     return report_csv_from_data(report_data(run_dirs, bootstrap))

@@ -30,13 +30,32 @@ from mulligan.errors import MulliganError
 from mulligan.events import Episode, EpisodeKey, Event
 
 DB_NAME = "mulligan.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _add_branch_columns(db: sqlite3.Connection) -> None:
+    """1 -> 2: an episode's fork parent, branch turn and branch index as columns (they are in
+    the record too), indexed so that siblings (same parent and branch turn) are found and
+    streamed together."""
+    for column, kind in (
+        ("parent_episode", "TEXT"),
+        ("branch_turn", "INTEGER"),
+        ("branch", "INTEGER"),
+    ):
+        db.execute(f"ALTER TABLE episodes ADD COLUMN {column} {kind}")
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS episodes_by_parent ON episodes(parent_episode, branch_turn)"
+    )
+
+
+MIGRATIONS: dict[int, Migration] = {1: _add_branch_columns}
 """``MIGRATIONS[n]`` brings a store from schema version ``n`` to ``n + 1``, inside a transaction
-(so it uses ``execute``, never ``executescript``, which commits). Changing ``_SCHEMA`` means
-raising :data:`SCHEMA_VERSION` and adding the step that turns the old schema into the new."""
+(so it uses ``execute``, never ``executescript``, which commits). ``_SCHEMA`` is the first
+schema (version 1); a new store is created with it and brought up to date by the same steps, so
+the current schema is ``_SCHEMA`` plus every step. A change means raising
+:data:`SCHEMA_VERSION` and adding its step."""
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +98,13 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 _EVENT = TypeAdapter(Event)
+# The episodes table's columns as save_episode writes them (the first schema's, then those that
+# MIGRATIONS added).
+_EPISODE_COLUMNS = (
+    "episode_id", "run_id", "suite", "task_id", "epoch", "status", "success", "success_turn",
+    "turns_used", "proposals_used", "terminate_reason", "prompt_tokens", "completion_tokens",
+    "error", "started_at", "finished_at", "record", "parent_episode", "branch_turn", "branch",
+)  # fmt: skip
 
 
 class StoreError(MulliganError):
@@ -173,11 +199,8 @@ class RunStore:
         version = _schema_version(db)
         if version is None:  # a new store (or one whose first open did not finish)
             db.executescript(_SCHEMA)
-            db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-            return
+            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')")
+            version = 1
         _migrate(db, version, self.path)
 
     def _check_readable_schema(self) -> None:
@@ -193,6 +216,10 @@ class RunStore:
             self._db.backup(memory)
             self._db.close()
             self._db = memory
+            _migrate(self._db, version, self.path)
+            # Read-only like the file: a write must fail, not vanish with the copy.
+            self._db.execute("PRAGMA query_only=ON")
+            return
         _migrate(self._db, version, self.path)
 
     @contextmanager
@@ -250,8 +277,8 @@ class RunStore:
         with self._guard(), self._transaction():
             self._db.execute("DELETE FROM events WHERE episode_id=?", (episode.id,))
             self._db.execute(
-                "INSERT OR REPLACE INTO episodes VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO episodes ({', '.join(_EPISODE_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_EPISODE_COLUMNS))})",
                 (
                     episode.id,
                     episode.run_id,
@@ -270,6 +297,9 @@ class RunStore:
                     episode.started_at.isoformat(),
                     episode.finished_at.isoformat() if episode.finished_at else None,
                     json.dumps(record, sort_keys=True),
+                    episode.parent_episode,
+                    episode.branch_turn,
+                    episode.branch,
                 ),
             )
             self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
