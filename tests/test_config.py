@@ -152,6 +152,8 @@ def test_tasks_alone_hash_as_the_older_suite_and_tasks(tasks: str) -> None:
     older = build_config(None, {**options, "tasks": tasks})  # a group's prefix is optional
     assert older.config_hash() == pinned
     assert build_config(None, {"tasks": "mint"}).options() == RunConfig(suite="mint").options()
+
+
 def test_fork_options_are_hashed_only_when_set() -> None:
     plain = RunConfig()
     assert not set(plain.result_fields()) & ADDED_HASHED_WHEN_SET
