@@ -30,9 +30,9 @@ from typing import Any
 
 from mulligan.tasks.base import CodeRunner
 from mulligan.tasks.checkers._calls_child import MARKER, Unencodable, decode_value, encode_value
-from mulligan.tasks.checkers.code import guard_source
 
 CHILD_SOURCE = "_calls_child.py"
+GUARD_SOURCE = "_guard.py"
 
 DEFAULT_OUTPUT_LIMIT = 1_000_000
 """Characters of output a results stream may have (the sandbox's largest program cap)."""
@@ -48,6 +48,12 @@ EVALPLUS_RTOL = 1e-7
 """EvalPlus's defaults: ``atol`` 1e-6 when the expected output is a float (or a flat list or
 tuple of floats) and the task sets none; ``rtol`` 1e-7, as ``np.allclose(out, exp, rtol=1e-07,
 atol=atol)`` after an exact ``==`` failed and the types matched."""
+
+
+@cache
+def guard_source() -> str:
+    """The guard's source text, installed before a proposal runs (see ``_guard.py``)."""
+    return resources.files("mulligan.tasks.checkers").joinpath(GUARD_SOURCE).read_text("utf-8")
 
 
 @cache
