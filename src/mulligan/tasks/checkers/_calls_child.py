@@ -252,6 +252,9 @@ def _mg_load() -> dict[str, Any] | None:
             exec(code, ns)
     except KeyboardInterrupt:
         raise
+    except _MgTimeout:
+        _mg_emit({"stage": "load", "error": "timed out while running the module"})
+        return None
     except BaseException as exc:
         line = None
         tb = exc.__traceback__
@@ -260,6 +263,10 @@ def _mg_load() -> dict[str, Any] | None:
                 line = tb.tb_lineno
             tb = tb.tb_next
         _mg_emit({"stage": "load", "error": _mg_error(exc), "line": line})
+        return None
+    missing = [n for n in _MG.get("functions", ()) if not callable(ns.get(n))]
+    if missing:
+        _mg_emit({"stage": "load", "error": f"the function {', '.join(missing)} is not defined"})
         return None
     try:
         with _mg_quiet():

@@ -141,6 +141,7 @@ async def run_probes(
     statements: list[str],
     *,
     setup: str = "",
+    functions: tuple[str, ...] = (),
     timeout_s: float = 10.0,
     statement_timeout_s: float | None = None,
     output_limit: int = DEFAULT_OUTPUT_LIMIT,
@@ -149,11 +150,12 @@ async def run_probes(
 
     ``statements`` hold ``__mg_probe(site, lambda: ...)`` calls and no expected value
     (:mod:`~mulligan.tasks.checkers.testplan` writes them); ``random`` is seeded with 0 first.
+    A name in ``functions`` that the solution leaves undefined is reported as a load error.
     """
     payload = _payload(
         solution, setup, load_timeout_s=statement_timeout_s, call_timeout_s=statement_timeout_s
     )
-    payload.update(mode="tests", statements=statements)
+    payload.update(mode="tests", statements=statements, functions=list(functions))
     return await _run(runner, payload, timeout_s, output_limit)
 
 

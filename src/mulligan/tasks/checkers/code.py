@@ -157,6 +157,7 @@ class PythonTestsChecker:
             self._source(answer, task),
             list(plan.child_statements),
             setup=plan.setup,
+            functions=plan.tests.functions,
             timeout_s=self.timeout_s,
         )
         gold = (

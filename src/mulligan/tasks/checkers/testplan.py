@@ -547,6 +547,8 @@ class TestVerdict:
     """``compare`` (expected and actual shown), ``truthy`` / ``falsy``, or None."""
     error: str | None = None
     output: str | None = None
+    missing: bool = False
+    """A value it needs never came back (the program stopped, timed out or ended early)."""
 
 
 def short_repr(value: object, limit: int = _REPR_LIMIT) -> str:
@@ -628,6 +630,7 @@ def _failed(
     site: Site, got: CallResult, *, expected: str | None = None, mode: str = "compare", error: str | None = None
 ) -> TestVerdict:
     verdict = TestVerdict(statement=None, passed=False, input=site.shown)  # type: ignore[arg-type]
+    verdict.missing = got.status == "missing"
     if error is not None or not got.ok:
         verdict.error = error or got.error or got.status
         return verdict
