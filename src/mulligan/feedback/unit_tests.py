@@ -22,6 +22,7 @@ from mulligan.feedback.testcases import (
     run_tests,
     select_tests,
 )
+from mulligan.tasks.base import Task
 from mulligan.tasks.checkers.code import task_plan
 
 

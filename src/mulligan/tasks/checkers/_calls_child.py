@@ -41,7 +41,7 @@ class Unencodable(Exception):
     """A value that is not plain data (or too large, or too deep) to report."""
 
 
-def encode_value(value: object, budget: list[int], depth: int = 0) -> object:
+def encode_value(value: Any, budget: list[int], depth: int = 0) -> object:
     """``value`` as JSON-ready plain data with a type tag; :class:`Unencodable` otherwise.
 
     Only exact built-in types are accepted (``type(x) is int``, not ``isinstance``): a subclass
@@ -59,37 +59,37 @@ def encode_value(value: object, budget: list[int], depth: int = 0) -> object:
     if kind is bool:
         return ["b", value]
     if kind is int:
-        text = int.__repr__(value)  # type: ignore[arg-type]  # ValueError past 4300 digits
+        text = int.__repr__(value)  # ValueError past 4300 digits
         budget[0] -= len(text)
         return ["i", text]
     if kind is float:
-        return ["f", float.hex(value)]  # type: ignore[arg-type]
+        return ["f", float.hex(value)]
     if kind is complex:
-        return ["c", float.hex(value.real), float.hex(value.imag)]  # type: ignore[attr-defined]
+        return ["c", float.hex(value.real), float.hex(value.imag)]
     if kind is str:
-        budget[0] -= str.__len__(value)  # type: ignore[arg-type]
+        budget[0] -= str.__len__(value)
         if budget[0] < 0:
             raise Unencodable("too large")
         return ["s", value]
     if kind is bytes:
-        budget[0] -= 2 * bytes.__len__(value)  # type: ignore[arg-type]
+        budget[0] -= 2 * bytes.__len__(value)
         if budget[0] < 0:
             raise Unencodable("too large")
-        return ["y", bytes.hex(value)]  # type: ignore[arg-type]
+        return ["y", bytes.hex(value)]
     if kind is dict:
         items = [
             [encode_value(k, budget, depth + 1), encode_value(v, budget, depth + 1)]
-            for k, v in dict.items(value)  # type: ignore[arg-type]
+            for k, v in dict.items(value)
         ]
         return ["d", items]
     tag = _SEQUENCES.get(kind)
     if tag is not None:
-        iterate = kind.__iter__  # the built-in type's own iterator, never the value's
+        iterate: Any = kind.__iter__  # the built-in type's own iterator, never the value's
         return [tag, [encode_value(x, budget, depth + 1) for x in iterate(value)]]
     raise Unencodable(f"a {kind.__name__} is not plain data")
 
 
-_SEQUENCES = {list: "l", tuple: "t", set: "S", frozenset: "F"}
+_SEQUENCES: dict[type, str] = {list: "l", tuple: "t", set: "S", frozenset: "F"}
 _BUILD: dict[str, Any] = {"l": list, "t": tuple, "S": set, "F": frozenset}
 
 
@@ -174,7 +174,7 @@ def _mg_limit(seconds: float | None) -> Iterator[None]:
             raise _MgTimeout()
 
         previous = _mg_set_handler(_mg_signal.SIGALRM, _on_alarm)
-        _mg_signal.setitimer(_mg_signal.ITIMER_REAL, seconds)
+        _mg_signal.setitimer(_mg_signal.ITIMER_REAL, seconds or 0.0)
     try:
         yield
     finally:

@@ -578,7 +578,7 @@ def _passes(check: Check, value: object) -> bool:
         if kind == "is":
             return value is check[1]
         if kind == "close":
-            distance = abs(value - check[1])  # type: ignore[operator]
+            distance = abs(value - check[1])
             return bool(distance <= check[2] if check[3] else distance < check[2])
         if kind == "isclose":
             return math.isclose(value, check[1], rel_tol=check[2], abs_tol=check[3])  # type: ignore[arg-type]
