@@ -273,3 +273,26 @@ async def test_values_are_bounded(pool: SandboxPool) -> None:
     flood = "import os\nos.write(1, b'@@mulligan-value@@ [' * 10**6)\ndef max(a, b): return a * b"
     result = await checker.check(flood, mbpp_task(), pool)
     assert result.correct, result.detail  # junk lines are skipped; the real values still count
+
+
+LEGITIMATE = {
+    "subprocess": (
+        "import subprocess, sys\ndef max(a, b):\n    out = subprocess.run([sys.executable, '-c', "
+        "f'print({a} * {b})'], capture_output=True, text=True).stdout\n    return int(out)"
+    ),
+    "signal-handler": (
+        "import signal\ndef max(a, b):\n    signal.signal(signal.SIGALRM, lambda *x: None)\n"
+        "    return a * b"
+    ),
+    "ctypes": "import ctypes\ndef max(a, b):\n    return ctypes.c_int(a * b).value",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LEGITIMATE))
+async def test_legitimate_solutions_the_guard_used_to_refuse(pool: SandboxPool, name: str) -> None:
+    # Before verdicts moved to values, the guard refused these (the exit status was the
+    # verdict, so anything that could end the process early had to go).
+    result = await PythonTestsChecker("mbpp", timeout_s=10.0).check(
+        LEGITIMATE[name], mbpp_task(), pool
+    )
+    assert result.correct, result.detail
