@@ -10,8 +10,8 @@ import pytest
 
 from mulligan.feedback import MissingCodeRunner, UnitTestFeedback, get_feedback
 from mulligan.feedback.testcases import extract_tests, select_tests
-from mulligan.tasks.checkers.code import task_plan
 from mulligan.tasks import CodeRunner, Task
+from mulligan.tasks.checkers.code import task_plan
 from test_feedback_support import (
     HUMANEVAL_BODY,
     HUMANEVAL_STUB,

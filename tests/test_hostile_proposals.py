@@ -127,7 +127,7 @@ HOSTILE: dict[str, str] = {
         "import _imp, json\nclass Spec:\n    name = 'posix'\nposix = _imp.create_builtin(Spec)\n"
         "for k in range(3):\n    line = '@@mulligan-value@@ ' + json.dumps({'k': k, 'n': 0, 'v': ['b', True]})\n"
         "    posix.write(1, (line + '\\n').encode())\n"
-        "posix.write(1, b'@@mulligan-value@@ {\"stage\": \"done\"}\\n')\nposix._exit(0)"
+        'posix.write(1, b\'@@mulligan-value@@ {"stage": "done"}\\n\')\nposix._exit(0)'
     ),
     "always-equal-object": (
         "class Anything:\n    def __eq__(self, other):\n        return True\n"

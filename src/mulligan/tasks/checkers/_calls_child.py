@@ -287,7 +287,7 @@ def _mg_calls(ns: dict[str, Any]) -> None:
         return
     for index, encoded in enumerate(_MG["inputs"]):
         args = _mg_copy.deepcopy(decode_value(encoded))
-        __mg_run(index, lambda: __mg_probe(index, lambda: function(*args), True))
+        __mg_run(index, lambda: __mg_probe(index, lambda: function(*args), True))  # noqa: B023
 
 
 def __mg_run(index: int, action: Any) -> bool:

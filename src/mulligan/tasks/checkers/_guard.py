@@ -56,10 +56,7 @@ def _mulligan_guard() -> None:
         if event != "open" or is_a(args[0], int) or args[0] is None:
             return
         path = args[0] if is_a(args[0], str | bytes) else fspath(args[0])
-        if is_a(path, bytes):
-            text = decode(as_bytes(path), "utf-8", "replace")
-        else:
-            text = as_str(path)
+        text = decode(as_bytes(path), "utf-8", "replace") if is_a(path, bytes) else as_str(path)
         name = text.rstrip("/").rsplit("/", 1)[-1]
         if name in ("mem", "pagemap") or "map_files" in text:
             raise refuse(f"opening {text!r} is not allowed while a proposal is judged")

@@ -283,7 +283,7 @@ def _close(got: object, expected: object, atol: float, rtol: float) -> bool:
         return (
             type(got) in (list, tuple)
             and len(got) == len(expected)  # type: ignore[arg-type]
-            and all(_close(g, e, atol, rtol) for g, e in zip(got, expected))  # type: ignore[call-overload]
+            and all(_close(g, e, atol, rtol) for g, e in zip(got, expected, strict=True))  # type: ignore[call-overload]
         )
     numbers = (int, float)
     if type(got) not in numbers or type(expected) not in numbers:

@@ -173,4 +173,6 @@ class PythonTestsChecker:
             return verdict(False, f"tests did not finish within {self.timeout_s:g} s")
         if not results:
             return verdict(False, "no test could be run")
-        return verdict(False, f"{len(failed)} of {len(results)} tests failed; " + describe_failure(failed[0]))
+        return verdict(
+            False, f"{len(failed)} of {len(results)} tests failed; " + describe_failure(failed[0])
+        )

@@ -436,9 +436,12 @@ def _classify_literal(test: ast.expr, fs: frozenset[str]) -> tuple[ast.expr, Che
         return test, ("truthy",)
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
         operand = test.operand
-        if isinstance(operand, ast.Call) and isinstance(operand.func, ast.Name):
-            if operand.func.id in fs:
-                return operand, ("falsy",)
+        if (
+            isinstance(operand, ast.Call)
+            and isinstance(operand.func, ast.Name)
+            and operand.func.id in fs
+        ):
+            return operand, ("falsy",)
     return None
 
 
@@ -478,8 +481,7 @@ class _ChildRewrite(ast.NodeTransformer):
             return ast.Expr(_probe(site, pair[0], True))
         if calls and not any(nested for _, nested in calls):
             return [
-                ast.Expr(_probe(self.planner.add(c, ("gold",), single), c, True))
-                for c, _ in calls
+                ast.Expr(_probe(self.planner.add(c, ("gold",), single), c, True)) for c, _ in calls
             ]
         # Calls inside a comprehension cannot be lifted out: the expression stays (its result
         # unused), each tested call reports its value.
@@ -613,9 +615,10 @@ def _site_failure(
         if want is None or want.status not in ("ok", "raised"):
             return _failed(site, got, error="the reference value for this test is unknown")
         if want.status == "raised":
-            same = got.status == "raised" and (got.error or "").split(":")[0] == (
-                want.error or ""
-            ).split(":")[0]
+            same = (
+                got.status == "raised"
+                and (got.error or "").split(":")[0] == (want.error or "").split(":")[0]
+            )
             return None if same else _failed(site, got, expected=f"raises {want.error}")
         if got.ok and _values_equal(got.value, want.value):
             return None
@@ -627,7 +630,12 @@ def _site_failure(
 
 
 def _failed(
-    site: Site, got: CallResult, *, expected: str | None = None, mode: str = "compare", error: str | None = None
+    site: Site,
+    got: CallResult,
+    *,
+    expected: str | None = None,
+    mode: str = "compare",
+    error: str | None = None,
 ) -> TestVerdict:
     verdict = TestVerdict(statement=None, passed=False, input=site.shown)  # type: ignore[arg-type]
     verdict.missing = got.status == "missing"
@@ -669,7 +677,11 @@ def _occurrences(site: Site, gold: ProbeRun | None) -> list[int]:
 
 
 def _judge_one(
-    statement: TestStatement, sites: list[Site], plan: TestPlan, run: ProbeRun, gold: ProbeRun | None
+    statement: TestStatement,
+    sites: list[Site],
+    plan: TestPlan,
+    run: ProbeRun,
+    gold: ProbeRun | None,
 ) -> TestVerdict:
     if statement.index in plan.unjudgeable:
         return TestVerdict(statement, False, error="this test calls no tested function")
