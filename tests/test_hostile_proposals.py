@@ -234,6 +234,8 @@ async def test_hostile_proposal_gets_honest_test_feedback(pool: SandboxPool, nam
     event = await UnitTestFeedback().feedback(ctx)
     assert event is not None
     assert "all 2 passed" not in event.content, event.content
+    assert "Passed:" not in event.content, event.content  # no test is said to pass
+    print(name, "->", event.content.splitlines()[0])
 
 
 class RecordingRunner:

@@ -115,12 +115,13 @@ def collect(
         result.load_error = str(run.load_error.get("error", ""))[:300]
         result.load_where = _source_line(solution, run.load_error.get("line"))
         return result
-    result.loaded = True
     for verdict in judge_tests(plan, run, gold, selected):
         if verdict.missing:
             result.not_run.append(verdict.statement)
         else:
             result.outcomes.append(_outcome_text(verdict, statement_timeout_s))
+    # Not one value came back and nothing says why: the program ended before the tests.
+    result.loaded = bool(result.outcomes) or not result.not_run or run.stopped is not None
     return result
 
 
