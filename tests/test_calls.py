@@ -8,6 +8,7 @@ import json
 import pytest
 
 from mulligan.tasks.checkers._calls_child import MARKER, Unencodable, decode_value, encode_value
+from mulligan.tasks import ProgramResult
 from mulligan.tasks.checkers.calls import CallResult, outputs_match, parse_reports, run_calls
 from test_checkers_runner import code_runner
 
@@ -159,3 +160,45 @@ def test_inputs_must_be_plain_data() -> None:
 
     with pytest.raises(ValueError, match="not plain data"):
         asyncio.run(run_calls(None, "", "f", [(object(),)]))  # type: ignore[arg-type]
+
+
+class CountingRunner:
+    def __init__(self, inner: object) -> None:
+        self.inner, self.programs = inner, []
+
+    async def run_program(
+        self, code: str, timeout_s: float = 10.0, *, output_limit: int | None = None
+    ) -> ProgramResult:
+        self.programs.append(code)
+        return await self.inner.run_program(code, timeout_s, output_limit=output_limit)  # type: ignore[attr-defined]
+
+
+async def test_computed_expected_sides_use_one_shared_gold_run() -> None:
+    import asyncio
+
+    from mulligan.tasks import Task
+    from mulligan.tasks.checkers.code import PythonTestsChecker
+
+    # `len(...)` is code, not a literal: the value is compared with the gold solution's.
+    tests = ["assert mul(3, 4) == len('abcdefghijkl')", "assert mul(2, 5) == 10"]
+    gold = "def mul(a, b):\n    return a * b  # gold\n"
+    task = Task(
+        id="gold-shared",
+        suite="mbpp",
+        category="code_generation",
+        prompt="p",
+        reference="\n".join(tests),
+        checker="mbpp",
+        gold_solution=gold,
+        metadata={"test_list": tests},
+    )
+    checker = PythonTestsChecker("mbpp")
+    async with code_runner() as inner:
+        runner = CountingRunner(inner)
+        right, wrong = await asyncio.gather(
+            checker.check("def mul(a, b):\n    return b * a", task, runner),
+            checker.check("def mul(a, b):\n    return 10", task, runner),
+        )
+    assert right.correct, right.detail
+    assert not wrong.correct and "mul(3, 4) returned 10, expected 12" in wrong.detail
+    assert sum("# gold" in program for program in runner.programs) == 1

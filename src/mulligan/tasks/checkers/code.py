@@ -22,6 +22,7 @@ The guard (``_guard.py``) still runs first, as defence in depth.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 from mulligan.tasks.base import CheckResult, CodeRunner, Task
@@ -45,6 +46,7 @@ MAX_DETAIL_CHARS = 1_500
 _CACHE_SIZE = 2048
 _plans: dict[str, tuple[TaskTests, TestPlan] | None] = {}
 _gold_runs: dict[str, ProbeRun] = {}
+_gold_pending: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Task[ProbeRun]]] = {}
 
 
 def _task_key(task: Task) -> str:
@@ -85,17 +87,28 @@ async def gold_run(
     """
     key = _task_key(task) + ":" + ",".join(map(str, sorted(selected)))
     cached = _gold_runs.get(key)
-    if cached is None:
-        cached = await run_probes(
-            runner,
-            task.gold_solution,
-            selected_statements(plan, selected),
-            setup=plan.setup,
-            timeout_s=max(timeout_s, 30.0),
+    if cached is not None:
+        return cached
+    # Concurrent episodes of one task share a single gold run (per event loop).
+    loop = asyncio.get_running_loop()
+    pending = _gold_pending.get(key)
+    if pending is None or pending[0] is not loop:
+        job = loop.create_task(
+            run_probes(
+                runner,
+                task.gold_solution,
+                selected_statements(plan, selected),
+                setup=plan.setup,
+                timeout_s=max(timeout_s, 30.0),
+            )
         )
-        if cached.run_error is None:  # a failed run (a busy machine) is not cached
-            _remember(_gold_runs, key, cached)  # type: ignore[arg-type]
-    return cached
+        pending = (loop, job)
+        _gold_pending[key] = pending
+        job.add_done_callback(lambda _: _gold_pending.pop(key, None))
+    result = await asyncio.shield(pending[1])
+    if result.run_error is None:  # a failed run (a busy machine) is not cached
+        _remember(_gold_runs, key, result)  # type: ignore[arg-type]
+    return result
 
 
 def selected_statements(plan: TestPlan, selected: frozenset[int]) -> list[str]:
