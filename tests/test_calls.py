@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from mulligan.tasks.checkers._calls_child import MARKER, Unencodable, decode_value, encode_value
 from mulligan.tasks import ProgramResult
+from mulligan.tasks.checkers._calls_child import MARKER, Unencodable, decode_value, encode_value
 from mulligan.tasks.checkers.calls import CallResult, outputs_match, parse_reports, run_calls
 from test_checkers_runner import code_runner
 
