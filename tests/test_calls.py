@@ -202,3 +202,26 @@ async def test_computed_expected_sides_use_one_shared_gold_run() -> None:
     assert right.correct, right.detail
     assert not wrong.correct and "mul(3, 4) returned 10, expected 12" in wrong.detail
     assert sum("# gold" in program for program in runner.programs) == 1
+
+
+async def test_check_parameter_may_have_any_name() -> None:
+    from mulligan.tasks import Task
+    from mulligan.tasks.checkers.code import PythonTestsChecker
+
+    reference = "def check(fn):\n    assert fn(2) == 4\n    assert fn(3) == 9\n\ncheck(sq)"
+    task = Task(
+        id="param",
+        suite="humaneval",
+        category="code_generation",
+        prompt="p",
+        reference=reference,
+        checker="humaneval",
+        gold_solution="def sq(x):\n    return x * x\n",
+        metadata={"entry_point": "sq"},
+    )
+    checker = PythonTestsChecker("humaneval")
+    async with code_runner() as runner:
+        right = await checker.check("def sq(x):\n    return x * x\n", task, runner)
+        wrong = await checker.check("def sq(x):\n    return x + x\n", task, runner)
+    assert right.correct, right.detail
+    assert not wrong.correct and "sq(3) returned 6, expected 9" in wrong.detail

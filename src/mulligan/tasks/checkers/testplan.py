@@ -79,7 +79,9 @@ class TaskTests:
     functions: tuple[str, ...]
     """Names the solution must define (the function under test)."""
     candidate_of: str | None = None
-    """HumanEval: the name bound to ``candidate`` before the tests run."""
+    """HumanEval: the function bound to ``check``'s parameter before the tests run."""
+    parameter: str = "candidate"
+    """HumanEval: the name of ``check``'s parameter (the tests call the function by it)."""
 
     @property
     def tests(self) -> tuple[TestStatement, ...]:
@@ -160,6 +162,7 @@ def extract_tests(task: Task) -> TaskTests | None:
                 statements=statements,
                 functions=(entry,),
                 candidate_of=entry,
+                parameter=param,
             )
             if any(s.is_test for s in statements)
             else None
@@ -508,8 +511,8 @@ class _InlineProbes(ast.NodeTransformer):
 
 def plan_tests(tests: TaskTests) -> TestPlan:
     """The child's statements and the parent's checks (see the module docstring)."""
-    rename = ("candidate", tests.candidate_of) if tests.candidate_of else None
-    names = {"candidate"} if tests.candidate_of else set(tests.functions)
+    rename = (tests.parameter, tests.candidate_of) if tests.candidate_of else None
+    names = {tests.parameter} if tests.candidate_of else set(tests.functions)
     planner = _Planner(frozenset(names), rename)
     child: list[str] = []
     unjudgeable: list[int] = []
@@ -527,7 +530,7 @@ def plan_tests(tests: TaskTests) -> TestPlan:
             unjudgeable.append(statement.index)
     setup = tests.setup
     if tests.candidate_of:
-        setup = f"{setup}\ncandidate = {tests.candidate_of}"
+        setup = f"{setup}\n{tests.parameter} = {tests.candidate_of}"
     return TestPlan(tests, setup, tuple(child), tuple(planner.sites), tuple(unjudgeable))
 
 
