@@ -170,7 +170,25 @@ def _sandbox_processes() -> list[int]:
             continue
         if any(arg.endswith(b"_run(_source)\n") and len(arg) < 4000 for arg in argv):
             found.append(int(name))
-    return found
+    # Only this test process's own sandboxes: other test runs on the machine have theirs.
+    return [pid for pid in found if _descends_from_us(pid)]
+
+
+def _descends_from_us(pid: int) -> bool:
+    """Started by this process, or an orphan (adopted by init: whose it was is unknown)."""
+    me = os.getpid()
+    for step in range(64):
+        try:
+            with open(f"/proc/{pid}/status") as file:
+                ppid = next(int(ln.split()[1]) for ln in file if ln.startswith("PPid:"))
+        except (OSError, StopIteration, ValueError):
+            return True  # gone or unreadable while we looked: count it, to be safe
+        if ppid == me or (ppid <= 1 and step == 0):
+            return True
+        if ppid <= 1:
+            return False
+        pid = ppid
+    return True
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
