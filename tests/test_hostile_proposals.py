@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mulligan.sandbox import SandboxLimits, SandboxPool
-from mulligan.tasks import Task
+from mulligan.tasks import ProgramResult, Task
 from mulligan.tasks.checkers.code import PythonTestsChecker
 
 # Issue 12, item 1: read the pass token from linecache, write an "all tests passed" frame to
@@ -117,6 +117,31 @@ HOSTILE: dict[str, str] = {
         "import sys\nf = sys._getframe(1)\nf.f_globals['_mulligan_guard'].__code__ = "
         "(lambda: None).__code__\ndef max(a, b): return 0"
     ),
+    # Issue 12 follow-up: the guard's stubs are undone by rebuilding posix from the built-in
+    # module table; with exit status as the verdict this passed. Values decide now.
+    "imp-create-builtin-exit": (
+        "import _imp\nclass Spec:\n    name = 'posix'\n"
+        "_imp.create_builtin(Spec)._exit(0)\ndef max(a, b): return 0"
+    ),
+    "imp-exit-after-fake-stream": (
+        "import _imp, json\nclass Spec:\n    name = 'posix'\nposix = _imp.create_builtin(Spec)\n"
+        "for k in range(3):\n    line = '@@mulligan-value@@ ' + json.dumps({'k': k, 'n': 0, 'v': ['b', True]})\n"
+        "    posix.write(1, (line + '\\n').encode())\n"
+        'posix.write(1, b\'@@mulligan-value@@ {"stage": "done"}\\n\')\nposix._exit(0)'
+    ),
+    "always-equal-object": (
+        "class Anything:\n    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = object.__hash__\ndef max(a, b): return Anything()"
+    ),
+    "always-equal-int-subclass": (
+        "class Int(int):\n    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = int.__hash__\ndef max(a, b): return Int(0)"
+    ),
+    "forge-values-through-frames": (
+        "import sys\ng = sys._getframe(1).f_globals\n"
+        "for k in range(3):\n    g['_mg_emit']({'k': k, 'n': 0, 'v': ['i', '12']})\n"
+        "g['_mg_seen'].clear()\ndef max(a, b): return 0"
+    ),
     "infinite-loop": "while True:\n    pass",
     "recursion-crash": "def f():\n    return f()\nf()",
     "huge-allocation": "x = bytearray(10 * 1024 ** 3)",
@@ -145,7 +170,25 @@ def _sandbox_processes() -> list[int]:
             continue
         if any(arg.endswith(b"_run(_source)\n") and len(arg) < 4000 for arg in argv):
             found.append(int(name))
-    return found
+    # Only this test process's own sandboxes: other test runs on the machine have theirs.
+    return [pid for pid in found if _descends_from_us(pid)]
+
+
+def _descends_from_us(pid: int) -> bool:
+    """Started by this process, or an orphan (adopted by init: whose it was is unknown)."""
+    me = os.getpid()
+    for step in range(64):
+        try:
+            with open(f"/proc/{pid}/status") as file:
+                ppid = next(int(ln.split()[1]) for ln in file if ln.startswith("PPid:"))
+        except (OSError, StopIteration, ValueError):
+            return True  # gone or unreadable while we looked: count it, to be safe
+        if ppid == me or (ppid <= 1 and step == 0):
+            return True
+        if ppid <= 1:
+            return False
+        pid = ppid
+    return True
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
@@ -158,7 +201,7 @@ async def test_hostile_proposal_gets_an_honest_verdict(pool: SandboxPool, name: 
     ):
         result = await checker.check(HOSTILE[name], task, pool)
         assert not result.correct, (name, result.detail)
-        assert result.detail.startswith("tests failed") or "did not finish" in result.detail
+        assert "tests failed" in result.detail or "did not finish" in result.detail
     assert time.monotonic() - started < 30
     deadline = time.monotonic() + 3
     while _sandbox_processes() and time.monotonic() < deadline:
@@ -189,6 +232,10 @@ def max(a, b):
         "signal-handler-exits-0",
         "exit-from-thread",
         "forge-feedback-lines",
+        "imp-create-builtin-exit",
+        "imp-exit-after-fake-stream",
+        "forge-values-through-frames",
+        "always-equal-object",
     ],
 )
 async def test_hostile_proposal_gets_honest_test_feedback(pool: SandboxPool, name: str) -> None:
@@ -205,3 +252,67 @@ async def test_hostile_proposal_gets_honest_test_feedback(pool: SandboxPool, nam
     event = await UnitTestFeedback().feedback(ctx)
     assert event is not None
     assert "all 2 passed" not in event.content, event.content
+    assert "Passed:" not in event.content, event.content  # no test is said to pass
+    print(name, "->", event.content.splitlines()[0])
+
+
+class RecordingRunner:
+    """Passes programs to the sandbox and keeps their text."""
+
+    def __init__(self, pool: SandboxPool) -> None:
+        self.pool, self.programs = pool, []
+
+    async def run_program(
+        self, code: str, timeout_s: float = 10.0, *, output_limit: int | None = None
+    ) -> ProgramResult:
+        self.programs.append(code)
+        return await self.pool.run_program(code, timeout_s, output_limit=output_limit)
+
+
+async def test_expected_values_never_reach_the_child(pool: SandboxPool) -> None:
+    tests = ["assert max(3, 4) == 987654321", "assert max(2, 5) == [24680, 'expected-text']"]
+    task = mbpp_task().model_copy(update={"metadata": {"test_list": tests}})
+    runner = RecordingRunner(pool)
+    result = await PythonTestsChecker("mbpp").check("def max(a, b):\n    return 0", task, runner)
+    assert not result.correct
+    assert "returned 0, expected 987654321" in result.detail
+    [program] = runner.programs  # literal expected sides: no gold run either
+    for secret in ("987654321", "24680", "expected-text"):
+        assert secret not in program
+    assert "max(3, 4)" in program  # the inputs are there: the child computes the call side
+
+
+async def test_values_are_bounded(pool: SandboxPool) -> None:
+    checker = PythonTestsChecker("mbpp", timeout_s=5.0)
+    huge = "def max(a, b):\n    return 'x' * 10**7"
+    result = await checker.check(huge, mbpp_task(), pool)
+    assert not result.correct and "not plain data: too large" in result.detail
+    deep = "def max(a, b):\n    v = []\n    for _ in range(10000):\n        v = [v]\n    return v"
+    result = await checker.check(deep, mbpp_task(), pool)
+    assert not result.correct and "nested too deeply" in result.detail
+    flood = "import os\nos.write(1, b'@@mulligan-value@@ [' * 10**6)\ndef max(a, b): return a * b"
+    result = await checker.check(flood, mbpp_task(), pool)
+    assert result.correct, result.detail  # junk lines are skipped; the real values still count
+
+
+LEGITIMATE = {
+    "subprocess": (
+        "import subprocess, sys\ndef max(a, b):\n    out = subprocess.run([sys.executable, '-c', "
+        "f'print({a} * {b})'], capture_output=True, text=True).stdout\n    return int(out)"
+    ),
+    "signal-handler": (
+        "import signal\ndef max(a, b):\n    signal.signal(signal.SIGALRM, lambda *x: None)\n"
+        "    return a * b"
+    ),
+    "ctypes": "import ctypes\ndef max(a, b):\n    return ctypes.c_int(a * b).value",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LEGITIMATE))
+async def test_legitimate_solutions_the_guard_used_to_refuse(pool: SandboxPool, name: str) -> None:
+    # Before verdicts moved to values, the guard refused these (the exit status was the
+    # verdict, so anything that could end the process early had to go).
+    result = await PythonTestsChecker("mbpp", timeout_s=10.0).check(
+        LEGITIMATE[name], mbpp_task(), pool
+    )
+    assert result.correct, result.detail

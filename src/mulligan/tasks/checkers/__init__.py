@@ -8,9 +8,10 @@ MINT's criteria, registered under the suite names (``checkers="mint"``, the defa
 ``hotpotqa``    same rule; ``score`` is HotpotQA's token F1, exact match in ``detail``
 ``mmlu``        MINT's multiple-choice rule (letter found in the answer, then option texts)
 ``theoremqa``   TheoremQA's scorer by ``answer_type`` (integer, float, lists, bool, option)
-``humaneval``   proposal + test code (``check(<entry_point>)``) runs cleanly in the sandbox
+``humaneval``   every value ``check(<entry_point>)`` tests is right (computed in the sandbox,
+                judged here: :mod:`~mulligan.tasks.checkers.testplan`)
 ``humaneval-stub`` the same after the task's stub (imports, signature), as OpenAI's harness
-``mbpp``        proposal + asserts run cleanly in the sandbox
+``mbpp``        every value the asserts test is right (same)
 ==============  ==============================================================================
 
 Stricter criteria (``checkers="strict"``): ``number`` (one number, exact to 1e-6),
