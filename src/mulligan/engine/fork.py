@@ -201,8 +201,10 @@ class _PrefixSandboxes:
         self.pending: deque[_Cell] = deque(cells)
         self.mismatches: list[tuple[int, str]] = []
 
-    async def run_program(self, code: str, timeout_s: float = 10.0) -> ProgramResult:
-        return await self.inner.run_program(code, timeout_s)
+    async def run_program(
+        self, code: str, timeout_s: float = 10.0, *, output_limit: int | None = None
+    ) -> ProgramResult:
+        return await self.inner.run_program(code, timeout_s, output_limit=output_limit)
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[ReplSession]:
