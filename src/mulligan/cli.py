@@ -84,6 +84,7 @@ Sample = Literal["first", "random"]
 CheckerMode = Literal["mint", "strict"]
 CacheMode = Literal["auto", "on", "read", "write", "off"]
 IsolationRequest = Literal["auto", "bwrap", "rlimits", "rlimits-only", "rlimits-only-as-root"]
+StopRule = Literal["at-correct", "never"]
 ReportFormat = Literal["table", "json", "csv"]
 
 
@@ -250,6 +251,14 @@ def run(
     judge_temperature: Annotated[float | None, typer.Option(help="judge's temperature")] = None,
     judge_max_tokens: Annotated[int | None, typer.Option(help="judge's max tokens")] = None,
     judge_concurrency: Annotated[int | None, typer.Option(help="judge calls in flight")] = None,
+    judge_reads_feedback: Annotated[
+        bool | None,
+        typer.Option(
+            "--judge-reads-feedback/--judge-ignores-feedback",
+            help="the judge also reads what verdict each textual feedback states (for the "
+            "simulated user's agreement with the checker in the report)",
+        ),
+    ] = None,
     judge_model_args: Annotated[
         list[str] | None,
         typer.Option(
@@ -271,6 +280,14 @@ def run(
         typer.Option(
             "--reject-repeats/--allow-repeats",
             help="friction mitigation: refuse a proposal that repeats a wrong answer",
+        ),
+    ] = None,
+    stop: Annotated[
+        StopRule | None,
+        typer.Option(
+            help="at-correct: an episode ends at its first correct proposal (MINT); never: it "
+            "goes on until turns or proposals are used up, every proposal judged (regression, "
+            "flips, self-refinement without the verdict bit)"
         ),
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="max tokens per model turn")] = None,

@@ -186,6 +186,12 @@ class JudgeConfig(_Role):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1)
     concurrency: Annotated[int | None, NOT_HASHED] = Field(default=None, ge=1)
+    # Not hashed: the policy never sees what the judge reads; only the report's agreement does.
+    reads_feedback: Annotated[bool, NOT_HASHED] = Field(
+        default=False,
+        description="the judge also reads what verdict each textual feedback states, for the "
+        "simulated user's agreement with the checker (one judge call per such feedback)",
+    )
 
     _provider = field_validator("model")(_has_provider)
 
@@ -305,7 +311,8 @@ class RunConfig(BaseModel):
         fields = {
             name: value
             for name, value in self.result_fields().items()
-            if value or name not in _ARGS_OF_MODEL
+            if (value or name not in _ARGS_OF_MODEL)
+            and not (name in _HASHED_UNLESS_DEFAULT and _HASHED_UNLESS_DEFAULT[name] == value)
         }
         blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -337,6 +344,9 @@ _RENAMED = {
     ("feedback", "args_file"): "feedback_model_config",
     ("judge", "args_file"): "judge_model_config",
 }
+# Result-defining options added after runs were stored: left out of the hash at their default
+# (the behaviour those runs had), so existing config hashes do not change.
+_HASHED_UNLESS_DEFAULT: dict[str, Any] = {"stop": "at-correct"}
 # Fields of a reused section that are not run options (episodes do not read it).
 _NOT_OPTIONS = {("episode", "check_timeout_s")}
 

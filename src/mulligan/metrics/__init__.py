@@ -1,5 +1,11 @@
 """Metrics: pure functions over stored episodes, each rate with a seeded bootstrap interval."""
 
+from mulligan.metrics.agreement import (
+    ConfusionMatrix,
+    SourceAgreement,
+    feedback_agreement,
+    stated_verdict,
+)
 from mulligan.metrics.compare import (
     ProviderValue,
     RunComparison,
@@ -24,6 +30,12 @@ from mulligan.metrics.feedback import (
     feedback_friction,
     leak_counts,
     leak_rate,
+)
+from mulligan.metrics.rank import RankAgreement, kendall_tau_b, rank_agreement, spearman
+from mulligan.metrics.refinement import (
+    ChallengeEffect,
+    RefinementSummary,
+    summarize_refinement,
 )
 from mulligan.metrics.stats import (
     DEFAULT_BOOTSTRAP,
@@ -57,6 +69,8 @@ from mulligan.metrics.turns import mean_reciprocal_rank, mean_turns_to_success, 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
     "BootstrapConfig",
+    "ChallengeEffect",
+    "ConfusionMatrix",
     "CostSummary",
     "CostTotals",
     "Estimate",
@@ -67,17 +81,22 @@ __all__ = [
     "PairedTest",
     "ProviderCount",
     "ProviderValue",
+    "RankAgreement",
+    "RefinementSummary",
     "RunComparison",
     "RunSummary",
+    "SourceAgreement",
     "SourceCount",
     "SuiteSummary",
     "TrendFit",
     "compare_runs",
     "cost_per_solved",
     "delta_feedback",
+    "feedback_agreement",
     "feedback_counts",
     "feedback_friction",
     "feedback_provider_value",
+    "kendall_tau_b",
     "leak_counts",
     "leak_rate",
     "linear_trend",
@@ -92,15 +111,19 @@ __all__ = [
     "paired_difference",
     "proportion_estimate",
     "proposals",
+    "rank_agreement",
     "ratio_estimate",
     "recall_at_budget",
     "recovery_rate",
     "regression_rate",
     "repeated_answer_rate",
+    "spearman",
     "sr_at_k_curve",
     "sr_at_k_estimates",
     "sr_trend",
+    "stated_verdict",
     "success_rate_at_k",
+    "summarize_refinement",
     "summarize_run",
     "unpaired_difference",
     "wilson_interval",
