@@ -126,11 +126,13 @@ async def test_verdict_free_feedback_reads_the_same_after_right_and_wrong(spec: 
 async def test_judge_scores_checklists_and_reads_feedback_verdicts() -> None:
     task = reasoning_task("36").model_copy(update={"checklist": ("A number.", "The product.")})
     judge_model = CannedModel(
-        lambda p: "1. YES - fine\n2. NO - missing"
-        if "Checklist:" in p
-        else "VERDICT: GOOD"
-        if "Feedback:" in p
-        else "VERDICT: BAD"
+        lambda p: (
+            "1. YES - fine\n2. NO - missing"
+            if "Checklist:" in p
+            else "VERDICT: GOOD"
+            if "Feedback:" in p
+            else "VERDICT: BAD"
+        )
     )
     judge = LLMJudge(judge_model, reads_feedback=True)  # type: ignore[arg-type]
     episode = await _episode(task, ["30", "36"], "self", judge, max_turns=2, stop="never")
