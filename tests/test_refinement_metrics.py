@@ -232,3 +232,46 @@ def test_model_families_and_the_run_start_warning(tmp_path: Path) -> None:
     assert "--stop never with feedback binary, llm" in lines[1]
     quiet = RunConfig(model="local/qwen2.5-coder-0.5b", feedback="self", stop="never")
     assert warn_protocol(quiet) == []
+
+
+def _store(run_dir: Path, episodes: list[Episode], **config: object) -> None:
+    from mulligan.store import RunStore
+
+    with RunStore(run_dir) as store:
+        store.create_run(
+            episodes[0].run_id, "h", {"config": {"model": episodes[0].model, **config}}
+        )
+        for episode in episodes:
+            store.save_episode(episode)
+
+
+def test_report_rank_agreement_and_protocol_tables_from_the_cli(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mulligan.cli import app
+
+    for name, scores in {
+        "cheap": {"a": [True, False, False], "b": [True, True, False], "c": [False] * 3},
+        "dear": {"a": [True, True, False], "b": [True] * 3, "c": [False] * 3},
+    }.items():
+        for model, episodes in _setting(scores).items():
+            _store(tmp_path / name / model, episodes)
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["report", str(tmp_path / "cheap"), str(tmp_path / "dear"), "--rank-agreement"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "spearman" in result.output and "kendall" in result.output
+    assert "bootstrap" in result.output and "1.000" in result.output
+    one = runner.invoke(app, ["report", str(tmp_path / "cheap"), "--rank-agreement"])
+    assert one.exit_code == 2 and "takes two settings" in one.output
+    _store(
+        tmp_path / "never",
+        [E1, E2, E3, E4],
+        stop="never",
+        feedback="llm",
+        feedback_model="local/qwen2.5-coder-1.5b",
+    )
+    shown = runner.invoke(app, ["report", str(tmp_path / "never")])
+    assert shown.exit_code == 0, shown.output
+    assert "regression (right, then wrong)" in shown.output

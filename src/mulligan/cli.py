@@ -461,6 +461,15 @@ def report(
             help="RUN_DIR holds runs imported with `mulligan import mint`: print MINT's columns",
         ),
     ] = False,
+    rank_agreement: Annotated[
+        bool,
+        typer.Option(
+            "--rank-agreement",
+            help="two settings A B (each a directory of runs, one per model, or run directories "
+            "joined by commas): do they rank the models alike? Spearman and Kendall, bootstrap "
+            "over tasks",
+        ),
+    ] = False,
 ) -> None:
     """Print SR@k per suite and overall (micro-average over episodes, like MINT), with 95% CIs.
 
@@ -476,6 +485,9 @@ def report(
                 "--mint-leaderboard takes one directory: the --out of `mulligan import mint`"
             )
         _report_mint_leaderboard(run_dirs[0], format)
+        return
+    if rank_agreement:
+        _report_rank_agreement(run_dirs, format)
         return
     if html is not None:
         path = write_html_report(run_dirs, html, max_episodes_per_run=max_episodes)
@@ -498,6 +510,28 @@ def report(
         _print_tables(numbers["summary"], numbers["label"])
         _print_usage(numbers["summary"]["cost"])
         _print_feedback(numbers["feedback"]["sources"])
+    from mulligan.report.protocol import print_protocol
+
+    print_protocol(console, data["runs"])
+
+
+def _report_rank_agreement(settings: list[Path], format: str) -> None:
+    """``mulligan report A B --rank-agreement``: the two settings' model rankings compared."""
+    from mulligan.report.protocol import rank_agreement_data, rank_table
+
+    if len(settings) != 2:
+        raise _fail(
+            "--rank-agreement takes two settings, A and B: each a directory of runs (one per "
+            "model) or run directories joined by commas"
+        )
+    try:
+        data = rank_agreement_data(str(settings[0]), str(settings[1]))
+    except MulliganError as exc:
+        raise _fail(str(exc)) from exc
+    if format == "json":
+        print(json.dumps(data, indent=2))
+        return
+    console.print(rank_table(data))
 
 
 @app.command()

@@ -4,7 +4,7 @@ ConvCodeWorld's check (Han et al., 2025) that a cheap, reproducible setting (e.g
 replayed feedback) can stand in for an expensive one (live LLM feedback): run the same models
 under both, and compare the models' order. Each setting is a set of runs, one per model (runs
 are matched by their policy model); a model's score is its SR@K over the tasks both settings
-share, K the smaller turn budget.
+share, K each setting's own turn budget (its runs' largest).
 
 - **Spearman's rho**: Pearson's correlation of the two score vectors' ranks (ties get their
   average rank).
@@ -100,7 +100,8 @@ class RankAgreement(BaseModel):
     scores_a: list[float]
     scores_b: list[float]
     tasks: int
-    k: int
+    k_a: int
+    k_b: int
     spearman: Correlation
     kendall: Correlation
     confidence: float
@@ -151,9 +152,11 @@ def rank_agreement(
     models = sorted(set(setting_a) & set(setting_b))
     if not models:
         raise ValueError("the two settings share no policy model: nothing to rank")
-    k = min(max((e.max_turns for e in eps), default=1) for s in (setting_a, setting_b)
-            for eps in s.values())  # fmt: skip
-    outcomes = [(_outcomes(setting_a[m], k), _outcomes(setting_b[m], k)) for m in models]
+    k_a, k_b = (
+        max(e.max_turns for m in models for e in setting[m]) if models else 1
+        for setting in (setting_a, setting_b)
+    )
+    outcomes = [(_outcomes(setting_a[m], k_a), _outcomes(setting_b[m], k_b)) for m in models]
     tasks = sorted(set.intersection(*(set(a) & set(b) for a, b in outcomes)))
     if not tasks:
         raise ValueError("the two settings' runs share no task: nothing to compare")
@@ -164,7 +167,8 @@ def rank_agreement(
         scores_a=[float(x) for x in matrix_a.mean(axis=1)],
         scores_b=[float(x) for x in matrix_b.mean(axis=1)],
         tasks=len(tasks),
-        k=k,
+        k_a=k_a,
+        k_b=k_b,
         spearman=_correlation(matrix_a, matrix_b, spearman, bootstrap),
         kendall=_correlation(matrix_a, matrix_b, kendall_tau_b, bootstrap),
         confidence=bootstrap.confidence,
