@@ -97,18 +97,20 @@ def main() -> None:
     args = parser.parse_args()
 
     tasks = load_refinebench(args.data, args.limit)
-    config = RunConfig(
-        suite="mint",  # the tasks are passed in; the suite name only labels the run
-        model=args.model,
-        turns=args.turns,
-        proposals=args.turns,
-        stop="never",
-        max_tokens=args.max_tokens,
-        feedback=args.feedback,
-        feedback_model=args.judge_model if args.feedback != "none" else None,
-        judge_model=args.judge_model,
-        out=args.out,
-        concurrency=1,
+    config = RunConfig.model_validate(
+        dict(
+            suite="mint",  # the tasks are passed in; the suite name only labels the run
+            model=args.model,
+            turns=args.turns,
+            proposals=args.turns,
+            stop="never",
+            max_tokens=args.max_tokens,
+            feedback=args.feedback,
+            feedback_model=args.judge_model if args.feedback != "none" else None,
+            judge_model=args.judge_model,
+            out=args.out,
+            concurrency=1,
+        )
     )
     outcome = asyncio.run(execute_run(config, resume=True, tasks=tasks))
     print(f"{outcome.finished} finished, {outcome.failed} failed, in {outcome.wall_s:.0f}s")
