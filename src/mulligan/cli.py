@@ -440,6 +440,11 @@ def _print_run(summary: RunOutcome, out: Path) -> None:
     (numbers,) = report_data([out])["runs"]
     _print_tables(numbers["summary"], str(out))
     _print_usage(numbers["summary"]["cost"])
+    from mulligan.report.protocol import refinement_table
+
+    refined = refinement_table(numbers)  # under --stop never (or with checklists) only
+    if refined is not None:
+        console.print(refined)
 
 
 @app.command()
