@@ -276,13 +276,10 @@ def test_report_rank_agreement_and_protocol_tables_from_the_cli(tmp_path: Path) 
     assert shown.exit_code == 0, shown.output
     assert "regression (right, then wrong)" in shown.output
     assert "same family (qwen)" not in shown.output  # the policy here is "m"
-    _store(
-        tmp_path / "kin",
-        [E1],
-        model="local/qwen2.5-coder-0.5b",
-        feedback="binary+llm",
-        feedback_model="local/qwen2.5-coder-1.5b",
-    )
+    written = _fb(1, "textual", "model:local/qwen2.5-coder-1.5b", "Check step 2.", None)
+    kin_episode = _episode("1", [(1, False), (2, True)], feedback=[written])
+    # the warning names the models that wrote feedback (imported runs store no spec)
+    _store(tmp_path / "kin", [kin_episode], model="local/qwen2.5-coder-0.5b")
     kin = runner.invoke(app, ["report", str(tmp_path / "kin")])
     assert kin.exit_code == 0 and "same family (qwen)" in kin.output
     page = tmp_path / "r.html"

@@ -70,7 +70,6 @@ from typing import Any
 from mulligan import __version__
 from mulligan.errors import MulliganError
 from mulligan.events import Episode, FeedbackEvent
-from mulligan.feedback import feedback_needs
 from mulligan.metrics import (
     DEFAULT_BOOTSTRAP,
     BootstrapConfig,
@@ -264,21 +263,19 @@ def build_report_data(
 def protocol_data(run: LoadedRun, bootstrap: BootstrapConfig) -> dict[str, Any]:
     """A run's refinement-protocol keys: ``stop``, ``refinement``, ``feedback_agreement`` and
     ``warnings`` (see the module docstring)."""
-    options = run.manifest.get("config", {}) if isinstance(run.manifest, dict) else {}
-    policy = options.get("model") or (run.models[0] if run.models else "")
-    spec = str(options.get("feedback") or "none")
-    # a feedback model only counts where the spec used one (stored options keep it otherwise)
-    try:
-        uses_feedback_model = "feedback_model" in feedback_needs(spec)
-    except ValueError:  # a spec this version no longer parses: assume it did
-        uses_feedback_model = True
-    warnings = role_overlap_warnings(
-        str(policy),
-        {
-            "feedback": options.get("feedback_model") if uses_feedback_model else None,
-            "judge": options.get("judge_model"),
-        },
+    manifest = run.manifest if isinstance(run.manifest, dict) else {}
+    # mulligan's runs keep their options under "config"; imported MINT runs at the top
+    options = manifest.get("config") or manifest
+    policy = str(options.get("model") or (run.models[0] if run.models else ""))
+    # the feedback models that actually wrote feedback (``self`` is the policy by design)
+    writers = sorted(
+        source.removeprefix("model:")
+        for kind, source in run.providers
+        if source.startswith("model:") and kind != "self"
     )
+    warnings = [
+        line for writer in writers for line in role_overlap_warnings(policy, {"feedback": writer})
+    ] + role_overlap_warnings(policy, {"judge": options.get("judge_model")})
     return {
         "stop": options.get("stop", "at-correct"),
         "refinement": summarize_refinement(run.episodes, bootstrap).model_dump(mode="json"),
