@@ -9,7 +9,8 @@ Grammar::
 Parts run in order after every action; later providers see earlier providers' events. Examples:
 ``none``, ``binary``, ``unary``, ``tests:partial``, ``tests:share=0.25``, ``llm``,
 ``llm:no-reference:novice``, ``llm:binary``, ``llm:persona=busy``, ``critic``, ``checklist``,
-``self``, ``tests+llm:expert``, ``binary+llm:no-reference``, ``llm:leak=regenerate:regen=3``.
+``self``, ``tests+llm:expert``, ``binary+llm:no-reference``, ``llm:leak=regenerate:regen=3``,
+``challenge``, ``challenge:right:indirect``, ``challenge:none``.
 Every part also accepts ``leak=flag|redact|regenerate`` and ``regen=N`` (see
 :class:`~mulligan.feedback.leak.LeakPolicy`).
 
