@@ -41,15 +41,18 @@ def load_refinebench(data: Path, limit: int) -> list[Task]:
     tasks = []
     for line in path.read_text(encoding="utf-8").splitlines()[:limit]:
         row = json.loads(line)
+        answer = row["reference_answer"]
+        # some references are lists of parts (one per sub-question): join them
+        reference = "\n\n".join(map(str, answer)) if isinstance(answer, list) else str(answer)
         tasks.append(
             Task(
                 id=str(row["index"]),
                 suite="refinebench",
                 category="reasoning",
                 prompt=str(row["question"]),
-                reference=str(row["reference_answer"]),
+                reference=reference,
                 checker="exact_match",
-                gold_solution=str(row["reference_answer"]),
+                gold_solution=reference,
                 checklist=tuple(str(item) for item in row["checklist"]),
                 metadata={"field": row.get("field"), "subject": row.get("subject")},
             )

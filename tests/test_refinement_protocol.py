@@ -218,3 +218,25 @@ def test_challenge_options_parse_and_contradictions_are_refused() -> None:
     assert part.flags == {"claim": "right", "style": "indirect"}
     with pytest.raises(ValueError, match="contradict"):
         parse_feedback_spec("challenge:right:wrong")
+
+
+class _Overflowing(CannedModel):
+    """A judge whose context window every checklist prompt overflows."""
+
+    async def generate(self, messages: Any, params: Any, context: Any = None) -> Completion:
+        from mulligan.models.base import ContextWindowExceeded
+
+        if "Checklist:" in messages[-1].content:
+            raise ContextWindowExceeded("the prompt has 5908 tokens (test)")
+        return await super().generate(messages, params, context)
+
+
+async def test_a_checklist_too_long_for_the_judge_leaves_items_unjudged_not_the_episode() -> None:
+    task = reasoning_task("36").model_copy(update={"checklist": ("A number.", "The product.")})
+    judge = LLMJudge(_Overflowing(["VERDICT: BAD"]))  # type: ignore[arg-type]
+    episode = await _episode(task, ["36"], judge=judge, max_turns=1, stop="never")
+    assert episode.status == "finished" and episode.success
+    (verdict,) = [e for e in episode.events if isinstance(e, VerdictEvent)]
+    assert verdict.checklist == (None, None) and verdict.checklist_score is None
+    errors = [e for e in episode.events if getattr(e, "where", None) == "judge:checklist"]
+    assert len(errors) == 1 and not errors[0].fatal

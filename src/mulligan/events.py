@@ -128,8 +128,8 @@ class VerdictEvent(_Event):
     @property
     def checklist_score(self) -> float | None:
         """Share of the task's checklist items the judge found satisfied (unjudged items count
-        as not satisfied), or None without a checklist."""
-        if not self.checklist:
+        as not satisfied), or None without a checklist or when no item was judged."""
+        if not self.checklist or all(mark is None for mark in self.checklist):
             return None
         return sum(1 for mark in self.checklist if mark) / len(self.checklist)
 

@@ -16,8 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mulligan.events import Event, Message
-from mulligan.models.base import CallContext, GenerateParams, Model
+from mulligan.events import ErrorEvent, Event, Message
+from mulligan.models.base import (
+    CallContext,
+    Completion,
+    ContextWindowExceeded,
+    GenerateParams,
+    Model,
+)
 from mulligan.prompts import load_template, parse_binary_verdict, parse_checklist
 from mulligan.tasks.base import CheckResult, Task
 
@@ -88,12 +94,9 @@ class LLMJudge:
         params = self.params.model_copy(
             update={"max_tokens": max(self.params.max_tokens, CHECKLIST_PARAMS.max_tokens)}
         )
-        completion = await self.model.generate(
-            [Message(role="user", content=prompt)],
-            params,
-            CallContext(task=task, turn=turn, epoch=epoch),
-        )
-        emit(completion.to_event(turn, "judge", params.temperature))
+        completion = await self._ask(prompt, params, task, turn, epoch, emit, "checklist")
+        if completion is None:
+            return (None,) * len(task.checklist)
         return tuple(ok for ok, _ in parse_checklist(completion.text, len(task.checklist)))
 
     async def read_feedback_verdict(
@@ -111,10 +114,29 @@ class LLMJudge:
         prompt = self.feedback_template.render(
             task_text=task.prompt, answer=answer[:MAX_ANSWER_CHARS], feedback=feedback
         ).strip()
-        completion = await self.model.generate(
-            [Message(role="user", content=prompt)],
-            self.params,
-            CallContext(task=task, turn=turn, epoch=epoch),
-        )
-        emit(completion.to_event(turn, "judge", self.params.temperature))
-        return parse_binary_verdict(completion.text)
+        completion = await self._ask(prompt, self.params, task, turn, epoch, emit, "feedback")
+        return None if completion is None else parse_binary_verdict(completion.text)
+
+    async def _ask(
+        self,
+        prompt: str,
+        params: GenerateParams,
+        task: Task,
+        turn: int,
+        epoch: int,
+        emit: Callable[[Event], None],
+        duty: str,
+    ) -> Completion | None:
+        """One recorded judge call for a side duty; None (and an error event) when the prompt
+        does not fit the judge's context window: a long task must not end the episode."""
+        try:
+            completion = await self.model.generate(
+                [Message(role="user", content=prompt)],
+                params,
+                CallContext(task=task, turn=turn, epoch=epoch),
+            )
+        except ContextWindowExceeded as exc:
+            emit(ErrorEvent(turn=turn, where=f"judge:{duty}", message=str(exc)))
+            return None
+        emit(completion.to_event(turn, "judge", params.temperature))
+        return completion
