@@ -110,7 +110,7 @@ def checklist_at_turn(
     without a scored proposal by then left out)."""
     scores = []
     for episode in episodes:
-        scored = [v for v in proposals(episode) if v.checklist]
+        scored = [v for v in proposals(episode) if v.checklist_score is not None]
         latest = _latest(scored, turn)
         if latest is not None and latest.checklist_score is not None:
             scores.append(latest.checklist_score)
