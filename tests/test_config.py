@@ -58,10 +58,20 @@ FLAT_NAMES = {
     "allow_weak_isolation", "fail_on_error", "model_args", "model_config", "feedback_model_args",
     "feedback_model_config", "judge_model_args", "judge_model_config",
 }  # fmt: skip
-# Options added since the nesting; none of them changes results (so none is hashed).
-ADDED_SINCE = {"isolation", "allow_weak_isolation"}
-# Result-defining options added since: hashed only when set, so the pinned hashes stay.
+# Options added since the nesting that do not change results (so are not hashed).
+ADDED_SINCE = {"isolation", "allow_weak_isolation", "judge_reads_feedback"}
+# Result-defining options added since: hashed only when set (away from their default, the
+# behaviour of runs stored before them), so the pinned hashes above hold.
 ADDED_HASHED_WHEN_SET = {"fork_from", "at_turn", "samples", "frozen"}
+ADDED_HASHED_SINCE = {"stop": "at-correct"}
+
+
+@pytest.mark.parametrize("name", sorted(ADDED_HASHED_SINCE))
+def test_added_result_options_hash_only_away_from_their_default(name: str) -> None:
+    default = ADDED_HASHED_SINCE[name]
+    assert RunConfig.model_validate({name: default}).config_hash() == PINNED["defaults"][1]
+    other = {"stop": "never"}[name]
+    assert RunConfig.model_validate({name: other}).config_hash() != PINNED["defaults"][1]
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
@@ -75,14 +85,20 @@ def test_result_fields_are_the_flat_result_defining_options() -> None:
         "data_dir", "out", "concurrency", "sandbox_pool", "cache", "base_url",
         "feedback_concurrency", "judge_concurrency", "isolation", "allow_weak_isolation",
         "fail_on_error", "model_config", "feedback_model_config", "judge_model_config",
+        "judge_reads_feedback",
     }  # fmt: skip
+    # Options added later are result fields only away from their default.
     assert set(RunConfig().result_fields()) == FLAT_NAMES - operational
+    assert RunConfig.model_validate({"stop": "never"}).result_fields()["stop"] == "never"
 
 
 def test_the_option_names_are_todays_flat_names() -> None:
-    assert set(OPTIONS) == FLAT_NAMES | ADDED_SINCE | ADDED_HASHED_WHEN_SET
-    assert all(OPTIONS[name].hashed for name in ADDED_HASHED_WHEN_SET)
+    assert set(OPTIONS) == FLAT_NAMES | ADDED_SINCE | ADDED_HASHED_WHEN_SET | set(
+        ADDED_HASHED_SINCE
+    )
+    assert all(OPTIONS[name].hashed for name in ADDED_HASHED_WHEN_SET | set(ADDED_HASHED_SINCE))
     assert not any(OPTIONS[name].hashed for name in ADDED_SINCE)
+    assert all(OPTIONS[name].hashed for name in ADDED_HASHED_SINCE)
     assert (OPTIONS["turns"].section, OPTIONS["turns"].field) == ("episode", "max_turns")
     assert (OPTIONS["feedback"].section, OPTIONS["feedback"].field) == ("feedback", "spec")
     assert (OPTIONS["judge_concurrency"].section, OPTIONS["judge_concurrency"].hashed) == (
@@ -128,7 +144,9 @@ def test_errors_name_options_by_their_flat_names() -> None:
     message = str(caught.value)
     assert "  turns: Input should be greater than or equal to 1 (got 0)" in message
     assert "episode.check_timeout_s: unknown option" in message  # not a run option
-    known = ", ".join(sorted(FLAT_NAMES | ADDED_SINCE | ADDED_HASHED_WHEN_SET))
+    known = ", ".join(
+        sorted(FLAT_NAMES | ADDED_SINCE | ADDED_HASHED_WHEN_SET | set(ADDED_HASHED_SINCE))
+    )
     assert f"  modle: unknown option; known options: {known}" in message
 
 

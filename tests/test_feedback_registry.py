@@ -107,6 +107,7 @@ def test_registering_checks_the_name_and_refuses_duplicates(shout: KindInfo) -> 
         ("critic", "critique"),
         ("checklist", "checklist"),
         ("self", "self"),
+        ("challenge", "challenge"),
     ],
 )
 def test_each_kind_produces_the_event_kinds_it_declares(spec: str, expected: str) -> None:
@@ -118,7 +119,7 @@ def test_each_kind_produces_the_event_kinds_it_declares(spec: str, expected: str
 
 def test_every_builtin_kind_is_covered_by_the_mapping_test() -> None:
     assert set(FEEDBACK_PROVIDERS) == {
-        "none", "unary", "binary", "tests", "llm", "critic", "checklist", "self"
+        "none", "unary", "binary", "tests", "llm", "critic", "checklist", "self", "challenge"
     }  # fmt: skip
 
 

@@ -106,6 +106,7 @@ Sample = Literal["first", "random"]
 CheckerMode = Literal["mint", "strict"]
 CacheMode = Literal["auto", "on", "read", "write", "off"]
 IsolationRequest = Literal["auto", "bwrap", "rlimits", "rlimits-only", "rlimits-only-as-root"]
+StopRule = Literal["at-correct", "never"]
 ReportFormat = Literal["table", "json", "csv"]
 
 
@@ -284,6 +285,14 @@ def run(
     judge_temperature: Annotated[float | None, typer.Option(help="judge's temperature")] = None,
     judge_max_tokens: Annotated[int | None, typer.Option(help="judge's max tokens")] = None,
     judge_concurrency: Annotated[int | None, typer.Option(help="judge calls in flight")] = None,
+    judge_reads_feedback: Annotated[
+        bool | None,
+        typer.Option(
+            "--judge-reads-feedback/--judge-ignores-feedback",
+            help="the judge also reads what verdict each textual feedback states (for the "
+            "simulated user's agreement with the checker in the report)",
+        ),
+    ] = None,
     judge_model_args: Annotated[
         list[str] | None,
         typer.Option(
@@ -305,6 +314,14 @@ def run(
         typer.Option(
             "--reject-repeats/--allow-repeats",
             help="friction mitigation: refuse a proposal that repeats a wrong answer",
+        ),
+    ] = None,
+    stop: Annotated[
+        StopRule | None,
+        typer.Option(
+            help="at-correct: an episode ends at its first correct proposal (MINT); never: it "
+            "goes on until turns or proposals are used up, every proposal judged (regression, "
+            "flips, self-refinement without the verdict bit)"
         ),
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="max tokens per model turn")] = None,
@@ -496,6 +513,11 @@ def _print_run(summary: RunOutcome, out: Path) -> None:
     _print_pass_k(numbers["summary"])
     _print_branches(numbers["summary"])
     _print_usage(numbers["summary"]["cost"])
+    from mulligan.report.protocol import refinement_table
+
+    refined = refinement_table(numbers)  # under --stop never (or with checklists) only
+    if refined is not None:
+        console.print(refined)
 
 
 @app.command()
@@ -517,6 +539,15 @@ def report(
             help="RUN_DIR holds runs imported with `mulligan import mint`: print MINT's columns",
         ),
     ] = False,
+    rank_agreement: Annotated[
+        bool,
+        typer.Option(
+            "--rank-agreement",
+            help="two settings A B (each a directory of runs, one per model, or run directories "
+            "joined by commas): do they rank the models alike? Spearman and Kendall, bootstrap "
+            "over tasks",
+        ),
+    ] = False,
 ) -> None:
     """Print SR@k per task and overall (micro-average over episodes, like MINT), with 95% CIs.
 
@@ -532,6 +563,9 @@ def report(
                 "--mint-leaderboard takes one directory: the --out of `mulligan import mint`"
             )
         _report_mint_leaderboard(run_dirs[0], format)
+        return
+    if rank_agreement:
+        _report_rank_agreement(run_dirs, format)
         return
     if html is not None:
         path = write_html_report(run_dirs, html, max_episodes_per_run=max_episodes)
@@ -556,6 +590,28 @@ def report(
         _print_branches(numbers["summary"])
         _print_usage(numbers["summary"]["cost"])
         _print_feedback(numbers["feedback"]["sources"])
+    from mulligan.report.protocol import print_protocol
+
+    print_protocol(console, data["runs"])
+
+
+def _report_rank_agreement(settings: list[Path], format: str) -> None:
+    """``mulligan report A B --rank-agreement``: the two settings' model rankings compared."""
+    from mulligan.report.protocol import rank_agreement_data, rank_table
+
+    if len(settings) != 2:
+        raise _fail(
+            "--rank-agreement takes two settings, A and B: each a directory of runs (one per "
+            "model) or run directories joined by commas"
+        )
+    try:
+        data = rank_agreement_data(str(settings[0]), str(settings[1]))
+    except MulliganError as exc:
+        raise _fail(str(exc)) from exc
+    if format == "json":
+        print(json.dumps(data, indent=2))
+        return
+    console.print(rank_table(data))
 
 
 @app.command()

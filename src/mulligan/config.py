@@ -217,6 +217,12 @@ class JudgeConfig(_Role):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1)
     concurrency: Annotated[int | None, NOT_HASHED] = Field(default=None, ge=1)
+    # Not hashed: the policy never sees what the judge reads; only the report's agreement does.
+    reads_feedback: Annotated[bool, NOT_HASHED] = Field(
+        default=False,
+        description="the judge also reads what verdict each textual feedback states, for the "
+        "simulated user's agreement with the checker (one judge call per such feedback)",
+    )
 
     _provider = field_validator("model")(_has_provider)
 
@@ -442,11 +448,15 @@ _ARGS_OF_MODEL = {
 }
 
 
-# Result-defining options added after runs were stored: hashed only when set (not default).
-_HASHED_WHEN_SET: dict[str, Any] = {
-    o.name: ForkConfig().model_dump(mode="json")[o.field]
-    for o in OPTIONS.values()
-    if o.section == "fork"
+# Result-defining options added after runs were stored: left out of the hash at their default
+# (the behaviour those runs had), so existing config hashes do not change.
+_HASHED_UNLESS_DEFAULT: dict[str, Any] = {
+    "stop": "at-correct",
+    **{
+        o.name: ForkConfig().model_dump(mode="json")[o.field]
+        for o in OPTIONS.values()
+        if o.section == "fork"
+    },
 }
 
 
@@ -459,7 +469,7 @@ def result_options(options: Mapping[str, Any]) -> dict[str, Any]:
         option = OPTIONS.get(name)
         if option is None or not option.hashed:
             continue
-        if name in _HASHED_WHEN_SET and value == _HASHED_WHEN_SET[name]:
+        if name in _HASHED_UNLESS_DEFAULT and value == _HASHED_UNLESS_DEFAULT[name]:
             continue  # an option added later, unused: older runs keep their hashes
         if name in _ARGS_OF_MODEL:
             value = result_args(options.get(_ARGS_OF_MODEL[name]), value or {})

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mulligan.actions import STOP_SEQUENCES, ParsedAction, answer_key, parse_action
 from mulligan.events import (
@@ -54,6 +54,11 @@ from mulligan.prompts import (
 )
 from mulligan.tasks.base import Checker, CheckResult, CodeRunner, Task
 
+StopRule = Literal["at-correct", "never"]
+"""When an episode ends early: ``at-correct`` (MINT's protocol) at the first correct proposal;
+``never``: only when its turns or proposals are used up, so every later proposal is judged too
+(regression, flips and self-refinement without the verdict bit; see ``metrics.refinement``)."""
+
 
 class EpisodeLimits(BaseModel):
     """Budgets of one episode."""
@@ -75,6 +80,22 @@ class EpisodeLimits(BaseModel):
         description="a proposal repeating an earlier wrong answer is refused without using a "
         "proposal; the model is told it already tried that",
     )
+    stop: StopRule = Field(
+        default="at-correct",
+        description="at-correct: the episode ends at the first correct proposal (MINT); never: "
+        "it goes on until its turns or proposals are used up, every proposal judged",
+    )
+
+    @model_validator(mode="after")
+    def _repeats_would_leak_the_verdict(self) -> EpisodeLimits:
+        # Only wrong answers are refused as repeats: under stop=never (where the policy must not
+        # learn the verdict from anything but its feedback) the refusal would tell it.
+        if self.stop == "never" and self.reject_repeats:
+            raise ValueError(
+                "reject_repeats refuses only wrong answers, so under stop=never it would tell "
+                "the policy its verdict; drop one of the two"
+            )
+        return self
 
     def params_for_turn(self, params: GenerateParams, turn: int) -> GenerateParams:
         """Progressive temperature: ``min(temperature_max, t0 + step * (turn - 1))``. (Every
@@ -231,8 +252,8 @@ async def _drive(deps: EpisodeDeps, episode: Episode, messages: list[Message]) -
             outcome = await (_on_repeat if repeated else _HANDLERS[turn.parsed.kind])(
                 deps, state, turn
             )
-            if episode.success:  # solved: no feedback, no further turn
-                break
+            if episode.success and limits.stop == "at-correct":
+                break  # solved: no feedback, no further turn (MINT)
             feedback_events = await _collect_feedback(deps, state, turn, outcome.verdict)
             episode.events.extend(feedback_events)
             if state.proposals >= limits.max_proposals:
@@ -313,6 +334,11 @@ async def _on_solution(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Ou
     state.proposals += 1
     episode.proposals_used = state.proposals
     result, checker_name = await _judge_answer(deps, state, turn.number, answer)
+    marks = None
+    if deps.judge is not None and deps.task.checklist:
+        marks = await deps.judge.score_checklist(
+            deps.task, answer, turn.number, episode.key.epoch, episode.events.append
+        )
     verdict = VerdictEvent(
         turn=turn.number,
         proposal=state.proposals,
@@ -321,13 +347,17 @@ async def _on_solution(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Ou
         score=result.score,
         checker=checker_name,
         detail=result.detail,
+        checklist=marks,
     )
     episode.events.append(verdict)
-    if result.correct:
+    if result.correct and not episode.success:
+        # success_turn stays the first correct proposal's turn, so SR@k means the same under
+        # both stop rules; under stop=never the episode goes on and ends by budget.
         episode.success = True
         episode.success_turn = turn.number
-        episode.terminate_reason = "solved"
-    else:
+        if deps.limits.stop == "at-correct":
+            episode.terminate_reason = "solved"
+    elif not result.correct:
         state.wrong_answers.setdefault(answer_key(answer), state.proposals)
     return _Outcome(verdict=verdict)
 
@@ -404,7 +434,31 @@ async def _collect_feedback(
         event = await provider.feedback(ctx)
         if event is not None:
             out.append(event)
+    if deps.judge is not None and deps.judge.reads_feedback and verdict is not None:
+        out = [await _read_verdict(deps, state, verdict, event) for event in out]
     return out
+
+
+# Feedback whose verdict is stated in prose: the judge reads it (metrics.agreement parses the
+# verdict of binary-style kinds itself).
+_TEXTUAL_KINDS = frozenset({"textual", "critique", "self", "checklist"})
+
+
+async def _read_verdict(
+    deps: EpisodeDeps, state: _LoopState, verdict: VerdictEvent, event: FeedbackEvent
+) -> FeedbackEvent:
+    """``event`` with ``stated_verdict`` as the judge reads it (textual kinds only)."""
+    if deps.judge is None or event.kind not in _TEXTUAL_KINDS:
+        return event
+    stated = await deps.judge.read_feedback_verdict(
+        deps.task,
+        verdict.answer,
+        event.content,
+        event.turn,
+        state.episode.key.epoch,
+        state.episode.events.append,
+    )
+    return event.model_copy(update={"stated_verdict": stated})
 
 
 def failed_episode(

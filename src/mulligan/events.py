@@ -20,7 +20,7 @@ Expertise = Literal["none", "novice", "expert"]
 """ConvCodeWorld's verbal feedback levels; ``none`` for feedback without a speaker."""
 
 FeedbackKind = Literal[
-    "none", "unary", "binary", "tests", "textual", "critique", "checklist", "self"
+    "none", "unary", "binary", "tests", "textual", "critique", "checklist", "self", "challenge"
 ]
 """What a feedback event is; which spec kind produces which is listed in
 :mod:`mulligan.feedback.spec` (``KindInfo.events``)."""
@@ -147,6 +147,34 @@ class VerdictEvent(_Event):
     score: float = Field(ge=0.0, le=1.0)
     checker: str
     detail: str = ""
+    checklist: tuple[bool | None, ...] | None = Field(
+        default=None,
+        description="the judge's mark per checklist item of the task (None: item not judged); "
+        "None when the task has no checklist or the run no judge",
+    )
+
+    @property
+    def checklist_score(self) -> float | None:
+        """Share of the task's checklist items the judge found satisfied (unjudged items count
+        as not satisfied), or None without a checklist or when no item was judged."""
+        if not self.checklist or all(mark is None for mark in self.checklist):
+            return None
+        return sum(1 for mark in self.checklist if mark) / len(self.checklist)
+
+
+ClaimOrigin = Literal[
+    "reference", "perturbed-reference", "other-option", "negation", "previous-answer", "none"
+]
+"""Where a challenge's claimed answer came from (see :mod:`mulligan.feedback.challenge`)."""
+
+
+class ChallengeClaim(_Frozen):
+    """What a ``challenge`` feedback claimed ("Are you sure? I think the answer is X")."""
+
+    answer: str | None = Field(description="the claimed answer X; None for a bare 'Are you sure?'")
+    correct: bool | None = Field(description="whether X is right; None when nothing was claimed")
+    origin: ClaimOrigin
+    style: Literal["direct", "indirect"]
 
 
 class LeakFlags(_Frozen):
@@ -204,6 +232,14 @@ class FeedbackEvent(_Event):
     intervention: LeakIntervention = "none"
     regenerations: int = Field(default=0, ge=0, description="new drafts the leak guard asked for")
     replayed_from: FeedbackOrigin | None = None
+    claim: ChallengeClaim | None = Field(
+        default=None, description="a challenge's claim, with whether it was right"
+    )
+    stated_verdict: bool | None = Field(
+        default=None,
+        description="whether this feedback called the proposal right (True) or wrong (False), "
+        "as the judge read it; None: not read (see metrics.agreement)",
+    )
 
     @property
     def original_leak(self) -> LeakFlags:

@@ -26,10 +26,11 @@ from typing import Any
 
 from mulligan.config import ConfigError, RunConfig
 from mulligan.episode import SandboxProvider
-from mulligan.feedback import FeedbackProvider, get_feedback
+from mulligan.feedback import FeedbackProvider, get_feedback, verdict_parts
 from mulligan.judge import LLMJudge
 from mulligan.models import CachedModel, Model, get_model
 from mulligan.models.base import counters_of, identity_of
+from mulligan.models.family import role_overlap_warnings
 from mulligan.models.preflight import backend_of, check_endpoint
 from mulligan.models.registry import uses_base_url
 from mulligan.models.roles import RoleModel
@@ -78,6 +79,25 @@ def warn_unused_base_url(config: RunConfig) -> str | None:
         message += " (openai/ models read $OPENAI_BASE_URL instead)"
     log.warning(message)
     return message
+
+
+def warn_protocol(config: RunConfig) -> list[str]:
+    """Log (and return) what makes the run's graders or its stop rule less than they seem: a
+    feedback or judge model that is the policy or of its family, and, under ``--stop never``,
+    feedback parts that tell the policy the checker's verdict."""
+    feedback_model = config.feedback.model if config.feedback.spec.needs() else None
+    lines = role_overlap_warnings(
+        config.policy.model, {"feedback": feedback_model, "judge": config.judge.model}
+    )
+    revealing = verdict_parts(config.feedback.spec)
+    if config.episode.stop == "never" and revealing:
+        lines.append(
+            f"--stop never with feedback {', '.join(revealing)}: it tells the policy whether "
+            "each proposal was right, so what follows is not self-refinement without the verdict"
+        )
+    for line in lines:
+        log.warning(line)
+    return lines
 
 
 def build_feedback_model(config: RunConfig, policy: Model, given: Model | None) -> Model | None:
@@ -133,7 +153,8 @@ def build_judge(config: RunConfig, policy: Model, feedback_model: Model | None) 
             overrides={"temperature": role.temperature, "max_tokens": role.max_tokens},
             max_concurrency=role.concurrency,
             run_seed=config.seed,
-        )
+        ),
+        reads_feedback=role.reads_feedback,
     )
 
 
@@ -290,6 +311,7 @@ def build_components(
     tasks = _tasks(config) if tasks is None else tasks
     checkers = {name: get_checker(name) for name in {t.checker for t in tasks}}
     warn_unused_base_url(config)
+    warn_protocol(config)
     if model is None:
         policy = _backend(config.policy.model, config.policy.model_args, config)
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mulligan.feedback.base import FeedbackContext, FeedbackProvider, RevisableFeedback
 from mulligan.feedback.binary import BinaryFeedback
+from mulligan.feedback.challenge import ChallengeFeedback
 from mulligan.feedback.checklist import ChecklistFeedback
 from mulligan.feedback.critic import CritiqueFeedback
 from mulligan.feedback.leak import (
@@ -38,6 +39,7 @@ from mulligan.feedback.spec import (
     get_feedback,
     parse_feedback_spec,
     register_feedback_kind,
+    verdict_parts,
 )
 from mulligan.feedback.templates import FeedbackTemplate, load_template, template_versions
 from mulligan.feedback.unary import UnaryFeedback
@@ -48,6 +50,7 @@ __all__ = [
     "FEEDBACK_PROVIDERS",
     "PERSONAS",
     "BinaryFeedback",
+    "ChallengeFeedback",
     "ChecklistFeedback",
     "CritiqueFeedback",
     "FeedbackContext",
@@ -85,4 +88,5 @@ __all__ = [
     "register_feedback_kind",
     "replay_chain",
     "template_versions",
+    "verdict_parts",
 ]

@@ -1,14 +1,14 @@
 """Checklist feedback (RefineBench style): each rubric item of the task, satisfied or not.
 
-The items come from ``task.metadata['checklist']`` (a list of strings); tasks without one get
-no checklist feedback. The feedback model judges the latest proposal item by item; its reply
+The items come from ``Task.checklist`` (or ``task.metadata['checklist']``, a list of strings);
+tasks without one get no checklist feedback. Under ``--stop never`` it follows every proposal,
+right or wrong, so (without ``reference``) it does not tell the verdict. The feedback model judges the latest proposal item by item; its reply
 is parsed line by line (``3. YES - reason``) and shown as a checklist. Items it did not judge
 are shown as unknown rather than guessed.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,35 +16,23 @@ from mulligan.events import FeedbackEvent, FeedbackKind
 from mulligan.feedback.base import FeedbackContext
 from mulligan.feedback.model_feedback import ModelFeedback
 from mulligan.models.base import GenerateParams, Model
+from mulligan.prompts.verdict import parse_checklist
+from mulligan.tasks.base import Task
 
-_ITEM = re.compile(
-    r"^\s*(?:item\s*)?(\d+)\s*[.):\-]?\s*\**\s*(yes|no|satisfied|not\s+satisfied|unsatisfied)\b"
-    r"\**\s*[-–—:,.]?\s*(.*)$",
-    re.IGNORECASE | re.MULTILINE,
-)
+__all__ = ["ChecklistFeedback", "parse_checklist", "task_checklist"]
 
 
-def task_checklist(metadata: Any) -> list[str]:
-    """The checklist items of a task's metadata ([] when there are none)."""
-    items = metadata.get("checklist") if hasattr(metadata, "get") else None
+def task_checklist(task: Task) -> list[str]:
+    """The checklist items of a task: ``Task.checklist``, else ``metadata['checklist']`` (a list
+    of strings, the form before the field existed); [] when there are none."""
+    items: Any = task.checklist or task.metadata.get("checklist")
     if isinstance(items, str) or not isinstance(items, Sequence):
         return []
     return [str(item).strip() for item in items if str(item).strip()]
 
 
-def parse_checklist(reply: str, n: int) -> list[tuple[bool | None, str]]:
-    """``(satisfied, reason)`` for items 1..n; ``(None, "")`` where the reply says nothing."""
-    found: dict[int, tuple[bool | None, str]] = {}
-    for m in _ITEM.finditer(reply):
-        number = int(m.group(1))
-        if 1 <= number <= n and number not in found:
-            verdict = m.group(2).lower()
-            found[number] = (verdict in ("yes", "satisfied"), m.group(3).strip())
-    return [found.get(i, (None, "")) for i in range(1, n + 1)]
-
-
 class ChecklistFeedback(ModelFeedback):
-    """After each wrong proposal, the task's checklist with each item marked.
+    """After each proposal, the task's checklist with each item marked.
 
     Args:
         model: the grading model.
@@ -72,15 +60,15 @@ class ChecklistFeedback(ModelFeedback):
         )
 
     def applies(self, ctx: FeedbackContext) -> bool:
-        return ctx.action.kind == "solution" and bool(task_checklist(ctx.task.metadata))
+        return ctx.action.kind == "solution" and bool(task_checklist(ctx.task))
 
     def variables(self, ctx: FeedbackContext) -> dict[str, Any]:
         variables = super().variables(ctx)
-        variables["checklist"] = task_checklist(ctx.task.metadata)
+        variables["checklist"] = task_checklist(ctx.task)
         return variables
 
     def make_event(self, ctx: FeedbackContext, reply: str) -> FeedbackEvent | None:
-        items = task_checklist(ctx.task.metadata)
+        items = task_checklist(ctx.task)
         marks = parse_checklist(reply, len(items))
         done = sum(1 for ok, _ in marks if ok)
         lines = [f"Checklist ({done} of {len(items)} satisfied):"]

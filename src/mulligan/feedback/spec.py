@@ -9,7 +9,8 @@ Grammar::
 Parts run in order after every action; later providers see earlier providers' events. Examples:
 ``none``, ``binary``, ``unary``, ``tests:partial``, ``tests:share=0.25``, ``llm``,
 ``llm:no-reference:novice``, ``llm:binary``, ``llm:persona=busy``, ``critic``, ``checklist``,
-``self``, ``tests+llm:expert``, ``binary+llm:no-reference``, ``llm:leak=regenerate:regen=3``.
+``self``, ``tests+llm:expert``, ``binary+llm:no-reference``, ``llm:leak=regenerate:regen=3``,
+``challenge``, ``challenge:right:indirect``, ``challenge:none``.
 Every part also accepts ``leak=flag|redact|regenerate`` and ``regen=N`` (see
 :class:`~mulligan.feedback.leak.LeakPolicy`).
 
@@ -29,6 +30,7 @@ llm           textual, or binary with ``llm:binary``
 critic        critique
 checklist     checklist
 self          self
+challenge     challenge
 replay:DIR    those of the recorded run's spec
 ============  =====================================
 
@@ -52,6 +54,7 @@ from pydantic_core import core_schema
 from mulligan.events import FeedbackKind
 from mulligan.feedback.base import FeedbackProvider
 from mulligan.feedback.binary import BinaryFeedback
+from mulligan.feedback.challenge import CLAIMS, STYLES, ChallengeFeedback, ClaimMode, Style
 from mulligan.feedback.checklist import ChecklistFeedback
 from mulligan.feedback.critic import CritiqueFeedback
 from mulligan.feedback.leak import LEAK_MODES, LeakGuardedFeedback, LeakMode, LeakPolicy
@@ -124,6 +127,10 @@ class KindInfo:
         build: ``build(part, feedback_model, policy_model)`` -> the provider (raises ValueError
             on options that do not go together).
         events: the ``FeedbackEvent.kind`` values its provider produces.
+        reveals_verdict: ``reveals_verdict(part)``: whether the part's feedback depends on the
+            checker's verdict of the latest proposal (given after wrong ones only, or written
+            with the reference in view). Under ``--stop never`` only such parts tell the policy
+            whether it was right; a test checks every other kind's text and timing against it.
     """
 
     kind: str
@@ -133,6 +140,7 @@ class KindInfo:
     needs: tuple[Need, ...]
     build: Builder
     events: tuple[FeedbackKind, ...]
+    reveals_verdict: Callable[[FeedbackPart], bool] = lambda part: False
 
     def option_names(self) -> tuple[str, ...]:
         """The options as listed: each flag, and ``key=<placeholder>``."""
@@ -256,6 +264,7 @@ for _info in (
         (),
         lambda part, f, p: UnaryFeedback(fixed="phrasing" in part.flags),
         events=("unary",),
+        reveals_verdict=lambda part: True,
     ),
     KindInfo(
         "binary",
@@ -265,6 +274,7 @@ for _info in (
         (),
         lambda part, f, p: BinaryFeedback(),
         events=("binary",),
+        reveals_verdict=lambda part: True,
     ),
     KindInfo(
         "tests",
@@ -280,6 +290,7 @@ for _info in (
         ("runner",),
         _build_tests,
         events=("tests",),
+        reveals_verdict=lambda part: True,  # failing tests, and silence once they pass
     ),
     KindInfo(
         "llm",
@@ -294,6 +305,7 @@ for _info in (
         ("feedback_model",),
         _build_llm,
         events=("textual", "binary"),
+        reveals_verdict=lambda part: _reference(part, True),
     ),
     KindInfo(
         "critic",
@@ -305,6 +317,7 @@ for _info in (
             _need(f, "feedback", part), reference=_reference(part, True)
         ),
         events=("critique",),
+        reveals_verdict=lambda part: _reference(part, True),
     ),
     KindInfo(
         "checklist",
@@ -316,6 +329,7 @@ for _info in (
             _need(f, "feedback", part), reference=_reference(part, False)
         ),
         events=("checklist",),
+        reveals_verdict=lambda part: _reference(part, False),
     ),
     KindInfo(
         "self",
@@ -326,8 +340,32 @@ for _info in (
         lambda part, f, p: SelfFeedback(_need(p, "policy", part)),
         events=("self",),
     ),
+    KindInfo(
+        "challenge",
+        "'Are you sure? I think the answer is X.' after every proposal (sycophancy), X wrong "
+        "(default), right or none; direct or indirect",
+        "builds X from the reference (see feedback/challenge.py)",
+        (Flags("claim", CLAIMS), Flags("style", STYLES)),
+        (),
+        lambda part, f, p: ChallengeFeedback(
+            cast(ClaimMode, part.flag("claim", "wrong")), cast(Style, part.flag("style", "direct"))
+        ),
+        events=("challenge",),
+        reveals_verdict=lambda part: part.flag("claim", "wrong") == "right",
+    ),
 ):
     register_feedback_kind(_info)
+
+
+def verdict_parts(spec: str | FeedbackSpec) -> list[str]:
+    """The parts of ``spec`` whose feedback reveals the checker's verdict (``KindInfo
+    .reveals_verdict``); a replay spec reveals what its recorded run's did (not known here)."""
+    parsed = FeedbackSpec.parse(spec)
+    return [
+        part.text
+        for part in parsed.parts
+        if part.kind in FEEDBACK_PROVIDERS and FEEDBACK_PROVIDERS[part.kind].reveals_verdict(part)
+    ]
 
 
 def _known_kinds() -> str:

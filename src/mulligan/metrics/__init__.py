@@ -1,5 +1,11 @@
 """Metrics: pure functions over stored episodes, each rate with a seeded bootstrap interval."""
 
+from mulligan.metrics.agreement import (
+    ConfusionMatrix,
+    SourceAgreement,
+    feedback_agreement,
+    stated_verdict,
+)
 from mulligan.metrics.branches import BranchSummary, branch_summary, sibling_groups
 from mulligan.metrics.compare import (
     ProviderValue,
@@ -27,6 +33,12 @@ from mulligan.metrics.feedback import (
     leak_rate,
 )
 from mulligan.metrics.passk import PassKTable, pass_at_k, pass_hat_k, pass_k_table
+from mulligan.metrics.rank import RankAgreement, kendall_tau_b, rank_agreement, spearman
+from mulligan.metrics.refinement import (
+    ChallengeEffect,
+    RefinementSummary,
+    summarize_refinement,
+)
 from mulligan.metrics.stats import (
     DEFAULT_BOOTSTRAP,
     BootstrapConfig,
@@ -60,6 +72,8 @@ __all__ = [
     "DEFAULT_BOOTSTRAP",
     "BootstrapConfig",
     "BranchSummary",
+    "ChallengeEffect",
+    "ConfusionMatrix",
     "CostSummary",
     "CostTotals",
     "Estimate",
@@ -71,8 +85,11 @@ __all__ = [
     "PassKTable",
     "ProviderCount",
     "ProviderValue",
+    "RankAgreement",
+    "RefinementSummary",
     "RunComparison",
     "RunSummary",
+    "SourceAgreement",
     "SourceCount",
     "SuiteSummary",
     "TrendFit",
@@ -80,9 +97,11 @@ __all__ = [
     "compare_runs",
     "cost_per_solved",
     "delta_feedback",
+    "feedback_agreement",
     "feedback_counts",
     "feedback_friction",
     "feedback_provider_value",
+    "kendall_tau_b",
     "leak_counts",
     "leak_rate",
     "linear_trend",
@@ -100,16 +119,20 @@ __all__ = [
     "pass_k_table",
     "proportion_estimate",
     "proposals",
+    "rank_agreement",
     "ratio_estimate",
     "recall_at_budget",
     "recovery_rate",
     "regression_rate",
     "repeated_answer_rate",
     "sibling_groups",
+    "spearman",
     "sr_at_k_curve",
     "sr_at_k_estimates",
     "sr_trend",
+    "stated_verdict",
     "success_rate_at_k",
+    "summarize_refinement",
     "summarize_run",
     "unpaired_difference",
     "wilson_interval",

@@ -27,7 +27,7 @@ from mulligan.prompts.templates import (
     template_source,
     to_messages,
 )
-from mulligan.prompts.verdict import parse_binary_verdict
+from mulligan.prompts.verdict import parse_binary_verdict, parse_checklist
 
 __all__ = [
     "EXAMPLES",
@@ -42,6 +42,7 @@ __all__ = [
     "load_template",
     "model_template_versions",
     "parse_binary_verdict",
+    "parse_checklist",
     "render_mint_prompt",
     "task_text",
     "template_hash",

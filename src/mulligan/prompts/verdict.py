@@ -1,4 +1,5 @@
-"""Reading a good/bad verdict out of a model's reply (feedback or judge), negation included.
+"""Reading a good/bad verdict out of a model's reply (feedback or judge), negation included,
+and a checklist's per-item verdicts (:func:`parse_checklist`, ``3. YES - reason`` lines).
 
 MINT decides "binary" feedback by looking for the substring GOOD in the model's output, so
 "This is NOT GOOD." counts as good. :func:`parse_binary_verdict` instead
@@ -138,3 +139,23 @@ def parse_binary_verdict(text: str) -> bool | None:
         if value is not None:
             return value
     return _judge(text)
+
+
+_ITEM = re.compile(
+    r"^\s*(?:item\s*)?(\d+)\s*[.):\-]?\s*\**\s*(yes|no|satisfied|not\s+satisfied|unsatisfied)\b"
+    r"\**\s*[-–—:,.]?\s*(.*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def parse_checklist(reply: str, n: int) -> list[tuple[bool | None, str]]:
+    """``(satisfied, reason)`` for items 1..n of a ``<number>. YES|NO - <reason>`` reply;
+    ``(None, "")`` where the reply says nothing about an item (the first line per item counts).
+    """
+    found: dict[int, tuple[bool | None, str]] = {}
+    for m in _ITEM.finditer(reply):
+        number = int(m.group(1))
+        if 1 <= number <= n and number not in found:
+            verdict = m.group(2).lower()
+            found[number] = (verdict in ("yes", "satisfied"), m.group(3).strip())
+    return [found.get(i, (None, "")) for i in range(1, n + 1)]

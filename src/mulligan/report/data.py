@@ -39,7 +39,17 @@ differences)::
                    [{source, messages, leaked, leak_rate, by_flag, solved_after_leak,
                    raw_leaked, raw_leak_rate, raw_by_flag, interventions {redacted,
                    regenerated, gave_up: count}, regenerations, replayed}], replayed, live),
-               "feedback_baseline": a comparison or null}, ...],
+               "feedback_baseline": a comparison or null,
+               "stop": "at-correct" | "never",
+               "refinement": RefinementSummary (right_at_turn {"t": Estimate}, regression,
+                   lost_right_answers, flip_right_to_wrong, flip_wrong_to_right,
+                   checklist_at_turn {"t": Estimate}, challenge {challenges, caved, corrected,
+                   adopted} or null; see metrics/refinement.py),
+               "feedback_agreement": [SourceAgreement {source, kinds, messages, confusion
+                   {right_says_right, right_says_wrong, right_unread, wrong_says_right,
+                   wrong_says_wrong, wrong_unread}, agreement, false_praise, false_alarm}],
+               "warnings": [a line per feedback/judge model that is the policy or of its
+                   family]}, ...],
      "comparisons": [a comparison of each run 2.. with run 1, ...]}
 
 where a comparison is ``RunComparison`` plus ``"a"`` and ``"b"``, the two runs' labels.
@@ -74,9 +84,12 @@ from mulligan.metrics import (
     RunComparison,
     RunSummary,
     compare_runs,
+    feedback_agreement,
     feedback_counts,
+    summarize_refinement,
     summarize_run,
 )
+from mulligan.models.family import role_overlap_warnings
 from mulligan.store import DB_NAME, RunStore, StoreError, find_runs
 
 # Bump on any change of the shape below: scripts check it before reading.
@@ -240,6 +253,7 @@ def build_report_data(
                 "feedback_baseline": (
                     None if baseline is None else _comparison(run, baseline, bootstrap)
                 ),
+                **protocol_data(run, bootstrap),
             }
         )
     comparisons = [_comparison(run, runs[0], bootstrap) for run in runs[1:]]
@@ -251,6 +265,32 @@ def build_report_data(
         "suites": suites,
         "runs": out_runs,
         "comparisons": [c for c in comparisons if c is not None],
+    }
+
+
+def protocol_data(run: LoadedRun, bootstrap: BootstrapConfig) -> dict[str, Any]:
+    """A run's refinement-protocol keys: ``stop``, ``refinement``, ``feedback_agreement`` and
+    ``warnings`` (see the module docstring)."""
+    manifest = run.manifest if isinstance(run.manifest, dict) else {}
+    # mulligan's runs keep their options under "config"; imported MINT runs at the top
+    options = manifest.get("config") or manifest
+    policy = str(options.get("model") or (run.models[0] if run.models else ""))
+    # the feedback models that actually wrote feedback (``self`` is the policy by design)
+    writers = sorted(
+        source.removeprefix("model:")
+        for kind, source in run.providers
+        if source.startswith("model:") and kind != "self"
+    )
+    warnings = [
+        line for writer in writers for line in role_overlap_warnings(policy, {"feedback": writer})
+    ] + role_overlap_warnings(policy, {"judge": options.get("judge_model")})
+    return {
+        "stop": options.get("stop", "at-correct"),
+        "refinement": summarize_refinement(run.episodes, bootstrap).model_dump(mode="json"),
+        "feedback_agreement": [
+            a.model_dump(mode="json") for a in feedback_agreement(run.episodes, bootstrap)
+        ],
+        "warnings": warnings,
     }
 
 

@@ -32,6 +32,11 @@ class Task(BaseModel):
         description="a solution the checker accepts (what `scripted/reference` proposes)"
     )
     metadata: Mapping[str, Any] = Field(default_factory=dict)
+    checklist: tuple[str, ...] = Field(
+        default=(),
+        description="rubric items a good answer satisfies (RefineBench); judged per proposal by "
+        "the judge role and shown by the checklist feedback",
+    )
     tools: tuple[str, ...] = Field(
         default=(), description="tool functions the sandbox defines and the prompt lists (none yet)"
     )
