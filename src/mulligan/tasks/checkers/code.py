@@ -27,6 +27,7 @@ from functools import cache
 from importlib import resources
 
 from mulligan.tasks.base import CheckResult, CodeRunner, ProgramResult, Task
+from mulligan.tasks.checkers.options import CodeOptions, options_of
 from mulligan.tasks.checkers.verdicts import MAX_CODE_ANSWER_CHARS, too_long, verdict
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -144,8 +145,11 @@ class PythonTestsChecker:
             else (f"{stub}\n\n{answer}" if stub else answer)
         )
         program = build_test_program(source, task.reference)
-        result = await runner.run_program(program, timeout_s=self.timeout_s)
+        timeout_s = self.timeout_s
+        if "checker_options" in task.metadata:  # a task file's own limit
+            timeout_s = options_of(task.metadata, CodeOptions).timeout_s
+        result = await runner.run_program(program, timeout_s=timeout_s)
         # The exit status alone: nothing the program prints can pass for a result.
         if result.ok and not result.timed_out:
             return verdict(True, "all tests passed")
-        return verdict(False, _failure_detail(result, self.timeout_s))
+        return verdict(False, _failure_detail(result, timeout_s))
