@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_checkers_gold import WRONG, judge_all
-from test_checkers_runner import code_runner
 from typer.testing import CliRunner
 
 from mulligan.cli import app
 from mulligan.config import ConfigError, build_config
 from mulligan.tasks import get_checker, load_tasks
 from mulligan.tasks.custom import TaskSourceError, load_source
+from test_checkers_gold import WRONG, judge_all
+from test_checkers_runner import code_runner
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -126,7 +126,7 @@ def test_duplicate_ids_and_empty_files_are_refused(tmp_path: Path) -> None:
 def test_a_bad_suite_file_names_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "s.yaml"
     bad.write_text("name: x\ntasks: t.jsonl\ndefaults: {answer: 1}\n")
-    with pytest.raises(TaskSourceError, match="unknown task field.s. answer"):
+    with pytest.raises(TaskSourceError, match=r"unknown task field.s. answer"):
         load_source(f"file:{bad}")
     bad.write_text("name: x\n")
     with pytest.raises(TaskSourceError, match="exactly one of 'tasks'"):

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import require_shared
 from typer.testing import CliRunner
 
+from conftest import require_shared
 from mulligan.cli import app
 from mulligan.tasks import DataChecksumError, TaskDataError
 from mulligan.tasks.data import DATASETS, pull_dataset

@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import require_shared
-from test_checkers_gold import WRONG, NoCodeRunner, failures, judge_all
-from test_checkers_runner import code_runner
 
+from conftest import require_shared
 from mulligan.tasks import SUITES, load_suite, load_tasks
 from mulligan.tasks.data import DATASETS
+from test_checkers_gold import WRONG, NoCodeRunner, failures, judge_all
+from test_checkers_runner import code_runner
 
 COUNTS = {
     ("gsm8k-test", None): 1319,
