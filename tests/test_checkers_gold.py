@@ -37,7 +37,9 @@ GOLD_CODE_TIMEOUT_S = 60.0
 class NoCodeRunner:
     """A runner for reasoning checkers, which must never run code."""
 
-    async def run_program(self, code: str, timeout_s: float = 10.0) -> ProgramResult:
+    async def run_program(
+        self, code: str, timeout_s: float = 10.0, *, output_limit: int | None = None
+    ) -> ProgramResult:
         raise AssertionError("a reasoning checker must not run code")
 
 

@@ -29,7 +29,9 @@ class SubprocessRunner:
         self.max_output_chars = max_output_chars
         self.programs_run = 0
 
-    async def run_program(self, code: str, timeout_s: float = 10.0) -> ProgramResult:
+    async def run_program(
+        self, code: str, timeout_s: float = 10.0, *, output_limit: int | None = None
+    ) -> ProgramResult:
         self.programs_run += 1
         with tempfile.TemporaryDirectory(prefix="mulligan-test-") as scratch:
             path = Path(scratch) / "program.py"
@@ -50,7 +52,7 @@ class SubprocessRunner:
                 process.kill()
                 await process.wait()
                 return ProgramResult(ok=False, timed_out=True, error="timed out")
-        text = output.decode("utf-8", errors="replace")[-self.max_output_chars :]
+        text = output.decode("utf-8", errors="replace")[-(output_limit or self.max_output_chars) :]
         ok = process.returncode == 0
         return ProgramResult(
             ok=ok, output=text, error=None if ok else f"exit status {process.returncode}"

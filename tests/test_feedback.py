@@ -199,7 +199,9 @@ class _ExactChecker:
 
 
 class _NoSandbox:
-    async def run_program(self, code: str, timeout_s: float = 10.0) -> ProgramResult:
+    async def run_program(
+        self, code: str, timeout_s: float = 10.0, *, output_limit: int | None = None
+    ) -> ProgramResult:
         raise AssertionError("no code runs in this test")
 
     def session(self) -> object:

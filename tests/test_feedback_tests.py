@@ -9,12 +9,8 @@ from pathlib import Path
 import pytest
 
 from mulligan.feedback import MissingCodeRunner, UnitTestFeedback, get_feedback
-from mulligan.feedback.testcases import (
-    build_program,
-    extract_tests,
-    harness_source,
-    select_tests,
-)
+from mulligan.feedback.testcases import extract_tests, select_tests
+from mulligan.tasks.checkers.code import task_plan
 from mulligan.tasks import CodeRunner, Task
 from test_feedback_support import (
     HUMANEVAL_BODY,
@@ -192,13 +188,15 @@ async def test_printing_solutions_cannot_fake_results(runner: CodeRunner) -> Non
     assert "Failed: assert add_positive([1, -2, 3]) == 4" in text
 
 
-def test_the_harness_is_a_source_file_with_a_json_payload() -> None:
-    tests = extract_tests(humaneval_task())
-    assert tests is not None
-    program = build_program("x = '{nonce}'", tests, [0])
-    assert program.code.startswith(harness_source())  # the file, never formatted
-    assert "def __mg_call(" in harness_source() and "__mg_fail = _MgFailed" in harness_source()
-    assert program.code.rstrip().splitlines()[-1].startswith("_mg_main(")
+def test_the_child_never_sees_an_expected_value() -> None:
+    planned = task_plan(humaneval_task())
+    assert planned is not None
+    _, plan = planned
+    child = "\n".join(plan.child_statements)
+    # The call sides only: the inputs are there, the expected values 4 and 0.75 are not.
+    assert "__mg_probe(0, lambda: candidate([1, -2, 3]), True)" in child
+    assert "== 4" not in child and "0.75" not in child and "assert candidate" not in child
+    assert [s.check for s in plan.sites][:2] == [("eq", 4), ("eq", 0)]
 
 
 async def test_solution_text_with_braces_and_quotes_survives(runner: CodeRunner) -> None:

@@ -158,7 +158,9 @@ class _AdversarialRunner:
     def __init__(self, output: str, ok: bool, timed_out: bool) -> None:
         self.result = ProgramResult(ok=ok, output=output, timed_out=timed_out)
 
-    async def run_program(self, code: str, timeout_s: float = 10.0) -> ProgramResult:
+    async def run_program(
+        self, code: str, timeout_s: float = 10.0, *, output_limit: int | None = None
+    ) -> ProgramResult:
         return self.result
 
 

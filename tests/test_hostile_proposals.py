@@ -158,7 +158,7 @@ async def test_hostile_proposal_gets_an_honest_verdict(pool: SandboxPool, name: 
     ):
         result = await checker.check(HOSTILE[name], task, pool)
         assert not result.correct, (name, result.detail)
-        assert result.detail.startswith("tests failed") or "did not finish" in result.detail
+        assert "tests failed" in result.detail or "did not finish" in result.detail
     assert time.monotonic() - started < 30
     deadline = time.monotonic() + 3
     while _sandbox_processes() and time.monotonic() < deadline:

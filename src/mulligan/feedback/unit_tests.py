@@ -3,7 +3,9 @@
 ConvCodeWorld's execution-feedback levels by test coverage: ``none`` (compilation only: does
 the code compile and load, is the function defined), ``partial`` (a fixed share of the unit
 tests) and ``full`` (all of them). Failing tests show the input, the expected and the actual
-value (``repr``, computed in the sandbox) or the error raised.
+value or the error raised. Which tests passed is decided in mulligan's process from the values
+the sandbox reported (:mod:`mulligan.feedback.testcases`); values are shown with ``repr`` of
+plain data decoded here.
 """
 
 from __future__ import annotations
@@ -17,39 +19,20 @@ from mulligan.feedback.testcases import (
     TaskTests,
     TestOutcome,
     TestRun,
-    build_program,
-    extract_tests,
-    parse_results,
+    run_tests,
     select_tests,
 )
-from mulligan.tasks.base import Task
+from mulligan.tasks.checkers.code import task_plan
 
 
 class MissingCodeRunner(RuntimeError):
     """The ``tests`` provider was called without ``FeedbackContext.runner``."""
 
 
-_CACHE_SIZE = 1024
-_parsed: dict[tuple[str, ...], TaskTests | None] = {}
-
-
 def _tests_for(task: Task) -> TaskTests | None:
-    """The task's tests, parsed once per task (tasks are frozen but hold an unhashable dict)."""
-    meta = task.metadata
-    key = (
-        task.suite,
-        task.id,
-        task.reference,
-        task.gold_solution,
-        repr(meta.get("test_list")),
-        repr(meta.get("test_setup_code")),
-        repr(meta.get("entry_point")),
-    )
-    if key not in _parsed:
-        if len(_parsed) >= _CACHE_SIZE:
-            _parsed.pop(next(iter(_parsed)))  # oldest first: dicts keep insertion order
-        _parsed[key] = extract_tests(task)
-    return _parsed[key]
+    """The task's tests, read once per task."""
+    planned = task_plan(task)
+    return None if planned is None else planned[0]
 
 
 class UnitTestFeedback:
@@ -121,26 +104,14 @@ class UnitTestFeedback:
         selected = select_tests(
             len(tests.tests), self.coverage, self.share, f"{ctx.task.suite}/{ctx.task.id}"
         )
-        program = build_program(
-            code,
-            tests,
-            selected,
-            test_timeout_s=self.test_timeout_s,
-            max_details=self.max_failures,
+        run = await run_tests(
+            ctx.runner, code, ctx.task, selected, test_timeout_s=self.test_timeout_s
         )
-        # Every test has its own timer inside the harness; this outer limit only catches a
-        # harness that cannot set timers.
-        budget = min(120.0, self.test_timeout_s * (len(selected) + 2) + 5.0)
-        result = await ctx.runner.run_program(program.code, timeout_s=budget)
-        run = parse_results(result.output, program, tests, selected)
-        text = self.render(run, len(selected), len(tests.tests), result.timed_out, result.error)
-        if result.ok is False and _claims_success(run):
-            # Only the exit status is trusted: the lines said every test passed, the harness
-            # did not (the solution printed them, or ended the program early).
-            text = (
-                "Your code did not let the unit tests finish (the test program ended with "
-                f"{result.error or 'an error'}), so no test counts as passed."
-            )
+        if run is None:
+            return None
+        # Every pass and failure in the text was decided here, from the values the tests
+        # check; the program's exit status and printed text decide nothing.
+        text = self.render(run, len(selected), len(tests.tests), run.timed_out)
         return FeedbackEvent(
             turn=ctx.turn,
             kind="tests",
@@ -206,17 +177,6 @@ class UnitTestFeedback:
         if len(passed) > self.max_passed:
             lines.append(f"... and {len(passed) - self.max_passed} more passed tests.")
         return "\n".join(lines)
-
-
-def _claims_success(run: TestRun) -> bool:
-    """The harness's lines report no failure (true only if the program also exited with 0)."""
-    return (
-        run.compile_error is None
-        and run.load_error is None
-        and run.setup_error is None
-        and not run.not_run
-        and all(o.passed for o in run.outcomes)
-    )
 
 
 def _clip(text: str, limit: int = 400) -> str:

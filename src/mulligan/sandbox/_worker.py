@@ -413,10 +413,13 @@ class Runner:
         self.cpu_s = cpu_s
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
 
-    def run(self, code: str, n: int, timeout: float, program: bool) -> dict[str, Any]:
+    def run(
+        self, code: str, n: int, timeout: float, program: bool, limit: int | None = None
+    ) -> dict[str, Any]:
         if program:
-            # Never in this process: it holds the result pipe back to the parent.
-            return run_program(code, timeout, CAPTURE.limit)
+            # Never in this process: it holds the result pipe back to the parent. A program
+            # may ask for a larger output cap (results streams of code checkers).
+            return run_program(code, timeout, limit or CAPTURE.limit)
         CAPTURE.reset()
         STATE.timed_out = False
         filename = "<program>" if program else f"<cell {n}>"
@@ -647,6 +650,18 @@ def _describe_exit(
         return name.rsplit(".", 1)[-1], 1
     capture.add(f"\n(the program exited with status {code})\n")
     return "SystemExit", code
+
+
+MAX_PROGRAM_OUTPUT = 1_000_000
+"""The largest output cap a program may ask for (characters): its reply (JSON, at most 12 bytes
+a character) stays under the parent's 16 MiB message limit."""
+
+
+def _program_limit(value: object) -> int | None:
+    """The output cap a program run asked for, clamped; None for the sandbox's own."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return min(value, MAX_PROGRAM_OUTPUT)
+    return None
 
 
 def run_program(code: str, timeout: float, limit: int) -> dict[str, Any]:
@@ -967,7 +982,11 @@ def main() -> None:
         command = json.loads(payload.decode("utf-8"))
         try:
             reply = runner.run(
-                command["code"], int(command["n"]), float(command["timeout"]), command["program"]
+                command["code"],
+                int(command["n"]),
+                float(command["timeout"]),
+                command["program"],
+                _program_limit(command.get("limit")),
             )
         except BaseException as exc:  # our own bookkeeping failed (e.g. memory): still answer
             reply = {

@@ -160,7 +160,9 @@ class SandboxPool:
             # Shielded: a cancelled episode must still kill its worker.
             await asyncio.shield(sandbox.close())
 
-    async def run_program(self, code: str, timeout_s: float = 10.0) -> ProgramResult:
+    async def run_program(
+        self, code: str, timeout_s: float = 10.0, *, output_limit: int | None = None
+    ) -> ProgramResult:
         """Runs ``code`` as a whole program in a fresh isolated process (same limits).
 
         ``ok`` is True when it exits with status 0 (ends normally or calls ``sys.exit(0)``);
@@ -168,7 +170,7 @@ class SandboxPool:
         """
         sandbox = await self._acquire()
         try:
-            cell, exit_code = await sandbox.run_program(code, timeout_s)
+            cell, exit_code = await sandbox.run_program(code, timeout_s, output_limit)
         finally:
             await asyncio.shield(sandbox.close())
         return ProgramResult(

@@ -368,7 +368,9 @@ class Sandbox:
         outcome = await self._run(code, timeout, program=False)
         return outcome.cell
 
-    async def _run(self, code: str, timeout_s: float, *, program: bool) -> _Outcome:
+    async def _run(
+        self, code: str, timeout_s: float, *, program: bool, output_limit: int | None = None
+    ) -> _Outcome:
         async with self._lock:
             if self._closed:
                 raise SandboxError("this sandbox is closed")
@@ -400,7 +402,10 @@ class Sandbox:
             worker = self._worker
             assert worker is not None
             self._count += 1
-            worker.send({"code": code, "n": self._count, "timeout": timeout_s, "program": program})
+            command = {"code": code, "n": self._count, "timeout": timeout_s, "program": program}
+            if output_limit is not None:
+                command["limit"] = output_limit
+            worker.send(command)
             try:
                 status, reply = await worker.receive(timeout_s + _grace_s(timeout_s))
             except asyncio.CancelledError:
@@ -504,11 +509,13 @@ class Sandbox:
                 await asyncio.to_thread(kill_worker_processes, self._mode, identity, None)
             await asyncio.to_thread(release_identity, identity)
 
-    async def run_program(self, code: str, timeout_s: float = 10.0) -> tuple[CellResult, int]:
+    async def run_program(
+        self, code: str, timeout_s: float = 10.0, output_limit: int | None = None
+    ) -> tuple[CellResult, int]:
         """Runs ``code`` as a whole program (``__name__ == '__main__'``, fresh namespace).
 
         Returns the result and the exit status (0 = success). Meant for a fresh sandbox that
         is closed afterwards; ``SandboxPool.run_program`` does exactly that.
         """
-        outcome = await self._run(code, timeout_s, program=True)
+        outcome = await self._run(code, timeout_s, program=True, output_limit=output_limit)
         return outcome.cell, outcome.exit_code

@@ -60,9 +60,15 @@ class ProgramResult(BaseModel):
 
 @runtime_checkable
 class CodeRunner(Protocol):
-    """Runs a whole program in a fresh sandbox process (never in our own process)."""
+    """Runs a whole program in a fresh sandbox process (never in our own process).
 
-    async def run_program(self, code: str, timeout_s: float = 10.0) -> ProgramResult: ...
+    ``output_limit`` (characters) raises the output cap for this program, e.g. for a stream
+    of results (:mod:`mulligan.tasks.checkers.calls`); None keeps the sandbox's own.
+    """
+
+    async def run_program(
+        self, code: str, timeout_s: float = 10.0, *, output_limit: int | None = None
+    ) -> ProgramResult: ...
 
 
 @runtime_checkable
