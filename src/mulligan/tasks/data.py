@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from mulligan.tasks.errors import DataChecksumError, TaskDataError
+from mulligan.tasks.evalplus import HUMANEVALPLUS_DATA, MBPPPLUS_DATA
 from mulligan.tasks.gsm8k import GSM8K_DATA
 from mulligan.tasks.math500 import MATH500_DATA
 from mulligan.tasks.mbpp import MBPP_DATA
@@ -302,6 +303,8 @@ DATASETS: dict[str, Dataset] = {
         GSM8K_DATA,
         MATH500_DATA,
         MBPP_DATA,
+        HUMANEVALPLUS_DATA,
+        MBPPPLUS_DATA,
         REFINEBENCH_DATA,
     )
 }

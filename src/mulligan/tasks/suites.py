@@ -9,7 +9,8 @@ Registered suites (:data:`SUITES`; add one with :func:`register_suite`):
 - standard sets, each from pinned data (``mulligan data pull <dataset>``) and judged by strict
   checkers whatever ``--checkers`` says: ``gsm8k-test`` (GSM8K's 1,319), ``math500``,
   ``mbpp-full`` and ``mbpp-sanitized`` (groups: the authors' split; a run takes ``test`` unless
-  ``--tasks`` names others), ``refinebench`` (its 109-problem sample with checklists). Their
+  ``--tasks`` names others), ``humaneval+`` and ``mbpp+`` (EvalPlus; groups ``base`` and
+  ``plus``, a run takes ``plus``), ``refinebench`` (its 109-problem sample with checklists). Their
   names differ from MINT's group names (``gsm8k``, ``math``, ``mbpp``) on purpose: a bare group
   name keeps meaning MINT's subset, so stored runs and old commands mean what they meant.
 
@@ -28,6 +29,7 @@ from typing import Literal
 from mulligan.errors import MulliganError
 from mulligan.tasks.base import CheckerMode, SuiteDefinition, Task
 from mulligan.tasks.custom import is_source, source_suite
+from mulligan.tasks.evalplus import HUMANEVAL_PLUS_SUITE, MBPP_PLUS_SUITE
 from mulligan.tasks.gsm8k import GSM8K
 from mulligan.tasks.humaneval import HUMANEVAL
 from mulligan.tasks.math500 import MATH500
@@ -44,6 +46,8 @@ SUITES: dict[str, SuiteDefinition] = {
         MATH500,
         MBPP_FULL_SUITE,
         MBPP_SANITIZED_SUITE,
+        HUMANEVAL_PLUS_SUITE,
+        MBPP_PLUS_SUITE,
         REFINEBENCH,
     )
 }

@@ -12,6 +12,7 @@ MINT's criteria, registered under the suite names (``checkers="mint"``, the defa
 ``humaneval-stub`` the same after the task's stub (imports, signature), as OpenAI's harness
 ``mbpp``        proposal + asserts run cleanly in the sandbox
 ``python_tests`` the same rule, under a neutral name for your own task files
+``evalplus``    the function's outputs on EvalPlus's inputs equal the canonical solution's
 ==============  ==============================================================================
 
 Stricter criteria (``checkers="strict"``): ``number`` (one number, exact to 1e-6),
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from mulligan.tasks.base import Checker
 from mulligan.tasks.checkers.code import PythonTestsChecker
+from mulligan.tasks.checkers.evalplus import EvalPlusChecker
 from mulligan.tasks.checkers.math_equiv import MathEquivalenceChecker
 from mulligan.tasks.checkers.mint_reasoning import MintHotpotQAChecker, MintNumericChecker
 from mulligan.tasks.checkers.multiple_choice import MintMultipleChoiceChecker, MultipleChoiceChecker
@@ -43,6 +45,7 @@ CHECKERS: dict[str, Checker] = {
         PythonTestsChecker("humaneval-stub", with_stub=True),
         PythonTestsChecker("mbpp"),
         PythonTestsChecker("python_tests"),
+        EvalPlusChecker(),
         NumberChecker(),
         MathEquivalenceChecker(),
         ExactMatchChecker(),

@@ -165,9 +165,7 @@ class PythonTestsChecker:
             timeout_s=timeout_s,
         )
         gold = (
-            await gold_run(task, plan, runner, timeout_s, everything)
-            if plan.needs_gold
-            else None
+            await gold_run(task, plan, runner, timeout_s, everything) if plan.needs_gold else None
         )
         results = judge_tests(plan, run, gold)
         failed = [v for v in results if not v.passed]
@@ -177,4 +175,6 @@ class PythonTestsChecker:
             return verdict(False, f"tests did not finish within {timeout_s:g} s")
         if not results:
             return verdict(False, "no test could be run")
-        return verdict(False, f"{len(failed)} of {len(results)} tests failed; " + describe_failure(failed[0]))
+        return verdict(
+            False, f"{len(failed)} of {len(results)} tests failed; " + describe_failure(failed[0])
+        )
