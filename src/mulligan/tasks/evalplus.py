@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, field_validator
 
 from mulligan.tasks.base import CheckerMode, SuiteDefinition, Task
 from mulligan.tasks.checkers.evalplus import HUMANEVAL_PLUS, MBPP_PLUS
@@ -73,6 +73,12 @@ class _Record(BaseModel):
     atol: StrictInt | StrictFloat
     test: StrictStr = ""
     assertion: StrictStr = ""
+
+    @field_validator("base_input", "plus_input", mode="before")
+    @classmethod
+    def _no_inputs(cls, value: Any) -> Any:
+        # MBPP+ v0.2.0 writes Mbpp/793's empty plus inputs as {} instead of [].
+        return [] if value == {} else value
 
 
 # --- MBPP+ inputs as EvalPlus's loader rebuilds them (JSON has no tuple, set or complex) -------
