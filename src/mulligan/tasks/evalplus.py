@@ -19,6 +19,7 @@ inputs, EvalPlus's headline number); a run without ``--tasks`` takes ``plus``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,13 @@ def _task(record: _Record, suite: str, group: str) -> Task:
     )
 
 
+@lru_cache(maxsize=4)
+def _records(path: Path, mtime_ns: int, size: int) -> tuple[_Record, ...]:
+    """A file's records, parsed once while it is unchanged (``mulligan suites`` and a run load
+    both groups; parsing the 7.7 MB of HumanEval+ takes seconds)."""
+    return tuple(r for _, r in read_records(path, _Record))
+
+
 def load_evalplus(suite: str, group: str | None, data_dir: Path | None = None) -> list[Task]:
     """One EvalPlus suite's tasks for one group (both groups, base first, when None)."""
     file, dataset = (
@@ -200,7 +208,8 @@ def load_evalplus(suite: str, group: str | None, data_dir: Path | None = None) -
         else (MBPPPLUS_FILE, MBPPPLUS_DATA)
     )
     path = locate(file, dataset.name, data_dir)
-    records = [r for _, r in read_records(path, _Record)]
+    stat = path.stat()
+    records = _records(path, stat.st_mtime_ns, stat.st_size)
     if not records:
         raise TaskDataError(f"{path}: no tasks; re-run `mulligan data pull {dataset.name}`")
     return [_task(r, suite, g) for g in ((group,) if group else GROUPS) for r in records]
