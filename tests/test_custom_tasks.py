@@ -207,3 +207,13 @@ def test_hf_errors_name_the_row_column_or_split(saved_dataset: Path, tmp_path: P
         load_source(f"hf:{saved_dataset}:test")
     with pytest.raises(TaskSourceError, match="expected hf:NAME:split"):
         load_source("hf:only-a-name")
+
+
+def test_a_task_file_is_hidden_from_model_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its references and solutions must not be readable from the sandbox (weak isolation
+    modes hide what this lists; bubblewrap never binds it)."""
+    from mulligan.engine.components import reference_paths
+
+    monkeypatch.chdir(REPO)
+    config = build_config(None, {"tasks": "file:examples/suite.yaml"})
+    assert str(EXAMPLES) in reference_paths(config)

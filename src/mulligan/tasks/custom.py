@@ -185,6 +185,17 @@ def normalize_source(spec: str) -> str:
     return FILE_PREFIX + str(path.resolve())
 
 
+def source_path(spec: str) -> Path | None:
+    """The local file or directory a ``file:`` / ``hf:`` spec reads (None for a hub name or a
+    registered suite): the engine hides it from model code, as it does the data directory."""
+    if spec.startswith(FILE_PREFIX):
+        return Path(spec.removeprefix(FILE_PREFIX)).expanduser().resolve()
+    if spec.startswith(HF_PREFIX):
+        local = Path(spec.removeprefix(HF_PREFIX).split(":")[0]).expanduser()
+        return local.resolve() if local.is_dir() else None
+    return None
+
+
 def build_task(record: TaskRecord, suite: str, position: int) -> Task:
     """The :class:`Task` a validated record describes (``position``: its 0-based place)."""
     code = record.category == "code_generation" or (
