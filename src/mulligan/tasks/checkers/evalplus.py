@@ -4,7 +4,10 @@ compared here with the canonical solution's output on the same input, computed t
 per task and process. EvalPlus's rule: ``==``, else ``np.allclose`` with the task's ``atol``
 (1e-6 for float outputs), via :func:`~mulligan.tasks.checkers.calls.outputs_match`; and its
 special oracles (HumanEval/32 ``find_zero`` by the polynomial's value at the answer; a few MBPP+
-functions compared as sets, or only by being None). A task carries what it needs in its metadata
+functions compared as sets, or only by being None). An input on which the canonical solution
+gives no comparable value (it raises, or its output exceeds the sandbox's reporting limits of
+100,000 characters per value) is left out of the judgement, and the verdict's detail says how
+many were. A task carries what it needs in its metadata
 (``benchmark``, ``group``, ``entry_point``, ``atol``, ``base_input``, ``plus_input``,
 ``canonical_program``, ``stub``); :mod:`mulligan.tasks.evalplus` loads them.
 """
@@ -75,9 +78,7 @@ async def call_all(
     which ``stop_on_failure`` flags a result, the remaining inputs count as not run."""
     results: list[CallResult] = []
     for chunk in _chunks(inputs):
-        got = await run_calls(
-            runner, program, entry, chunk, timeout_s=chunk_timeout_s, call_timeout_s=call_timeout_s
-        )
+        got = await _run_chunk(runner, program, entry, chunk, call_timeout_s, chunk_timeout_s)
         results.extend(got)
         start = len(results) - len(got)
         if stop_on_failure and any(stop_on_failure(start + i, r) for i, r in enumerate(got)):
@@ -85,6 +86,34 @@ async def call_all(
             results.extend([missing] * (len(inputs) - len(results)))
             break
     return results
+
+
+async def _run_chunk(
+    runner: CodeRunner,
+    program: str,
+    entry: str,
+    chunk: list[tuple[Any, ...]],
+    call_timeout_s: float,
+    chunk_timeout_s: float,
+) -> list[CallResult]:
+    """One chunk's results; inputs whose results did not come back from a run that did return
+    others (its output hit the size cap: long outputs, as HumanEval/14's) run again in halves,
+    down to one input per run. A program that returns nothing is not retried."""
+    got = await run_calls(
+        runner, program, entry, chunk, timeout_s=chunk_timeout_s, call_timeout_s=call_timeout_s
+    )
+    lost = [i for i, r in enumerate(got) if r.status == "missing"]
+    if len(chunk) == 1 or not lost or len(lost) == len(chunk):
+        return got
+    half = max(1, (len(lost) + 1) // 2)
+    for part in (lost[:half], lost[half:]):
+        if part:
+            again = await _run_chunk(
+                runner, program, entry, [chunk[i] for i in part], call_timeout_s, chunk_timeout_s
+            )
+            for i, result in zip(part, again, strict=True):
+                got[i] = result
+    return got
 
 
 def _poly(coefficients: Any, x: float) -> float:
@@ -153,16 +182,17 @@ class EvalPlusChecker:
         rejected = too_long(answer, MAX_CODE_ANSWER_CHARS)
         if rejected is not None:
             return rejected
-        inputs = task_inputs(task)
-        expected = await expected_outputs(task, runner)
-        broken = [i for i, e in enumerate(expected) if not e.ok]
-        if broken:  # a dataset problem: say so rather than judge against a missing value
-            where = broken[0]
-            return verdict(
-                False,
-                f"the canonical solution fails {len(broken)} of {len(inputs)} inputs "
-                f"(first: {_describe(inputs[where], expected[where], None)}); not judged",
-            )
+        every = task_inputs(task)
+        expected_all = await expected_outputs(task, runner)
+        # Inputs whose expected value is not there (the canonical solution raised, or its
+        # output is too large to report) cannot be compared: judged on the rest, and said.
+        usable = [i for i, e in enumerate(expected_all) if e.ok]
+        if not usable:
+            return verdict(False, "the canonical solution gives no comparable output; not judged")
+        inputs = [every[i] for i in usable]
+        expected = [expected_all[i] for i in usable]
+        skipped = len(every) - len(usable)
+        note = f" ({skipped} inputs without a comparable expected value skipped)" if skipped else ""
         stub = str(task.metadata.get("stub", ""))
         program = f"{stub}\n\n{answer}" if stub else answer
 
@@ -174,10 +204,11 @@ class EvalPlusChecker:
         )
         failed = [i for i, g in enumerate(got) if wrong(i, g)]
         if not failed:
-            return verdict(True, f"all {len(inputs)} inputs give the expected output")
+            return verdict(True, f"all {len(inputs)} inputs give the expected output{note}")
         first = failed[0]
         return verdict(
             False,
             f"wrong on input {first + 1} of {len(inputs)}; "
-            + _describe(inputs[first], got[first], expected[first].value),
+            + _describe(inputs[first], got[first], expected[first].value)
+            + note,
         )
