@@ -91,3 +91,16 @@ async def test_canonical_passes_and_wrong_fails_in_the_sandbox() -> None:
         mbpp2 = next(t for t in tasks if t.id == "Mbpp/2")
         wrong = await checker.check(off_by_one, mbpp2, runner)
     assert not wrong.correct and "expected" in wrong.detail
+
+
+async def test_results_over_a_runs_output_cap_are_fetched_in_smaller_runs() -> None:
+    """60 outputs of 30,000 characters overflow one run's 1 MB report: the inputs whose
+    results did not come back run again in halves, and every result arrives."""
+    from mulligan.tasks.checkers.evalplus import call_all
+
+    program = "def big(n):\n    return 'x' * 30000 + str(n)\n"
+    inputs = [(n,) for n in range(60)]
+    async with code_runner() as runner:
+        results = await call_all(runner, program, "big", inputs)
+    assert [r.status for r in results] == ["ok"] * 60
+    assert results[59].value.endswith("59")
