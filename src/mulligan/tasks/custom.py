@@ -375,7 +375,7 @@ def load_source(spec: str) -> list[Task]:
     if spec.startswith(HF_PREFIX):
         source = parse_hf_spec(spec)
         name = re.sub(r"[^\w.+-]+", "-", Path(source.path).name or source.path)
-        return load_hf_tasks(source, f"{name}-{source.split}")
+        return load_hf_tasks(source, f"hf-{name}-{source.split}")
     return load_file_source(Path(spec.removeprefix(FILE_PREFIX)).expanduser())
 
 
