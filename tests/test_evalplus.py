@@ -70,11 +70,15 @@ def test_evalplus_output_rule_and_special_oracles() -> None:
     not_none = _task("mbpp+", "check_str")
     assert output_matches(not_none, (), ok("match"), True)  # type: ignore[arg-type]
     assert not output_matches(not_none, (), ok(None), True)  # type: ignore[arg-type]
+    assert output_matches(not_none, (), ok(None), False)  # type: ignore[arg-type]
+    a_match = CallResult("unserialisable", error="not plain data: a Match is not plain data")
+    assert output_matches(not_none, (), a_match, True)  # type: ignore[arg-type]
+    assert not output_matches(not_none, (), CallResult("raised", error="x"), False)  # type: ignore[arg-type]
 
 
 async def test_canonical_passes_and_wrong_fails_in_the_sandbox() -> None:
     data = _data()
-    wanted = {"HumanEval/0", "HumanEval/32", "Mbpp/2", "Mbpp/124"}
+    wanted = {"HumanEval/0", "HumanEval/32", "Mbpp/2", "Mbpp/124", "Mbpp/737"}
     tasks = [
         t
         for suite in ("humaneval+", "mbpp+")

@@ -123,8 +123,23 @@ def _poly(coefficients: Any, x: float) -> float:
     return float(sum(c * math.pow(x, i) for i, c in enumerate(coefficients)))
 
 
+def not_none_only(task: Task) -> bool:
+    """Whether EvalPlus judges this task's output only by being None or not (its ground truth
+    is ``out is not None``; a ``re.Match``, not comparable as a value, then counts as not None)."""
+    return task.metadata["entry_point"] in NOT_NONE and task.metadata["benchmark"] == MBPP_PLUS
+
+
+def _present(result: CallResult) -> bool:
+    return result.status == "unserialisable" or (result.ok and result.value is not None)
+
+
 def output_matches(task: Task, args: tuple[Any, ...], got: CallResult, expected: Any) -> bool:
-    """EvalPlus's judgement of one output (see the module docstring)."""
+    """EvalPlus's judgement of one output (see the module docstring). For a
+    :func:`not_none_only` task, ``expected`` is the canonical output's ``is not None``."""
+    if not_none_only(task):
+        if got.ok and isinstance(got.value, bool):
+            return bool(got.value == expected)
+        return got.status in ("ok", "unserialisable") and _present(got) == expected
     if not got.ok:
         return False
     entry, atol = task.metadata["entry_point"], float(task.metadata["atol"])
@@ -134,8 +149,6 @@ def output_matches(task: Task, args: tuple[Any, ...], got: CallResult, expected:
             return type(value) in (int, float) and abs(_poly(args[0], value)) <= atol
         if entry in SET_EQUAL and task.metadata["benchmark"] == MBPP_PLUS:
             return bool(set(value) == set(expected))
-        if entry in NOT_NONE and task.metadata["benchmark"] == MBPP_PLUS:
-            return value == expected if isinstance(value, bool) else expected == (value is not None)
     except (TypeError, ValueError, OverflowError, RecursionError):
         return False
     return outputs_match(got, expected, atol=atol)
@@ -189,6 +202,8 @@ class EvalPlusChecker:
         expected_all = await expected_outputs(task, runner)
         # Inputs whose expected value is not there (the canonical solution raised, or its
         # output is too large to report) cannot be compared: judged on the rest, and said.
+        if not_none_only(task):
+            expected_all = [CallResult("ok", value=_present(e)) for e in expected_all]
         usable = [i for i, e in enumerate(expected_all) if e.ok]
         if not usable:
             return verdict(False, "the canonical solution gives no comparable output; not judged")
