@@ -18,6 +18,25 @@ def shared_mint_dir() -> Path:
     return base / "mint"
 
 
+def shared_data_dir() -> Path:
+    """``../shared/data`` beside the repository, or $MULLIGAN_SHARED_DATA: a data directory
+    for every pinned dataset (its layout is the one ``mulligan data pull`` writes)."""
+    root = os.environ.get("MULLIGAN_SHARED_DATA")
+    return Path(root) if root else REPO.parent / "shared" / "data"
+
+
+def require_shared(*relative: str) -> Path:
+    """The shared data directory, or a skip naming the first of ``relative`` that is missing."""
+    base = shared_data_dir()
+    for name in relative:
+        if not (base / name).is_file():
+            pytest.skip(
+                f"{name} not found in {base} (third-party data lives in ../shared/data; "
+                "`mulligan data pull` fetches it)"
+            )
+    return base
+
+
 @pytest.fixture(scope="session")
 def mint_dir() -> Path:
     path = shared_mint_dir()

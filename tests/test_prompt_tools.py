@@ -15,6 +15,7 @@ import pytest
 from mulligan.prompts.policy import render_mint_prompt
 from mulligan.sandbox import SandboxPool
 from mulligan.tasks.base import Task
+from mulligan.tasks.errors import TaskDataError
 from mulligan.tasks.suites import SUITES
 
 _TOOL_HEADER = "Tool function available (already imported in <execute> environment):"
@@ -50,7 +51,12 @@ def _all_tasks(data_dir: Path) -> list[Task]:
     tasks: list[Task] = []
     for suite in SUITES.values():
         for mode in ("mint", "strict"):
-            tasks += suite.load(None, data_dir, mode)
+            try:
+                tasks += suite.load(None, data_dir, mode)
+            except TaskDataError:
+                if suite.name in ("mint", "humaneval"):
+                    raise
+                break  # a standard set that is not here: its own tests say so
     return tasks
 
 

@@ -214,8 +214,9 @@ def run(
     tasks: Annotated[
         str | None,
         typer.Option(
-            help="what to run, comma-separated: tasks (gsm8k,math; humaneval; mint/humaneval) or "
-            "a group (mint: all its tasks); see `mulligan tasks`"
+            help="what to run, comma-separated: tasks (gsm8k,math; humaneval; mint/humaneval), "
+            "a group (mint: all its tasks), or your own tasks: file:PATH (JSONL or YAML) or "
+            "hf:NAME[:config]:split; see `mulligan tasks`"
         ),
     ] = None,
     data_dir: Annotated[
@@ -968,7 +969,12 @@ def _print_pass_k(summary: dict[str, Any]) -> None:
 
 @data_app.command("pull")
 def data_pull(
-    dataset: Annotated[str, typer.Argument(help="mint")],
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="mint, gsm8k, math500, mbpp, refinebench (or a suite's name, e.g. gsm8k-test)"
+        ),
+    ],
     source: Annotated[
         str | None,
         typer.Option("--from", help="local path or URL base to copy from (default: upstream)"),
@@ -977,19 +983,27 @@ def data_pull(
 ) -> None:
     """Download (or copy) a dataset and verify it against pinned SHA-256 checksums."""
     from mulligan.tasks import default_data_dir, pull_mint
+    from mulligan.tasks.data import DATASETS, dataset_names, pull_dataset
+    from mulligan.tasks.suites import SUITES
 
-    if dataset != "mint":
-        raise _fail(f"unknown dataset {dataset!r}; available: mint")
+    if dataset in SUITES and SUITES[dataset].data_pull and dataset not in dataset_names():
+        dataset = str(SUITES[dataset].data_pull)  # a suite's name pulls the data it reads
+    if dataset not in dataset_names():
+        raise _fail(f"unknown dataset {dataset!r}; available: {', '.join(dataset_names())}")
     default = default_data_dir()  # honours $MULLIGAN_DATA_DIR
     dest = data_dir or default
-    paths = pull_mint(dest, source)
+    if dataset == "mint":
+        paths = pull_mint(dest, source)
+    else:
+        paths = pull_dataset(DATASETS[dataset], dest, source)
     for path in paths:
         console.print(f"verified {path}", highlight=False, soft_wrap=True)
+    label = "MINT" if dataset == "mint" else dataset
     if dest.expanduser().resolve() == default.expanduser().resolve():
-        console.print(f"MINT data ready in {dest}, where runs look by default", soft_wrap=True)
+        console.print(f"{label} data ready in {dest}, where runs look by default", soft_wrap=True)
     else:
         console.print(
-            f"MINT data ready in {dest}; runs read it with --data-dir {dest}"
+            f"{label} data ready in {dest}; runs read it with --data-dir {dest}"
             " (or MULLIGAN_DATA_DIR)",
             highlight=False,
             soft_wrap=True,

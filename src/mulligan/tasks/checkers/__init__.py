@@ -12,22 +12,26 @@ MINT's criteria, registered under the suite names (``checkers="mint"``, the defa
                 judged here: :mod:`~mulligan.tasks.checkers.testplan`)
 ``humaneval-stub`` the same after the task's stub (imports, signature), as OpenAI's harness
 ``mbpp``        every value the asserts test is right (same)
+``python_tests`` the same rule, under a neutral name for your own task files
+``evalplus``    the function's outputs on EvalPlus's inputs equal the canonical solution's
 ==============  ==============================================================================
 
 Stricter criteria (``checkers="strict"``): ``number`` (one number, exact to 1e-6),
 ``math_equiv`` (LaTeX / numeric equivalence via math-verify, in a worker process),
-``exact_match`` (normalised exact match, F1 score), ``multiple_choice`` (exactly one letter).
+``exact_match`` (normalised exact match, F1 score; ``exact_match_long`` for
+long free-form references), ``multiple_choice`` (exactly one letter).
 """
 
 from __future__ import annotations
 
 from mulligan.tasks.base import Checker
 from mulligan.tasks.checkers.code import PythonTestsChecker
+from mulligan.tasks.checkers.evalplus import EvalPlusChecker
 from mulligan.tasks.checkers.math_equiv import MathEquivalenceChecker
 from mulligan.tasks.checkers.mint_reasoning import MintHotpotQAChecker, MintNumericChecker
 from mulligan.tasks.checkers.multiple_choice import MintMultipleChoiceChecker, MultipleChoiceChecker
 from mulligan.tasks.checkers.numbers import NumberChecker
-from mulligan.tasks.checkers.text_match import ExactMatchChecker
+from mulligan.tasks.checkers.text_match import ExactMatchChecker, LongExactMatchChecker
 from mulligan.tasks.checkers.theoremqa import TheoremQAChecker
 
 CHECKERS: dict[str, Checker] = {
@@ -41,9 +45,12 @@ CHECKERS: dict[str, Checker] = {
         PythonTestsChecker("humaneval"),
         PythonTestsChecker("humaneval-stub", with_stub=True),
         PythonTestsChecker("mbpp"),
+        PythonTestsChecker("python_tests"),
+        EvalPlusChecker(),
         NumberChecker(),
         MathEquivalenceChecker(),
         ExactMatchChecker(),
+        LongExactMatchChecker(),
         MultipleChoiceChecker(),
     )
 }

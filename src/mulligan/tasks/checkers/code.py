@@ -27,6 +27,7 @@ import hashlib
 
 from mulligan.tasks.base import CheckResult, CodeRunner, Task
 from mulligan.tasks.checkers.calls import ProbeRun, guard_source, run_probes
+from mulligan.tasks.checkers.options import CodeOptions, options_of
 from mulligan.tasks.checkers.testplan import (
     TaskTests,
     TestPlan,
@@ -157,6 +158,9 @@ class PythonTestsChecker:
 
     async def check(self, answer: str, task: Task, runner: CodeRunner) -> CheckResult:
         """Judge a proposed program. ``runner`` executes it in a separate sandbox process."""
+        timeout_s = self.timeout_s
+        if "checker_options" in task.metadata:  # a task file's own limit
+            timeout_s = options_of(task.metadata, CodeOptions).timeout_s
         rejected = too_long(answer, MAX_CODE_ANSWER_CHARS)
         if rejected is not None:
             return rejected
@@ -171,19 +175,17 @@ class PythonTestsChecker:
             list(plan.child_statements),
             setup=plan.setup,
             functions=plan.tests.functions,
-            timeout_s=self.timeout_s,
+            timeout_s=timeout_s,
         )
         gold = (
-            await gold_run(task, plan, runner, self.timeout_s, everything)
-            if plan.needs_gold
-            else None
+            await gold_run(task, plan, runner, timeout_s, everything) if plan.needs_gold else None
         )
         results = judge_tests(plan, run, gold)
         failed = [v for v in results if not v.passed]
         if results and not failed:
             return verdict(True, "all tests passed")
         if run.timed_out:
-            return verdict(False, f"tests did not finish within {self.timeout_s:g} s")
+            return verdict(False, f"tests did not finish within {timeout_s:g} s")
         if not results:
             return verdict(False, "no test could be run")
         return verdict(

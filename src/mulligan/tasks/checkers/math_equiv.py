@@ -14,6 +14,7 @@ import re
 from mulligan.tasks.base import CheckResult, CodeRunner, Task
 from mulligan.tasks.checkers._math_worker import math_equivalent
 from mulligan.tasks.checkers.numbers import numbers_equal, parse_number
+from mulligan.tasks.checkers.options import ToleranceOptions, options_of
 from mulligan.tasks.checkers.verdicts import too_long, verdict
 from mulligan.tasks.checkers.workers import CallTimedOut, WorkerDied, check_workers
 
@@ -50,7 +51,9 @@ class MathEquivalenceChecker:
             return verdict(False, "empty answer")
         reference, value = parse_number(task.reference), parse_number(answer)
         if reference is not None and value is not None:
-            ok = numbers_equal(value, reference)
+            ok = numbers_equal(
+                value, reference, options_of(task.metadata, ToleranceOptions).rel_tol
+            )
             return verdict(ok, f"read as {float(value):g}; {'equal' if ok else 'not equal'}")
         if reference is not None and not _MAY_DENOTE_A_NUMBER.search(answer):
             # Words without digits or LaTeX cannot equal a numeric reference; skip the worker.

@@ -2,7 +2,8 @@
 
 Accepted forms: "36", "-150.0", "130,000", "$131,250", "1.5e3", "7%", "36 hours" (a number then
 at most a few unit words), "3/4", "\\frac{3}{4}", "\\boxed{36}", "$36$". The values must agree to
-a relative 1e-6 (an integer reference thus needs the exact integer); a percent sign is kept as
+a relative 1e-6 (an integer reference thus needs the exact integer; a task's
+``checker_options: {rel_tol: ...}`` sets another); a percent sign is kept as
 written ("7%" reads 7). Sentences with several numbers are refused rather than guessed at.
 """
 
@@ -12,6 +13,7 @@ import re
 from fractions import Fraction
 
 from mulligan.tasks.base import CheckResult, Task
+from mulligan.tasks.checkers.options import ToleranceOptions, options_of
 from mulligan.tasks.checkers.verdicts import TextChecker, shorten, verdict
 
 RELATIVE_TOLERANCE = 1e-6
@@ -67,12 +69,14 @@ def parse_number(text: str) -> Fraction | float | None:
         return None
 
 
-def numbers_equal(answer: Fraction | float, reference: Fraction | float) -> bool:
-    """Equal within a relative :data:`RELATIVE_TOLERANCE` (exactly, for a zero reference)."""
+def numbers_equal(
+    answer: Fraction | float, reference: Fraction | float, rel_tol: float = RELATIVE_TOLERANCE
+) -> bool:
+    """Equal within a relative ``rel_tol`` (exactly, for a zero reference)."""
     # Compare as floats when either is one: mixing Fraction and float is what Python does anyway.
     if isinstance(answer, float) or isinstance(reference, float):
-        return abs(float(answer) - float(reference)) <= RELATIVE_TOLERANCE * abs(float(reference))
-    return abs(answer - reference) <= RELATIVE_TOLERANCE * abs(reference)
+        return abs(float(answer) - float(reference)) <= rel_tol * abs(float(reference))
+    return abs(answer - reference) <= rel_tol * abs(reference)
 
 
 class NumberChecker(TextChecker):
@@ -89,5 +93,6 @@ class NumberChecker(TextChecker):
         value = parse_number(answer)
         if value is None:
             return verdict(False, f"not a single number: {shorten(answer.strip(), 60)!r}")
-        ok = numbers_equal(value, reference)
+        tolerance = options_of(task.metadata, ToleranceOptions).rel_tol
+        ok = numbers_equal(value, reference, tolerance)
         return verdict(ok, f"read as {float(value):g}; {'equal' if ok else 'not equal'}")

@@ -52,3 +52,11 @@ class ExactMatchChecker(TextChecker):
         exact = normalize_answer(answer) == normalize_answer(task.reference)
         f1 = token_f1(answer, task.reference)
         return verdict(exact, f"exact match: {'yes' if exact else 'no'}; F1={f1:.3f}", score=f1)
+
+
+class LongExactMatchChecker(ExactMatchChecker):
+    """``exact_match`` for long free-form references (RefineBench's reach 29,000 characters):
+    the same rule, with a higher answer-size limit (normalising is linear in the length)."""
+
+    name = "exact_match_long"
+    max_answer_chars = 60_000
