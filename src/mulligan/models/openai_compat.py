@@ -7,18 +7,25 @@ http://h2:8000/v1``, at ``--base-url`` or at ``$MULLIGAN_BASE_URL`` (comma-separ
 replicas), with ``$MULLIGAN_API_KEY`` (default ``EMPTY``; never the OpenAI key, which must not
 leak to arbitrary servers, which is also why ``openai/`` ignores ``--base-url``).
 
-Built on the official ``openai`` async client, for its authentication, headers, timeouts and
-status-to-exception mapping, with three choices of our own:
+The protocol is spoken with a plain ``httpx.AsyncClient`` per replica (a keep-alive connection
+pool as large as the replica's concurrency limit) and the standard library's JSON: the request
+is a dict serialised once, the reply is parsed once. The official ``openai`` SDK is not on this
+path: its request transformation (type introspection over every message of every call) cost
+about 6 ms of CPU per call, more than the rest of a turn. What we keep of what a client must do:
 
-- its retries are off (``max_retries=0``): the retry policy (:mod:`mulligan.models.retry`) is
-  ours, so every retry is counted by cause and obeys one backoff and ``Retry-After`` rule;
-- we ask for the raw response (``with_raw_response``) and parse the JSON body ourselves, so a
-  malformed reply (not JSON, no ``choices``, no ``message``...) raises an error that says what
-  was wrong, instead of surfacing later as ``None`` text or an ``AttributeError``;
+- retries are ours (:mod:`mulligan.models.retry`), so every retry is counted by cause and obeys
+  one backoff and ``Retry-After`` rule;
+- we parse the JSON body ourselves, so a malformed reply (not JSON, no ``choices``, no
+  ``message``...) raises an error that says what was wrong, instead of surfacing later as
+  ``None`` text or an ``AttributeError``;
 - several base URLs serve one model as a fleet: each replica has its own AIMD concurrency limit
   (halved on HTTP 429, +1 per success, within ``[1, max_concurrency]``), and each request goes to
   the replica with the fewest requests in flight (or round-robin). A retry picks again, so a
   replica that fails is routed around.
+- episodes stick to a replica (``sticky=True``, the default): a call that names its episode
+  (its :class:`~mulligan.models.base.CallContext`) goes to the replica that served the
+  episode's previous turn while that replica is up and has room, so a server's prefix cache
+  (vLLM, SGLang) holds the episode's conversation; a dead replica's episodes move elsewhere.
 
 Final (never retried) errors: 400 with a context-length message raises
 :class:`ContextLengthError` (a :class:`~mulligan.models.base.ContextWindowExceeded`), 401/403
@@ -55,12 +62,13 @@ import os
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
-import openai
+import httpx
 
+from mulligan import __version__
 from mulligan.errors import MulliganError
 from mulligan.events import Message
 from mulligan.models.base import (
@@ -131,15 +139,62 @@ def redact_url_credentials(text: str) -> str:
 
 @dataclass
 class Endpoint:
-    """One server of a fleet: its base URL and its client."""
+    """One server of a fleet: its base URL and its HTTP client (see :func:`http_client`)."""
 
     base_url: str
-    client: openai.AsyncOpenAI
+    client: httpx.AsyncClient
 
     @property
     def shown(self) -> str:
         """The base URL as messages and logs show it: without credentials or query."""
         return public_url(self.base_url)
+
+
+class HTTPStatusFault(Exception):
+    """A reply with an error status (>= 400): its status, body and headers."""
+
+    def __init__(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+def http_client(
+    base_url: str, api_key: str, timeout_s: float, connections: int
+) -> httpx.AsyncClient:
+    """A keep-alive client for one replica: requests name paths relative to ``base_url``
+    (``/chat/completions``); a query string in the base URL (``?api-version=...``) is sent with
+    every request, as the official SDK does; ``user:password@`` in it becomes basic auth."""
+    parts = urllib.parse.urlsplit(base_url)
+    root = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return httpx.AsyncClient(
+        base_url=root + "/",
+        params=httpx.QueryParams(parts.query) if parts.query else None,
+        headers={
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": f"mulligan/{__version__}",
+        },
+        timeout=httpx.Timeout(timeout_s),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        # Redirects are not followed: a POST redirected is an error to report, not to chase.
+        follow_redirects=False,
+    )
+
+
+def encode_json(payload: Mapping[str, Any]) -> bytes:
+    """A request body: compact JSON, UTF-8 (what the model reads is not escaped to ASCII)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def transport_fault(e: httpx.TransportError, where: str) -> TransientFault:
+    """The retryable fault for a failed request (timeouts apart from other transport errors)."""
+    if isinstance(e, httpx.TimeoutException):
+        return TransientFault("timeout", f"no reply from {where} in time ({type(e).__name__})")
+    detail = redact_url_credentials(f"{type(e).__name__}: {e}")
+    return TransientFault("connection", f"connection to {where} failed ({detail})")
 
 
 def mint_completion_prompt(messages: Sequence[Message]) -> str:
@@ -236,6 +291,7 @@ class OpenAICompatModel:
         extra_body: Mapping[str, Any] | None = None,
         send_seed: bool = True,
         stream: bool = False,
+        sticky: bool = True,
     ) -> None:
         urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
         urls = [u.strip().rstrip("/") for u in urls if u.strip()]
@@ -271,20 +327,15 @@ class OpenAICompatModel:
                 "%s: no price in %s; its calls are costed at $0", self.name, self.prices.source
             )
         endpoints = [
-            Endpoint(
-                base_url=url,
-                # max_retries=0: retries are ours (counted, one policy); see the module docstring.
-                client=openai.AsyncOpenAI(
-                    base_url=url, api_key=api_key, max_retries=0, timeout=timeout_s
-                ),
-            )
-            for url in urls
+            Endpoint(url, http_client(url, api_key, timeout_s, max_concurrency)) for url in urls
         ]
         self.pool: EndpointPool[Endpoint] = EndpointPool(
             endpoints,
             [AdaptiveLimit(max_concurrency, initial_concurrency) for _ in endpoints],
             balance,
+            sticky=sticky,
         )
+        self._path = "chat/completions" if mode == "chat" else "completions"
         # Requests answered (successfully) per replica, for load-balancing reports and tests.
         self.served: list[int] = [0 for _ in endpoints]
         self._identity: dict[str, Any] | None = None
@@ -306,6 +357,8 @@ class OpenAICompatModel:
             out[f"limit_lowest.{i}"] = limit.lowest
             out[f"served.{i}"] = self.served[i]
         out["ejections"] = self.pool.ejections
+        if len(self.pool.endpoints) > 1 and self.pool.sticky:
+            out["sticky_moves"] = self.pool.moves
         if self.ttft_count:
             out["ttft_ms.mean"] = round(1000 * self.ttft_total_s / self.ttft_count)
             out["ttft_ms.max"] = round(1000 * self.ttft_max_s)
@@ -346,13 +399,15 @@ class OpenAICompatModel:
         """``{"url", "reported"}``: the server's ``/models`` entries for our model (or all it
         lists, if none is ours), or None when it does not say."""
         try:
-            client = endpoint.client.with_options(timeout=min(self.timeout_s, IDENTITY_TIMEOUT_S))
-            raw = await client.models.with_raw_response.list()
+            timeout = min(self.timeout_s, IDENTITY_TIMEOUT_S)
+            raw = await endpoint.client.get("models", timeout=timeout)
+            if raw.status_code >= 400:
+                raise ValueError(f"HTTP {raw.status_code}")
             data = json.loads(raw.content)
             listed = data.get("data") if isinstance(data, dict) else None
             if not isinstance(listed, list):
                 raise ValueError("no 'data' list")
-        except (openai.APIError, ValueError) as e:  # no /models: the URL alone identifies it
+        except (httpx.HTTPError, ValueError) as e:  # no /models: the URL alone identifies it
             log.info("%s: %s/models says nothing usable (%s)", self.name, endpoint.shown, e)
             return {"url": public_url(endpoint.base_url), "reported": None}
         entries = [_identity_fields(m) for m in listed if isinstance(m, dict)]
@@ -377,9 +432,11 @@ class OpenAICompatModel:
         """
         if not messages:
             raise ModelError(f"{self.name}: generate() needs at least one message")
-        payload = self._payload(messages, params)
+        body = encode_json(self._payload(messages, params))
+        # The episode a call belongs to, for sticky routing (None: any replica).
+        key = None if context is None else (context.task.suite, context.task.id, context.epoch)
         return await call_with_retries(
-            lambda: self._attempt(payload), self.retry, self.retry_stats, what=self.name
+            lambda: self._attempt(body, key), self.retry, self.retry_stats, what=self.name
         )
 
     def _payload(self, messages: list[Message], params: GenerateParams) -> dict[str, Any]:
@@ -393,16 +450,19 @@ class OpenAICompatModel:
             body["stop"] = list(params.stop)
         if self.send_seed:
             body["seed"] = params.seed
-        if self.extra_body:
-            body["extra_body"] = self.extra_body
+        if self.extra_body:  # merged into the top level, as the SDK's ``extra_body`` is
+            body.update(self.extra_body)
+        if self.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
         if self.mode == "chat":
             body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
         else:
             body["prompt"] = self.completion_prompt(messages)
         return body
 
-    async def _attempt(self, payload: dict[str, Any]) -> Completion:
-        index, generation = await self.pool.acquire()
+    async def _attempt(self, body: bytes, key: Hashable | None = None) -> Completion:
+        index, generation = await self.pool.acquire(key)
         endpoint = self.pool.endpoints[index]
         self.retry_stats.requests += 1
         congested = False
@@ -411,25 +471,23 @@ class OpenAICompatModel:
             start = time.perf_counter()
             try:
                 if self.stream:
-                    completion = await self._stream(endpoint, payload, start)
+                    completion = await self._stream(endpoint, body, start)
                 else:
-                    raw = await self._post(endpoint, payload)
+                    raw = await endpoint.client.post(self._path, content=body)
+                    if raw.status_code >= 400:
+                        raise HTTPStatusFault(raw.status_code, raw.content, raw.headers)
                     completion = self._parse(raw.content, endpoint, time.perf_counter() - start)
-            except openai.APIStatusError as e:
+            except HTTPStatusFault as e:
                 self.pool.healthy(index)  # it answered, so it is up
-                congested = e.status_code == 429
+                congested = e.status == 429
                 self._raise_status(e, endpoint)
-            except openai.APITimeoutError as e:
+            except httpx.TimeoutException as e:
                 raise TransientFault(
                     "timeout", f"no reply from {endpoint.shown} within {self.timeout_s:g} s"
                 ) from e
-            except openai.APIConnectionError as e:
+            except httpx.TransportError as e:
                 self.pool.eject(index)
-                cause = e.__cause__
-                detail = f"{type(cause).__name__}: {cause}" if cause else str(e)
-                raise TransientFault(
-                    "connection", f"connection to {endpoint.shown} failed ({detail})"
-                ) from e
+                raise transport_fault(e, endpoint.shown) from e
             self.pool.healthy(index)
             success = True
             self.served[index] += 1
@@ -438,36 +496,26 @@ class OpenAICompatModel:
             self.pool.adjust(index, success=success, congested=congested, generation=generation)
             self.pool.release(index)
 
-    async def _post(self, endpoint: Endpoint, payload: dict[str, Any]) -> Any:
-        # The raw response, so the body is parsed (and judged) by _parse, not by the SDK.
-        if self.mode == "chat":
-            return await endpoint.client.chat.completions.with_raw_response.create(**payload)
-        return await endpoint.client.completions.with_raw_response.create(**payload)
-
-    async def _stream(
-        self, endpoint: Endpoint, payload: dict[str, Any], start: float
-    ) -> Completion:
+    async def _stream(self, endpoint: Endpoint, body: bytes, start: float) -> Completion:
         """One streamed request: the reply assembled from server-sent events, and its TTFT."""
-        body = {**payload, "stream": True, "stream_options": {"include_usage": True}}
-        resource = (
-            endpoint.client.chat.completions if self.mode == "chat" else endpoint.client.completions
-        )
-        # Status errors and failures to connect surface from create() as the SDK's exceptions.
-        async with resource.with_streaming_response.create(**body) as response:
+        # Status errors and failures to connect surface here as for a whole-body request.
+        async with endpoint.client.stream("POST", self._path, content=body) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise HTTPStatusFault(response.status_code, response.content, response.headers)
             try:
                 return await self._read_stream(response, endpoint, start)
-            except TransientFault:
-                raise
-            except Exception as e:
-                # Only the transport can fail here (httpx's read errors, which the SDK does not
-                # wrap once the body is ours to read); our own faults were re-raised above.
-                cause = "timeout" if "timeout" in type(e).__name__.lower() else "connection"
+            except httpx.TransportError as e:
+                # Once the body is ours to read, only the transport can fail.
+                cause = "timeout" if isinstance(e, httpx.TimeoutException) else "connection"
                 raise TransientFault(
                     cause,
                     f"the stream from {endpoint.shown} broke off ({type(e).__name__}: {e})",
                 ) from e
 
-    async def _read_stream(self, response: Any, endpoint: Endpoint, start: float) -> Completion:
+    async def _read_stream(
+        self, response: httpx.Response, endpoint: Endpoint, start: float
+    ) -> Completion:
         where = f"stream from {endpoint.shown}"
 
         def bad(what: str) -> TransientFault:
@@ -479,7 +527,7 @@ class OpenAICompatModel:
         ttft: float | None = None
         done = False
         chunks = 0
-        async for line in response.iter_lines():
+        async for line in response.aiter_lines():
             if not line.startswith("data:"):
                 continue  # blank separators, ': keep-alive' comments, event:/id: fields
             data = line[5:].strip()
@@ -538,15 +586,15 @@ class OpenAICompatModel:
         """Mean time to first token over streamed calls (None before any)."""
         return self.ttft_total_s / self.ttft_count if self.ttft_count else None
 
-    def _raise_status(self, e: openai.APIStatusError, endpoint: Endpoint) -> NoReturn:
-        status = e.status_code
-        message, code = _error_message(e.response.content)
+    def _raise_status(self, e: HTTPStatusFault, endpoint: Endpoint) -> NoReturn:
+        status = e.status
+        message, code = _error_message(e.body)
         where = f"HTTP {status} from {endpoint.shown}"
         if status in RETRYABLE_STATUSES or status >= 500:
             raise TransientFault(
                 f"http_{status}",
                 f"{where}: {message}",
-                retry_after_s=parse_retry_after(dict(e.response.headers)),
+                retry_after_s=parse_retry_after(dict(e.headers)),
                 status=status,
             ) from e
         if status in (400, 413, 422) and (
@@ -648,7 +696,7 @@ class OpenAICompatModel:
     async def aclose(self) -> None:
         """Close the HTTP connections of every replica."""
         for endpoint in self.pool.endpoints:
-            await endpoint.client.close()
+            await endpoint.client.aclose()
 
     def __repr__(self) -> str:
         urls = ", ".join(e.shown for e in self.pool.endpoints)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 
-import openai
+import httpx
 
 from mulligan.errors import MulliganError
 from mulligan.models.base import Model
@@ -28,6 +28,7 @@ from mulligan.models.openai_compat import (
     Endpoint,
     OpenAICompatModel,
     public_url,
+    redact_url_credentials,
 )
 
 PREFLIGHT_TIMEOUT_S = 10.0
@@ -60,18 +61,17 @@ async def _ask(model: OpenAICompatModel, endpoint: Endpoint, timeout_s: float) -
     """None if ``endpoint`` answers ``GET /models``, else what is wrong with it and the fix."""
     url = public_url(endpoint.base_url)
     try:
-        client = endpoint.client.with_options(timeout=timeout_s)
-        await client.models.with_raw_response.list()
-    except openai.APITimeoutError:
+        response = await endpoint.client.get("models", timeout=timeout_s)
+    except httpx.TimeoutException:
         return f"{url} did not answer GET /models within {timeout_s:g} s; {_fix(model)}"
-    except openai.APIConnectionError as e:
-        cause = e.__cause__
-        detail = f"{type(cause).__name__}: {cause}" if cause else str(e)
+    except httpx.TransportError as e:
+        detail = redact_url_credentials(f"{type(e).__name__}: {e}")
         return f"cannot connect to {url} ({detail}); {_fix(model)}"
-    except openai.APIStatusError as e:
-        if e.status_code in (401, 403):
+    status = response.status_code
+    if status >= 400:
+        if status in (401, 403):
             key = OPENAI_KEY_ENV if url.rstrip("/") == OPENAI_BASE_URL else API_KEY_ENV
-            return f"{url} refused the API key (HTTP {e.status_code}); set ${key} to a valid key"
+            return f"{url} refused the API key (HTTP {status}); set ${key} to a valid key"
         return None  # it answered: up (a server without /models says 404)
     return None
 
