@@ -220,6 +220,7 @@ class _Outcome:
 
     cell: CellResult
     exit_code: int
+    clean: bool = False  # a warm program runner may run the next program (see run_program)
 
 
 class Sandbox:
@@ -368,7 +369,9 @@ class Sandbox:
         outcome = await self._run(code, timeout, program=False)
         return outcome.cell
 
-    async def _run(self, code: str, timeout_s: float, *, program: bool) -> _Outcome:
+    async def _run(
+        self, code: str, timeout_s: float, *, program: bool, reuse: bool = False
+    ) -> _Outcome:
         async with self._lock:
             if self._closed:
                 raise SandboxError("this sandbox is closed")
@@ -400,7 +403,15 @@ class Sandbox:
             worker = self._worker
             assert worker is not None
             self._count += 1
-            worker.send({"code": code, "n": self._count, "timeout": timeout_s, "program": program})
+            worker.send(
+                {
+                    "code": code,
+                    "n": self._count,
+                    "timeout": timeout_s,
+                    "program": program,
+                    "reuse": reuse,
+                }
+            )
             try:
                 status, reply = await worker.receive(timeout_s + _grace_s(timeout_s))
             except asyncio.CancelledError:
@@ -420,7 +431,8 @@ class Sandbox:
                     duration_s=duration,
                     restarted=restarted,
                 )
-                return _Outcome(cell, int(reply.get("exit_code", 0)))
+                clean = reuse and not restarted and reply.get("clean") is True
+                return _Outcome(cell, int(reply.get("exit_code", 0)), clean)
             return await self._recover(worker, status, timeout_s, notes, duration, program)
 
     async def _recover(
@@ -512,3 +524,19 @@ class Sandbox:
         """
         outcome = await self._run(code, timeout_s, program=True)
         return outcome.cell, outcome.exit_code
+
+    async def run_program_warm(
+        self, code: str, timeout_s: float = 10.0
+    ) -> tuple[CellResult, int, bool]:
+        """:meth:`run_program` for a warm program runner: a sandbox that runs only programs,
+        one after another, each in a fresh child of the worker. Also returns whether the worker
+        came back clean (every process the program started had ended by itself; the scratch
+        directory and the private ``/tmp`` and ``/dev/shm`` were emptied): only then may it run
+        the next program. Never mix with :meth:`execute` on one sandbox."""
+        outcome = await self._run(code, timeout_s, program=True, reuse=True)
+        return outcome.cell, outcome.exit_code, outcome.clean
+
+    @property
+    def runs(self) -> int:
+        """Cells and programs this sandbox has run."""
+        return self._count
