@@ -65,6 +65,7 @@ def serve(latency_ms: float) -> None:
     with server:
         print(server.base_url, flush=True)
         sys.stdin.read()
+    print(len(server.requests), flush=True)  # the calls served, for whoever started us
 
 
 class _Discard(list):
@@ -95,16 +96,18 @@ class MockServer:
         self.base_url = self.proc.stdout.readline().strip()
         if not self.base_url.startswith("http"):
             raise RuntimeError("the mock server did not start")
+        self.requests = 0  # calls served, known once the server has stopped
 
     def __enter__(self) -> MockServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self.proc.stdin is not None
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.close()
         try:
+            self.requests = int(self.proc.stdout.readline().strip() or 0)
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        except (subprocess.TimeoutExpired, ValueError):
             self.proc.kill()
 
 
@@ -164,7 +167,7 @@ async def run_client(args: argparse.Namespace) -> dict[str, Any]:
     if args.profile:
         import cProfile
 
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time)  # CPU, not wall: the machine is shared
         profiler.enable()
     outcome = await execute_run(config, model=model, tasks=tasks)
     if args.profile:

@@ -7,11 +7,12 @@ http://h2:8000/v1``, at ``--base-url`` or at ``$MULLIGAN_BASE_URL`` (comma-separ
 replicas), with ``$MULLIGAN_API_KEY`` (default ``EMPTY``; never the OpenAI key, which must not
 leak to arbitrary servers, which is also why ``openai/`` ignores ``--base-url``).
 
-The protocol is spoken with a plain ``httpx.AsyncClient`` per replica (a keep-alive connection
-pool as large as the replica's concurrency limit) and the standard library's JSON: the request
-is a dict serialised once, the reply is parsed once. The official ``openai`` SDK is not on this
-path: its request transformation (type introspection over every message of every call) cost
-about 6 ms of CPU per call, more than the rest of a turn. What we keep of what a client must do:
+The protocol is spoken over a lean HTTP transport (:mod:`mulligan.models.http`: aiohttp, one
+keep-alive connection pool per replica, as large as the replica's concurrency limit) and the
+standard library's JSON: the request is a dict serialised once, the reply is parsed once. The
+official ``openai`` SDK is not used: its request transformation (type introspection over every
+message of every call) and its httpx transport cost about 12 ms of CPU per call at concurrency
+256, more than the rest of a turn. What we keep of what a client must do:
 
 - retries are ours (:mod:`mulligan.models.retry`), so every retry is counted by cause and obeys
   one backoff and ``Retry-After`` rule;
@@ -62,13 +63,9 @@ import os
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal, NoReturn
 
-import httpx
-
-from mulligan import __version__
 from mulligan.errors import MulliganError
 from mulligan.events import Message
 from mulligan.models.base import (
@@ -77,6 +74,12 @@ from mulligan.models.base import (
     ContextWindowExceeded,
     GenerateParams,
     ModelError,
+)
+from mulligan.models.http import (
+    TRANSPORT_ERRORS,
+    Endpoint,
+    HTTPStatusFault,
+    encode_json,
 )
 from mulligan.models.pricing import PriceTable, default_price_table
 from mulligan.models.retry import (
@@ -137,61 +140,10 @@ def redact_url_credentials(text: str) -> str:
     return _URL.sub(lambda m: public_url(m.group(0)), text)
 
 
-@dataclass
-class Endpoint:
-    """One server of a fleet: its base URL and its HTTP client (see :func:`http_client`)."""
-
-    base_url: str
-    client: httpx.AsyncClient
-
-    @property
-    def shown(self) -> str:
-        """The base URL as messages and logs show it: without credentials or query."""
-        return public_url(self.base_url)
-
-
-class HTTPStatusFault(Exception):
-    """A reply with an error status (>= 400): its status, body and headers."""
-
-    def __init__(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-        self.body = body
-        self.headers = headers
-
-
-def http_client(
-    base_url: str, api_key: str, timeout_s: float, connections: int
-) -> httpx.AsyncClient:
-    """A keep-alive client for one replica: requests name paths relative to ``base_url``
-    (``/chat/completions``); a query string in the base URL (``?api-version=...``) is sent with
-    every request, as the official SDK does; ``user:password@`` in it becomes basic auth."""
-    parts = urllib.parse.urlsplit(base_url)
-    root = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    return httpx.AsyncClient(
-        base_url=root + "/",
-        params=httpx.QueryParams(parts.query) if parts.query else None,
-        headers={
-            "Authorization": f"Bearer {api_key}",
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-            "User-Agent": f"mulligan/{__version__}",
-        },
-        timeout=httpx.Timeout(timeout_s),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        # Redirects are not followed: a POST redirected is an error to report, not to chase.
-        follow_redirects=False,
-    )
-
-
-def encode_json(payload: Mapping[str, Any]) -> bytes:
-    """A request body: compact JSON, UTF-8 (what the model reads is not escaped to ASCII)."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def transport_fault(e: httpx.TransportError, where: str) -> TransientFault:
-    """The retryable fault for a failed request (timeouts apart from other transport errors)."""
-    if isinstance(e, httpx.TimeoutException):
+def transport_fault(e: BaseException, where: str) -> TransientFault:
+    """The retryable fault for a request that failed in transport (one of
+    :data:`~mulligan.models.http.TRANSPORT_ERRORS`): a timeout, or a connection that failed."""
+    if isinstance(e, TimeoutError):
         return TransientFault("timeout", f"no reply from {where} in time ({type(e).__name__})")
     detail = redact_url_credentials(f"{type(e).__name__}: {e}")
     return TransientFault("connection", f"connection to {where} failed ({detail})")
@@ -327,7 +279,14 @@ class OpenAICompatModel:
                 "%s: no price in %s; its calls are costed at $0", self.name, self.prices.source
             )
         endpoints = [
-            Endpoint(url, http_client(url, api_key, timeout_s, max_concurrency)) for url in urls
+            Endpoint(
+                url,
+                api_key=api_key,
+                timeout_s=timeout_s,
+                connections=max_concurrency,
+                shown=public_url(url),
+            )
+            for url in urls
         ]
         self.pool: EndpointPool[Endpoint] = EndpointPool(
             endpoints,
@@ -398,17 +357,18 @@ class OpenAICompatModel:
     async def _reported(self, endpoint: Endpoint) -> dict[str, Any]:
         """``{"url", "reported"}``: the server's ``/models`` entries for our model (or all it
         lists, if none is ours), or None when it does not say."""
+        timeout = min(self.timeout_s, IDENTITY_TIMEOUT_S)
         try:
-            timeout = min(self.timeout_s, IDENTITY_TIMEOUT_S)
-            raw = await endpoint.client.get("models", timeout=timeout)
-            if raw.status_code >= 400:
-                raise ValueError(f"HTTP {raw.status_code}")
-            data = json.loads(raw.content)
-            listed = data.get("data") if isinstance(data, dict) else None
-            if not isinstance(listed, list):
-                raise ValueError("no 'data' list")
-        except (httpx.HTTPError, ValueError) as e:  # no /models: the URL alone identifies it
-            log.info("%s: %s/models says nothing usable (%s)", self.name, endpoint.shown, e)
+            raw = await endpoint.request("GET", "models", timeout_s=timeout)
+            data = json.loads(raw.body) if raw.status < 400 else None
+        except TRANSPORT_ERRORS as e:
+            data = None
+            log.info("%s: %s/models did not answer (%s)", self.name, endpoint.shown, e)
+        except ValueError:
+            data = None
+        listed = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(listed, list):  # no /models: the URL alone identifies it
+            log.info("%s: %s/models says nothing usable", self.name, endpoint.shown)
             return {"url": public_url(endpoint.base_url), "reported": None}
         entries = [_identity_fields(m) for m in listed if isinstance(m, dict)]
         ours = [m for m in entries if m.get("id") == self.model]
@@ -473,19 +433,19 @@ class OpenAICompatModel:
                 if self.stream:
                     completion = await self._stream(endpoint, body, start)
                 else:
-                    raw = await endpoint.client.post(self._path, content=body)
-                    if raw.status_code >= 400:
-                        raise HTTPStatusFault(raw.status_code, raw.content, raw.headers)
-                    completion = self._parse(raw.content, endpoint, time.perf_counter() - start)
+                    raw = await endpoint.request("POST", self._path, body)
+                    if raw.status >= 400:
+                        raise HTTPStatusFault(raw.status, raw.body, raw.headers)
+                    completion = self._parse(raw.body, endpoint, time.perf_counter() - start)
             except HTTPStatusFault as e:
                 self.pool.healthy(index)  # it answered, so it is up
                 congested = e.status == 429
                 self._raise_status(e, endpoint)
-            except httpx.TimeoutException as e:
+            except TimeoutError as e:
                 raise TransientFault(
                     "timeout", f"no reply from {endpoint.shown} within {self.timeout_s:g} s"
                 ) from e
-            except httpx.TransportError as e:
+            except TRANSPORT_ERRORS as e:
                 self.pool.eject(index)
                 raise transport_fault(e, endpoint.shown) from e
             self.pool.healthy(index)
@@ -499,22 +459,19 @@ class OpenAICompatModel:
     async def _stream(self, endpoint: Endpoint, body: bytes, start: float) -> Completion:
         """One streamed request: the reply assembled from server-sent events, and its TTFT."""
         # Status errors and failures to connect surface here as for a whole-body request.
-        async with endpoint.client.stream("POST", self._path, content=body) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise HTTPStatusFault(response.status_code, response.content, response.headers)
+        async with endpoint.stream(self._path, body) as lines:
             try:
-                return await self._read_stream(response, endpoint, start)
-            except httpx.TransportError as e:
+                return await self._read_stream(lines, endpoint, start)
+            except TRANSPORT_ERRORS as e:
                 # Once the body is ours to read, only the transport can fail.
-                cause = "timeout" if isinstance(e, httpx.TimeoutException) else "connection"
+                cause = "timeout" if isinstance(e, TimeoutError) else "connection"
                 raise TransientFault(
                     cause,
                     f"the stream from {endpoint.shown} broke off ({type(e).__name__}: {e})",
                 ) from e
 
     async def _read_stream(
-        self, response: httpx.Response, endpoint: Endpoint, start: float
+        self, lines: AsyncIterator[str], endpoint: Endpoint, start: float
     ) -> Completion:
         where = f"stream from {endpoint.shown}"
 
@@ -527,7 +484,7 @@ class OpenAICompatModel:
         ttft: float | None = None
         done = False
         chunks = 0
-        async for line in response.aiter_lines():
+        async for line in lines:
             if not line.startswith("data:"):
                 continue  # blank separators, ': keep-alive' comments, event:/id: fields
             data = line[5:].strip()
@@ -696,7 +653,7 @@ class OpenAICompatModel:
     async def aclose(self) -> None:
         """Close the HTTP connections of every replica."""
         for endpoint in self.pool.endpoints:
-            await endpoint.client.aclose()
+            await endpoint.aclose()
 
     def __repr__(self) -> str:
         urls = ", ".join(e.shown for e in self.pool.endpoints)

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
-
 from mulligan.errors import MulliganError
 from mulligan.models.base import Model
+from mulligan.models.http import TRANSPORT_ERRORS, Endpoint
 from mulligan.models.openai_compat import (
     API_KEY_ENV,
     BASE_URL_ENV,
     OPENAI_BASE_URL,
     OPENAI_KEY_ENV,
-    Endpoint,
     OpenAICompatModel,
     public_url,
     redact_url_credentials,
@@ -61,13 +59,13 @@ async def _ask(model: OpenAICompatModel, endpoint: Endpoint, timeout_s: float) -
     """None if ``endpoint`` answers ``GET /models``, else what is wrong with it and the fix."""
     url = public_url(endpoint.base_url)
     try:
-        response = await endpoint.client.get("models", timeout=timeout_s)
-    except httpx.TimeoutException:
+        response = await endpoint.request("GET", "models", timeout_s=timeout_s)
+    except TimeoutError:
         return f"{url} did not answer GET /models within {timeout_s:g} s; {_fix(model)}"
-    except httpx.TransportError as e:
+    except TRANSPORT_ERRORS as e:
         detail = redact_url_credentials(f"{type(e).__name__}: {e}")
         return f"cannot connect to {url} ({detail}); {_fix(model)}"
-    status = response.status_code
+    status = response.status
     if status >= 400:
         if status in (401, 403):
             key = OPENAI_KEY_ENV if url.rstrip("/") == OPENAI_BASE_URL else API_KEY_ENV
