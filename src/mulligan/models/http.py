@@ -17,6 +17,7 @@ running loop (and a new one if it is later used from another loop, as tests do).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import urllib.parse
@@ -62,7 +63,8 @@ class Endpoint:
 
     Args:
         base_url: requests go to ``base_url + "/" + path``; a query string in it
-            (``?api-version=...``) is sent with every request, as the official SDK does.
+            (``?api-version=...``) is sent with every request, as the official SDK does, and
+            ``user:password@`` in it is sent as basic auth instead of the API key.
         api_key: sent as ``Authorization: Bearer``.
         timeout_s: to connect, and between bytes of the reply.
         connections: keep-alive connections at most (the replica's concurrency limit).
@@ -81,10 +83,18 @@ class Endpoint:
         self.base_url = base_url
         self.shown = shown
         parts = urllib.parse.urlsplit(base_url)
-        self._root = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        netloc = parts.netloc.rpartition("@")[2]
+        self._root = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
         self._query = f"?{parts.query}" if parts.query else ""
+        authorization = f"Bearer {api_key}"
+        if parts.username is not None:
+            # ``user:password@`` in the URL (a proxy with basic auth) wins, as in httpx.
+            user = urllib.parse.unquote(parts.username)
+            password = urllib.parse.unquote(parts.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            authorization = f"Basic {token}"
         self._headers = {
-            "Authorization": f"Bearer {api_key}",
+            "Authorization": authorization,
             "Accept": "application/json",
             "Content-Type": "application/json",
             "User-Agent": f"mulligan/{__version__}",
