@@ -167,7 +167,7 @@ async def run_client(args: argparse.Namespace) -> dict[str, Any]:
     if args.profile:
         import cProfile
 
-        profiler = cProfile.Profile(time.process_time)  # CPU, not wall: the machine is shared
+        profiler = cProfile.Profile()
         profiler.enable()
     outcome = await execute_run(config, model=model, tasks=tasks)
     if args.profile:
