@@ -32,9 +32,12 @@ class SandboxPool:
     a sandbox worker that runs only programs, each in a fresh child process of its own (the
     child's isolation is that of any program: see ``sandbox/_worker.py``), and that is kept for
     the next program only when it comes back clean (nothing the program started still running,
-    its scratch directory and private ``/tmp`` and ``/dev/shm`` emptied). Up to ``runners`` idle
-    runners are kept; a runner retires after ``RUNNER_MAX_PROGRAMS`` programs. So a code check
-    costs a process start inside the box, not a new box. A pool belongs to one event loop.
+    its scratch directory and private ``/tmp`` and ``/dev/shm`` emptied). At most ``runners``
+    programs run at once (others wait their turn, without their time limit running: checked
+    programs are CPU-bound, so more at once would not finish sooner), so at most ``runners``
+    runners exist and each is reused; a runner retires after ``RUNNER_MAX_PROGRAMS`` programs.
+    So a code check costs a process start inside the box, not a new box. A pool belongs to one
+    event loop.
     """
 
     def __init__(
@@ -52,12 +55,14 @@ class SandboxPool:
         ``hide_paths``: host paths made invisible inside bubblewrap (e.g. run directories
         holding reference answers). ``allow_weak``: the explicit opt-in to a mode weaker than
         bubblewrap where it does not work (warned of loudly); without it, ``start`` raises.
-        ``runners``: idle warm program runners kept (0: every program gets a fresh sandbox)."""
+        ``runners``: programs run at once, each on a warm runner (0: no limit, and every program
+        gets a fresh sandbox, as before warm runners)."""
         if size < 0 or runners < 0:
             raise ValueError("size and runners must be >= 0")
         self.size = size
         self.runners = runners
         self._idle_runners: collections.deque[Sandbox] = collections.deque()
+        self._program_slots: asyncio.Semaphore | None = None  # made in the pool's loop
         self.programs_run = 0
         self.programs_warm = 0  # run on a runner that had run a program before
         self.limits = limits
@@ -182,6 +187,14 @@ class SandboxPool:
         ``ok`` is True when it exits with status 0 (ends normally or calls ``sys.exit(0)``);
         ``output`` holds what it printed and its traceback; ``timed_out`` after ``timeout_s``.
         """
+        if self.runners == 0:
+            return await self._run_program(code, timeout_s)
+        if self._program_slots is None:
+            self._program_slots = asyncio.Semaphore(self.runners)
+        async with self._program_slots:
+            return await self._run_program(code, timeout_s)
+
+    async def _run_program(self, code: str, timeout_s: float) -> ProgramResult:
         sandbox = self._idle_runner() or await self._acquire()
         keep = False
         try:
