@@ -14,8 +14,8 @@ after ``--latency-ms``. Each tool runs as its own process with everything it nor
   (what ``mulligan run`` does, without the progress bar), response cache off, code proposals
   checked in the sandbox, everything stored; its first message is MINT's prompt with an
   in-context example, longer than the other tools' (which send the task text alone);
-- **floor**: ``side_by_side.py floor``: asyncio + one ``httpx.AsyncClient``, a semaphore for the
-  concurrency, the same messages, the answer compared as a string, nothing stored: what any
+- **floor**: ``side_by_side.py floor``: asyncio + one ``aiohttp.ClientSession``, a semaphore for
+  the concurrency, the same messages, the answer compared as a string, nothing stored: what any
   harness must at least spend on the HTTP calls;
 - **inspect**: ``inspect eval`` of a task written here (a solver that generates, compares the
   answer and appends the feedback, ``--turns`` times), Inspect AI installed by this script into
@@ -108,21 +108,23 @@ def side_by_side():
 
 
 async def floor(base_url: str, dataset: Path, turns: int, concurrency: int) -> None:
-    """The bare loop: the workload's HTTP calls and string comparisons, nothing else."""
-    import httpx
+    """The bare loop: the workload's HTTP calls and string comparisons, nothing else (aiohttp,
+    the cheapest client measured here; httpx's pool costs several ms per request at 256)."""
+    import aiohttp
 
     rows = [json.loads(line) for line in dataset.read_text().splitlines()]
     gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url + "/", limits=limits, timeout=600) as client:
+    url = base_url + "/chat/completions"
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
 
         async def episode(row: dict[str, Any]) -> bool:
             messages = [{"role": "user", "content": row["input"]}]
             async with gate:
                 for turn in range(turns):
                     body = {"model": MODEL_ID, "messages": messages, "temperature": 0.0}
-                    reply = await client.post("chat/completions", content=json.dumps(body))
-                    text = reply.json()["choices"][0]["message"]["content"]
+                    async with session.post(url, data=json.dumps(body)) as reply:
+                        text = json.loads(await reply.read())["choices"][0]["message"]["content"]
                     found = SOLUTION.search(text)
                     if found and found.group(1).strip() == row["target"]:
                         return True
