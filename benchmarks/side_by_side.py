@@ -157,18 +157,18 @@ def tool_command(
 ) -> list[str]:
     if tool == "floor":
         return [
-            sys.executable, __file__, "floor", "--base-url", base_url, "--dataset", str(dataset),
+            sys.executable, str(Path(__file__).resolve()), "floor", "--base-url", base_url, "--dataset", str(dataset),
             "--turns", str(args.turns), "--concurrency", str(args.concurrency),
         ]  # fmt: skip
     if tool == "mulligan":  # execute_run on exactly the workload's tasks (harness_overhead)
         return [
-            sys.executable, str(Path(__file__).parent / "harness_overhead.py"), "client",
+            sys.executable, str(Path(__file__).resolve().parent / "harness_overhead.py"), "client",
             "--base-url", base_url, "--workload", args.workload, "--episodes", str(episodes),
             "--concurrency", str(args.concurrency), "--turns", str(args.turns),
             "--out", str(out), "--data-dir", str(args.data_dir),
         ]  # fmt: skip
     return [
-        str(args.inspect_venv / "bin" / "inspect"), "eval", str(out.parent / "inspect_task.py"),
+        str(args.inspect_venv / "bin" / "inspect"), "eval", "inspect_task.py",  # cwd: --out
         "--model", f"openai/{MODEL_ID}", "--model-base-url", base_url,
         "--max-connections", str(args.concurrency), "--max-samples", str(args.concurrency),
         "--log-dir", str(out), "--no-fail-on-error", "--display", "none",
@@ -192,7 +192,9 @@ def run_tool(tool: str, episodes: int, args: argparse.Namespace) -> dict[str, An
         started = time.time()
         log = args.out / f"{tool}-n{episodes}.log"
         with log.open("wb") as sink:  # a file, not a pipe: wait4 must not wait on a full pipe
-            proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=args.out
+            )
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.time() - started
