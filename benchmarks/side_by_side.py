@@ -170,6 +170,7 @@ def tool_command(
     return [
         str(args.inspect_venv / "bin" / "inspect"), "eval", "inspect_task.py",  # cwd: --out
         "--model", f"openai/{MODEL_ID}", "--model-base-url", base_url,
+        "-M", "responses_api=false",  # chat completions, as the others (and the mock) speak
         "--max-connections", str(args.concurrency), "--max-samples", str(args.concurrency),
         "--log-dir", str(out), "--no-fail-on-error", "--display", "none",
     ]  # fmt: skip
