@@ -217,6 +217,7 @@ def run_tool(tool: str, episodes: int, args: argparse.Namespace) -> dict[str, An
 def ensure_inspect(args: argparse.Namespace) -> str | None:
     """Installs Inspect AI into its own virtual environment; None when ready, else why not."""
     venv = args.inspect_venv
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "inspect_task.py").write_text(INSPECT_TASK)
     if (venv / "bin" / "inspect").exists():
         return None
