@@ -41,6 +41,8 @@ INTERNAL_ERRORS: dict[str, str] = {
     "imports nothing from mulligan",
     "mulligan.feedback.harness._MgTimeout": "raised inside the sandboxed unit-test harness",
     "mulligan.feedback.harness.__mg_fail": "the harness's alias of _MgFailed, in the sandbox",
+    "mulligan.models.http.HTTPStatusFault": "an error status inside one request; the "
+    "backend turns it into a retried fault or a BackendError at once",
     "mulligan.tasks.checkers.workers.CallTimedOut": "a checker worker's overrun; the checker "
     "turns it into a 'wrong: evaluation timed out' verdict",
     "mulligan.tasks.checkers.workers.WorkerDied": "a checker worker's crash; retried once, then "

@@ -27,6 +27,7 @@ per source, solves after a leak) is a metric: ``mulligan.metrics.feedback``.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -98,6 +99,14 @@ def _norm_tokens(text: str) -> list[tuple[str, int, int]]:
 
 def _normalize(text: str) -> str:
     return " ".join(t for t, _, _ in _norm_tokens(text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalized_prompt(prompt: str) -> str:
+    """`` <normalised prompt> ``, once per task rather than once per feedback message (the
+    prompt is the longest text a check reads; a task's prompt string is one object, whose hash
+    Python keeps)."""
+    return f" {_normalize(prompt)} "
 
 
 def _exact_spans(text: str, ref: str) -> list[Span]:
@@ -410,7 +419,7 @@ def find_leaks(
     spans += found
     # A partial match is weak when the matched words are in the prompt ("Robert Erskine
     # Childers" of "Robert Erskine Childers DSC" in a hotpotqa comparison question).
-    prompt_norm = f" {_normalize(task.prompt)} "
+    prompt_norm = _normalized_prompt(task.prompt)
     found = [
         s
         for s in _normalized_spans(text, ref)

@@ -94,6 +94,9 @@ LLAMA_CPP_ARGS: dict[str, ModelArg] = {
     "n_threads": _arg(int, False, "CPU threads per call", minimum=1),
     "n_batch": _arg(int, False, "prompt tokens per batch during prefill", minimum=1),
     "reuse_prefix": _arg(bool, False, "reuse the KV cache of the previous call's shared prefix"),
+    "prompt_cache_mb": _arg(
+        int, False, "MiB of RAM for KV states of episodes in flight (0: off)", minimum=0
+    ),
 }  # fmt: skip
 """What ``local/`` models accept (:class:`~mulligan.models.local.LocalModel`)."""
 

@@ -174,6 +174,13 @@ class LocalModel:
         chat_template: a Jinja chat template overriding the one stored in the GGUF file.
         reuse_prefix: reuse the KV cache of the previous call for a shared prompt prefix (fast
             multi-turn); False makes every call bit-reproducible on its own (module docstring).
+        prompt_cache_mb: with ``reuse_prefix``, also keep the KV state after each call in a RAM
+            cache of this many MiB (llama-cpp-python's ``LlamaRAMCache``, least recently used
+            evicted) and restore the longest cached prefix of a new prompt: one state per
+            episode in flight, so episodes that take turns on the one context (concurrency 2)
+            no longer evict each other's prefix. 0 (default): off. A state costs roughly
+            ``prompt tokens x layers x KV width x 4`` bytes (about 12 KiB per token for
+            Qwen2.5-0.5B) and a copy per call.
 
     The model loads on first use (or on :meth:`load`), once, whatever the number of callers.
     A role's backend arguments (``-M key=value``, :data:`~mulligan.models.args.LLAMA_CPP_ARGS`)
@@ -194,6 +201,7 @@ class LocalModel:
         chat_template: str | None = None,
         reuse_prefix: bool = True,
         embedded: str | None = None,
+        prompt_cache_mb: int = 0,
     ) -> None:
         if (path is None) == (embedded is None):
             raise ValueError("LocalModel needs exactly one of path= and embedded=")
@@ -211,6 +219,9 @@ class LocalModel:
         self.min_reply_tokens = max(1, min_reply_tokens)
         self._chat_template = chat_template
         self.reuse_prefix = reuse_prefix
+        if prompt_cache_mb < 0:
+            raise ValueError(f"prompt_cache_mb must be >= 0, got {prompt_cache_mb}")
+        self.prompt_cache_mb = prompt_cache_mb
         self._llm: Llama | None = None
         self._formatter: Jinja2ChatFormatter | None = None
         self._identity: dict[str, Any] | None = None
@@ -227,6 +238,7 @@ class LocalModel:
         min_reply_tokens: int = 16,
         chat_template: str | None = None,
         reuse_prefix: bool = True,
+        prompt_cache_mb: int = 0,
     ) -> LocalModel:
         """A model from ``local/<registry name>`` or ``local/<path>.gguf``.
 
@@ -244,6 +256,7 @@ class LocalModel:
             "min_reply_tokens": min_reply_tokens,
             "chat_template": chat_template,
             "reuse_prefix": reuse_prefix,
+            "prompt_cache_mb": prompt_cache_mb,
         }
         path = local_gguf_path(name)
         if path is not None:
@@ -316,6 +329,10 @@ class LocalModel:
         except (ValueError, RuntimeError) as e:
             raise WeightsError(f"llama.cpp could not load {path}: {e}") from e
         self._install_chat_handler(llm)
+        if self.reuse_prefix and self.prompt_cache_mb > 0:
+            from llama_cpp import LlamaRAMCache
+
+            llm.set_cache(LlamaRAMCache(capacity_bytes=self.prompt_cache_mb * 2**20))
         return llm
 
     def _install_chat_handler(self, llm: Llama) -> None:

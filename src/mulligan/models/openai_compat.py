@@ -7,18 +7,26 @@ http://h2:8000/v1``, at ``--base-url`` or at ``$MULLIGAN_BASE_URL`` (comma-separ
 replicas), with ``$MULLIGAN_API_KEY`` (default ``EMPTY``; never the OpenAI key, which must not
 leak to arbitrary servers, which is also why ``openai/`` ignores ``--base-url``).
 
-Built on the official ``openai`` async client, for its authentication, headers, timeouts and
-status-to-exception mapping, with three choices of our own:
+The protocol is spoken over a lean HTTP transport (:mod:`mulligan.models.http`: aiohttp, one
+keep-alive connection pool per replica, as large as the replica's concurrency limit) and the
+standard library's JSON: the request is a dict serialised once, the reply is parsed once. The
+official ``openai`` SDK is not used: its request transformation (type introspection over every
+message of every call) and its httpx transport cost about 12 ms of CPU per call at concurrency
+256, more than the rest of a turn. What we keep of what a client must do:
 
-- its retries are off (``max_retries=0``): the retry policy (:mod:`mulligan.models.retry`) is
-  ours, so every retry is counted by cause and obeys one backoff and ``Retry-After`` rule;
-- we ask for the raw response (``with_raw_response``) and parse the JSON body ourselves, so a
-  malformed reply (not JSON, no ``choices``, no ``message``...) raises an error that says what
-  was wrong, instead of surfacing later as ``None`` text or an ``AttributeError``;
+- retries are ours (:mod:`mulligan.models.retry`), so every retry is counted by cause and obeys
+  one backoff and ``Retry-After`` rule;
+- we parse the JSON body ourselves, so a malformed reply (not JSON, no ``choices``, no
+  ``message``...) raises an error that says what was wrong, instead of surfacing later as
+  ``None`` text or an ``AttributeError``;
 - several base URLs serve one model as a fleet: each replica has its own AIMD concurrency limit
   (halved on HTTP 429, +1 per success, within ``[1, max_concurrency]``), and each request goes to
   the replica with the fewest requests in flight (or round-robin). A retry picks again, so a
   replica that fails is routed around.
+- episodes stick to a replica (``sticky=True``, the default): a call that names its episode
+  (its :class:`~mulligan.models.base.CallContext`) goes to the replica that served the
+  episode's previous turn while that replica is up and has room, so a server's prefix cache
+  (vLLM, SGLang) holds the episode's conversation; a dead replica's episodes move elsewhere.
 
 Final (never retried) errors: 400 with a context-length message raises
 :class:`ContextLengthError` (a :class:`~mulligan.models.base.ContextWindowExceeded`), 401/403
@@ -55,11 +63,8 @@ import os
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal, NoReturn
-
-import openai
 
 from mulligan.errors import MulliganError
 from mulligan.events import Message
@@ -69,6 +74,12 @@ from mulligan.models.base import (
     ContextWindowExceeded,
     GenerateParams,
     ModelError,
+)
+from mulligan.models.http import (
+    TRANSPORT_ERRORS,
+    Endpoint,
+    HTTPStatusFault,
+    encode_json,
 )
 from mulligan.models.pricing import PriceTable, default_price_table
 from mulligan.models.retry import (
@@ -129,17 +140,13 @@ def redact_url_credentials(text: str) -> str:
     return _URL.sub(lambda m: public_url(m.group(0)), text)
 
 
-@dataclass
-class Endpoint:
-    """One server of a fleet: its base URL and its client."""
-
-    base_url: str
-    client: openai.AsyncOpenAI
-
-    @property
-    def shown(self) -> str:
-        """The base URL as messages and logs show it: without credentials or query."""
-        return public_url(self.base_url)
+def transport_fault(e: BaseException, where: str) -> TransientFault:
+    """The retryable fault for a request that failed in transport (one of
+    :data:`~mulligan.models.http.TRANSPORT_ERRORS`): a timeout, or a connection that failed."""
+    if isinstance(e, TimeoutError):
+        return TransientFault("timeout", f"no reply from {where} in time ({type(e).__name__})")
+    detail = redact_url_credentials(f"{type(e).__name__}: {e}")
+    return TransientFault("connection", f"connection to {where} failed ({detail})")
 
 
 def mint_completion_prompt(messages: Sequence[Message]) -> str:
@@ -236,6 +243,7 @@ class OpenAICompatModel:
         extra_body: Mapping[str, Any] | None = None,
         send_seed: bool = True,
         stream: bool = False,
+        sticky: bool = True,
     ) -> None:
         urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
         urls = [u.strip().rstrip("/") for u in urls if u.strip()]
@@ -272,11 +280,11 @@ class OpenAICompatModel:
             )
         endpoints = [
             Endpoint(
-                base_url=url,
-                # max_retries=0: retries are ours (counted, one policy); see the module docstring.
-                client=openai.AsyncOpenAI(
-                    base_url=url, api_key=api_key, max_retries=0, timeout=timeout_s
-                ),
+                url,
+                api_key=api_key,
+                timeout_s=timeout_s,
+                connections=max_concurrency,
+                shown=public_url(url),
             )
             for url in urls
         ]
@@ -284,7 +292,9 @@ class OpenAICompatModel:
             endpoints,
             [AdaptiveLimit(max_concurrency, initial_concurrency) for _ in endpoints],
             balance,
+            sticky=sticky,
         )
+        self._path = "chat/completions" if mode == "chat" else "completions"
         # Requests answered (successfully) per replica, for load-balancing reports and tests.
         self.served: list[int] = [0 for _ in endpoints]
         self._identity: dict[str, Any] | None = None
@@ -306,6 +316,8 @@ class OpenAICompatModel:
             out[f"limit_lowest.{i}"] = limit.lowest
             out[f"served.{i}"] = self.served[i]
         out["ejections"] = self.pool.ejections
+        if len(self.pool.endpoints) > 1 and self.pool.sticky:
+            out["sticky_moves"] = self.pool.moves
         if self.ttft_count:
             out["ttft_ms.mean"] = round(1000 * self.ttft_total_s / self.ttft_count)
             out["ttft_ms.max"] = round(1000 * self.ttft_max_s)
@@ -345,15 +357,18 @@ class OpenAICompatModel:
     async def _reported(self, endpoint: Endpoint) -> dict[str, Any]:
         """``{"url", "reported"}``: the server's ``/models`` entries for our model (or all it
         lists, if none is ours), or None when it does not say."""
+        timeout = min(self.timeout_s, IDENTITY_TIMEOUT_S)
         try:
-            client = endpoint.client.with_options(timeout=min(self.timeout_s, IDENTITY_TIMEOUT_S))
-            raw = await client.models.with_raw_response.list()
-            data = json.loads(raw.content)
-            listed = data.get("data") if isinstance(data, dict) else None
-            if not isinstance(listed, list):
-                raise ValueError("no 'data' list")
-        except (openai.APIError, ValueError) as e:  # no /models: the URL alone identifies it
-            log.info("%s: %s/models says nothing usable (%s)", self.name, endpoint.shown, e)
+            raw = await endpoint.request("GET", "models", timeout_s=timeout)
+            data = json.loads(raw.body) if raw.status < 400 else None
+        except TRANSPORT_ERRORS as e:
+            data = None
+            log.info("%s: %s/models did not answer (%s)", self.name, endpoint.shown, e)
+        except ValueError:
+            data = None
+        listed = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(listed, list):  # no /models: the URL alone identifies it
+            log.info("%s: %s/models says nothing usable", self.name, endpoint.shown)
             return {"url": public_url(endpoint.base_url), "reported": None}
         entries = [_identity_fields(m) for m in listed if isinstance(m, dict)]
         ours = [m for m in entries if m.get("id") == self.model]
@@ -377,9 +392,11 @@ class OpenAICompatModel:
         """
         if not messages:
             raise ModelError(f"{self.name}: generate() needs at least one message")
-        payload = self._payload(messages, params)
+        body = encode_json(self._payload(messages, params))
+        # The episode a call belongs to, for sticky routing (None: any replica).
+        key = None if context is None else (context.task.suite, context.task.id, context.epoch)
         return await call_with_retries(
-            lambda: self._attempt(payload), self.retry, self.retry_stats, what=self.name
+            lambda: self._attempt(body, key), self.retry, self.retry_stats, what=self.name
         )
 
     def _payload(self, messages: list[Message], params: GenerateParams) -> dict[str, Any]:
@@ -393,16 +410,19 @@ class OpenAICompatModel:
             body["stop"] = list(params.stop)
         if self.send_seed:
             body["seed"] = params.seed
-        if self.extra_body:
-            body["extra_body"] = self.extra_body
+        if self.extra_body:  # merged into the top level, as the SDK's ``extra_body`` is
+            body.update(self.extra_body)
+        if self.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
         if self.mode == "chat":
             body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
         else:
             body["prompt"] = self.completion_prompt(messages)
         return body
 
-    async def _attempt(self, payload: dict[str, Any]) -> Completion:
-        index, generation = await self.pool.acquire()
+    async def _attempt(self, body: bytes, key: Hashable | None = None) -> Completion:
+        index, generation = await self.pool.acquire(key)
         endpoint = self.pool.endpoints[index]
         self.retry_stats.requests += 1
         congested = False
@@ -411,25 +431,23 @@ class OpenAICompatModel:
             start = time.perf_counter()
             try:
                 if self.stream:
-                    completion = await self._stream(endpoint, payload, start)
+                    completion = await self._stream(endpoint, body, start)
                 else:
-                    raw = await self._post(endpoint, payload)
-                    completion = self._parse(raw.content, endpoint, time.perf_counter() - start)
-            except openai.APIStatusError as e:
+                    raw = await endpoint.request("POST", self._path, body)
+                    if raw.status >= 400:
+                        raise HTTPStatusFault(raw.status, raw.body, raw.headers)
+                    completion = self._parse(raw.body, endpoint, time.perf_counter() - start)
+            except HTTPStatusFault as e:
                 self.pool.healthy(index)  # it answered, so it is up
-                congested = e.status_code == 429
+                congested = e.status == 429
                 self._raise_status(e, endpoint)
-            except openai.APITimeoutError as e:
+            except TimeoutError as e:
                 raise TransientFault(
                     "timeout", f"no reply from {endpoint.shown} within {self.timeout_s:g} s"
                 ) from e
-            except openai.APIConnectionError as e:
+            except TRANSPORT_ERRORS as e:
                 self.pool.eject(index)
-                cause = e.__cause__
-                detail = f"{type(cause).__name__}: {cause}" if cause else str(e)
-                raise TransientFault(
-                    "connection", f"connection to {endpoint.shown} failed ({detail})"
-                ) from e
+                raise transport_fault(e, endpoint.shown) from e
             self.pool.healthy(index)
             success = True
             self.served[index] += 1
@@ -438,36 +456,23 @@ class OpenAICompatModel:
             self.pool.adjust(index, success=success, congested=congested, generation=generation)
             self.pool.release(index)
 
-    async def _post(self, endpoint: Endpoint, payload: dict[str, Any]) -> Any:
-        # The raw response, so the body is parsed (and judged) by _parse, not by the SDK.
-        if self.mode == "chat":
-            return await endpoint.client.chat.completions.with_raw_response.create(**payload)
-        return await endpoint.client.completions.with_raw_response.create(**payload)
-
-    async def _stream(
-        self, endpoint: Endpoint, payload: dict[str, Any], start: float
-    ) -> Completion:
+    async def _stream(self, endpoint: Endpoint, body: bytes, start: float) -> Completion:
         """One streamed request: the reply assembled from server-sent events, and its TTFT."""
-        body = {**payload, "stream": True, "stream_options": {"include_usage": True}}
-        resource = (
-            endpoint.client.chat.completions if self.mode == "chat" else endpoint.client.completions
-        )
-        # Status errors and failures to connect surface from create() as the SDK's exceptions.
-        async with resource.with_streaming_response.create(**body) as response:
+        # Status errors and failures to connect surface here as for a whole-body request.
+        async with endpoint.stream(self._path, body) as lines:
             try:
-                return await self._read_stream(response, endpoint, start)
-            except TransientFault:
-                raise
-            except Exception as e:
-                # Only the transport can fail here (httpx's read errors, which the SDK does not
-                # wrap once the body is ours to read); our own faults were re-raised above.
-                cause = "timeout" if "timeout" in type(e).__name__.lower() else "connection"
+                return await self._read_stream(lines, endpoint, start)
+            except TRANSPORT_ERRORS as e:
+                # Once the body is ours to read, only the transport can fail.
+                cause = "timeout" if isinstance(e, TimeoutError) else "connection"
                 raise TransientFault(
                     cause,
                     f"the stream from {endpoint.shown} broke off ({type(e).__name__}: {e})",
                 ) from e
 
-    async def _read_stream(self, response: Any, endpoint: Endpoint, start: float) -> Completion:
+    async def _read_stream(
+        self, lines: AsyncIterator[str], endpoint: Endpoint, start: float
+    ) -> Completion:
         where = f"stream from {endpoint.shown}"
 
         def bad(what: str) -> TransientFault:
@@ -479,7 +484,7 @@ class OpenAICompatModel:
         ttft: float | None = None
         done = False
         chunks = 0
-        async for line in response.iter_lines():
+        async for line in lines:
             if not line.startswith("data:"):
                 continue  # blank separators, ': keep-alive' comments, event:/id: fields
             data = line[5:].strip()
@@ -538,15 +543,15 @@ class OpenAICompatModel:
         """Mean time to first token over streamed calls (None before any)."""
         return self.ttft_total_s / self.ttft_count if self.ttft_count else None
 
-    def _raise_status(self, e: openai.APIStatusError, endpoint: Endpoint) -> NoReturn:
-        status = e.status_code
-        message, code = _error_message(e.response.content)
+    def _raise_status(self, e: HTTPStatusFault, endpoint: Endpoint) -> NoReturn:
+        status = e.status
+        message, code = _error_message(e.body)
         where = f"HTTP {status} from {endpoint.shown}"
         if status in RETRYABLE_STATUSES or status >= 500:
             raise TransientFault(
                 f"http_{status}",
                 f"{where}: {message}",
-                retry_after_s=parse_retry_after(dict(e.response.headers)),
+                retry_after_s=parse_retry_after(dict(e.headers)),
                 status=status,
             ) from e
         if status in (400, 413, 422) and (
@@ -648,7 +653,7 @@ class OpenAICompatModel:
     async def aclose(self) -> None:
         """Close the HTTP connections of every replica."""
         for endpoint in self.pool.endpoints:
-            await endpoint.client.close()
+            await endpoint.aclose()
 
     def __repr__(self) -> str:
         urls = ", ".join(e.shown for e in self.pool.endpoints)

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import asyncio
 
-import openai
-
 from mulligan.errors import MulliganError
 from mulligan.models.base import Model
+from mulligan.models.http import TRANSPORT_ERRORS, Endpoint
 from mulligan.models.openai_compat import (
     API_KEY_ENV,
     BASE_URL_ENV,
     OPENAI_BASE_URL,
     OPENAI_KEY_ENV,
-    Endpoint,
     OpenAICompatModel,
     public_url,
+    redact_url_credentials,
 )
 
 PREFLIGHT_TIMEOUT_S = 10.0
@@ -60,18 +59,17 @@ async def _ask(model: OpenAICompatModel, endpoint: Endpoint, timeout_s: float) -
     """None if ``endpoint`` answers ``GET /models``, else what is wrong with it and the fix."""
     url = public_url(endpoint.base_url)
     try:
-        client = endpoint.client.with_options(timeout=timeout_s)
-        await client.models.with_raw_response.list()
-    except openai.APITimeoutError:
+        response = await endpoint.request("GET", "models", timeout_s=timeout_s)
+    except TimeoutError:
         return f"{url} did not answer GET /models within {timeout_s:g} s; {_fix(model)}"
-    except openai.APIConnectionError as e:
-        cause = e.__cause__
-        detail = f"{type(cause).__name__}: {cause}" if cause else str(e)
+    except TRANSPORT_ERRORS as e:
+        detail = redact_url_credentials(f"{type(e).__name__}: {e}")
         return f"cannot connect to {url} ({detail}); {_fix(model)}"
-    except openai.APIStatusError as e:
-        if e.status_code in (401, 403):
+    status = response.status
+    if status >= 400:
+        if status in (401, 403):
             key = OPENAI_KEY_ENV if url.rstrip("/") == OPENAI_BASE_URL else API_KEY_ENV
-            return f"{url} refused the API key (HTTP {e.status_code}); set ${key} to a valid key"
+            return f"{url} refused the API key (HTTP {status}); set ${key} to a valid key"
         return None  # it answered: up (a server without /models says 404)
     return None
 

@@ -15,11 +15,12 @@ grow by one on success, bounded to ``[1, maximum]``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -220,6 +221,35 @@ async def call_with_retries(
         ModelError: whatever final error ``attempt`` raised, unchanged.
     """
     stats.calls += 1
+    # Fast path: most calls succeed at once, and building tenacity's retry loop costs more CPU
+    # than the rest of a call's bookkeeping; so the first attempt runs outside it, and only a
+    # transient fault enters the loop, which replays that fault as its own first attempt (so
+    # attempts, waits and counts are exactly tenacity's).
+    try:
+        result = await attempt()
+    except TransientFault as fault:
+        return await _retry_loop(attempt, policy, stats, what=what, first=fault)
+    except BackendError as e:
+        stats.failed += 1
+        stats.errors[e.cause] += 1
+        raise
+    except BaseException:
+        stats.failed += 1
+        raise
+    stats.succeeded += 1
+    return result
+
+
+async def _retry_loop(
+    attempt: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    stats: RetryStats,
+    *,
+    what: str,
+    first: TransientFault,
+) -> T:
+    """:func:`call_with_retries` after its first attempt failed with ``first``."""
+    pending: TransientFault | None = first
 
     def before_sleep(state: RetryCallState) -> None:
         outcome = state.outcome
@@ -241,6 +271,9 @@ async def call_with_retries(
         async for try_ in retrying:
             with try_:
                 tries += 1
+                if pending is not None:  # the first attempt, made before the loop
+                    fault, pending = pending, None
+                    raise fault
                 result = await attempt()
     except TransientFault as fault:
         stats.failed += 1
@@ -319,6 +352,12 @@ class EndpointPool(Generic[E]):
     with each consecutive failure, at most ``max_eject_s``) so requests stop going to a dead
     replica; when every replica is ejected, all are eligible again rather than none.
 
+    ``sticky``: :meth:`acquire` with a key (an episode) sends every request of that key to the
+    endpoint its first request went to (its *home*), waiting for room there rather than moving,
+    so a server's prefix cache keeps the key's conversation; only when the home is ejected does
+    the key move (counted in :attr:`moves`) and get a new home. The last ``max_keys`` keys are
+    remembered (least recently used forgotten first), so memory stays bounded.
+
     All methods but :meth:`acquire` are synchronous, so a ``finally`` in a cancelled task can
     always give its slot back.
     """
@@ -331,6 +370,8 @@ class EndpointPool(Generic[E]):
         *,
         base_eject_s: float = 1.0,
         max_eject_s: float = 30.0,
+        sticky: bool = False,
+        max_keys: int = 100_000,
     ) -> None:
         if not endpoints or len(endpoints) != len(limits):
             raise ValueError("need at least one endpoint, and one limit per endpoint")
@@ -346,12 +387,22 @@ class EndpointPool(Generic[E]):
         self._down_until = [0.0 for _ in endpoints]
         self._failures = [0 for _ in endpoints]
         self.ejections = 0
+        self.sticky = sticky
+        self.max_keys = max_keys
+        self._homes: collections.OrderedDict[Hashable, int] = collections.OrderedDict()
+        self.moves = 0  # keys moved off their home endpoint because it was ejected
 
-    def _pick(self) -> int | None:
+    def _pick(self, key: Hashable | None = None) -> int | None:
         n = len(self.endpoints)
         order = [(self._next + i) % n for i in range(n)]
         now = time.monotonic()
         healthy = [i for i in order if self._down_until[i] <= now] or order
+        if key is not None and self.sticky and n > 1:
+            home = self._homes.get(key)
+            if home is not None and home in healthy:
+                self._homes.move_to_end(key)
+                # Wait for room at home rather than lose the server's cached prefix.
+                return home if self.limits[home].has_room else None
         open_ = [i for i in healthy if self.limits[i].has_room]
         if not open_:
             return None
@@ -360,11 +411,23 @@ class EndpointPool(Generic[E]):
         else:
             chosen = open_[0]
         self._next = (chosen + 1) % n
+        if key is not None and self.sticky and n > 1:
+            self._rehome(key, chosen)
         return chosen
 
-    async def acquire(self) -> tuple[int, int]:
-        """Wait for room; returns ``(endpoint index, limit generation at send time)``."""
-        while (index := self._pick()) is None:
+    def _rehome(self, key: Hashable, index: int) -> None:
+        if self._homes.get(key, index) != index:
+            self.moves += 1
+        self._homes[key] = index
+        self._homes.move_to_end(key)
+        while len(self._homes) > self.max_keys:
+            self._homes.popitem(last=False)
+
+    async def acquire(self, key: Hashable | None = None) -> tuple[int, int]:
+        """Wait for room; returns ``(endpoint index, limit generation at send time)``.
+
+        ``key`` names what the request belongs to (an episode) for sticky routing."""
+        while (index := self._pick(key)) is None:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:

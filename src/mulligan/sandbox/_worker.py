@@ -17,9 +17,15 @@ Start-up (in this order, before any untrusted code runs):
 5. a handshake message to the parent.
 
 Protocol (both directions): a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
-Parent -> worker: ``{"code": str, "n": int, "timeout": float, "program": bool}``.
+Parent -> worker: ``{"code": str, "n": int, "timeout": float, "program": bool, "reuse": bool}``.
 Worker -> parent: ``{"output": str, "error": str | null, "timed_out": bool, "truncated": bool,
-"exit_code": int}``.
+"exit_code": int}``, plus ``"clean": bool`` after a program run with ``reuse``.
+
+Warm program runners (``reuse``): a worker that only ever runs programs may run many, one after
+another, each in its own fresh child. After each, every other process of the sandbox is killed
+(as always) and the scratch directory and the private ``/tmp`` and ``/dev/shm`` are emptied, so
+the next program finds nothing of the last one; ``clean`` says whether that worked (no process
+had to be killed, nothing could not be removed). The parent retires a worker that is not clean.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import linecache
 import os
 import resource
 import select
+import shutil
 import signal
 import struct
 import sys
@@ -414,12 +421,22 @@ class Runner:
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
 
     def run(
-        self, code: str, n: int, timeout: float, program: bool, limit: int | None = None
+        self,
+        code: str,
+        n: int,
+        timeout: float,
+        program: bool,
+        limit: int | None = None,
+        reuse: bool = False,
     ) -> dict[str, Any]:
         if program:
             # Never in this process: it holds the result pipe back to the parent. A program
             # may ask for a larger output cap (results streams of code checkers).
-            return run_program(code, timeout, limit or CAPTURE.limit)
+            reply = run_program(code, timeout, limit or CAPTURE.limit)
+            if reuse:
+                reply["clean"] = reply.pop("alone", False) and _wipe_after_program()
+            reply.pop("alone", None)
+            return reply
         CAPTURE.reset()
         STATE.timed_out = False
         filename = "<program>" if program else f"<cell {n}>"
@@ -699,13 +716,47 @@ def run_program(code: str, timeout: float, limit: int) -> dict[str, Any]:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         # Nothing the program started outlives it (nor keeps the pipe open).
-        _stop_other_processes()
+        left_behind = _stop_other_processes()
         feeder.join(PROGRAM_KILL_GRACE_S)
     finally:
         os.close(output_read)
     error, exit_code = _describe_exit(status, timeout, capture)
     output, truncated = capture.text()
-    return _program_reply(output, error, exit_code, timed_out=status is None, truncated=truncated)
+    reply = _program_reply(output, error, exit_code, timed_out=status is None, truncated=truncated)
+    reply["alone"] = not left_behind and not feeder.is_alive()
+    return reply
+
+
+def _empty_dir(path: str, keep: str) -> bool:
+    """Removes everything in ``path`` but ``keep`` (a mount point inside it); True if done."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return False
+    for entry in entries:
+        if entry.path == keep:
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass  # e.g. made read-only by the program: the listing below tells
+    try:
+        return all(name == os.path.basename(keep) for name in os.listdir(path))
+    except OSError:
+        return False
+
+
+def _wipe_after_program() -> bool:
+    """Empties the scratch directory and the private temporary directories (see the module
+    docstring); True when nothing is left."""
+    scratch = CONFIG["scratch"]
+    clean = _empty_dir(scratch, keep="")
+    for tmp in CONFIG.get("private_tmp") or ():
+        clean = _empty_dir(tmp, keep=scratch) and clean
+    return clean
 
 
 def _program_reply(
@@ -987,6 +1038,7 @@ def main() -> None:
                 float(command["timeout"]),
                 command["program"],
                 _program_limit(command.get("limit")),
+                bool(command.get("reuse")),
             )
         except BaseException as exc:  # our own bookkeeping failed (e.g. memory): still answer
             reply = {

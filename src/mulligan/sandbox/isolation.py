@@ -416,6 +416,8 @@ def worker_command(
         "subreaper": not mode.use_bwrap,
         # kill(-1) reaches only the sandbox inside a PID namespace or under a throwaway uid.
         "may_kill_all": mode.use_bwrap or identity.uid is not None,
+        # Emptied after each program a warm program runner runs (bubblewrap's own tmpfs only).
+        "private_tmp": ["/tmp", "/dev/shm"] if mode.use_bwrap else [],
         "probe": probe,
     }
     # -s -P: no user site, no script dir on sys.path. Not -I: our env is already minimal and we

@@ -18,13 +18,26 @@ from mulligan.tasks.base import ProgramResult
 logger = logging.getLogger(__name__)
 
 
+# A warm program runner retires after this many programs (its own CPU time counts against the
+# sandbox's CPU limit, a little per program).
+RUNNER_MAX_PROGRAMS = 200
+
+
 class SandboxPool:
     """Keeps ``size`` sandboxes started so an episode gets one in milliseconds.
 
     ``async with pool.session() as sandbox:`` takes a ready sandbox (or starts one if none is
     ready), closes it afterwards, and refills the pool in the background. ``run_program`` runs a
-    whole program in a fresh sandbox (it satisfies ``mulligan.tasks.base.CodeRunner``). A pool
-    belongs to one event loop.
+    whole program (it satisfies ``mulligan.tasks.base.CodeRunner``) on a *warm program runner*:
+    a sandbox worker that runs only programs, each in a fresh child process of its own (the
+    child's isolation is that of any program: see ``sandbox/_worker.py``), and that is kept for
+    the next program only when it comes back clean (nothing the program started still running,
+    its scratch directory and private ``/tmp`` and ``/dev/shm`` emptied). At most ``runners``
+    programs run at once (others wait their turn, without their time limit running: checked
+    programs are CPU-bound, so more at once would not finish sooner), so at most ``runners``
+    runners exist and each is reused; a runner retires after ``RUNNER_MAX_PROGRAMS`` programs.
+    So a code check costs a process start inside the box, not a new box. A pool belongs to one
+    event loop.
     """
 
     def __init__(
@@ -35,15 +48,23 @@ class SandboxPool:
         isolation: IsolationRequest = "auto",
         hide_paths: Sequence[str] = (),
         allow_weak: bool = False,
+        runners: int = 8,
     ) -> None:
         """``size``: sandboxes kept ready. ``limits``: applied to every sandbox.
         ``isolation``: "auto", "bwrap", "rlimits" or a mode's name (see ``detect_isolation``).
         ``hide_paths``: host paths made invisible inside bubblewrap (e.g. run directories
         holding reference answers). ``allow_weak``: the explicit opt-in to a mode weaker than
-        bubblewrap where it does not work (warned of loudly); without it, ``start`` raises."""
-        if size < 0:
-            raise ValueError("size must be >= 0")
+        bubblewrap where it does not work (warned of loudly); without it, ``start`` raises.
+        ``runners``: programs run at once, each on a warm runner (0: no limit, and every program
+        gets a fresh sandbox, as before warm runners)."""
+        if size < 0 or runners < 0:
+            raise ValueError("size and runners must be >= 0")
         self.size = size
+        self.runners = runners
+        self._idle_runners: collections.deque[Sandbox] = collections.deque()
+        self._program_slots: asyncio.Semaphore | None = None  # made in the pool's loop
+        self.programs_run = 0
+        self.programs_warm = 0  # run on a runner that had run a program before
         self.limits = limits
         self._request: IsolationRequest = isolation
         self._allow_weak = allow_weak
@@ -168,17 +189,50 @@ class SandboxPool:
         ``ok`` is True when it exits with status 0 (ends normally or calls ``sys.exit(0)``);
         ``output`` holds what it printed and its traceback; ``timed_out`` after ``timeout_s``.
         """
-        sandbox = await self._acquire()
+        if self.runners == 0:
+            return await self._run_program(code, timeout_s, output_limit)
+        if self._program_slots is None:
+            self._program_slots = asyncio.Semaphore(self.runners)
+        async with self._program_slots:
+            return await self._run_program(code, timeout_s, output_limit)
+
+    async def _run_program(
+        self, code: str, timeout_s: float, output_limit: int | None
+    ) -> ProgramResult:
+        sandbox = self._idle_runner() or await self._acquire()
+        keep = False
         try:
-            cell, exit_code = await sandbox.run_program(code, timeout_s, output_limit)
+            self.programs_warm += sandbox.runs > 0
+            cell, exit_code, clean = await sandbox.run_program_warm(code, timeout_s, output_limit)
+            self.programs_run += 1
+            keep = (
+                clean
+                and sandbox.alive
+                and sandbox.runs < RUNNER_MAX_PROGRAMS
+                and not self._closed
+                and len(self._idle_runners) < self.runners
+            )
         finally:
-            await asyncio.shield(sandbox.close())
+            if keep:
+                self._idle_runners.append(sandbox)
+            else:
+                # Shielded: a cancelled check must still kill its worker.
+                await asyncio.shield(sandbox.close())
         return ProgramResult(
             ok=exit_code == 0 and cell.error is None,
             output=cell.output,
             timed_out=cell.timed_out,
             error=cell.error,
         )
+
+    def _idle_runner(self) -> Sandbox | None:
+        """A warm program runner whose worker is still alive, if one is idle."""
+        while self._idle_runners:
+            runner = self._idle_runners.pop()  # the most recently used: its pages are warm
+            if runner.alive:
+                return runner
+            self._in_background(runner.close())
+        return None
 
     async def close(self) -> None:
         """Closes ready workers and stops refilling (sessions in use close on exit)."""
@@ -187,8 +241,9 @@ class SandboxPool:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        ready = list(self._ready)
+        ready = [*self._ready, *self._idle_runners]
         self._ready.clear()
+        self._idle_runners.clear()
         await asyncio.gather(*(sandbox.close() for sandbox in ready), return_exceptions=True)
 
     async def __aenter__(self) -> SandboxPool:

@@ -220,6 +220,7 @@ class _Outcome:
 
     cell: CellResult
     exit_code: int
+    clean: bool = False  # a warm program runner may run the next program (see run_program)
 
 
 class Sandbox:
@@ -369,7 +370,13 @@ class Sandbox:
         return outcome.cell
 
     async def _run(
-        self, code: str, timeout_s: float, *, program: bool, output_limit: int | None = None
+        self,
+        code: str,
+        timeout_s: float,
+        *,
+        program: bool,
+        output_limit: int | None = None,
+        reuse: bool = False,
     ) -> _Outcome:
         async with self._lock:
             if self._closed:
@@ -402,7 +409,13 @@ class Sandbox:
             worker = self._worker
             assert worker is not None
             self._count += 1
-            command = {"code": code, "n": self._count, "timeout": timeout_s, "program": program}
+            command = {
+                "code": code,
+                "n": self._count,
+                "timeout": timeout_s,
+                "program": program,
+                "reuse": reuse,
+            }
             if output_limit is not None:
                 command["limit"] = output_limit
             worker.send(command)
@@ -425,7 +438,8 @@ class Sandbox:
                     duration_s=duration,
                     restarted=restarted,
                 )
-                return _Outcome(cell, int(reply.get("exit_code", 0)))
+                clean = reuse and not restarted and reply.get("clean") is True
+                return _Outcome(cell, int(reply.get("exit_code", 0)), clean)
             return await self._recover(worker, status, timeout_s, notes, duration, program)
 
     async def _recover(
@@ -519,3 +533,21 @@ class Sandbox:
         """
         outcome = await self._run(code, timeout_s, program=True, output_limit=output_limit)
         return outcome.cell, outcome.exit_code
+
+    async def run_program_warm(
+        self, code: str, timeout_s: float = 10.0, output_limit: int | None = None
+    ) -> tuple[CellResult, int, bool]:
+        """:meth:`run_program` for a warm program runner: a sandbox that runs only programs,
+        one after another, each in a fresh child of the worker. Also returns whether the worker
+        came back clean (every process the program started had ended by itself; the scratch
+        directory and the private ``/tmp`` and ``/dev/shm`` were emptied): only then may it run
+        the next program. Never mix with :meth:`execute` on one sandbox."""
+        outcome = await self._run(
+            code, timeout_s, program=True, output_limit=output_limit, reuse=True
+        )
+        return outcome.cell, outcome.exit_code, outcome.clean
+
+    @property
+    def runs(self) -> int:
+        """Cells and programs this sandbox has run."""
+        return self._count
