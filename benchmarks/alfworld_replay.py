@@ -13,7 +13,7 @@ sandbox, one game server process per episode) and reports, per policy:
 Timings: the game's load (reset) time and the time per tool call (game step), from the
 episode's event timestamps.
 
-    PYTHONPATH=src python benchmarks/alfworld_replay.py --policy expert [--limit N] \
+    PYTHONPATH=src python benchmarks/alfworld_replay.py --policy expert [--limit N] [--offset N] \
         [--concurrency 2] [--data ../shared/data] [--out /tmp/alfworld-expert.jsonl]
 """
 
@@ -86,11 +86,13 @@ async def main() -> int:
     parser.add_argument("--policy", choices=("expert", "wrong", "mint-log"), default="expert")
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--limit", type=int, default=0, help="first N games (0: all 134)")
+    parser.add_argument("--offset", type=int, default=0, help="skip the first N games")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--checkers", choices=("mint", "strict"), default="mint")
     parser.add_argument("--out", type=Path, default=None, help="one JSON line per episode")
     args = parser.parse_args()
     tasks = load_suite("alfworld", args.data, checkers=args.checkers)
+    tasks = tasks[args.offset :]
     if args.limit:
         tasks = tasks[: args.limit]
     policy = {

@@ -85,6 +85,8 @@ def render_mint_prompt(
     if in_context_example:
         names.append(example_name(task))
         example = load_template(example_name(task)).text.strip()
+        if example_name(task).startswith("examples/alfworld/"):
+            example += "\n"  # MINT's own examples, shown as MINT shows them: with a final newline
     text = load_template(POLICY_TEMPLATE).render(
         max_turns=max_turns,
         max_proposals=max_proposals,
