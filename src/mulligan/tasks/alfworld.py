@@ -10,7 +10,8 @@
   (``--checkers mint``: textworld's ``done``, which MINT reads as success and which is also set
   when the game's 50-step limit runs out) or won (``--checkers strict``: ``won`` only);
 - :data:`ALFWORLD`: the suite, one group per MINT task type (put, clean, heat, cool, examine,
-  puttwo), from ``processed/alfworld`` (``gamefile_id.txt`` in MINT's order).
+  puttwo), from ``processed/alfworld``, in ``gamefile_id.txt``'s order (MINT's logs hold
+  the same 134 games in another order).
 
 Needs the optional extra ``alfworld`` (``pip install 'mulligan[alfworld]'``) to play; loading
 the tasks needs only the data. The game's first observation is part of the prompt, so the
@@ -316,7 +317,7 @@ def task_type(game_id: str) -> str:
 
 
 def load_alfworld(group: str | None, data_dir: Path | None, checkers: CheckerMode) -> list[Task]:
-    """The 134 games (or one task type's) in ``gamefile_id.txt`` order, MINT's order."""
+    """The 134 games MINT runs (or one task type's), in ``gamefile_id.txt``'s order."""
     root = find_alfworld_dir(data_dir)
     tasks: list[Task] = []
     index = root / "gamefile_id.txt"
