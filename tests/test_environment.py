@@ -218,7 +218,9 @@ def test_the_prompt_lists_the_environment_tools_and_its_first_observation() -> N
     task = load_suite("guess")[0]
     text, _ = render_mint_prompt(task, 5, 2, observation="I am thinking of a number.")
     assert "[1] guess(number: int) -> str\nGuess the hidden number." in text
-    assert text.endswith("Task:\nFind the hidden number by calling guess(number).\nI am thinking of a number.")
+    assert text.endswith(
+        "Task:\nFind the hidden number by calling guess(number).\nI am thinking of a number."
+    )
 
 
 def test_tool_specs_refuse_names_that_are_not_identifiers() -> None:
