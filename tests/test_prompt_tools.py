@@ -8,13 +8,16 @@ each tool the rendered prompt lists must be callable in a fresh sandbox session.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mulligan.prompts.policy import render_mint_prompt
 from mulligan.sandbox import SandboxPool
 from mulligan.tasks.base import Task
+from mulligan.tasks.environment import ENVIRONMENTS, ToolSpec, task_environment
 from mulligan.tasks.suites import SUITES
 
 _TOOL_HEADER = "Tool function available (already imported in <execute> environment):"
@@ -26,21 +29,42 @@ def listed_tools(prompt: str) -> tuple[str, ...]:
     if _TOOL_HEADER not in prompt:
         return ()
     names: list[str] = []
+    # Each entry is "[n] name..." and, for environment tools, its description lines (MINT's
+    # format); the list ends where the example or the task begins.
     for line in prompt.split(_TOOL_HEADER, 1)[1].strip("\n").splitlines():
-        match = _TOOL_LINE.match(line.strip())
-        if not match:
+        if line.strip() == "---":
             break
-        names.append(match.group(1))
+        match = _TOOL_LINE.match(line.strip())
+        if match:
+            names.append(match.group(1))
     assert names, "a tool header with no tool under it"
     return tuple(names)
 
 
-async def undefined_tools(pool: SandboxPool, tools: tuple[str, ...]) -> list[str]:
+class SpecHost:
+    """An environment's tool specs as an episode's session gets them (never stepped here)."""
+
+    def __init__(self, specs: Sequence[ToolSpec]) -> None:
+        self.tool_specs = specs
+
+    async def call_tool(self, name: str, args: list[Any]) -> str:
+        raise AssertionError("the listing test only checks that the tools exist")
+
+
+def session_tools(task: Task) -> SpecHost | None:
+    """The tool host an episode of ``task`` opens its cells with (environment tasks only)."""
+    kind = ENVIRONMENTS.get(task_environment(task) or "")
+    return SpecHost(kind.tools) if kind is not None else None
+
+
+async def undefined_tools(
+    pool: SandboxPool, tools: tuple[str, ...], host: SpecHost | None = None
+) -> list[str]:
     """The tools that are not callable in a fresh sandbox session, as an episode gets one."""
     async with pool.session() as sandbox:
         missing = []
         for name in tools:
-            result = await sandbox.execute(f"print(callable({name}))")
+            result = await sandbox.execute(f"print(callable({name}))", tools=host)
             if result.error is not None or result.output.strip() != "True":
                 missing.append(f"{name}: {result.error or result.output.strip()}")
         return missing
@@ -59,14 +83,16 @@ async def test_every_listed_tool_is_defined_in_the_sandbox(
 ) -> None:
     tasks = _all_tasks(mint_dir.parent)
     assert {t.suite for t in tasks} >= {"gsm8k", "theoremqa", "hotpotqa", "humaneval", "mbpp"}
-    by_tools: dict[tuple[str, ...], str] = {}
+    assert {t.suite for t in tasks} >= {"alfworld", "guess"}
+    by_tools: dict[tuple[str, ...], Task] = {}
     for task in tasks:
         prompt, _ = render_mint_prompt(task, max_turns=5, max_proposals=2)
         tools = listed_tools(prompt)
         assert set(tools) == set(task.tools), task.id
-        by_tools.setdefault(tools, f"{task.suite}/{task.id}")
-    for tools, example in by_tools.items():
-        assert await undefined_tools(sandboxes, tools) == [], f"listed by {example} and others"
+        by_tools.setdefault(tools, task)
+    for tools, task in by_tools.items():
+        missing = await undefined_tools(sandboxes, tools, session_tools(task))
+        assert missing == [], f"listed by {task.suite}/{task.id} and others"
 
 
 def _task_with_tools(*tools: str) -> Task:

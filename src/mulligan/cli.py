@@ -812,6 +812,12 @@ def data_pull(
     paths = pull_mint(dest, source)
     for path in paths:
         console.print(f"verified {path}", highlight=False, soft_wrap=True)
+    from mulligan.tasks.alfworld_data import alfworld_files, pull_alfworld
+
+    games = pull_alfworld(dest, source)  # MINT's eighth suite: 134 ALFWorld games
+    console.print(
+        f"verified {games} ({len(alfworld_files())} files)", highlight=False, soft_wrap=True
+    )
     if dest.expanduser().resolve() == default.expanduser().resolve():
         console.print(f"MINT data ready in {dest}, where runs look by default", soft_wrap=True)
     else:

@@ -337,8 +337,13 @@ _RENAMED = {
     ("feedback", "args_file"): "feedback_model_config",
     ("judge", "args_file"): "judge_model_config",
 }
-# Fields of a reused section that are not run options (episodes do not read it).
-_NOT_OPTIONS = {("episode", "check_timeout_s")}
+# Fields of a reused section that are not run options (episodes do not read it; the tool-call
+# bounds of environment tasks keep their defaults until they are made flags).
+_NOT_OPTIONS = {
+    ("episode", "check_timeout_s"),
+    ("episode", "tool_calls_per_cell"),
+    ("episode", "tool_calls_per_episode"),
+}
 
 
 def _section_types() -> dict[str, type[BaseModel]]:

