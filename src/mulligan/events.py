@@ -258,6 +258,18 @@ class EpisodeKey(_Frozen):
         return f"{self.suite}/{self.task_id}#{self.epoch}"
 
 
+class LogIrregularity(BaseModel):
+    """Something in an imported log that its harness does not normally write (a reply that was
+    not recorded, a history that does not alternate), kept on the episode instead of failing
+    the import: what it is, where in the logged history it shows, and in words."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str = Field(description="e.g. 'consecutive_user', 'missing_final_reply'")
+    index: int | None = Field(default=None, description="the logged message it shows at")
+    detail: str = ""
+
+
 class Episode(BaseModel):
     """One task attempted by one policy under one configuration."""
 
@@ -279,6 +291,10 @@ class Episode(BaseModel):
     error: str | None = None
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+    irregularities: list[LogIrregularity] = Field(
+        default_factory=list,
+        description="imported episodes: what of the logged record was irregular (empty if none)",
+    )
 
     @property
     def id(self) -> str:
