@@ -16,8 +16,8 @@ from mulligan.interop.mint import (
 )
 from mulligan.interop.mint_leaderboard import (
     MintLeaderboardEntry,
-    mint_leaderboard,
     mint_delta_feedback,
+    mint_leaderboard,
     mint_leaderboard_entries,
     size_and_type,
 )

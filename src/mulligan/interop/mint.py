@@ -485,7 +485,9 @@ def _add_turns(t: _Transcript, history: list[MintMessage], ended_by_error: bool)
             if index == 0:
                 t.note("no_prompt", 0, "the history starts with a reply, not the user's prompt")
             elif previous == "assistant":
-                t.note("consecutive_assistant", index, "a reply after a reply: the first got no answer")
+                t.note(
+                    "consecutive_assistant", index, "a reply after a reply: the first got no answer"
+                )
             _add_assistant(t, turn, index, history)
             continue
         if index == 0:

@@ -70,7 +70,8 @@ class ToolSpec:
     def prompt_entry(self) -> str:
         """The text after ``[n] `` in the prompt's tool list (MINT's ``get_toolset_description``
         entry: signature, description, example, then a blank line)."""
-        return f"{self.signature}\n{self.description}\nFor example: {self.example}\n"
+        example = f"For example: {self.example}\n" if self.example else ""
+        return f"{self.signature}\n{self.description}\n{example}"
 
     def wire(self) -> dict[str, Any]:
         """What the sandbox worker needs to define the stub."""
