@@ -59,7 +59,8 @@ FLAT_NAMES = {
     "feedback_model_config", "judge_model_args", "judge_model_config",
 }  # fmt: skip
 # Options added since the nesting; none of them changes results (so none is hashed).
-ADDED_SINCE = {"isolation", "allow_weak_isolation"}
+ADDED_SINCE = {"isolation", "allow_weak_isolation", "wikipedia", "wikipedia_index", "wikipedia_url"}
+HASHED_UNLESS_DEFAULT = {"wikipedia"}  # result-defining, hashed only when not at the default
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
@@ -74,12 +75,13 @@ def test_result_fields_are_the_flat_result_defining_options() -> None:
         "feedback_concurrency", "judge_concurrency", "isolation", "allow_weak_isolation",
         "fail_on_error", "model_config", "feedback_model_config", "judge_model_config",
     }  # fmt: skip
-    assert set(RunConfig().result_fields()) == FLAT_NAMES - operational
+    assert set(RunConfig().result_fields()) == (FLAT_NAMES - operational) | HASHED_UNLESS_DEFAULT
 
 
 def test_the_option_names_are_todays_flat_names() -> None:
     assert set(OPTIONS) == FLAT_NAMES | ADDED_SINCE
-    assert not any(OPTIONS[name].hashed for name in ADDED_SINCE)
+    assert not any(OPTIONS[name].hashed for name in ADDED_SINCE - HASHED_UNLESS_DEFAULT)
+    assert all(OPTIONS[name].hashed for name in HASHED_UNLESS_DEFAULT)
     assert (OPTIONS["turns"].section, OPTIONS["turns"].field) == ("episode", "max_turns")
     assert (OPTIONS["feedback"].section, OPTIONS["feedback"].field) == ("feedback", "spec")
     assert (OPTIONS["judge_concurrency"].section, OPTIONS["judge_concurrency"].hashed) == (

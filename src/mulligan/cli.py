@@ -84,6 +84,7 @@ Sample = Literal["first", "random"]
 CheckerMode = Literal["mint", "strict"]
 CacheMode = Literal["auto", "on", "read", "write", "off"]
 IsolationRequest = Literal["auto", "bwrap", "rlimits", "rlimits-only", "rlimits-only-as-root"]
+WikipediaMode = Literal["off", "offline", "live"]
 ReportFormat = Literal["table", "json", "csv"]
 
 
@@ -297,6 +298,20 @@ def run(
             help="run model code under isolation weaker than bubblewrap where bubblewrap does "
             "not work (unsafe: model code may read your files and secrets)",
         ),
+    ] = None,
+    wikipedia: Annotated[
+        WikipediaMode | None,
+        typer.Option(
+            help="wikipedia_search in MINT's reasoning prompts: off (not listed), offline (the "
+            "searches MINT's logs recorded; needs --wikipedia-index) or live (Wikipedia's API)"
+        ),
+    ] = None,
+    wikipedia_index: Annotated[
+        Path | None,
+        typer.Option(help="offline: a folder of MINT logs or an imported wikipedia_search.json"),
+    ] = None,
+    wikipedia_url: Annotated[
+        str | None, typer.Option(help="live: the MediaWiki API endpoint")
     ] = None,
     out: Annotated[
         Path | None,

@@ -41,6 +41,7 @@ from mulligan.models.registry import result_args
 from mulligan.sandbox.isolation import IsolationRequest
 from mulligan.tasks.base import CheckerMode
 from mulligan.tasks.suites import Sample, get_suite
+from mulligan.tasks.wikipedia import WIKIPEDIA_API, WikipediaMode
 
 
 class ConfigError(MulliganError):
@@ -196,6 +197,26 @@ class SandboxConfig(_Section):
     memory_mb: int = Field(default=1024, ge=64)
 
 
+class ToolsConfig(_Section):
+    """Tools a task's cells may call besides Python, and what backs them (MINT's
+    ``wikipedia_search``: listed in reasoning prompts only when it has a backing)."""
+
+    wikipedia: WikipediaMode = Field(
+        default="off",
+        description="wikipedia_search for MINT's reasoning tasks: off (not listed), offline "
+        "(the searches recorded in MINT's logs, 'no result' otherwise) or live (Wikipedia's "
+        "API; needs the network)",
+    )
+    wikipedia_index: Annotated[Path | None, NOT_HASHED] = Field(
+        default=None,
+        description="offline: a folder of MINT logs or the wikipedia_search.json that "
+        "`mulligan import mint` writes",
+    )
+    wikipedia_url: Annotated[str, NOT_HASHED] = Field(
+        default=WIKIPEDIA_API, description="live: the MediaWiki API endpoint"
+    )
+
+
 class ExecutionConfig(_Section):
     """How a run executes: none of it changes results (so none of it is hashed)."""
 
@@ -255,6 +276,7 @@ class RunConfig(BaseModel):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     episode: EpisodeLimits = Field(default_factory=EpisodeLimits)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
     execution: Annotated[ExecutionConfig, NOT_HASHED] = Field(default_factory=ExecutionConfig)
     seed: int = 0
     epochs: int = Field(default=1, ge=1, le=100, description="attempts per task")
@@ -305,7 +327,7 @@ class RunConfig(BaseModel):
         fields = {
             name: value
             for name, value in self.result_fields().items()
-            if value or name not in _ARGS_OF_MODEL
+            if (value or name not in _ARGS_OF_MODEL) and _UNHASHED_AT.get(name, ...) != value
         }
         blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -328,6 +350,9 @@ class Option:
 
 # A role's options are prefixed by the role, except the policy's (the run's own model).
 _PREFIX = {"feedback": "feedback_", "judge": "judge_"}
+# Result-defining options added later, left out of the hash at these (default) values so that
+# the runs made before them keep their hashes.
+_UNHASHED_AT: dict[str, Any] = {"wikipedia": "off"}
 # Flat names that are not prefix + field: the names options had before the nesting.
 _RENAMED = {
     ("feedback", "spec"): "feedback",

@@ -14,7 +14,7 @@ mutates (transcript, conversation, budgets used) as one ``_LoopState``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -57,6 +57,7 @@ from mulligan.tasks.base import Checker, CheckResult, CodeRunner, Task
 from mulligan.tasks.environment import (
     ENVIRONMENT_CHECKER,
     Environment,
+    TaskTool,
     ToolBudget,
     ToolCallError,
     ToolSpec,
@@ -149,6 +150,8 @@ class EpisodeDeps:
     feedback: Sequence[FeedbackProvider]
     limits: EpisodeLimits
     judge: LLMJudge | None = None
+    task_tools: Mapping[str, TaskTool] = field(default_factory=dict)
+    """Stateless tools by name (``wikipedia_search``); a task's cells get those it lists."""
 
 
 async def run_episode(
@@ -164,6 +167,7 @@ async def run_episode(
     config_hash: str,
     epoch: int = 0,
     judge: LLMJudge | None = None,
+    task_tools: Mapping[str, TaskTool] | None = None,
 ) -> Episode:
     """Run one task to completion and return the episode with its full transcript.
 
@@ -175,7 +179,9 @@ async def run_episode(
     cancellation, propagate (the engine records the former with :func:`failed_episode`).
     """
     params = params.model_copy(update={"stop": tuple(dict.fromkeys(params.stop + STOP_SEQUENCES))})
-    deps = EpisodeDeps(task, policy, params, checker, sandboxes, feedback, limits, judge)
+    deps = EpisodeDeps(
+        task, policy, params, checker, sandboxes, feedback, limits, judge, task_tools or {}
+    )
     episode = Episode(
         key=EpisodeKey(suite=task.suite, task_id=task.id, epoch=epoch),
         run_id=run_id,
@@ -230,6 +236,8 @@ class _LoopState:
     """``answer_key`` of each wrong answer -> the proposal number that made it."""
     tools: _EnvironmentTools | None = None
     """An environment task's tools (None for single-prompt tasks)."""
+    task_tools: _TaskTools | None = None
+    """A single-prompt task's stateless tools (None when it lists none with a backing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +273,8 @@ async def _drive(
         if environment is not None:
             budget = ToolBudget(limits.tool_calls_per_cell, limits.tool_calls_per_episode)
             state.tools = _EnvironmentTools(environment, budget, episode)
+        else:
+            state.task_tools = _TaskTools.for_task(deps, episode)
         for number in range(1, limits.max_turns + 1):
             episode.turns_used = number
             turn = await _policy_turn(deps, state, number)
@@ -402,10 +412,11 @@ async def _on_execute(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Out
     if state.repl is None:
         state.repl = await state.stack.enter_async_context(deps.sandboxes.session())
     tools = state.tools
-    if tools is not None:
-        tools.new_cell(turn.number)
+    host = tools if tools is not None else state.task_tools
+    if host is not None:
+        host.new_cell(turn.number)
         cell = await state.repl.execute(
-            turn.parsed.content, timeout_s=deps.limits.cell_timeout_s, tools=tools
+            turn.parsed.content, timeout_s=deps.limits.cell_timeout_s, tools=host
         )
     else:
         cell = await state.repl.execute(turn.parsed.content, timeout_s=deps.limits.cell_timeout_s)
@@ -466,6 +477,50 @@ class _EnvironmentTools:
             success=self.environment.won,
         )
         self.episode.events.append(event)
+
+
+@dataclass(slots=True)
+class _TaskTools:
+    """The sandbox's tool host for a single-prompt task's stateless tools: each call is
+    answered here, outside the sandbox, within the episode's tool budget, and recorded."""
+
+    tools: dict[str, TaskTool]
+    budget: ToolBudget
+    episode: Episode
+    turn: int = 0
+
+    @classmethod
+    def for_task(cls, deps: EpisodeDeps, episode: Episode) -> _TaskTools | None:
+        found = {n: deps.task_tools[n] for n in deps.task.tools if n in deps.task_tools}
+        if not found:
+            return None
+        limits = deps.limits
+        budget = ToolBudget(limits.tool_calls_per_cell, limits.tool_calls_per_episode)
+        return cls(found, budget, episode)
+
+    @property
+    def tool_specs(self) -> Sequence[ToolSpec]:
+        return [tool.spec for tool in self.tools.values()]
+
+    def new_cell(self, turn: int) -> None:
+        self.turn = turn
+        self.budget.new_cell()
+
+    async def call_tool(self, name: str, args: list[Any]) -> str:
+        values = tuple(a if isinstance(a, str | int | float | bool) else None for a in args)
+        try:
+            self.budget.take(name)
+            answer = await self.tools[name].call(args)
+        except ToolCallError as exc:
+            self._record(name, values, str(exc), refused=True)
+            raise
+        self._record(name, values, answer, refused=False)
+        return answer
+
+    def _record(self, name: str, args: tuple[Any, ...], text: str, *, refused: bool) -> None:
+        self.episode.events.append(
+            ToolCallEvent(turn=self.turn, tool=name, args=args, observation=text, refused=refused)
+        )
 
 
 async def _on_invalid(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Outcome:

@@ -138,8 +138,9 @@ class ObservationEvent(_Event):
 
 
 class ToolCallEvent(_Event):
-    """One tool call a cell made to an environment task's environment (outside the sandbox):
-    the call, what the environment answered, and its success signal after the call."""
+    """One tool call a cell made, answered outside the sandbox by an environment task's
+    environment or a stateless tool (``wikipedia_search``): the call, the answer, and the
+    environment's success signal after the call (False for stateless tools)."""
 
     type: Literal["tool_call"] = "tool_call"
     tool: str

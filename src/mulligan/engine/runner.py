@@ -195,6 +195,7 @@ async def _drain(
                     config_hash=config_hash,
                     epoch=epoch,
                     judge=components.judge,
+                    task_tools=components.task_tools,
                 )
             except Exception as exc:  # isolation: record it, go on with the next
                 episode = failed_episode(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from mulligan.prompts.templates import load_template, template_hash
 from mulligan.tasks.base import Task
 from mulligan.tasks.environment import ENVIRONMENTS, task_environment
+from mulligan.tasks.wikipedia import WIKIPEDIA_TOOL
 
 POLICY_TEMPLATE = "mint.j2"
 
@@ -52,12 +53,11 @@ EXAMPLES = (
 
 
 def tool_entries(task: Task) -> list[str]:
-    """The prompt's tool list: an environment's tools as MINT describes them (signature,
-    description, example), else the task's tool names as they are."""
+    """The prompt's tool list: an environment's tools and ``wikipedia_search`` as MINT describes
+    them (signature, description, example), any other tool by its name."""
     kind = ENVIRONMENTS.get(task_environment(task) or "")
-    if kind is None:
-        return list(task.tools)
-    specs = {spec.name: spec for spec in kind.tools}
+    specs = {WIKIPEDIA_TOOL.name: WIKIPEDIA_TOOL}  # stateless tools, as MINT lists them
+    specs.update({spec.name: spec for spec in kind.tools} if kind is not None else {})
     return [specs[name].prompt_entry() if name in specs else name for name in task.tools]
 
 

@@ -78,6 +78,18 @@ class ToolSpec:
         return {"name": self.name, "params": list(self.params), "doc": self.description}
 
 
+class TaskTool(Protocol):
+    """A stateless tool a single-prompt task's cells may call (MINT's ``wikipedia_search``):
+    answered outside the sandbox, through the same message channel as environment tools."""
+
+    @property
+    def spec(self) -> ToolSpec: ...
+
+    async def call(self, args: Sequence[Any]) -> str:
+        """The tool's answer; raises :class:`ToolCallError` for a call it refuses."""
+        ...
+
+
 class EnvironmentChecker:
     """The checker environment tasks name. The episode loop judges their proposals by the
     environment's success signal (it holds the live environment); an answer text alone can

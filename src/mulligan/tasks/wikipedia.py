@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from mulligan.tasks.base import Task
 from mulligan.tasks.environment import ToolCallError, ToolSpec
 from mulligan.tasks.errors import TaskDataError
 from mulligan.tasks.mint_log import (
@@ -395,3 +396,15 @@ def open_backing(
             "../shared/data/mint/outputs) or the wikipedia_search.json `mulligan import mint` writes"
         )
     return OfflineWikipedia(load_index(index), source=str(index))
+
+
+def offer_tool(tasks: Sequence[Task], tool: str = TOOL_NAME) -> list[Task]:
+    """``tasks`` with ``tool`` listed for MINT's reasoning tasks (where MINT's prompts list
+    it); call only when the tool has a backing, so a prompt never lists a tool that cannot
+    answer."""
+    return [
+        task.model_copy(update={"tools": (*task.tools, tool)})
+        if task.metadata.get("mint_task_type") == "reasoning" and tool not in task.tools
+        else task
+        for task in tasks
+    ]
