@@ -19,6 +19,7 @@ from mulligan.sandbox import SandboxPool
 from mulligan.tasks.base import Task
 from mulligan.tasks.environment import ENVIRONMENTS, ToolSpec, task_environment
 from mulligan.tasks.suites import SUITES
+from mulligan.tasks.wikipedia import WIKIPEDIA_TOOL, offer_tool
 
 _TOOL_HEADER = "Tool function available (already imported in <execute> environment):"
 _TOOL_LINE = re.compile(r"^\[\d+\] ([A-Za-z_][A-Za-z0-9_.]*)")
@@ -52,9 +53,13 @@ class SpecHost:
 
 
 def session_tools(task: Task) -> SpecHost | None:
-    """The tool host an episode of ``task`` opens its cells with (environment tasks only)."""
+    """The tool host an episode of ``task`` opens its cells with: an environment's tools, and
+    ``wikipedia_search`` where the run gave it a backing (``offer_tool``)."""
     kind = ENVIRONMENTS.get(task_environment(task) or "")
-    return SpecHost(kind.tools) if kind is not None else None
+    specs = list(kind.tools) if kind is not None else []
+    if WIKIPEDIA_TOOL.name in task.tools:
+        specs.append(WIKIPEDIA_TOOL)
+    return SpecHost(specs) if specs else None
 
 
 async def undefined_tools(
@@ -78,10 +83,17 @@ def _all_tasks(data_dir: Path) -> list[Task]:
     return tasks
 
 
+@pytest.mark.parametrize("wikipedia", [False, True], ids=["no-backing", "wikipedia-backed"])
 async def test_every_listed_tool_is_defined_in_the_sandbox(
-    mint_dir: Path, sandboxes: SandboxPool
+    mint_dir: Path, sandboxes: SandboxPool, wikipedia: bool
 ) -> None:
     tasks = _all_tasks(mint_dir.parent)
+    # Without a backing no prompt lists wikipedia_search; with one, MINT's reasoning prompts do.
+    assert all(WIKIPEDIA_TOOL.name not in t.tools for t in tasks)
+    if wikipedia:
+        tasks = offer_tool(tasks)
+        reasoning = {t.suite for t in tasks if WIKIPEDIA_TOOL.name in t.tools}
+        assert reasoning == {"gsm8k", "math", "theoremqa", "mmlu", "hotpotqa"}
     assert {t.suite for t in tasks} >= {"gsm8k", "theoremqa", "hotpotqa", "humaneval", "mbpp"}
     assert {t.suite for t in tasks} >= {"alfworld", "guess"}
     by_tools: dict[tuple[str, ...], Task] = {}

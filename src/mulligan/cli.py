@@ -637,10 +637,18 @@ def import_mint_cmd(
     if out is None:
         raise _fail("pass --out DIR to import, or --rejudge to re-judge MINT's verdicts")
     from mulligan.interop import import_mint
+    from mulligan.tasks.wikipedia import WIKIPEDIA_INDEX_FILE, load_index
 
     runs = import_mint(outputs, out, overwrite=overwrite)
     for path in runs:
         console.print(f"imported {path}", highlight=False, soft_wrap=True)
+    index = out / WIKIPEDIA_INDEX_FILE
+    console.print(
+        f"wikipedia_search index: {index} ({len(load_index(index))} searches; use it with "
+        f"mulligan run --wikipedia offline --wikipedia-index {index})",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(f"{len(runs)} runs; next: mulligan report {out} --mint-leaderboard")
 
 

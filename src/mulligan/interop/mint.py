@@ -87,6 +87,13 @@ from mulligan.tasks.mint_log import (
     read_results_as_mint,
     split_user_turn,
 )
+from mulligan.tasks.wikipedia import (
+    WIKIPEDIA_INDEX_FILE,
+    LoggedSearch,
+    index_from_logs,
+    searches_in_history,
+    write_index,
+)
 
 LAYOUT = (
     "<model>/F=<feedback model>/[PHF=<GT|no_GT>-<textual|binary>/]max<k>_p<p>+tool+cd/"
@@ -627,7 +634,9 @@ def import_mint(outputs_dir: Path, out_dir: Path, *, overwrite: bool = False) ->
         overwrite: replace run directories that already hold a run (default: refuse).
 
     Returns:
-        The run directories written, one per configuration, sorted.
+        The run directories written, one per configuration, sorted. The ``wikipedia_search``
+        calls the logs answered are added to ``out_dir/wikipedia_search.json``, the index of
+        the offline stand-in (``mulligan.tasks.wikipedia``).
 
     Raises:
         MintImportError: a path off MINT's layout, a JSON line not shaped like a MINT result
@@ -642,21 +651,29 @@ def import_mint(outputs_dir: Path, out_dir: Path, *, overwrite: bool = False) ->
     if not found:
         raise MintImportError(f"{outputs_dir}: no {RESULTS_FILE} found; expected {LAYOUT}")
     written = []
+    searches: list[LoggedSearch] = []
     for config, files in sorted(found.items(), key=lambda item: item[0].run_id):
         run_dir = out_dir / config.relative_dir
         _prepare_run_dir(run_dir, overwrite)
         try:
-            written.append(_import_config(config, files, outputs_dir, run_dir))
+            written.append(_import_config(config, files, outputs_dir, run_dir, searches))
         except Exception:
             # Leave no half-written run behind: a retry must not meet a partial import. Only the
             # database goes; anything else in the folder is not ours to delete.
             _remove_store(run_dir)
             raise
+    # The searches these logs answered join the offline wikipedia_search index kept beside the
+    # imported runs (``mulligan run --wikipedia offline --wikipedia-index <out>/...``).
+    write_index(index_from_logs(searches), out_dir / WIKIPEDIA_INDEX_FILE)
     return sorted(written)
 
 
 def _import_file(
-    store: RunStore, config: MintConfig, results: _ResultsFile, outputs_dir: Path
+    store: RunStore,
+    config: MintConfig,
+    results: _ResultsFile,
+    outputs_dir: Path,
+    searches: list[LoggedSearch],
 ) -> dict[str, Any]:
     """One ``results.jsonl`` into ``store``; returns its manifest entry.
 
@@ -680,6 +697,8 @@ def _import_file(
             skipped.append({"line": number, "reason": reason})
             continue
         seen[task_id] = number
+        source = results.path.relative_to(outputs_dir).as_posix()
+        searches.extend(searches_in_history(line.state.history, source))
         episode = mint_line_to_episode(line, config=config, suite=results.suite, at=at)
         store.save_episode(episode)
         counts["episodes"] += 1
@@ -697,7 +716,11 @@ def _import_file(
 
 
 def _import_config(
-    config: MintConfig, files: list[_ResultsFile], outputs_dir: Path, run_dir: Path
+    config: MintConfig,
+    files: list[_ResultsFile],
+    outputs_dir: Path,
+    run_dir: Path,
+    searches: list[LoggedSearch],
 ) -> Path:
     # results.jsonl sits three levels below the configuration folder (<type>/<task>/).
     source = files[0].path.parents[2].resolve()
@@ -714,6 +737,8 @@ def _import_config(
     with RunStore(run_dir) as store:
         store.create_run(config.run_id, config.config_hash, manifest)
         for results in files:
-            manifest["files"][results.suite] = _import_file(store, config, results, outputs_dir)
+            manifest["files"][results.suite] = _import_file(
+                store, config, results, outputs_dir, searches
+            )
         store.update_manifest(config.run_id, manifest)
     return run_dir

@@ -51,6 +51,8 @@ MAX_QUERY_LENGTH = 300  # MINT's WIKIPEDIA_MAX_QUERY_LENGTH
 TOP_K = 2  # MINT's top_k_results
 MAX_CHARS = 1000  # MINT's doc_content_chars_max
 INDEX_SCHEMA = "mulligan.wikipedia-index/1"
+WIKIPEDIA_INDEX_FILE = "wikipedia_search.json"
+"""What ``mulligan import mint`` writes (and adds to) in its output folder."""
 
 WIKIPEDIA_TOOL = ToolSpec(
     name=TOOL_NAME,
