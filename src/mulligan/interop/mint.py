@@ -29,6 +29,14 @@ t-th assistant message:
   from ``mulligan.feedback.leak`` (the detector live runs use; see :func:`leak_task`);
 - ``ErrorEvent`` when MINT stopped on an API error (context window full: ``context_exhausted``).
 
+Other models' logs do not always alternate user and assistant. Every line MINT's own leaderboard
+computation counted is imported: a user turn after a user turn is a turn whose reply was not
+recorded, an assistant turn after an assistant turn got no answer, a history that ends on a user
+turn lost its final reply, an empty history is an episode of no turns; each is recorded in
+``Episode.irregularities`` and MINT's outcome is kept. What MINT's loader skipped is skipped
+and listed in the manifest (``files.<suite>.skipped_lines``): lines that are not JSON (a
+truncated line) and a task logged again (the first is kept).
+
 MINT logs tokens per episode, not per call (``state.token_counter``); the episode totals are put
 on the first model call of each role (policy, feedback) and later calls carry 0, so per-episode
 and per-run sums are exact and per-turn token counts are not claimed. MINT logs no latency or
