@@ -96,6 +96,7 @@ def test_every_run_option_has_its_default_in_its_help() -> None:
         ("checkers", "selection", "checkers"),
         ("cache", "execution", "cache"),
         ("isolation", "execution", "isolation"),
+        ("wikipedia", "tools", "wikipedia"),
     ],
 )
 def test_run_choices_are_the_configs_and_are_checked(option: str, section: str, field: str) -> None:
@@ -103,9 +104,12 @@ def test_run_choices_are_the_configs_and_are_checked(option: str, section: str, 
 
     model: Any = RunConfig.model_fields[section].annotation
     expected = get_args(model.model_fields[field].annotation)
-    literal = {"sample": cli.Sample, "checkers": cli.CheckerMode, "cache": cli.CacheMode}.get(
-        option, cli.IsolationRequest
-    )
+    literal = {
+        "sample": cli.Sample,
+        "checkers": cli.CheckerMode,
+        "cache": cli.CacheMode,
+        "wikipedia": cli.WikipediaMode,
+    }.get(option, cli.IsolationRequest)
     assert get_args(literal) == expected
     code, output = _run("run", f"--{option}", "bogus", "--model", "scripted/reference")
     assert code == 2 and "bogus" in output and "Traceback" not in output

@@ -59,18 +59,21 @@ FLAT_NAMES = {
     "feedback_model_config", "judge_model_args", "judge_model_config",
 }  # fmt: skip
 # Options added since the nesting that do not change results (so are not hashed).
-ADDED_SINCE = {"isolation", "allow_weak_isolation", "judge_reads_feedback"}
+ADDED_SINCE = {
+    "isolation", "allow_weak_isolation", "judge_reads_feedback", "wikipedia_index",
+    "wikipedia_url",
+}  # fmt: skip
 # Result-defining options added since: hashed only when set (away from their default, the
 # behaviour of runs stored before them), so the pinned hashes above hold.
 ADDED_HASHED_WHEN_SET = {"fork_from", "at_turn", "samples", "frozen"}
-ADDED_HASHED_SINCE = {"stop": "at-correct"}
+ADDED_HASHED_SINCE = {"stop": "at-correct", "wikipedia": "off"}
 
 
 @pytest.mark.parametrize("name", sorted(ADDED_HASHED_SINCE))
 def test_added_result_options_hash_only_away_from_their_default(name: str) -> None:
     default = ADDED_HASHED_SINCE[name]
     assert RunConfig.model_validate({name: default}).config_hash() == PINNED["defaults"][1]
-    other = {"stop": "never"}[name]
+    other = {"stop": "never", "wikipedia": "offline"}[name]
     assert RunConfig.model_validate({name: other}).config_hash() != PINNED["defaults"][1]
 
 

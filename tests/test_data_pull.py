@@ -192,3 +192,24 @@ def test_default_destination_respects_the_environment(
 ) -> None:
     monkeypatch.setenv("MULLIGAN_DATA_DIR", str(tmp_path / "from-env"))
     assert_pulled(tmp_path / "from-env", pull_mint(source=str(mint_dir)))
+
+
+def test_alfworld_games_are_pulled_and_verified(mint_dir: Path, tmp_path: Path) -> None:
+    from mulligan.tasks.alfworld_data import alfworld_files, pull_alfworld
+    from mulligan.tasks.suites import load_suite
+
+    if not (mint_dir / "processed" / "alfworld" / "gamefile_id.txt").is_file():
+        pytest.skip("ALFWorld data not in the shared data")
+    target = pull_alfworld(tmp_path, str(mint_dir))
+    assert len(alfworld_files()) == 1 + 2 * 134
+    assert len(load_suite("alfworld", tmp_path)) == 134
+    game = next(p for p in alfworld_files() if p.endswith("gt_traj.txt"))
+    (target / game).write_text("changed")
+    pull_alfworld(tmp_path, str(mint_dir))  # a changed file is fetched again
+    assert (target / game).read_bytes() == (mint_dir / "processed" / "alfworld" / game).read_bytes()
+    source = tmp_path / "bad" / "processed" / "alfworld"
+    source.mkdir(parents=True)
+    (source / "gamefile_id.txt").write_text("x\n")
+    with pytest.raises(DataChecksumError, match=r"gamefile_id\.txt"):
+        pull_alfworld(tmp_path / "dest", str(tmp_path / "bad"))
+    assert not (tmp_path / "dest").exists()

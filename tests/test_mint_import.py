@@ -298,16 +298,11 @@ def _bad_tree(tmp_path: Path, lines: list[dict[str, Any]] | list[str]) -> Path:
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
-        ([UNSOLVED, "{not json"], r"line 2: not valid JSON"),
         (
             [{"state": {"history": [{"role": "user", "content": "x"}]}, "task": {"task_id": 1}}],
             r"line 1: not a MINT result \(field 'state.success'",
         ),
-        (
-            [_line([("user", "x"), ("user", "y")])],
-            r"line 1: field 'state.history.1.role' is 'user', expected 'assistant'",
-        ),
-        ([UNSOLVED, UNSOLVED], r"line 2: field 'task.task_id': task '2' again \(first on line 1\)"),
+        ([UNSOLVED, '{"state": []}'], r"line 2: not a MINT result \(field 'state'"),
     ],
 )
 def test_malformed_lines_name_file_and_line(

@@ -107,6 +107,7 @@ CheckerMode = Literal["mint", "strict"]
 CacheMode = Literal["auto", "on", "read", "write", "off"]
 IsolationRequest = Literal["auto", "bwrap", "rlimits", "rlimits-only", "rlimits-only-as-root"]
 StopRule = Literal["at-correct", "never"]
+WikipediaMode = Literal["off", "offline", "live"]
 ReportFormat = Literal["table", "json", "csv"]
 
 
@@ -349,6 +350,20 @@ def run(
             help="run model code under isolation weaker than bubblewrap where bubblewrap does "
             "not work (unsafe: model code may read your files and secrets)",
         ),
+    ] = None,
+    wikipedia: Annotated[
+        WikipediaMode | None,
+        typer.Option(
+            help="wikipedia_search in MINT's reasoning prompts: off (not listed), offline (the "
+            "searches MINT's logs recorded; needs --wikipedia-index) or live (Wikipedia's API)"
+        ),
+    ] = None,
+    wikipedia_index: Annotated[
+        Path | None,
+        typer.Option(help="offline: a folder of MINT logs or an imported wikipedia_search.json"),
+    ] = None,
+    wikipedia_url: Annotated[
+        str | None, typer.Option(help="live: the MediaWiki API endpoint")
     ] = None,
     out: Annotated[
         Path | None,
@@ -754,10 +769,18 @@ def import_mint_cmd(
     if out is None:
         raise _fail("pass --out DIR to import, or --rejudge to re-judge MINT's verdicts")
     from mulligan.interop import import_mint
+    from mulligan.tasks.wikipedia import WIKIPEDIA_INDEX_FILE, load_index
 
     runs = import_mint(outputs, out, overwrite=overwrite)
     for path in runs:
         console.print(f"imported {path}", highlight=False, soft_wrap=True)
+    index = out / WIKIPEDIA_INDEX_FILE
+    console.print(
+        f"wikipedia_search index: {index} ({len(load_index(index))} searches; use it with "
+        f"mulligan run --wikipedia offline --wikipedia-index {index})",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(f"{len(runs)} runs; next: mulligan report {out} --mint-leaderboard")
 
 
@@ -998,6 +1021,13 @@ def data_pull(
         paths = pull_dataset(DATASETS[dataset], dest, source)
     for path in paths:
         console.print(f"verified {path}", highlight=False, soft_wrap=True)
+    if dataset == "mint":
+        from mulligan.tasks.alfworld_data import alfworld_files, pull_alfworld
+
+        games = pull_alfworld(dest, source)  # MINT's eighth suite: 134 ALFWorld games
+        console.print(
+            f"verified {games} ({len(alfworld_files())} files)", highlight=False, soft_wrap=True
+        )
     label = "MINT" if dataset == "mint" else dataset
     if dest.expanduser().resolve() == default.expanduser().resolve():
         console.print(f"{label} data ready in {dest}, where runs look by default", soft_wrap=True)

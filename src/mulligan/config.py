@@ -42,6 +42,7 @@ from mulligan.sandbox.isolation import IsolationRequest
 from mulligan.tasks.base import CheckerMode
 from mulligan.tasks.custom import is_source, normalize_source
 from mulligan.tasks.suites import Sample, TaskSelectionError, get_suite, resolve_tasks
+from mulligan.tasks.wikipedia import WIKIPEDIA_API, WikipediaMode
 
 
 class ConfigError(MulliganError):
@@ -286,6 +287,26 @@ class ForkConfig(_Section):
         return self
 
 
+class ToolsConfig(_Section):
+    """Tools a task's cells may call besides Python, and what backs them (MINT's
+    ``wikipedia_search``: listed in reasoning prompts only when it has a backing)."""
+
+    wikipedia: WikipediaMode = Field(
+        default="off",
+        description="wikipedia_search for MINT's reasoning tasks: off (not listed), offline "
+        "(the searches recorded in MINT's logs, 'no result' otherwise) or live (Wikipedia's "
+        "API; needs the network)",
+    )
+    wikipedia_index: Annotated[Path | None, NOT_HASHED] = Field(
+        default=None,
+        description="offline: a folder of MINT logs or the wikipedia_search.json that "
+        "`mulligan import mint` writes",
+    )
+    wikipedia_url: Annotated[str, NOT_HASHED] = Field(
+        default=WIKIPEDIA_API, description="live: the MediaWiki API endpoint"
+    )
+
+
 class ExecutionConfig(_Section):
     """How a run executes: none of it changes results (so none of it is hashed)."""
 
@@ -350,6 +371,7 @@ class RunConfig(BaseModel):
     episode: EpisodeLimits = Field(default_factory=EpisodeLimits)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     fork: ForkConfig = Field(default_factory=ForkConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
     execution: Annotated[ExecutionConfig, NOT_HASHED] = Field(default_factory=ExecutionConfig)
     seed: int = 0
     epochs: int = Field(default=1, ge=1, le=100, description="attempts per sample")
@@ -432,8 +454,13 @@ _RENAMED = {
     ("feedback", "args_file"): "feedback_model_config",
     ("judge", "args_file"): "judge_model_config",
 }
-# Fields of a reused section that are not run options (episodes do not read it).
-_NOT_OPTIONS = {("episode", "check_timeout_s")}
+# Fields of a reused section that are not run options (episodes do not read it; the tool-call
+# bounds of environment tasks keep their defaults until they are made flags).
+_NOT_OPTIONS = {
+    ("episode", "check_timeout_s"),
+    ("episode", "tool_calls_per_cell"),
+    ("episode", "tool_calls_per_episode"),
+}
 
 
 def _section_types() -> dict[str, type[BaseModel]]:
@@ -478,6 +505,7 @@ _ARGS_OF_MODEL = {
 # (the behaviour those runs had), so existing config hashes do not change.
 _HASHED_UNLESS_DEFAULT: dict[str, Any] = {
     "stop": "at-correct",
+    "wikipedia": "off",
     **{
         o.name: ForkConfig().model_dump(mode="json")[o.field]
         for o in OPTIONS.values()

@@ -14,10 +14,10 @@ mutates (transcript, conversation, budgets used) as one ``_LoopState``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -33,6 +33,7 @@ from mulligan.events import (
     MessageEvent,
     ObservationEvent,
     PromptEvent,
+    ToolCallEvent,
     VerdictEvent,
     utcnow,
 )
@@ -53,6 +54,16 @@ from mulligan.prompts import (
     render_mint_prompt,
 )
 from mulligan.tasks.base import Checker, CheckResult, CodeRunner, Task
+from mulligan.tasks.environment import (
+    ENVIRONMENT_CHECKER,
+    Environment,
+    TaskTool,
+    ToolBudget,
+    ToolCallError,
+    ToolSpec,
+    open_environment,
+    task_environment,
+)
 
 StopRule = Literal["at-correct", "never"]
 """When an episode ends early: ``at-correct`` (MINT's protocol) at the first correct proposal;
@@ -70,6 +81,12 @@ class EpisodeLimits(BaseModel):
     cell_timeout_s: float = Field(default=10.0, gt=0, description="wall time per code cell")
     check_timeout_s: float = Field(default=10.0, gt=0, description="wall time per unit-test run")
     in_context_example: bool = True
+    tool_calls_per_cell: int = Field(
+        default=200, ge=1, description="environment tasks: tool calls one cell may make"
+    )
+    tool_calls_per_episode: int = Field(
+        default=1000, ge=1, description="environment tasks: tool calls one episode may make"
+    )
     # Friction mitigations (Feedback Friction, Jiang et al. 2025): off by default.
     temperature_step: float = Field(
         default=0.0, ge=0.0, le=2.0, description="added to the policy's temperature each turn"
@@ -119,8 +136,19 @@ class CellOutput(Protocol):
     def duration_s(self) -> float: ...
 
 
+class ToolHost(Protocol):
+    """Answers a cell's tool calls (``mulligan.sandbox.repl.ToolHost``)."""
+
+    @property
+    def tool_specs(self) -> Sequence[ToolSpec]: ...
+
+    async def call_tool(self, name: str, args: list[Any]) -> str: ...
+
+
 class ReplSession(Protocol):
-    async def execute(self, code: str, timeout_s: float | None = None) -> CellOutput: ...
+    async def execute(
+        self, code: str, timeout_s: float | None = None, *, tools: ToolHost | None = None
+    ) -> CellOutput: ...
 
 
 class SandboxProvider(CodeRunner, Protocol):
@@ -147,6 +175,8 @@ class EpisodeDeps:
     """The episode ends after this turn (``max_turns`` when None) while the prompt and the
     count-down keep stating ``max_turns``: a frozen-history fork (``engine.fork``) scores one
     candidate turn after a recorded history."""
+    task_tools: Mapping[str, TaskTool] = field(default_factory=dict)
+    """Stateless tools by name (``wikipedia_search``); a task's cells get those it lists."""
 
 
 async def run_episode(
@@ -163,6 +193,7 @@ async def run_episode(
     epoch: int = 0,
     judge: LLMJudge | None = None,
     last_turn: int | None = None,
+    task_tools: Mapping[str, TaskTool] | None = None,
 ) -> Episode:
     """Run one task to completion and return the episode with its full transcript.
 
@@ -174,7 +205,18 @@ async def run_episode(
     cancellation, propagate (the engine records the former with :func:`failed_episode`).
     """
     params = params.model_copy(update={"stop": tuple(dict.fromkeys(params.stop + STOP_SEQUENCES))})
-    deps = EpisodeDeps(task, policy, params, checker, sandboxes, feedback, limits, judge, last_turn)
+    deps = EpisodeDeps(
+        task,
+        policy,
+        params,
+        checker,
+        sandboxes,
+        feedback,
+        limits,
+        judge,
+        last_turn,
+        task_tools or {},
+    )
     episode = Episode(
         key=EpisodeKey(suite=task.suite, task_id=task.id, epoch=epoch),
         run_id=run_id,
@@ -183,21 +225,34 @@ async def run_episode(
         max_turns=limits.max_turns,
         max_proposals=limits.max_proposals,
     )
-    text, template_hash = render_mint_prompt(
-        task,
-        limits.max_turns,
-        limits.max_proposals,
-        in_context_example=limits.in_context_example,
-    )
-    messages = [Message(role="user", content=text)]
-    episode.events.append(
-        PromptEvent(turn=0, messages=tuple(messages), template="mint", template_hash=template_hash)
-    )
-    try:
-        await _drive(deps, episode, messages)
-    except Exception as exc:  # one failing episode never kills a run: keep its transcript
-        _mark_failed(episode, exc, "episode")
-        return episode
+    environment = open_environment(task) if task_environment(task) else None
+    async with AsyncExitStack() as stack:
+        observation: str | None = None
+        if environment is not None:
+            stack.push_async_callback(environment.aclose)
+            try:
+                observation = await environment.reset()
+            except Exception as exc:  # a game that does not start fails this episode only
+                _mark_failed(episode, exc, "environment")
+                return episode
+        text, template_hash = render_mint_prompt(
+            task,
+            limits.max_turns,
+            limits.max_proposals,
+            in_context_example=limits.in_context_example,
+            observation=observation,
+        )
+        messages = [Message(role="user", content=text)]
+        episode.events.append(
+            PromptEvent(
+                turn=0, messages=tuple(messages), template="mint", template_hash=template_hash
+            )
+        )
+        try:
+            await _drive(deps, episode, messages, environment)
+        except Exception as exc:  # one failing episode never kills a run: keep its transcript
+            _mark_failed(episode, exc, "episode")
+            return episode
     episode.finished_at = utcnow()
     return episode
 
@@ -214,6 +269,10 @@ class _LoopState:
     proposals: int = 0
     wrong_answers: dict[str, int] = field(default_factory=dict)
     """``answer_key`` of each wrong answer -> the proposal number that made it."""
+    tools: _EnvironmentTools | None = None
+    """An environment task's tools (None for single-prompt tasks)."""
+    task_tools: _TaskTools | None = None
+    """A single-prompt task's stateless tools (None when it lists none with a backing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,12 +295,22 @@ class _Outcome:
 _Handler = Callable[[EpisodeDeps, _LoopState, _Turn], Awaitable[_Outcome]]
 
 
-async def _drive(deps: EpisodeDeps, episode: Episode, messages: list[Message]) -> None:
+async def _drive(
+    deps: EpisodeDeps,
+    episode: Episode,
+    messages: list[Message],
+    environment: Environment | None = None,
+) -> None:
     """The turn loop; mutates ``episode`` and ``messages``."""
     limits = deps.limits
     last = min(limits.max_turns, deps.last_turn or limits.max_turns)
     async with AsyncExitStack() as stack:
         state = _LoopState(episode, messages, stack)
+        if environment is not None:
+            budget = ToolBudget(limits.tool_calls_per_cell, limits.tool_calls_per_episode)
+            state.tools = _EnvironmentTools(environment, budget, episode)
+        else:
+            state.task_tools = _TaskTools.for_task(deps, episode)
         for number in range(1, last + 1):
             episode.turns_used = number
             turn = await _policy_turn(deps, state, number)
@@ -368,6 +437,10 @@ async def _judge_answer(
     """The checker's result and the name it is recorded under (``<checker>+judge`` when the
     judge overturned a rejection)."""
     checker, judge, task = deps.checker, deps.judge, deps.task
+    if state.tools is not None:  # the environment decides, not the proposal's text (MINT)
+        won = state.tools.environment.won
+        detail = "the environment signals success" if won else "the goal is not reached"
+        return CheckResult(correct=won, score=float(won), detail=detail), ENVIRONMENT_CHECKER
     result = await checker.check(answer, task, deps.sandboxes)
     if result.correct or judge is None or not judge.applies(task, answer):
         return result, checker.name
@@ -383,7 +456,15 @@ async def _on_execute(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Out
     """Run a code cell in the episode's REPL session (opened at the first cell)."""
     if state.repl is None:
         state.repl = await state.stack.enter_async_context(deps.sandboxes.session())
-    cell = await state.repl.execute(turn.parsed.content, timeout_s=deps.limits.cell_timeout_s)
+    tools = state.tools
+    host = tools if tools is not None else state.task_tools
+    if host is not None:
+        host.new_cell(turn.number)
+        cell = await state.repl.execute(
+            turn.parsed.content, timeout_s=deps.limits.cell_timeout_s, tools=host
+        )
+    else:
+        cell = await state.repl.execute(turn.parsed.content, timeout_s=deps.limits.cell_timeout_s)
     observation = cell.output if cell.output.strip() else NO_OUTPUT
     state.episode.events.append(
         ObservationEvent(
@@ -395,7 +476,96 @@ async def _on_execute(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Out
             duration_s=cell.duration_s,
         )
     )
+    if tools is not None and tools.environment.won:  # MINT: a step that wins ends the episode
+        state.episode.success = True
+        state.episode.success_turn = turn.number
+        state.episode.terminate_reason = "solved"
     return _Outcome(observation=observation)
+
+
+@dataclass(slots=True)
+class _EnvironmentTools:
+    """The sandbox's tool host for an environment task: each call steps the environment here,
+    outside the sandbox, within the episode's tool budget, and is recorded as an event."""
+
+    environment: Environment
+    budget: ToolBudget
+    episode: Episode
+    turn: int = 0
+
+    @property
+    def tool_specs(self) -> Sequence[ToolSpec]:
+        return self.environment.tools
+
+    def new_cell(self, turn: int) -> None:
+        self.turn = turn
+        self.budget.new_cell()
+
+    async def call_tool(self, name: str, args: list[Any]) -> str:
+        values = tuple(a if isinstance(a, str | int | float | bool) else None for a in args)
+        try:
+            self.budget.take(name)
+            observation = await self.environment.step(name, args)
+        except ToolCallError as exc:
+            self._record(name, values, str(exc), refused=True)
+            raise
+        self._record(name, values, observation, refused=False)
+        return observation
+
+    def _record(self, name: str, args: tuple[Any, ...], text: str, *, refused: bool) -> None:
+        event = ToolCallEvent(
+            turn=self.turn,
+            tool=name,
+            args=args,
+            observation=text,
+            refused=refused,
+            success=self.environment.won,
+        )
+        self.episode.events.append(event)
+
+
+@dataclass(slots=True)
+class _TaskTools:
+    """The sandbox's tool host for a single-prompt task's stateless tools: each call is
+    answered here, outside the sandbox, within the episode's tool budget, and recorded."""
+
+    tools: dict[str, TaskTool]
+    budget: ToolBudget
+    episode: Episode
+    turn: int = 0
+
+    @classmethod
+    def for_task(cls, deps: EpisodeDeps, episode: Episode) -> _TaskTools | None:
+        found = {n: deps.task_tools[n] for n in deps.task.tools if n in deps.task_tools}
+        if not found:
+            return None
+        limits = deps.limits
+        budget = ToolBudget(limits.tool_calls_per_cell, limits.tool_calls_per_episode)
+        return cls(found, budget, episode)
+
+    @property
+    def tool_specs(self) -> Sequence[ToolSpec]:
+        return [tool.spec for tool in self.tools.values()]
+
+    def new_cell(self, turn: int) -> None:
+        self.turn = turn
+        self.budget.new_cell()
+
+    async def call_tool(self, name: str, args: list[Any]) -> str:
+        values = tuple(a if isinstance(a, str | int | float | bool) else None for a in args)
+        try:
+            self.budget.take(name)
+            answer = await self.tools[name].call(args)
+        except ToolCallError as exc:
+            self._record(name, values, str(exc), refused=True)
+            raise
+        self._record(name, values, answer, refused=False)
+        return answer
+
+    def _record(self, name: str, args: tuple[Any, ...], text: str, *, refused: bool) -> None:
+        self.episode.events.append(
+            ToolCallEvent(turn=self.turn, tool=name, args=args, observation=text, refused=refused)
+        )
 
 
 async def _on_invalid(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Outcome:

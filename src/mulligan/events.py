@@ -26,7 +26,7 @@ FeedbackKind = Literal[
 :mod:`mulligan.feedback.spec` (``KindInfo.events``)."""
 EpisodeStatus = Literal["finished", "failed"]
 TerminateReason = Literal[
-    "solved",  # a proposal was correct
+    "solved",  # a proposal was correct, or an environment task's environment signalled success
     "max_turns",  # the turn budget k is used up
     "max_proposals",  # the proposal budget p is used up
     "context_exhausted",  # the model can no longer fit a reply into its context window
@@ -135,6 +135,19 @@ class ObservationEvent(_Event):
     timed_out: bool = False
     error: str | None = Field(default=None, description="exception type name, if the cell raised")
     duration_s: float = 0.0
+
+
+class ToolCallEvent(_Event):
+    """One tool call a cell made, answered outside the sandbox by an environment task's
+    environment or a stateless tool (``wikipedia_search``): the call, the answer, and the
+    environment's success signal after the call (False for stateless tools)."""
+
+    type: Literal["tool_call"] = "tool_call"
+    tool: str
+    args: tuple[str | int | float | bool | None, ...] = ()
+    observation: str = Field(description="the tool's result, or why the call was refused")
+    refused: bool = Field(default=False, description="the call was not run (bad call, budget)")
+    success: bool = Field(default=False, description="the environment's success signal after it")
 
 
 class VerdictEvent(_Event):
@@ -264,7 +277,8 @@ Event = Annotated[
     | ObservationEvent
     | VerdictEvent
     | FeedbackEvent
-    | ErrorEvent,
+    | ErrorEvent
+    | ToolCallEvent,
     Field(discriminator="type"),
 ]
 
@@ -279,6 +293,18 @@ class EpisodeKey(_Frozen):
     @property
     def id(self) -> str:
         return f"{self.suite}/{self.task_id}#{self.epoch}"
+
+
+class LogIrregularity(BaseModel):
+    """Something in an imported log that its harness does not normally write (a reply that was
+    not recorded, a history that does not alternate), kept on the episode instead of failing
+    the import: what it is, where in the logged history it shows, and in words."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str = Field(description="e.g. 'consecutive_user', 'missing_final_reply'")
+    index: int | None = Field(default=None, description="the logged message it shows at")
+    detail: str = ""
 
 
 class Episode(BaseModel):
@@ -313,6 +339,10 @@ class Episode(BaseModel):
     )
     branch: int | None = Field(
         default=None, ge=0, description="which of the parent's sampled branches (0-based)"
+    )
+    irregularities: list[LogIrregularity] = Field(
+        default_factory=list,
+        description="imported episodes: what of the logged record was irregular (empty if none)",
     )
 
     @property

@@ -36,6 +36,15 @@ from mulligan.models.registry import uses_base_url
 from mulligan.models.roles import RoleModel
 from mulligan.tasks import Checker, Task, default_data_dir, get_checker, load_tasks
 from mulligan.tasks.custom import source_path
+from mulligan.tasks.environment import TaskTool
+from mulligan.tasks.errors import TaskDataError
+from mulligan.tasks.wikipedia import (
+    TOOL_NAME,
+    WikipediaBacking,
+    WikipediaTool,
+    offer_tool,
+    open_backing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +208,9 @@ class RunComponents:
     feedback: list[FeedbackProvider]
     judge: LLMJudge | None
     sandboxes: SandboxProvider | None = None
+    task_tools: dict[str, TaskTool] = field(default_factory=dict)
+    """Stateless tools by name with their backing (``wikipedia_search`` when asked for)."""
+    wikipedia: WikipediaBacking | None = None
     # What this run opened, closed in reverse order: the models, then the sandbox pool.
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
@@ -239,6 +251,11 @@ class RunComponents:
         for i, provider in enumerate(self.feedback):
             if found := counters_of(provider):
                 out[f"feedback.{i}:{provider.name}"] = found
+        if self.wikipedia is not None:
+            described = self.wikipedia.describe()
+            out["tool:wikipedia_search"] = {
+                k: v for k, v in described.items() if isinstance(v, int)
+            }
         return out
 
     async def identities(self) -> dict[str, dict[str, Any]]:
@@ -301,6 +318,15 @@ def _tasks(config: RunConfig) -> list[Task]:
     )
 
 
+def _wikipedia(config: RunConfig) -> WikipediaBacking | None:
+    """The ``wikipedia_search`` backing the run asked for (None: the tool is not offered)."""
+    tools = config.tools
+    try:
+        return open_backing(tools.wikipedia, index=tools.wikipedia_index, url=tools.wikipedia_url)
+    except TaskDataError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def build_components(
     config: RunConfig,
     *,
@@ -328,6 +354,9 @@ def build_components(
         feedback = get_feedback(config.feedback.spec, role_feedback, self_critic)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    wikipedia = _wikipedia(config)
+    if wikipedia is not None:  # listed only where a call can be answered
+        tasks = offer_tool(tasks)
     components = RunComponents(
         tasks=tasks,
         checkers=checkers,
@@ -335,7 +364,11 @@ def build_components(
         feedback_model=role_feedback,
         feedback=feedback,
         judge=role_judge,
+        task_tools={} if wikipedia is None else {TOOL_NAME: WikipediaTool(wikipedia)},
+        wikipedia=wikipedia,
     )
+    if wikipedia is not None:
+        components._stack.push_async_callback(wikipedia.aclose)
     # Close every instance this run opened once, however many roles share it; what was
     # passed in belongs to the caller.
     others: list[Model] = []

@@ -40,14 +40,14 @@ before it (``--model`` names the candidate). The prompt still states the source'
 from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mulligan.config import OPTIONS, ConfigError, RunConfig
-from mulligan.episode import CellOutput, ReplSession, SandboxProvider, run_episode
+from mulligan.episode import CellOutput, ReplSession, SandboxProvider, ToolHost, run_episode
 from mulligan.events import (
     ActionEvent,
     Episode,
@@ -73,6 +73,7 @@ from mulligan.prompts import NO_OUTPUT
 from mulligan.store import RunStore, StoredRun, StoreError
 from mulligan.tasks import Checker, Task
 from mulligan.tasks.base import ProgramResult
+from mulligan.tasks.environment import TaskTool
 
 # Options that shape the replayed prefix: a fork must keep the source run's values, or the
 # prefix would not be the parent's (another prompt, budget, judging or cell time limit).
@@ -167,11 +168,14 @@ class _PrefixRepl:
     def __init__(self, repl: ReplSession, owner: _PrefixSandboxes) -> None:
         self.repl, self.owner = repl, owner
 
-    async def execute(self, code: str, timeout_s: float | None = None) -> CellOutput:
+    async def execute(
+        self, code: str, timeout_s: float | None = None, *, tools: ToolHost | None = None
+    ) -> CellOutput:
+        # Tool calls go through too: a replayed environment cell steps the branch's own game.
         if not self.owner.pending:
-            return await self.repl.execute(code, timeout_s)
+            return await self.repl.execute(code, timeout_s, tools=tools)
         cell = self.owner.pending.popleft()
-        result = await self.repl.execute(code, timeout_s)
+        result = await self.repl.execute(code, timeout_s, tools=tools)
         recorded = cell.observation
         seen = result.output if result.output.strip() else NO_OUTPUT
         if code != cell.code:
@@ -304,6 +308,7 @@ class BranchDeps:
     params: GenerateParams
     run_id: str
     config_hash: str
+    task_tools: Mapping[str, TaskTool] = field(default_factory=dict)
 
 
 class ForkPlan:
@@ -418,6 +423,7 @@ class ForkPlan:
             config_hash=deps.config_hash,
             epoch=branch.epoch,
             judge=deps.judge,
+            task_tools=deps.task_tools,
             last_turn=replayed + 1 if self.config.fork.frozen else None,
         )
         mismatches = [*sandboxes.mismatches, *_judging_mismatches(parent, episode, replayed)]

@@ -205,6 +205,7 @@ def _episode_runner(
             params,
             run_id,
             config_hash,
+            components.task_tools,
         )
 
         async def branch(task: Task, epoch: int) -> Episode:
@@ -225,6 +226,7 @@ def _episode_runner(
             config_hash=config_hash,
             epoch=epoch,
             judge=components.judge,
+            task_tools=components.task_tools,
         )
 
     return episode

@@ -16,6 +16,7 @@ from mulligan.interop.mint import (
 )
 from mulligan.interop.mint_leaderboard import (
     MintLeaderboardEntry,
+    mint_delta_feedback,
     mint_leaderboard,
     mint_leaderboard_entries,
     size_and_type,
@@ -38,6 +39,7 @@ __all__ = [
     "judge_mint_logs",
     "leak_flags",
     "leak_task",
+    "mint_delta_feedback",
     "mint_leaderboard",
     "mint_leaderboard_entries",
     "mint_line_to_episode",

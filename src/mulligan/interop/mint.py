@@ -29,6 +29,14 @@ t-th assistant message:
   from ``mulligan.feedback.leak`` (the detector live runs use; see :func:`leak_task`);
 - ``ErrorEvent`` when MINT stopped on an API error (context window full: ``context_exhausted``).
 
+Other models' logs do not always alternate user and assistant. Every line MINT's own leaderboard
+computation counted is imported: a user turn after a user turn is a turn whose reply was not
+recorded, an assistant turn after an assistant turn got no answer, a history that ends on a user
+turn lost its final reply, an empty history is an episode of no turns; each is recorded in
+``Episode.irregularities`` and MINT's outcome is kept. What MINT's loader skipped is skipped
+and listed in the manifest (``files.<suite>.skipped_lines``): lines that are not JSON (a
+truncated line) and a task logged again (the first is kept).
+
 MINT logs tokens per episode, not per call (``state.token_counter``); the episode totals are put
 on the first model call of each role (policy, feedback) and later calls carry 0, so per-episode
 and per-run sums are exact and per-turn token counts are not claimed. MINT logs no latency or
@@ -39,10 +47,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -62,6 +71,7 @@ from mulligan.events import (
     FeedbackEvent,
     FeedbackKind,
     LeakFlags,
+    LogIrregularity,
     Message,
     MessageEvent,
     ModelCallEvent,
@@ -82,8 +92,15 @@ from mulligan.tasks.mint_log import (
     MintMessage,
     MintResultLine,
     MintState,
-    read_results,
+    read_results_as_mint,
     split_user_turn,
+)
+from mulligan.tasks.wikipedia import (
+    WIKIPEDIA_INDEX_FILE,
+    LoggedSearch,
+    index_from_logs,
+    searches_in_history,
+    write_index,
 )
 
 LAYOUT = (
@@ -94,6 +111,8 @@ TOKEN_ATTRIBUTION = (
     "MINT logs token totals per episode; they are attributed to the first model call of each "
     "role (policy, feedback) and later calls carry 0"
 )
+
+log = logging.getLogger(__name__)
 
 _EXP_SETTING = re.compile(r"^max(?P<k>\d+)_p(?P<p>\d+)(?P<rest>.*)$")
 _PHF = re.compile(r"^PHF=(?P<gt>GT|no_GT)-(?P<form>textual|binary)$")
@@ -229,9 +248,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_lines(path: Path) -> Iterator[tuple[int, MintResultLine]]:
+def _read_lines(path: Path) -> Iterator[tuple[int, MintResultLine | MintLogError]]:
     try:
-        yield from read_results(path)
+        yield from read_results_as_mint(path)
     except MintLogError as exc:
         raise MintImportError(str(exc)) from None
 
@@ -293,8 +312,13 @@ class _Transcript:
     leak_task: Task | None
     token_counter: dict[str, int]
     events: list[Event]
+    last_index: int = -1
+    irregular: list[LogIrregularity] = field(default_factory=list)
     proposals: int = 0
     feedback_calls: int = 0
+
+    def note(self, kind: str, index: int | None, detail: str) -> None:
+        self.irregular.append(LogIrregularity(kind=kind, index=index, detail=detail))
 
     def tokens(self, role: Literal["policy", "feedback"], first: bool) -> tuple[int, int]:
         """MINT's episode totals for ``role`` on its first call, 0 on later ones."""
@@ -307,39 +331,36 @@ class _Transcript:
         )
 
 
-def _check_roles(history: list[MintMessage], where: str) -> None:
-    for index, message in enumerate(history):
-        expected = "user" if index % 2 == 0 else "assistant"
-        if message.role != expected:
-            raise MintImportError(
-                f"{where}: field 'state.history.{index}.role' is {message.role!r}, expected "
-                f"{expected!r} (MINT alternates user and assistant, starting with the user)"
-            )
-
-
-def _prompt_event(first_prompt: str, at: datetime) -> PromptEvent:
+def _prompt_event(first: MintMessage | None, at: datetime) -> PromptEvent:
+    first_prompt = "" if first is None else first.content
     return PromptEvent(
         turn=0,
         at=at,
-        messages=(Message(role="user", content=first_prompt),),
+        messages=() if first is None else (Message(role=first.role, content=first_prompt),),
         template="mint:original",
         template_hash=_hash16(first_prompt),
     )
 
 
-def _action_kind(t: _Transcript, parsed: ParsedAction, observation: str | None) -> ActionKind:
+def _action_kind(
+    t: _Transcript, parsed: ParsedAction, observation: str | None, last: bool
+) -> ActionKind:
     """What MINT did with a reply: read off the next observation, or the outcome if last."""
     if observation is not None:
         return _mint_kind(observation)
-    if t.success and t.suite != "alfworld" and parsed.kind != "solution":
+    if last and t.success and t.suite != "alfworld" and parsed.kind != "solution":
         return "solution"  # only a correct proposal ends a non-ALFWorld MINT task solved
     return parsed.kind
 
 
-def _add_reply(t: _Transcript, turn: int, reply: str, observation: str | None) -> ActionKind:
-    """The policy call, its action and (for a proposal) MINT's verdict; returns the kind."""
+def _add_reply(
+    t: _Transcript, turn: int, index: int, reply: str, observation: str | None
+) -> ActionKind:
+    """The policy call of ``history[index]``, its action and (for a proposal) MINT's verdict;
+    returns the kind. ``observation`` is None when no user turn follows the reply."""
     parsed = parse_action(reply)
-    kind = _action_kind(t, parsed, observation)
+    last = index == t.last_index
+    kind = _action_kind(t, parsed, observation, last)
     prompt_tokens, completion_tokens = t.tokens("policy", first=turn == 1)
     t.events.append(
         ModelCallEvent(
@@ -350,7 +371,7 @@ def _add_reply(t: _Transcript, turn: int, reply: str, observation: str | None) -
             output=reply,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            context_messages=2 * turn - 1,  # history[: 2 * turn - 1]: what MINT sent
+            context_messages=index,  # history[:index]: what MINT sent
         )
     )
     content = "" if kind == "invalid" else parsed.content
@@ -368,8 +389,8 @@ def _add_reply(t: _Transcript, turn: int, reply: str, observation: str | None) -
         )
     )
     if kind == "solution":
-        # A proposal is right only if it ends a solved episode (no observation follows it).
-        correct = observation is None and t.success
+        # A proposal is right only if it ends a solved episode (nothing follows it).
+        correct = last and t.success
         t.events.append(
             VerdictEvent(
                 turn=turn,
@@ -461,23 +482,66 @@ def _ending(state: MintState, turns: int, at: datetime) -> _Ending:
     return _Ending("solved" if state.success else terminate, status, error)
 
 
-def _add_turns(t: _Transcript, history: list[MintMessage]) -> int:
-    """Every turn's events; turn t is the t-th assistant message, ``history[2t - 1]``."""
-    turns = len(history) // 2
-    for turn in range(1, turns + 1):
-        reply = history[2 * turn - 1].content
-        if 2 * turn == len(history):  # the last message: nothing followed it
-            _add_reply(t, turn, reply, None)
-            _add_message(t, turn, history[2 * turn - 1])
+def _add_turns(t: _Transcript, history: list[MintMessage], ended_by_error: bool) -> int:
+    """Every turn's events; returns the number of turns.
+
+    A regular MINT history alternates user and assistant from the user's prompt on, and turn t
+    is the t-th assistant message. Other models' logs do not always: a user turn after a user
+    turn means a reply that was not recorded, so it opens a turn of its own (with MINT's answer
+    to it, but no call or action); an assistant turn after an assistant turn got no answer; a
+    history that ends on a user turn (not an API error) lost its final reply. Each is noted on
+    the episode, and every logged message is still kept verbatim, in order.
+    """
+    turn = 0
+    for index, message in enumerate(history):
+        previous = history[index - 1].role if index else None
+        if message.role == "assistant":
+            turn += 1
+            if index == 0:
+                t.note("no_prompt", 0, "the history starts with a reply, not the user's prompt")
+            elif previous == "assistant":
+                t.note(
+                    "consecutive_assistant", index, "a reply after a reply: the first got no answer"
+                )
+            _add_assistant(t, turn, index, history)
             continue
-        observation, expert = split_user_turn(history[2 * turn].content)
-        kind = _add_reply(t, turn, reply, observation)
-        _add_message(t, turn, history[2 * turn - 1])
-        _add_response(t, turn, kind, observation)
-        if expert is not None:
-            _add_expert(t, turn, expert)
-        _add_message(t, turn, history[2 * turn])
-    return turns
+        if index == 0:
+            continue  # the prompt
+        if previous != "assistant":
+            turn += 1  # the reply this user turn answers was not recorded
+            t.note(
+                "consecutive_user",
+                index,
+                f"a user turn after a user turn: turn {turn}'s reply was not recorded",
+            )
+            observation, expert = split_user_turn(message.content)
+            _add_response(t, turn, _mint_kind(observation), observation)
+            if expert is not None:
+                _add_expert(t, turn, expert)
+        _add_message(t, turn, message)
+    if len(history) > 1 and history[-1].role != "assistant" and not ended_by_error:
+        turn += 1
+        t.note(
+            "missing_final_reply",
+            len(history),
+            f"the history ends on a user turn: turn {turn}'s reply was not recorded",
+        )
+    return turn
+
+
+def _add_assistant(t: _Transcript, turn: int, index: int, history: list[MintMessage]) -> None:
+    """A reply (``history[index]``) and MINT's answer to it, when a user turn follows."""
+    following = history[index + 1] if index + 1 < len(history) else None
+    if following is None or following.role == "assistant":
+        _add_reply(t, turn, index, history[index].content, None)
+        _add_message(t, turn, history[index])
+        return
+    observation, expert = split_user_turn(following.content)
+    kind = _add_reply(t, turn, index, history[index].content, observation)
+    _add_message(t, turn, history[index])
+    _add_response(t, turn, kind, observation)
+    if expert is not None:
+        _add_expert(t, turn, expert)
 
 
 def _add_message(t: _Transcript, turn: int, message: MintMessage) -> None:
@@ -492,7 +556,6 @@ def mint_line_to_episode(
     config: MintConfig,
     suite: str,
     at: datetime | None = None,
-    where: str = "MINT result",
 ) -> Episode:
     """One MINT result line as an ``Episode`` (see the module docstring for the mapping).
 
@@ -502,27 +565,38 @@ def mint_line_to_episode(
         suite: the task folder name (``gsm8k``, ``alfworld``, ...).
         at: the timestamp given to the episode and its events (MINT logs none); the importer
             uses the file's modification time, so re-imports are identical. Default: now.
-        where: how errors name the line (``<file>, line <n>``).
+
+    A history that does not alternate, is empty or lost its final reply is imported as it is,
+    with ``Episode.irregularities`` saying what was irregular (see ``_add_turns``).
     """
     at = at or datetime.now(UTC)
     state, task = line.state, line.task
     history = state.history
-    _check_roles(history, where)
-    first_prompt = history[0].content
+    first = next((m for m in history[:1] if m.role != "assistant"), None)
     reference = "" if task.reference is None else str(task.reference)
     t = _Transcript(
         config=config,
         suite=suite,
         at=at,
         success=state.success,
-        leak_task=leak_task(reference, first_prompt, suite),
+        leak_task=leak_task(reference, "" if first is None else first.content, suite),
         token_counter=state.token_counter,
-        events=[_prompt_event(first_prompt, at)],
+        events=[_prompt_event(first, at)],
+        last_index=len(history) - 1,
     )
-    turns = _add_turns(t, history)
+    if not history:
+        t.note("empty_history", None, "no message was logged")
+    ended_by_error = state.terminate_reason == "error" or bool(state.error)
+    turns = _add_turns(t, history, ended_by_error)
     ending = _ending(state, turns, at)
     if ending.error is not None:
         t.events.append(ending.error)
+    success_turn = None
+    if state.success:
+        # SR@k of the imported run at its budget is MINT's outcome, whatever the log's shape.
+        success_turn = max(1, min(turns, config.k))
+        if turns > config.k:
+            t.note("turns_over_budget", None, f"{turns} turns logged for a budget of {config.k}")
     return Episode(
         key=EpisodeKey(suite=suite, task_id=str(task.task_id)),
         run_id=config.run_id,
@@ -533,13 +607,14 @@ def mint_line_to_episode(
         events=t.events,
         status=ending.status,
         success=state.success,
-        success_turn=turns if state.success else None,
+        success_turn=success_turn,
         turns_used=turns,
         proposals_used=t.proposals,
         terminate_reason=ending.terminate,
         error=ending.error.message if ending.error and ending.status == "failed" else None,
         started_at=at,
         finished_at=at,
+        irregularities=t.irregular,
     )
 
 
@@ -567,11 +642,15 @@ def import_mint(outputs_dir: Path, out_dir: Path, *, overwrite: bool = False) ->
         overwrite: replace run directories that already hold a run (default: refuse).
 
     Returns:
-        The run directories written, one per configuration, sorted.
+        The run directories written, one per configuration, sorted. The ``wikipedia_search``
+        calls the logs answered are added to ``out_dir/wikipedia_search.json``, the index of
+        the offline stand-in (``mulligan.tasks.wikipedia``).
 
     Raises:
-        MintImportError: a path off MINT's layout, a malformed line (file and line named), a
-            task twice in one file, or an existing run without ``overwrite``.
+        MintImportError: a path off MINT's layout, a JSON line not shaped like a MINT result
+            (file and line named), or an existing run without ``overwrite``. Lines that are
+            not JSON and tasks logged twice are skipped and listed in the manifest, as MINT's
+            leaderboard computation skipped them.
     """
     outputs_dir, out_dir = Path(outputs_dir), Path(out_dir)
     if not outputs_dir.is_dir():
@@ -580,21 +659,76 @@ def import_mint(outputs_dir: Path, out_dir: Path, *, overwrite: bool = False) ->
     if not found:
         raise MintImportError(f"{outputs_dir}: no {RESULTS_FILE} found; expected {LAYOUT}")
     written = []
+    searches: list[LoggedSearch] = []
     for config, files in sorted(found.items(), key=lambda item: item[0].run_id):
         run_dir = out_dir / config.relative_dir
         _prepare_run_dir(run_dir, overwrite)
         try:
-            written.append(_import_config(config, files, outputs_dir, run_dir))
+            written.append(_import_config(config, files, outputs_dir, run_dir, searches))
         except Exception:
             # Leave no half-written run behind: a retry must not meet a partial import. Only the
             # database goes; anything else in the folder is not ours to delete.
             _remove_store(run_dir)
             raise
+    # The searches these logs answered join the offline wikipedia_search index kept beside the
+    # imported runs (``mulligan run --wikipedia offline --wikipedia-index <out>/...``).
+    write_index(index_from_logs(searches), out_dir / WIKIPEDIA_INDEX_FILE)
     return sorted(written)
 
 
+def _import_file(
+    store: RunStore,
+    config: MintConfig,
+    results: _ResultsFile,
+    outputs_dir: Path,
+    searches: list[LoggedSearch],
+) -> dict[str, Any]:
+    """One ``results.jsonl`` into ``store``; returns its manifest entry.
+
+    What MINT's leaderboard computation skipped is skipped and listed (``skipped_lines``): a
+    line that is not JSON (MINT's loader printed it and went on) and a task logged again (MINT
+    keeps the first). Lines with irregular histories are imported (``irregular_episodes``).
+    """
+    at = datetime.fromtimestamp(results.path.stat().st_mtime, tz=UTC)
+    seen: dict[str, int] = {}
+    counts: Counter[str] = Counter()
+    skipped: list[dict[str, Any]] = []
+    for number, line in _read_lines(results.path):
+        if isinstance(line, MintLogError):
+            log.warning("%s: skipped, as MINT's loader did", line)
+            skipped.append({"line": number, "reason": line.reason})
+            continue
+        task_id = str(line.task.task_id)
+        if task_id in seen:
+            reason = f"task {task_id!r} again (first on line {seen[task_id]}); the first is kept"
+            log.warning("%s, line %d: %s", results.path, number, reason)
+            skipped.append({"line": number, "reason": reason})
+            continue
+        seen[task_id] = number
+        source = results.path.relative_to(outputs_dir).as_posix()
+        searches.extend(searches_in_history(line.state.history, source))
+        episode = mint_line_to_episode(line, config=config, suite=results.suite, at=at)
+        store.save_episode(episode)
+        counts["episodes"] += 1
+        counts["solved"] += episode.success
+        counts["irregular"] += bool(episode.irregularities)
+    return {
+        "path": results.path.relative_to(outputs_dir).as_posix(),
+        "task_type": results.task_type,
+        "episodes": counts["episodes"],
+        "solved": counts["solved"],
+        "irregular_episodes": counts["irregular"],
+        "skipped_lines": skipped,
+        "sha256": _sha256(results.path),
+    }
+
+
 def _import_config(
-    config: MintConfig, files: list[_ResultsFile], outputs_dir: Path, run_dir: Path
+    config: MintConfig,
+    files: list[_ResultsFile],
+    outputs_dir: Path,
+    run_dir: Path,
+    searches: list[LoggedSearch],
 ) -> Path:
     # results.jsonl sits three levels below the configuration folder (<type>/<task>/).
     source = files[0].path.parents[2].resolve()
@@ -611,30 +745,8 @@ def _import_config(
     with RunStore(run_dir) as store:
         store.create_run(config.run_id, config.config_hash, manifest)
         for results in files:
-            at = datetime.fromtimestamp(results.path.stat().st_mtime, tz=UTC)
-            seen: dict[str, int] = {}
-            counts: Counter[str] = Counter()
-            for number, line in _read_lines(results.path):
-                where = f"{results.path}, line {number}"
-                task_id = str(line.task.task_id)
-                if task_id in seen:
-                    raise MintImportError(
-                        f"{where}: field 'task.task_id': task {task_id!r} again "
-                        f"(first on line {seen[task_id]})"
-                    )
-                seen[task_id] = number
-                episode = mint_line_to_episode(
-                    line, config=config, suite=results.suite, at=at, where=where
-                )
-                store.save_episode(episode)
-                counts["episodes"] += 1
-                counts["solved"] += episode.success
-            manifest["files"][results.suite] = {
-                "path": results.path.relative_to(outputs_dir).as_posix(),
-                "task_type": results.task_type,
-                "episodes": counts["episodes"],
-                "solved": counts["solved"],
-                "sha256": _sha256(results.path),
-            }
+            manifest["files"][results.suite] = _import_file(
+                store, config, results, outputs_dir, searches
+            )
         store.update_manifest(config.run_id, manifest)
     return run_dir

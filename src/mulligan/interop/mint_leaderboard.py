@@ -16,12 +16,19 @@ Columns, per policy model, exactly as in MINT's published ``benchmark.json``:
   in setting ``PHF=no_GT-textual`` (textual feedback from a model that does not see the ground
   truth), which is the setting MINT's notebook uses for this table (``feedback_setting ==
   'PHF=no_GT-textual' and feedback_model_name == 'gpt-4-0613'``).
-- ``"Delta Feedback"``: that SR@5 minus the F=None SR@5, in percentage points.
+- ``"Delta Feedback"``: that SR@5 minus the F=None SR@5, in percentage points, with MINT's order
+  of rounding (:func:`mint_delta_feedback`): MINT's ``generate_table`` rounds each SR table to
+  2 decimals (``(results_sr * 100).round(2)``) and the notebook subtracts the rounded tables
+  (``gpt4_feedback - main_table_sr``); the leaderboard shows that difference to 1 decimal. The
+  order matters: for vicuna-13b-v1.5 (SR@5 = 49/586, with feedback 61/586) the unrounded
+  difference is 2.048 (2.0), the difference of the rounded SRs 10.41 - 8.36 = 2.05 (2.1, as
+  published).
 
 Rounding follows the published table: SR@k, slope and r^2 to 2 decimals; the two feedback
 columns to 1 decimal (every one of the 26 such values in ``benchmark.json`` has one decimal,
-while MINT's notebook prints them with two: e.g. 51.37 there, 51.4 on the leaderboard). A
-column whose runs are missing is ``"-"``, as in ``benchmark.json``.
+while MINT's notebook prints them with two: e.g. 51.37 there, 51.4 on the leaderboard), each
+from MINT's 2-decimal value. A column whose runs are missing is ``"-"``, as in
+``benchmark.json``.
 """
 
 from __future__ import annotations
@@ -70,7 +77,9 @@ class MintLeaderboardEntry(BaseModel):
     slope: float | None = None
     rsquared: float | None = None
     sr_with_feedback: float | None = None
-    delta_feedback: float | None = None
+    delta_feedback: float | None = Field(
+        default=None, description="MINT's arithmetic: rounded SRs subtracted (mint_delta_feedback)"
+    )
     runs: dict[str, str] = Field(default_factory=dict, description="column -> run directory")
 
     def row(self) -> dict[str, str | float]:
@@ -87,8 +96,22 @@ class MintLeaderboardEntry(BaseModel):
             "Slope": rounded(self.slope, 2),
             "rsquared": rounded(self.rsquared, 2),
             "Delta Feedback": rounded(self.delta_feedback, 1),
-            FEEDBACK_COLUMN: rounded(self.sr_with_feedback, 1),
+            # MINT's 2-decimal value, shown with 1 decimal.
+            FEEDBACK_COLUMN: rounded(_mint_round(self.sr_with_feedback), 1),
         }
+
+
+def _mint_round(value: float | None) -> float | None:
+    """A success rate as MINT's ``generate_table`` holds it: percent, rounded to 2 decimals."""
+    return None if value is None else round(value, 2)
+
+
+def mint_delta_feedback(sr_with_feedback: float, sr_without: float) -> float:
+    """MINT's "Delta Feedback" before the leaderboard's 1-decimal display: the two SRs (percent)
+    each rounded to 2 decimals, then subtracted, as MINT's notebook does (see the module
+    docstring). Python's ``round`` and pandas' ``round(2)`` agree on every SR of n/586 tasks
+    (no such value lies on a tie), so the floats are MINT's own."""
+    return round(sr_with_feedback, 2) - round(sr_without, 2)
 
 
 def size_and_type(model: str) -> tuple[str, str]:
@@ -202,7 +225,9 @@ def mint_leaderboard_entries(
                 rsquared=trend.rsquared if trend else None,
                 sr_with_feedback=sr_feedback,
                 delta_feedback=(
-                    sr_feedback - sr[5] if sr_feedback is not None and 5 in sr else None
+                    mint_delta_feedback(sr_feedback, sr[5])
+                    if sr_feedback is not None and 5 in sr
+                    else None
                 ),
                 runs=sources,
             )

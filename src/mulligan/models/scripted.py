@@ -1,6 +1,7 @@
 """Scripted policies for logic tests and pipeline checks: no inference, fully deterministic.
 
-``scripted/reference`` proposes the task's gold solution on turn 1, ``scripted/wrong`` always
+``scripted/reference`` proposes the task's gold solution on turn 1 (for an environment task it
+runs the gold solution's tool calls in one ``<execute>`` cell, which wins the game), ``scripted/wrong`` always
 proposes a wrong answer, and ``scripted/execute-then-answer`` runs one code cell on turn 1 and
 proposes the gold solution on turn 2. ``scripted/invalid`` never produces a valid action.
 """
@@ -24,6 +25,11 @@ WRONG_ANSWER = "xyzzy"
 
 
 def _reference(ctx: CallContext) -> str:
+    if ctx.task.metadata.get("environment"):
+        return (
+            "<thought> I know the way to the goal. </thought>\n"
+            f"<execute>\n{ctx.task.gold_solution}\n</execute>"
+        )
     return (
         "<thought> I know the answer. </thought>\n"
         f"<solution>\n{ctx.task.gold_solution}\n</solution>"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from mulligan.prompts.templates import load_template, template_hash
 from mulligan.tasks.base import Task
+from mulligan.tasks.environment import ENVIRONMENTS, task_environment
+from mulligan.tasks.wikipedia import WIKIPEDIA_TOOL
 
 POLICY_TEMPLATE = "mint.j2"
 
@@ -32,13 +34,31 @@ def countdown(turns_left: int, proposals_left: int) -> str:
     return line
 
 
-def task_text(task: Task) -> str:
+def task_text(task: Task, observation: str | None = None) -> str:
     """The task as shown after 'Task:' (suites put any per-suite wording, e.g. MINT's
-    'Complete the following code:', into ``task.prompt`` themselves)."""
-    return task.prompt
+    'Complete the following code:', into ``task.prompt`` themselves). An environment task's
+    text ends with the environment's first observation, stripped as MINT strips it."""
+    if observation is None:
+        return task.prompt
+    return (task.prompt + observation).strip()
 
 
-EXAMPLES = ("reasoning", "humaneval", "mbpp")
+EXAMPLES = (
+    "reasoning",
+    "humaneval",
+    "mbpp",
+    "guess",
+    *(f"alfworld/{kind}" for kind in ("put", "clean", "heat", "cool", "examine", "puttwo")),
+)
+
+
+def tool_entries(task: Task) -> list[str]:
+    """The prompt's tool list: an environment's tools and ``wikipedia_search`` as MINT describes
+    them (signature, description, example), any other tool by its name."""
+    kind = ENVIRONMENTS.get(task_environment(task) or "")
+    specs = {WIKIPEDIA_TOOL.name: WIKIPEDIA_TOOL}  # stateless tools, as MINT lists them
+    specs.update({spec.name: spec for spec in kind.tools} if kind is not None else {})
+    return [specs[name].prompt_entry() if name in specs else name for name in task.tools]
 
 
 def example_name(task: Task) -> str:
@@ -50,20 +70,28 @@ def example_name(task: Task) -> str:
 
 
 def render_mint_prompt(
-    task: Task, max_turns: int, max_proposals: int, *, in_context_example: bool = True
+    task: Task,
+    max_turns: int,
+    max_proposals: int,
+    *,
+    in_context_example: bool = True,
+    observation: str | None = None,
 ) -> tuple[str, str]:
     """Render the first user message. Returns ``(text, template_hash)``, the hash covering the
-    template and the example shown."""
+    template and the example shown. ``observation``: an environment task's first observation
+    (from ``Environment.reset``), shown after the task's text."""
     names = [POLICY_TEMPLATE]
     example = ""
     if in_context_example:
         names.append(example_name(task))
         example = load_template(example_name(task)).text.strip()
+        if example_name(task).startswith("examples/alfworld/"):
+            example += "\n"  # MINT's own examples, shown as MINT shows them: with a final newline
     text = load_template(POLICY_TEMPLATE).render(
         max_turns=max_turns,
         max_proposals=max_proposals,
-        tools=list(task.tools),
+        tools=tool_entries(task),
         example=example,
-        task_text=task_text(task),
+        task_text=task_text(task, observation),
     )
     return text, template_hash(*names)

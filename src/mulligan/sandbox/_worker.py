@@ -17,7 +17,8 @@ Start-up (in this order, before any untrusted code runs):
 5. a handshake message to the parent.
 
 Protocol (both directions): a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
-Parent -> worker: ``{"code": str, "n": int, "timeout": float, "program": bool, "reuse": bool}``.
+Parent -> worker: ``{"code": str, "n": int, "timeout": float, "program": bool, "reuse": bool,
+"limit": int, "tools": [...]}``.
 Worker -> parent: ``{"output": str, "error": str | null, "timed_out": bool, "truncated": bool,
 "exit_code": int}``, plus ``"clean": bool`` after a program run with ``reuse``.
 
@@ -26,6 +27,13 @@ another, each in its own fresh child. After each, every other process of the san
 (as always) and the scratch directory and the private ``/tmp`` and ``/dev/shm`` are emptied, so
 the next program finds nothing of the last one; ``clean`` says whether that worked (no process
 had to be killed, nothing could not be removed). The parent retires a worker that is not clean.
+
+Tools: ``tools`` (optional) lists ``{"name": str, "params": [str, ...]}``; the worker defines
+each as a stub function in the session's namespace (once per worker process). A stub does not
+do anything itself: it sends ``{"tool_call": {"id": int, "name": str, "args": [...]}}`` to the
+parent and waits for ``{"tool_reply": id, "result": str}`` or ``{"tool_reply": id, "error":
+str}`` on the command pipe, then returns the result (or raises ``ToolError``). Whatever the tool
+acts on (a game, a household) lives in the parent, outside the box; only these messages cross.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import collections
 import contextlib
 import io
 import json
+import keyword
 import linecache
 import os
 import resource
@@ -62,6 +71,10 @@ MAIN_PID = os.getpid()
 
 class OutputLimit(Exception):
     """Raised inside a cell that printed far more than anyone can read."""
+
+
+class ToolError(Exception):
+    """Raised inside a cell when the parent refuses or fails a tool call."""
 
 
 class _State:
@@ -428,6 +441,7 @@ class Runner:
         program: bool,
         limit: int | None = None,
         reuse: bool = False,
+        tools: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         if program:
             # Never in this process: it holds the result pipe back to the parent. A program
@@ -437,6 +451,8 @@ class Runner:
                 reply["clean"] = reply.pop("alone", False) and _wipe_after_program()
             reply.pop("alone", None)
             return reply
+        if tools:
+            TOOLS.define(self.namespace, tools)
         CAPTURE.reset()
         STATE.timed_out = False
         filename = "<program>" if program else f"<cell {n}>"
@@ -544,6 +560,90 @@ class Runner:
         if isinstance(exc, MemoryError):
             CAPTURE.add(f"(memory limit of this Python session: {self.memory_mb} MB)\n")
         return type(exc).__name__, 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Tool stubs: functions whose calls are answered by the parent (see the module docstring)
+# ----------------------------------------------------------------------------------------------
+TOOL_ARG_TYPES = (str, int, float, bool, type(None))
+
+
+class ToolChannel:
+    """The worker's side of tool calls: one request/reply at a time over the protocol pipes."""
+
+    def __init__(self) -> None:
+        self.command_fd = -1
+        self.result_fd = -1
+        self.lock = threading.Lock()
+        self.sequence = 0
+        self.defined: set[str] = set()
+
+    def call(self, name: str, args: tuple[Any, ...]) -> Any:
+        if os.getpid() != MAIN_PID:
+            raise ToolError(f"{name}() can only be called from the session's own process")
+        for value in args:
+            if not isinstance(value, TOOL_ARG_TYPES):
+                raise TypeError(
+                    f"{name}() takes str, int, float, bool or None arguments, "
+                    f"not {type(value).__name__}"
+                )
+        with self.lock:
+            self.sequence += 1
+            number = self.sequence
+            # SIGINT (the cell's time limit) waits until the reply is read in full: a frame read
+            # half-way would leave the next command unreadable. The parent answers every call
+            # within its own time limit or kills this worker.
+            is_main = threading.get_ident() == threading.main_thread().ident
+            if is_main:
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                _send(
+                    self.result_fd, {"tool_call": {"id": number, "name": name, "args": list(args)}}
+                )
+                reply = self._reply(number)
+            finally:
+                if is_main:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        if "error" in reply:
+            raise ToolError(str(reply["error"]))
+        return reply.get("result")
+
+    def _reply(self, number: int) -> dict[str, Any]:
+        while True:
+            header = _read_exact(self.command_fd, 4)
+            payload = (
+                None
+                if header is None
+                else _read_exact(self.command_fd, struct.unpack(">I", header)[0])
+            )
+            if payload is None:
+                os._exit(0)  # the parent is gone
+            message = json.loads(payload.decode("utf-8"))
+            if isinstance(message, dict) and message.get("tool_reply") == number:
+                return message
+
+    def define(self, namespace: dict[str, Any], specs: list[dict[str, Any]]) -> None:
+        """Defines a stub per spec in ``namespace`` (once per worker process)."""
+        for spec in specs:
+            name, params = str(spec["name"]), [str(p) for p in spec.get("params", ())]
+            if name in self.defined:
+                continue
+            if not all(p.isidentifier() and not keyword.iskeyword(p) for p in [name, *params]):
+                continue  # the parent validates names; this is a second line of defence
+            arguments = ", ".join(params)
+            source = (
+                f"def {name}({arguments}):\n"
+                f"    return _call({name!r}, ({arguments}{',' if params else ''}))\n"
+            )
+            scope: dict[str, Any] = {"_call": self.call}
+            exec(compile(source, f"<tool {name}>", "exec"), scope)
+            stub = scope[name]
+            stub.__doc__ = str(spec.get("doc", "")) or None
+            namespace[name] = stub
+            self.defined.add(name)
+
+
+TOOLS = ToolChannel()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -990,6 +1090,7 @@ def main() -> None:
     config = json.loads(sys.argv[1])
     CONFIG.update(config)
     command_fd, result_fd, problems, net_isolated = _setup(config)
+    TOOLS.command_fd, TOOLS.result_fd = command_fd, result_fd
     CAPTURE = CappedText(int(config["output_bytes"]))
     STDOUT, STDERR = CaptureStream("<stdout>", 1), CaptureStream("<stderr>", 2)
     sys.stdout, sys.stderr = STDOUT, STDERR
@@ -1031,6 +1132,8 @@ def main() -> None:
         if payload is None:
             os._exit(0)
         command = json.loads(payload.decode("utf-8"))
+        if "tool_reply" in command:
+            continue  # an answer to a tool call nobody waits for any more
         try:
             reply = runner.run(
                 command["code"],
@@ -1039,6 +1142,7 @@ def main() -> None:
                 command["program"],
                 _program_limit(command.get("limit")),
                 bool(command.get("reuse")),
+                list(command.get("tools") or ()),
             )
         except BaseException as exc:  # our own bookkeeping failed (e.g. memory): still answer
             reply = {

@@ -20,7 +20,7 @@ import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from mulligan.sandbox.isolation import (
     IsolationMode,
@@ -35,6 +35,7 @@ from mulligan.sandbox.isolation import (
     worker_env,
 )
 from mulligan.sandbox.limits import CellResult, SandboxError, SandboxLimits
+from mulligan.tasks.environment import ToolCallError, ToolSpec
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,17 @@ _LOST_STATE = (
 )
 
 Status = Literal["ok", "died", "hung"]
+
+
+class ToolHost(Protocol):
+    """What answers a cell's tool calls (an environment adapter): the tools to define in the
+    worker, and one call at a time. ``call_tool`` raises ``ToolCallError`` for a call it
+    refuses; its message is raised in the cell as ``ToolError``."""
+
+    @property
+    def tool_specs(self) -> Sequence[ToolSpec]: ...
+
+    async def call_tool(self, name: str, args: list[Any]) -> str: ...
 
 
 def _grace_s(timeout_s: float) -> float:
@@ -214,6 +226,23 @@ def _exit_reason(returncode: int | None, mode: IsolationMode, limits: SandboxLim
     return f"it exited with status {returncode}"
 
 
+async def _answer_tool_call(tools: ToolHost | None, call: Any) -> dict[str, Any]:
+    """The reply to one tool-call message: the host's result, or an error the stub raises.
+    The message comes from model-controlled code, so its shape is checked, not trusted."""
+    number = call.get("id") if isinstance(call, dict) else None
+    name = call.get("name") if isinstance(call, dict) else None
+    args = call.get("args") if isinstance(call, dict) else None
+    if not isinstance(name, str) or not isinstance(args, list):
+        return {"tool_reply": number, "error": "malformed tool call"}
+    if tools is None or name not in {spec.name for spec in tools.tool_specs}:
+        return {"tool_reply": number, "error": f"no tool named {name!r} in this session"}
+    try:
+        result = await tools.call_tool(name, args)
+    except ToolCallError as exc:
+        return {"tool_reply": number, "error": str(exc)}
+    return {"tool_reply": number, "result": result}
+
+
 @dataclass(frozen=True)
 class _Outcome:
     """A cell's result plus the exit code (used for whole-program runs)."""
@@ -358,15 +387,19 @@ class Sandbox:
             logger.warning("sandbox worker %d did not exit after SIGKILL", worker.process.pid)
         worker.close_pipes()
 
-    async def execute(self, code: str, timeout_s: float | None = None) -> CellResult:
+    async def execute(
+        self, code: str, timeout_s: float | None = None, *, tools: ToolHost | None = None
+    ) -> CellResult:
         """Runs one cell in the persistent namespace and returns what the model should see.
 
-        ``timeout_s`` overrides ``limits.cell_timeout_s`` for this cell. Never raises for
-        anything the code does; raises SandboxError only if the sandbox is closed or a worker
-        cannot be started at all.
+        ``timeout_s`` overrides ``limits.cell_timeout_s`` for this cell (the time ``tools``
+        take to answer counts in it). ``tools``: the worker defines a stub per tool, and each
+        call the cell makes is answered by ``tools.call_tool`` here, outside the box. Never
+        raises for anything the code does; raises SandboxError only if the sandbox is closed or
+        a worker cannot be started at all.
         """
         timeout = self.limits.cell_timeout_s if timeout_s is None else timeout_s
-        outcome = await self._run(code, timeout, program=False)
+        outcome = await self._run(code, timeout, program=False, tools=tools)
         return outcome.cell
 
     async def _run(
@@ -377,6 +410,7 @@ class Sandbox:
         program: bool,
         output_limit: int | None = None,
         reuse: bool = False,
+        tools: ToolHost | None = None,
     ) -> _Outcome:
         async with self._lock:
             if self._closed:
@@ -409,7 +443,7 @@ class Sandbox:
             worker = self._worker
             assert worker is not None
             self._count += 1
-            command = {
+            command: dict[str, Any] = {
                 "code": code,
                 "n": self._count,
                 "timeout": timeout_s,
@@ -418,13 +452,20 @@ class Sandbox:
             }
             if output_limit is not None:
                 command["limit"] = output_limit
+            if tools is not None and not program:
+                command["tools"] = [spec.wire() for spec in tools.tool_specs]
             worker.send(command)
             try:
-                status, reply = await worker.receive(timeout_s + _grace_s(timeout_s))
-            except asyncio.CancelledError:
-                # The reply would arrive as the answer to the next cell: drop this worker.
+                status, reply = await self._receive_reply(worker, timeout_s, tools)
+            except (asyncio.CancelledError, Exception) as exc:
+                # Cancelled, or the tool host failed mid-cell: the reply would arrive as the
+                # answer to the next cell (or never): drop this worker.
                 self._worker = None
-                self._lost_reason = "the previous cell was cancelled"
+                self._lost_reason = (
+                    "the previous cell was cancelled"
+                    if isinstance(exc, asyncio.CancelledError)
+                    else f"a tool call failed outside the sandbox ({type(exc).__name__})"
+                )
                 self._in_background(self._kill(worker))
                 raise
             duration = time.monotonic() - started
@@ -441,6 +482,19 @@ class Sandbox:
                 clean = reuse and not restarted and reply.get("clean") is True
                 return _Outcome(cell, int(reply.get("exit_code", 0)), clean)
             return await self._recover(worker, status, timeout_s, notes, duration, program)
+
+    async def _receive_reply(
+        self, worker: _Worker, timeout_s: float, tools: ToolHost | None
+    ) -> tuple[Status, dict[str, Any] | None]:
+        """The cell's reply, answering its tool calls on the way (all within the cell's time)."""
+        deadline = time.monotonic() + timeout_s + _grace_s(timeout_s)
+        while True:
+            status, reply = await worker.receive(max(deadline - time.monotonic(), 0.0))
+            if status != "ok" or reply is None or "tool_call" not in reply:
+                return status, reply
+            call = reply["tool_call"]
+            answer = await _answer_tool_call(tools, call)
+            worker.send(answer)
 
     async def _recover(
         self,

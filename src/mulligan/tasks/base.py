@@ -9,8 +9,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TaskCategory = Literal["reasoning", "code_generation"]
-"""MINT's task types: an answer to reason out, or a program that must pass tests."""
+TaskCategory = Literal["reasoning", "code_generation", "decision_making"]
+"""MINT's task types: an answer to reason out, a program that must pass tests, or a goal to reach
+in an environment through tool calls (``tasks/environment.py``)."""
 
 CheckerMode = Literal["mint", "strict"]
 """``mint``: MINT's own criteria, flaws included, so success rates compare with MINT's.
@@ -24,7 +25,9 @@ class Task(BaseModel):
 
     id: str = Field(description="unique within the suite, e.g. '12' or 'HumanEval/12'")
     suite: str = Field(description="e.g. 'gsm8k', 'humaneval'")
-    category: TaskCategory = Field(description="MINT task type: 'reasoning' or 'code_generation'")
+    category: TaskCategory = Field(
+        description="MINT task type: 'reasoning', 'code_generation' or 'decision_making'"
+    )
     prompt: str = Field(description="the task text shown to the policy")
     reference: str = Field(description="ground truth: answer text, or test code for code tasks")
     checker: str = Field(description="registry name of the checker that judges answers")
@@ -38,7 +41,9 @@ class Task(BaseModel):
         "the judge role and shown by the checklist feedback",
     )
     tools: tuple[str, ...] = Field(
-        default=(), description="tool functions the sandbox defines and the prompt lists (none yet)"
+        default=(),
+        description="tool functions the sandbox defines and the prompt lists (for environment "
+        "tasks, the environment's tools by name)",
     )
 
 

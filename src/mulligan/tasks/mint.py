@@ -12,8 +12,9 @@ MINT's own logs in ``tests/test_mint_conformance.py``). MINT does transform a fe
 
 ``metadata["mint_task_type"]`` names the in-context example MINT shows with the task
 (``reasoning``, ``humaneval`` or ``mbpp``). MINT's reasoning tasks also list a
-``wikipedia_search`` tool; mulligan's sandbox defines no such function, so no task lists it (a
-prompt may list a tool only if the sandbox defines it).
+``wikipedia_search`` tool; the loader lists none (a prompt may list a tool only if a call can be
+answered): a run that gives the tool a backing (``--wikipedia offline|live``,
+``mulligan.tasks.wikipedia``) adds it to the reasoning tasks.
 
 :data:`MINT` is the registry's entry: one suite whose groups are the seven text suites.
 """
@@ -59,8 +60,9 @@ THEOREMQA_PREFIX = (
 HUMANEVAL_PREFIX = "Complete the following code:\n\n"
 
 _REASONING_TOOLS: tuple[str, ...] = ()
-"""Tools the prompt lists as already imported: none until the sandbox defines one (MINT's
-``wikipedia_search`` has no backing here; ``tests/test_prompt_tools.py`` checks every suite)."""
+"""Tools the prompt lists as already imported: none by default. MINT's ``wikipedia_search`` is
+added by the run when it has a backing (``mulligan.tasks.wikipedia.offer_tool``);
+``tests/test_prompt_tools.py`` checks every suite both ways."""
 
 
 def default_data_dir() -> Path:

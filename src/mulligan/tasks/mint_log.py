@@ -101,7 +101,9 @@ class MintState(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    history: list[MintMessage] = Field(min_length=1)
+    # MINT's leaderboard reads ``len(history) // 2`` and nothing of its messages, so an empty
+    # or irregular history is a line MINT counted: the importer records what is odd about it.
+    history: list[MintMessage] = Field(default_factory=list)
     success: bool
     terminate_reason: str | None = None
     token_counter: dict[str, int] = Field(default_factory=dict)
@@ -135,14 +137,17 @@ class MintResultLine(BaseModel):
 class MintLogError(ValueError, MulliganError):
     """A line of a ``results.jsonl`` that is not a MINT result; names the file and line.
 
-    ``path``, ``line`` and ``reason`` let a caller word the error its own way.
+    ``path``, ``line`` and ``reason`` let a caller word the error its own way; ``not_json`` says
+    the line is not JSON at all (a truncated line: MINT's own loader skipped those with a
+    message, while a JSON line of the wrong shape stopped its leaderboard computation).
     """
 
-    def __init__(self, path: Path, line: int, reason: str) -> None:
+    def __init__(self, path: Path, line: int, reason: str, *, not_json: bool = False) -> None:
         super().__init__(f"{path}, line {line}: {reason}")
         self.path = path
         self.line = line
         self.reason = reason
+        self.not_json = not_json
 
 
 _EXPECTED = "expected {'state': {'history', 'success', ...}, 'task': {'task_id', ...}}"
@@ -157,7 +162,7 @@ def parse_result_line(text: str, path: Path, line: int) -> MintResultLine:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise MintLogError(path, line, f"not valid JSON ({exc})") from None
+        raise MintLogError(path, line, f"not valid JSON ({exc})", not_json=True) from None
     try:
         return MintResultLine.model_validate(data)
     except ValidationError as exc:
@@ -174,7 +179,27 @@ def read_results(path: Path) -> Iterator[tuple[int, MintResultLine]]:
     Raises:
         MintLogError: at the first line that is not a MINT result.
     """
+    for number, line in read_results_as_mint(path):
+        if isinstance(line, MintLogError):
+            raise line
+        yield number, line
+
+
+def read_results_as_mint(path: Path) -> Iterator[tuple[int, MintResultLine | MintLogError]]:
+    """Every non-blank line as MINT's leaderboard computation read it: a line that is not JSON
+    (truncated) comes back as its :class:`MintLogError` (``not_json``) for the caller to skip
+    and record, as MINT's loader skipped it; any other malformed line raises.
+
+    Raises:
+        MintLogError: a JSON line that is not shaped like a MINT result.
+    """
     with path.open(encoding="utf-8") as handle:
         for number, text in enumerate(handle, start=1):
-            if text.strip():
+            if not text.strip():
+                continue
+            try:
                 yield number, parse_result_line(text, path, number)
+            except MintLogError as exc:
+                if not exc.not_json:
+                    raise
+                yield number, exc

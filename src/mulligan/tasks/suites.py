@@ -20,7 +20,10 @@ Registered (:data:`SUITES`; add one with :func:`register_suite`):
   ``--tasks`` names others), ``humaneval+`` and ``mbpp+`` (EvalPlus; tasks ``base`` and
   ``plus``, a run takes ``plus``), ``refinebench`` (its 109-problem sample with checklists). Their
   names differ from MINT's task names (``gsm8k``, ``math``, ``mbpp``) on purpose: a bare name
-  keeps meaning MINT's subset, so stored runs and old commands mean what they meant.
+  keeps meaning MINT's subset, so stored runs and old commands mean what they meant;
+- ``alfworld``: MINT's 134 ALFWorld games, an environment suite played through tool calls
+  (groups: MINT's six task types), from ``processed/alfworld`` (``tasks/alfworld.py``);
+- ``guess``: a number-guessing environment in pure Python (``tasks/guess.py``), for tests.
 
 Names :func:`load_suite` and ``--tasks`` accept (:func:`suite_names`): a registered name (a group,
 or a task without a group); ``<group>/<task>`` (e.g. ``mint/humaneval``); a bare task name (e.g.
@@ -37,10 +40,12 @@ from pathlib import Path
 from typing import Literal
 
 from mulligan.errors import MulliganError
+from mulligan.tasks.alfworld import ALFWORLD
 from mulligan.tasks.base import CheckerMode, SuiteDefinition, Task
 from mulligan.tasks.custom import is_source, source_suite
 from mulligan.tasks.evalplus import HUMANEVAL_PLUS_SUITE, MBPP_PLUS_SUITE
 from mulligan.tasks.gsm8k import GSM8K
+from mulligan.tasks.guess import GUESS
 from mulligan.tasks.humaneval import HUMANEVAL
 from mulligan.tasks.math500 import MATH500
 from mulligan.tasks.mbpp import MBPP_FULL_SUITE, MBPP_SANITIZED_SUITE
@@ -52,6 +57,7 @@ SUITES: dict[str, SuiteDefinition] = {
     for suite in (
         MINT,
         HUMANEVAL,
+        ALFWORLD,
         GSM8K,
         MATH500,
         MBPP_FULL_SUITE,
@@ -59,6 +65,7 @@ SUITES: dict[str, SuiteDefinition] = {
         HUMANEVAL_PLUS_SUITE,
         MBPP_PLUS_SUITE,
         REFINEBENCH,
+        GUESS,
     )
 }
 """Every registered suite by name, in registration order (the order ``mulligan suites`` lists)."""

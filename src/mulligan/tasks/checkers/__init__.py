@@ -33,6 +33,7 @@ from mulligan.tasks.checkers.multiple_choice import MintMultipleChoiceChecker, M
 from mulligan.tasks.checkers.numbers import NumberChecker
 from mulligan.tasks.checkers.text_match import ExactMatchChecker, LongExactMatchChecker
 from mulligan.tasks.checkers.theoremqa import TheoremQAChecker
+from mulligan.tasks.environment import EnvironmentChecker
 
 CHECKERS: dict[str, Checker] = {
     checker.name: checker
@@ -52,6 +53,7 @@ CHECKERS: dict[str, Checker] = {
         ExactMatchChecker(),
         LongExactMatchChecker(),
         MultipleChoiceChecker(),
+        EnvironmentChecker(),
     )
 }
 """Every registered checker, by the name a :class:`~mulligan.tasks.base.Task` refers to."""
