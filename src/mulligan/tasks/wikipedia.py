@@ -406,7 +406,9 @@ def offer_tool(tasks: Sequence[Task], tool: str = TOOL_NAME) -> list[Task]:
     answer."""
     return [
         task.model_copy(update={"tools": (*task.tools, tool)})
-        if task.metadata.get("mint_task_type") == "reasoning" and tool not in task.tools
+        if task.metadata.get("benchmark") == "mint"
+        and task.metadata.get("mint_task_type") == "reasoning"
+        and tool not in task.tools
         else task
         for task in tasks
     ]
