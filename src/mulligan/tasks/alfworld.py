@@ -64,10 +64,11 @@ TASK_TYPES: dict[str, str] = {
 
 GROUPS: tuple[str, ...] = ("put", "clean", "heat", "cool", "examine", "puttwo")
 
-STEP_TIMEOUT_S = 60.0
-LOAD_TIMEOUT_S = 300.0
-"""A game step takes about 0.2 s of CPU, loading a game a few seconds (more on a busy machine);
-these bounds only catch a server that hangs."""
+STEP_TIMEOUT_S = 300.0
+LOAD_TIMEOUT_S = 1800.0
+"""A game step takes about 0.2 s of CPU, loading a game a few seconds of CPU; on a machine
+shared by many jobs either can take minutes of wall time (loads of 300 s were seen). These
+bounds only catch a server that hangs."""
 
 
 @dataclass(frozen=True, slots=True)
