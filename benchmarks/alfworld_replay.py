@@ -156,7 +156,11 @@ async def main() -> int:
 
 def _infrastructure_failure(row: dict[str, Any]) -> bool:
     """The game server failed (not the policy): the episode says nothing about the game."""
-    return row["status"] != "finished" and "EnvironmentError_" in str(row.get("error"))
+    error = str(row.get("error"))
+    # (EnvironmentError_ was the exception's earlier name, in rows written before the rename.)
+    return row["status"] != "finished" and (
+        "EnvironmentFailure" in error or "EnvironmentError_" in error
+    )
 
 
 def _kept_rows(path: Path) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ from typing import Any
 from mulligan.tasks.base import CheckerMode, SuiteDefinition, Task
 from mulligan.tasks.environment import (
     ENVIRONMENT_CHECKER,
-    EnvironmentError_,
+    EnvironmentFailure,
     EnvironmentKind,
     ToolCallError,
     ToolSpec,
@@ -182,12 +182,12 @@ class AlfWorldGame:
         except TimeoutError:
             await self.aclose()
             message = f"the ALFWorld game server did not answer in {timeout:g} s"
-            raise EnvironmentError_(message) from None
+            raise EnvironmentFailure(message) from None
         if not line:
-            raise EnvironmentError_("the ALFWorld game server ended unexpectedly")
+            raise EnvironmentFailure("the ALFWorld game server ended unexpectedly")
         reply = json.loads(line)
         if "error" in reply:
-            raise EnvironmentError_(f"ALFWorld: {reply['error']}")
+            raise EnvironmentFailure(f"ALFWorld: {reply['error']}")
         return dict(reply)
 
     async def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -253,7 +253,7 @@ class AlfWorldEnvironment:
     async def step(self, tool: str, args: Sequence[Any]) -> str:
         command = game_command(tool, args)
         if self.game is None:
-            raise EnvironmentError_("step before reset")
+            raise EnvironmentFailure("step before reset")
         observation, won, done = await self.game.step(command)
         observation = process_observation(observation)
         self.steps.append((command, observation, won, done))
