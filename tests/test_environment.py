@@ -235,6 +235,18 @@ def test_the_prompt_lists_the_environment_tools_and_its_first_observation() -> N
     )
 
 
+async def test_the_game_refuses_what_is_not_a_whole_number() -> None:
+    from mulligan.tasks.guess import GuessingGame
+
+    game = GuessingGame(secret=7)
+    await game.reset()
+    for bad in (float("nan"), float("inf"), 2.5, "7", True, None):
+        with pytest.raises(ToolCallError):
+            await game.step("guess", [bad])
+    assert await game.step("guess", [7.0]) == "Correct! The number is 7."
+    assert game.won
+
+
 def test_tool_specs_refuse_names_that_are_not_identifiers() -> None:
     with pytest.raises(ValueError, match="identifier"):
         ToolSpec("import", (), "", "")
