@@ -74,8 +74,10 @@ def toy_suites() -> Iterator[None]:
 
 
 def test_the_builtin_suites_are_registered() -> None:
-    assert list(SUITES) == ["mint", "humaneval"]
+    assert list(SUITES) == ["mint", "humaneval", "alfworld", "guess"]
     assert get_suite("mint").data_pull == "mint" and len(get_suite("mint").groups) == 7
+    assert get_suite("alfworld").data_pull == "mint" and len(get_suite("alfworld").groups) == 6
+    assert get_suite("guess").data_pull is None
     assert get_suite("humaneval").groups == () and get_suite("humaneval").data_pull is None
 
 
@@ -124,7 +126,7 @@ def test_run_config_accepts_registered_suites_only() -> None:
 
 
 def test_unknown_suites_name_the_registered_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown suite 'toy'; registered: mint, humaneval$"):
+    with pytest.raises(ValueError, match=r"unknown suite 'toy'; registered: mint, humaneval, alfworld, guess$"):
         get_suite("toy")
     with pytest.raises(ValueError, match="unknown suite 'toy'; expected one of mint, mint/gsm8k"):
         load_suite("toy")
