@@ -126,7 +126,9 @@ def test_run_config_accepts_registered_suites_only() -> None:
 
 
 def test_unknown_suites_name_the_registered_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown suite 'toy'; registered: mint, humaneval, alfworld, guess$"):
+    with pytest.raises(
+        ValueError, match=r"unknown suite 'toy'; registered: mint, humaneval, alfworld, guess$"
+    ):
         get_suite("toy")
     with pytest.raises(ValueError, match="unknown suite 'toy'; expected one of mint, mint/gsm8k"):
         load_suite("toy")

@@ -13,7 +13,7 @@
   puttwo), from ``processed/alfworld``, in ``gamefile_id.txt``'s order (MINT's logs hold
   the same 134 games in another order).
 
-Needs the optional extra ``alfworld`` (``pip install 'mulligan[alfworld]'``) to play; loading
+Needs the optional extra ``alfworld`` (``pip install -e '.[alfworld]'``) to play; loading
 the tasks needs only the data. The game's first observation is part of the prompt, so the
 prompt is completed when the episode resets the game (:func:`task_text`).
 """
@@ -272,7 +272,8 @@ def alfworld_available() -> bool:
 def _open(task: Task) -> AlfWorldEnvironment:
     if not alfworld_available():
         raise TaskDataError(
-            "ALFWorld games need the optional package alfworld: pip install 'mulligan[alfworld]'"
+            "ALFWorld games need the optional package alfworld: pip install -e '.[alfworld]' "
+            "(in this checkout)"
         )
     return AlfWorldEnvironment(
         game_file=str(task.metadata["game_file"]),
