@@ -90,6 +90,12 @@ async def main() -> int:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--checkers", choices=("mint", "strict"), default="mint")
     parser.add_argument("--out", type=Path, default=None, help="one JSON line per episode")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the episodes already in --out (except those the game server failed) and "
+        "run only the others",
+    )
     args = parser.parse_args()
     tasks = load_suite("alfworld", args.data, checkers=args.checkers)
     tasks = tasks[args.offset :]
@@ -104,11 +110,16 @@ async def main() -> int:
     limits = EpisodeLimits(max_turns=5, max_proposals=2, cell_timeout_s=600.0)
     pool = SandboxPool(size=args.concurrency, limits=SandboxLimits(cell_timeout_s=600.0))
     await pool.start()
+    rows: list[dict[str, Any]] = _kept_rows(args.out) if args.resume and args.out else []
+    done = {row["task"] for row in rows}
     queue: asyncio.Queue[Task] = asyncio.Queue()
     for task in tasks:
-        queue.put_nowait(task)
-    rows: list[dict[str, Any]] = []
+        if task.id not in done:
+            queue.put_nowait(task)
     out = args.out.open("w") if args.out else None
+    for row in rows:
+        assert out is not None
+        out.write(json.dumps(row) + "\n")
     started = time.perf_counter()
 
     async def worker() -> None:
@@ -143,9 +154,29 @@ async def main() -> int:
     return 0
 
 
+def _infrastructure_failure(row: dict[str, Any]) -> bool:
+    """The game server failed (not the policy): the episode says nothing about the game."""
+    error = str(row.get("error"))
+    # (EnvironmentError_ was the exception's earlier name, in rows written before the rename.)
+    return row["status"] != "finished" and (
+        "EnvironmentFailure" in error or "EnvironmentError_" in error
+    )
+
+
+def _kept_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if not _infrastructure_failure(row)]
+
+
 def _summary(rows: list[dict[str, Any]], labels: dict[str, Any], wall_s: float) -> None:
+    broken = [r for r in rows if _infrastructure_failure(r)]
+    rows = [r for r in rows if not _infrastructure_failure(r)]
     solved = sum(r["success"] for r in rows)
     failed = [r for r in rows if r["status"] != "finished"]
+    if broken:
+        print(f"left out: {len(broken)} episodes whose game server failed (rerun with --resume)")
     loads = [r["load_s"] for r in rows if r["load_s"] is not None]
     steps = [r["step_s_median"] for r in rows if r["step_s_median"] is not None]
     print(f"episodes {len(rows)}, solved {solved}, failed {len(failed)}, wall {wall_s:.0f} s")
@@ -158,6 +189,11 @@ def _summary(rows: list[dict[str, Any]], labels: dict[str, Any], wall_s: float) 
     if labels:
         agree = [r for r in rows if r.get("mint_success") == r["success"]]
         print(f"agreement with MINT's labels: {len(agree)}/{len(rows)}")
+        ended = [r for r in rows if r["status"] != "finished"]
+        print(
+            f"  of which {len(ended)} end where MINT's own episode ended in an error (its log "
+            "has no reply for the next turn; MINT's label is False)"
+        )
         for r in rows:
             if r.get("mint_success") != r["success"]:
                 print("  disagrees:", json.dumps(r))

@@ -39,7 +39,7 @@ SHORT_GAME = "pick_and_place_simple-Mug-None-Desk-308/trial_T20190909_203041_433
 
 needs_alfworld = pytest.mark.skipif(
     not alfworld_available(),
-    reason="the optional package alfworld is not installed (pip install 'mulligan[alfworld]')",
+    reason="the optional package alfworld is not installed (pip install -e '.[alfworld]')",
 )
 
 

@@ -77,6 +77,7 @@ def test_the_builtin_suites_are_registered() -> None:
     assert list(SUITES) == [
         "mint",
         "humaneval",
+        "alfworld",
         "gsm8k-test",
         "math500",
         "mbpp-full",
@@ -84,8 +85,11 @@ def test_the_builtin_suites_are_registered() -> None:
         "humaneval+",
         "mbpp+",
         "refinebench",
+        "guess",
     ]
     assert get_suite("mint").data_pull == "mint" and len(get_suite("mint").groups) == 7
+    assert get_suite("alfworld").data_pull == "mint" and len(get_suite("alfworld").groups) == 6
+    assert get_suite("guess").data_pull is None
     assert get_suite("humaneval").groups == () and get_suite("humaneval").data_pull is None
 
 
@@ -136,7 +140,7 @@ def test_run_config_accepts_registered_suites_only() -> None:
 def test_unknown_suites_name_the_registered_ones() -> None:
     with pytest.raises(
         ValueError,
-        match=r"unknown suite 'toy'; registered: mint, humaneval, .*, refinebench \(your",
+        match=r"unknown suite 'toy'; registered: mint, humaneval, alfworld, .*, guess \(your",
     ):
         get_suite("toy")
     with pytest.raises(ValueError, match="unknown task 'toy'; tasks and groups: mint, mint/gsm8k"):

@@ -13,7 +13,7 @@
   puttwo), from ``processed/alfworld``, in ``gamefile_id.txt``'s order (MINT's logs hold
   the same 134 games in another order).
 
-Needs the optional extra ``alfworld`` (``pip install 'mulligan[alfworld]'``) to play; loading
+Needs the optional extra ``alfworld`` (``pip install -e '.[alfworld]'``) to play; loading
 the tasks needs only the data. The game's first observation is part of the prompt, so the
 prompt is completed when the episode resets the game (:func:`task_text`).
 """
@@ -36,7 +36,7 @@ from typing import Any
 from mulligan.tasks.base import CheckerMode, SuiteDefinition, Task
 from mulligan.tasks.environment import (
     ENVIRONMENT_CHECKER,
-    EnvironmentError_,
+    EnvironmentFailure,
     EnvironmentKind,
     ToolCallError,
     ToolSpec,
@@ -64,10 +64,11 @@ TASK_TYPES: dict[str, str] = {
 
 GROUPS: tuple[str, ...] = ("put", "clean", "heat", "cool", "examine", "puttwo")
 
-STEP_TIMEOUT_S = 60.0
-LOAD_TIMEOUT_S = 300.0
-"""A game step takes about 0.2 s of CPU, loading a game a few seconds (more on a busy machine);
-these bounds only catch a server that hangs."""
+STEP_TIMEOUT_S = 300.0
+LOAD_TIMEOUT_S = 1800.0
+"""A game step takes about 0.2 s of CPU, loading a game a few seconds of CPU; on a machine
+shared by many jobs either can take minutes of wall time (loads of 300 s were seen). These
+bounds only catch a server that hangs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +182,12 @@ class AlfWorldGame:
         except TimeoutError:
             await self.aclose()
             message = f"the ALFWorld game server did not answer in {timeout:g} s"
-            raise EnvironmentError_(message) from None
+            raise EnvironmentFailure(message) from None
         if not line:
-            raise EnvironmentError_("the ALFWorld game server ended unexpectedly")
+            raise EnvironmentFailure("the ALFWorld game server ended unexpectedly")
         reply = json.loads(line)
         if "error" in reply:
-            raise EnvironmentError_(f"ALFWorld: {reply['error']}")
+            raise EnvironmentFailure(f"ALFWorld: {reply['error']}")
         return dict(reply)
 
     async def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -252,7 +253,7 @@ class AlfWorldEnvironment:
     async def step(self, tool: str, args: Sequence[Any]) -> str:
         command = game_command(tool, args)
         if self.game is None:
-            raise EnvironmentError_("step before reset")
+            raise EnvironmentFailure("step before reset")
         observation, won, done = await self.game.step(command)
         observation = process_observation(observation)
         self.steps.append((command, observation, won, done))
@@ -271,7 +272,8 @@ def alfworld_available() -> bool:
 def _open(task: Task) -> AlfWorldEnvironment:
     if not alfworld_available():
         raise TaskDataError(
-            "ALFWorld games need the optional package alfworld: pip install 'mulligan[alfworld]'"
+            "ALFWorld games need the optional package alfworld: pip install -e '.[alfworld]' "
+            "(in this checkout)"
         )
     return AlfWorldEnvironment(
         game_file=str(task.metadata["game_file"]),

@@ -36,7 +36,7 @@ class ToolCallError(Exception):
     the model's cell sees, raised there as ``ToolError``."""
 
 
-class EnvironmentError_(Exception):
+class EnvironmentFailure(Exception):
     """The environment itself failed (its process died, a step timed out): ends the episode as
     failed, like any other infrastructure error."""
 
@@ -122,7 +122,7 @@ class Environment(Protocol):
 
     async def step(self, tool: str, args: Sequence[Any]) -> str:
         """Call one tool; returns its observation. Raises :class:`ToolCallError` for a call the
-        model got wrong (unknown tool, wrong arguments) and :class:`EnvironmentError_` when the
+        model got wrong (unknown tool, wrong arguments) and :class:`EnvironmentFailure` when the
         environment itself fails."""
         ...
 

@@ -72,7 +72,8 @@ class GuessingGame:
         if tool != "guess" or len(args) != 1:
             raise ToolCallError("guess(number) takes exactly one whole number")
         value = args[0]
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole:
             raise ToolCallError(f"guess(number) takes a whole number, not {value!r}")
         if self.found or self.guesses >= MAX_GUESSES:
             return "The game is over."
