@@ -196,7 +196,7 @@ def _reasoning_task() -> Task:
         reference="yes",
         checker="hotpotqa",
         gold_solution="yes",
-        metadata={"mint_task_type": "reasoning"},
+        metadata={"benchmark": "mint", "mint_task_type": "reasoning"},
     )
 
 
