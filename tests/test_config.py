@@ -59,7 +59,7 @@ FLAT_NAMES = {
     "feedback_model_config", "judge_model_args", "judge_model_config",
 }  # fmt: skip
 # Options added since the nesting; none of them changes results (so none is hashed).
-ADDED_SINCE = {"isolation", "allow_weak_isolation"}
+ADDED_SINCE = {"isolation", "allow_weak_isolation", "shard", "executor", "ray_address"}
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))

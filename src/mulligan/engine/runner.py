@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mulligan.config import RunConfig
-from mulligan.engine.components import RunComponents, build_components
+from mulligan.engine.components import build_components
+from mulligan.engine.executors import EpisodeExecutor, make_executor
 from mulligan.engine.rundir import RunDir, with_run_dir
-from mulligan.episode import SandboxProvider, failed_episode, run_episode
+from mulligan.episode import SandboxProvider, failed_episode
 from mulligan.events import Episode, EpisodeKey
 from mulligan.judge import LLMJudge
 from mulligan.models import Model
 from mulligan.tasks import Task
+from mulligan.tasks.shard import Shard
 
 STOP_AFTER_REPEATS = 3
 """Episodes in a row failing with the same error that stop a run."""
@@ -131,10 +133,13 @@ async def execute_run(
     )
     async with components:
         await components.check_endpoints()
+        if config.execution.shard is not None:  # this machine's part of the tasks
+            components.tasks = Shard.parse(config.execution.shard).select(components.tasks)
         with RunDir.open(config, resume=resume) as rundir:
-            await components.start_sandboxes(config, sandboxes)
-            isolation = str(getattr(components.sandboxes, "isolation", "custom"))
-            weak = bool(getattr(components.sandboxes, "isolation_weak", False))
+            executor = make_executor(config, components, sandboxes)
+            components.close_executor(executor)
+            await executor.start()
+            isolation, weak = executor.isolation, executor.isolation_weak
             identities = await components.identities()
             run_id = rundir.start(components.tasks, isolation, identities, weak=weak).run_id
             done = rundir.store.finished_keys()
@@ -155,26 +160,21 @@ async def execute_run(
             )
             if on_start:
                 on_start(outcome.total, outcome.skipped)
-            await _drain(config, components, rundir, todo, outcome, on_episode)
-            rundir.record_counters(components.counters())
+            await _drain(config, executor, rundir, todo, outcome, on_episode)
+            rundir.record_counters({**components.counters(), **executor.counters()})
     outcome.wall_s = time.perf_counter() - started
     return outcome
 
 
 async def _drain(
     config: RunConfig,
-    components: RunComponents,
+    executor: EpisodeExecutor,
     rundir: RunDir,
     todo: list[tuple[Task, int]],
     outcome: RunOutcome,
     on_episode: ProgressCallback | None,
 ) -> None:
     """Run the ``todo`` episodes with ``config.execution.concurrency`` workers, storing each at once."""
-    params = config.generate_params()
-    limits = config.episode
-    config_hash = config.config_hash()
-    sandboxes = components.sandboxes
-    assert sandboxes is not None  # started before the queue is drained
     queue: asyncio.Queue[tuple[Task, int]] = asyncio.Queue()
     for item in todo:
         queue.put_nowait(item)
@@ -183,26 +183,14 @@ async def _drain(
         while not queue.empty():
             task, epoch = queue.get_nowait()
             try:
-                episode = await run_episode(
-                    task=task,
-                    policy=components.policy,
-                    params=params,
-                    checker=components.checkers[task.checker],
-                    sandboxes=sandboxes,
-                    feedback=components.feedback,
-                    limits=limits,
-                    run_id=outcome.run_id,
-                    config_hash=config_hash,
-                    epoch=epoch,
-                    judge=components.judge,
-                )
-            except Exception as exc:  # isolation: record it, go on with the next
+                episode = await executor.run(task, epoch, outcome.run_id)
+            except Exception as exc:  # the executor could not run it: record it, go on
                 episode = failed_episode(
                     task=task,
-                    model=components.policy.name,
-                    limits=limits,
+                    model=config.policy.model,
+                    limits=config.episode,
                     run_id=outcome.run_id,
-                    config_hash=config_hash,
+                    config_hash=config.config_hash(),
                     epoch=epoch,
                     error=exc,
                 )
