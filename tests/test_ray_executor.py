@@ -1,0 +1,146 @@
+"""The Ray executor: the same episodes as the local executor, and a node lost mid-run costing
+only its in-flight episodes (retried, each stored exactly once).
+
+Ray starts in seconds, so each test starts it once, small (few CPUs, no dashboard, a small object
+store). Skipped where ray is not installed (``pip install -e '.[ray]'``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mulligan.config import RunConfig
+from mulligan.engine import execute_run
+from mulligan.events import Episode
+from mulligan.store import RunStore
+from openai_server import OpenAIServer, Reply, Request
+
+ray = pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _config(tmp_path: Path, mint_dir: Path, out: str, **kw: object) -> RunConfig:
+    options: dict[str, object] = {
+        "suite": "mint",
+        "tasks": ("gsm8k", "mmlu"),
+        "data_dir": mint_dir,
+        "limit": 25,
+        "model": "scripted/reference",
+        "feedback": "binary",
+        "turns": 2,
+        "proposals": 2,
+        "sandbox_pool": 0,  # these policies run no code: no sandbox need start
+        "cache": "off",
+        "concurrency": 8,
+        "out": tmp_path / out,
+        **kw,
+    }
+    return RunConfig.model_validate(options)
+
+
+def _results(out: Path) -> dict[str, Any]:
+    """Each episode's outcome and transcript, without run ids and timings."""
+    with RunStore.open_existing(out) as store:
+        return {
+            e.id: (
+                e.status,
+                e.success,
+                e.success_turn,
+                e.turns_used,
+                e.terminate_reason,
+                [ev.model_dump(exclude={"at", "latency_s", "started_at"}) for ev in e.events],
+            )
+            for e in store.episodes()
+        }
+
+
+def _started(exc: Exception) -> None:
+    """Ray's own startup limit (30 s for a node to register) can pass on an overloaded machine:
+    that is the machine, not the executor, so say so and skip."""
+    if "timed out during startup" in str(exc):
+        pytest.skip(
+            f"Ray could not start a node within its 30 s limit here (load {os.getloadavg()[0]:.0f})"
+        )
+    raise exc
+
+
+async def test_ray_in_local_mode_gives_the_local_executors_results(
+    tmp_path: Path, mint_dir: Path
+) -> None:
+    local = _config(tmp_path, mint_dir, "local")
+    await execute_run(local)
+    on_ray = _config(tmp_path, mint_dir, "ray", executor="ray")
+    try:
+        outcome = await execute_run(on_ray)
+    except Exception as exc:
+        _started(exc)
+    assert not ray.is_initialized()  # the local instance it started is stopped again
+    assert (outcome.total, outcome.finished, outcome.failed) == (50, 50, 0)
+    expected = _results(tmp_path / "local")
+    assert len(expected) == 50 and _results(tmp_path / "ray") == expected
+    with RunStore.open_existing(tmp_path / "ray") as store:
+        run = store.run()
+    assert run is not None and run.manifest["counters"]["executor:ray"]["nodes"] == 1
+    assert run.manifest["config"]["executor"] == "ray"
+
+
+@pytest.fixture
+def slow_server() -> Iterator[OpenAIServer]:
+    """A model server taking 0.3 s per reply, so episodes are in flight when a node dies."""
+
+    def answer(request: Request) -> Reply:
+        return Reply("<thought> guess </thought>\n<solution> 7 </solution>", delay_s=0.3)
+
+    with OpenAIServer(answer, model_ids=("m",)) as server:
+        yield server
+
+
+async def test_a_node_lost_mid_run_costs_only_its_in_flight_episodes(
+    tmp_path: Path, mint_dir: Path, slow_server: OpenAIServer
+) -> None:
+    from ray.cluster_utils import Cluster
+
+    small = {"num_cpus": 1, "object_store_memory": 80 * 1024**2}
+    try:
+        cluster = Cluster(
+            initialize_head=True, head_node_args={**small, "include_dashboard": False}
+        )
+        worker = cluster.add_node(**small)
+    except Exception as exc:
+        _started(exc)
+    delivered: Counter[str] = Counter()
+
+    def on_episode(episode: Episode) -> None:
+        delivered[episode.id] += 1
+        if sum(delivered.values()) == 3:  # mid-run: the worker's actor has episodes in flight
+            cluster.remove_node(worker, allow_graceful=False)
+
+    cfg = _config(
+        tmp_path,
+        mint_dir,
+        "ray",
+        executor="ray",
+        ray_address=cluster.address,
+        limit=10,
+        model=f"openai-compatible/m@{slow_server.base_url}",
+    )
+    try:
+        outcome = await execute_run(cfg, on_episode=on_episode)
+    finally:
+        cluster.shutdown()
+    assert (outcome.total, outcome.finished, outcome.failed) == (20, 20, 0)
+    assert set(delivered.values()) == {1} and len(delivered) == 20  # each delivered once
+    with RunStore.open_existing(tmp_path / "ray") as store:
+        assert store.episode_count() == 20
+        assert all(len(e.events) > 0 for e in store.episodes())
+        run = store.run()
+    assert run is not None and run.manifest["counters"]["executor:ray"]["nodes"] == 2
+    # Two calls per episode (2 turns, wrong answers): the lost node's in-flight episodes ran again.
+    assert len(slow_server.requests) > 2 * 20
