@@ -74,7 +74,9 @@ def test_a_shard_is_parsed_checked_and_stable() -> None:
     assert task_key_hash("gsm8k", "1") == 0x91FC15626BC97F07
     keys = [("gsm8k", str(i)) for i in range(200)]
     parts = [[k for k in keys if Shard(i, 3).holds(*k)] for i in range(3)]
-    assert sorted(sum(parts, [])) == sorted(keys)  # every task in exactly one shard
+    assert sorted(k for part in parts for k in part) == sorted(
+        keys
+    )  # every task in exactly one shard
     assert all(20 < len(p) < 110 for p in parts)  # and spread over all of them
     with pytest.raises(ConfigError, match="shard"):
         from mulligan.config import build_config
