@@ -161,7 +161,7 @@ async def execute_run(
             if on_start:
                 on_start(outcome.total, outcome.skipped)
             await _drain(config, executor, rundir, todo, outcome, on_episode)
-            rundir.record_counters({**components.counters(), **executor.counters()})
+            rundir.record_counters({**components.counters(), **await executor.counters()})
     outcome.wall_s = time.perf_counter() - started
     return outcome
 

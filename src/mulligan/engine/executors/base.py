@@ -31,7 +31,7 @@ class EpisodeExecutor(Protocol):
         when the executor could not run it at all (the runner stores that as failed)."""
         ...
 
-    def counters(self) -> dict[str, dict[str, int]]:
+    async def counters(self) -> dict[str, dict[str, int]]:
         """What happened to the executor (nodes lost, resubmissions), for the manifest."""
         ...
 

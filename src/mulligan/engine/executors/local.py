@@ -37,7 +37,7 @@ class LocalExecutor:
     async def run(self, task: Task, epoch: int, run_id: str) -> Episode:
         return await episode_with(self.config, self.components, task, epoch, run_id)
 
-    def counters(self) -> dict[str, dict[str, int]]:
+    async def counters(self) -> dict[str, dict[str, int]]:
         return {}
 
     async def aclose(self) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +88,10 @@ class NodeRunner:
     async def run(self, task: Task, epoch: int, run_id: str) -> Episode:
         return await episode_with(self.config, await self._started(), task, epoch, run_id)
 
+    async def counters(self) -> dict[str, dict[str, int]]:
+        """This node's components' counters (retries, cache hits...)."""
+        return {} if self.components is None else self.components.counters()
+
     async def close(self) -> None:
         if self.components is not None:
             await self.components.aclose()
@@ -130,7 +135,7 @@ class RayExecutor:
             address = self.config.execution.ray_address
             try:
                 ray.init(**init_args(address))
-            except (ConnectionError, RuntimeError, ValueError) as exc:
+            except Exception as exc:  # Ray raises plain Exception, e.g. on a startup timeout
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 raise RayExecutorError(
                     f"cannot start or join {where} ({exc}); check --ray-address (ray status "
@@ -191,15 +196,23 @@ class RayExecutor:
                 slot.in_flight -= 1
         raise RayExecutorError(f"no Ray node left to run {task.suite}/{task.id}: {lost}")
 
-    def counters(self) -> dict[str, dict[str, int]]:
-        alive = sum(s.alive for s in self._slots)
-        return {
-            "executor:ray": {
-                "nodes": len(self._slots),
-                "nodes_lost": len(self._slots) - alive,
-                "resubmitted": self._resubmitted,
-            }
+    async def counters(self) -> dict[str, dict[str, int]]:
+        """The nodes' components' counters summed (nodes lost take theirs with them), and the
+        executor's own: nodes, nodes lost, episodes resubmitted by the driver."""
+        alive = [s for s in self._slots if s.alive]
+        found = await asyncio.gather(
+            *(s.actor.counters.remote() for s in alive), return_exceptions=True
+        )
+        total: dict[str, Counter[str]] = {}
+        for counters in found:
+            for name, counts in counters.items() if isinstance(counters, dict) else ():
+                total.setdefault(name, Counter()).update(counts)
+        own = {
+            "nodes": len(self._slots),
+            "nodes_lost": len(self._slots) - len(alive),
+            "resubmitted": self._resubmitted,
         }
+        return {**{name: dict(c) for name, c in total.items()}, "executor:ray": own}
 
     async def aclose(self) -> None:
         """Close every node's components, end the actors, and stop Ray if this run started it."""
