@@ -7,6 +7,7 @@ store). Skipped where ray is not installed (``pip install -e '.[ray]'``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -93,10 +94,10 @@ async def test_ray_in_local_mode_gives_the_local_executors_results(
 
 @pytest.fixture
 def slow_server() -> Iterator[OpenAIServer]:
-    """A model server taking 0.3 s per reply, so episodes are in flight when a node dies."""
+    """A model server taking 1 s per reply, so episodes are in flight when a node dies."""
 
     def answer(request: Request) -> Reply:
-        return Reply("<thought> guess </thought>\n<solution> 7 </solution>", delay_s=0.3)
+        return Reply("<thought> guess </thought>\n<solution> 7 </solution>", delay_s=1.0)
 
     with OpenAIServer(answer, model_ids=("m",)) as server:
         yield server
@@ -116,11 +117,22 @@ async def test_a_node_lost_mid_run_costs_only_its_in_flight_episodes(
     except Exception as exc:
         _started(exc)
     delivered: Counter[str] = Counter()
+    killer: list[asyncio.Task[None]] = []
+
+    async def kill_the_worker_mid_run() -> None:
+        # When both nodes' actors wait on the server (8 episodes in flight, 4 per node), so the
+        # worker has episodes in flight; whatever happens, it dies within 60 s.
+        for _ in range(3000):
+            if slow_server.in_flight >= 6:
+                break
+            await asyncio.sleep(0.02)
+        cluster.remove_node(worker, allow_graceful=False)
+
+    def on_start(total: int, skipped: int) -> None:
+        killer.append(asyncio.create_task(kill_the_worker_mid_run()))
 
     def on_episode(episode: Episode) -> None:
         delivered[episode.id] += 1
-        if sum(delivered.values()) == 3:  # mid-run: the worker's actor has episodes in flight
-            cluster.remove_node(worker, allow_graceful=False)
 
     cfg = _config(
         tmp_path,
@@ -132,7 +144,8 @@ async def test_a_node_lost_mid_run_costs_only_its_in_flight_episodes(
         model=f"openai-compatible/m@{slow_server.base_url}",
     )
     try:
-        outcome = await execute_run(cfg, on_episode=on_episode)
+        outcome = await execute_run(cfg, on_start=on_start, on_episode=on_episode)
+        await killer[0]
     finally:
         cluster.shutdown()
     assert (outcome.total, outcome.finished, outcome.failed) == (20, 20, 0)
