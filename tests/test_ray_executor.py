@@ -8,7 +8,9 @@ store). Skipped where ray is not installed (``pip install -e '.[ray]'``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +94,15 @@ async def test_ray_in_local_mode_gives_the_local_executors_results(
     assert run.manifest["config"]["executor"] == "ray"
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (Linux's /proc), children first."""
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return [d for child in children for d in (child, *_descendants(child))]
+
+
 @pytest.fixture
 def slow_server() -> Iterator[OpenAIServer]:
     """A model server taking 1 s per reply, so episodes are in flight when a node dies."""
@@ -126,6 +137,12 @@ async def test_a_node_lost_mid_run_costs_only_its_in_flight_episodes(
             if slow_server.in_flight >= 6:
                 break
             await asyncio.sleep(0.02)
+        # A node lost at once: its processes (the actor's among them) die first, then Ray's
+        # own; removing the node alone leaves its workers a moment to finish what they hold.
+        raylet = worker.all_processes["raylet"][0].process.pid
+        for pid in _descendants(raylet):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         cluster.remove_node(worker, allow_graceful=False)
 
     def on_start(total: int, skipped: int) -> None:

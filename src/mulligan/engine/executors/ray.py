@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 RESTARTS = 2
 """Ray's own restarts of a node's actor, and retries of each call it had in flight."""
-ATTEMPTS = 3
+ATTEMPTS = 4
 """Actors the driver tries an episode on before it stores it as failed."""
 LOCAL_OBJECT_STORE = 100 * 1024**2
 """Object store of a local Ray instance: episodes are small, and the machine is shared."""
@@ -80,10 +80,15 @@ class NodeRunner:
                 self.components = components
         return self.components
 
-    async def ready(self) -> tuple[str, bool]:
-        """Build the components; the sandbox isolation in effect on this node."""
+    async def ready(self) -> tuple[str, bool, str]:
+        """Build the components; the sandbox isolation in effect on this node, and the node."""
         pool = (await self._started()).sandboxes
-        return str(getattr(pool, "isolation", "custom")), bool(getattr(pool, "isolation_weak", 0))
+        node = ray.get_runtime_context().get_node_id()
+        return (
+            str(getattr(pool, "isolation", "custom")),
+            bool(getattr(pool, "isolation_weak", 0)),
+            node,
+        )
 
     async def run(self, task: Task, epoch: int, run_id: str) -> Episode:
         return await episode_with(self.config, await self._started(), task, epoch, run_id)
@@ -167,6 +172,9 @@ class RayExecutor:
                 continue
             modes.add(answer[0])
             self.isolation_weak |= answer[1]
+            if answer[2] != slot.node:
+                log.warning("Ray placed node %s's actor on node %s", slot.node, answer[2])
+            slot.node = answer[2]
         if not modes:
             raise RayExecutorError(
                 f"no Ray node could build the run's components: {answers[0] if answers else 'no node alive'}"
@@ -180,7 +188,7 @@ class RayExecutor:
     async def run(self, task: Task, epoch: int, run_id: str) -> Episode:
         """Run one episode on the least busy node; resubmitted when its node is lost."""
         lost: BaseException | None = None
-        for _ in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
             slot = self._pick()
             if slot is None:
                 break
@@ -188,13 +196,17 @@ class RayExecutor:
             try:
                 episode: Episode = await slot.actor.run.remote(task, epoch, run_id)
                 return episode
-            except _LOST as exc:  # past Ray's own retries: that node is gone
+            except ActorUnavailableError as exc:  # restarting (its node lost): try again soon
+                lost = exc
+                self._resubmitted += 1
+                await asyncio.sleep(1.0 + attempt)
+            except _LOST as exc:  # past Ray's own restarts: that node's actor is gone
                 log.warning("Ray node %s lost (%s); resubmitting %s", slot.node, exc, task.id)
                 slot.alive, lost = False, exc
                 self._resubmitted += 1
             finally:
                 slot.in_flight -= 1
-        raise RayExecutorError(f"no Ray node left to run {task.suite}/{task.id}: {lost}")
+        raise RayExecutorError(f"no Ray node could run {task.suite}/{task.id}: {lost}")
 
     async def counters(self) -> dict[str, dict[str, int]]:
         """The nodes' components' counters summed (nodes lost take theirs with them), and the
