@@ -199,7 +199,7 @@ class RayExecutor:
             except ActorUnavailableError as exc:  # restarting (its node lost): try again soon
                 lost = exc
                 self._resubmitted += 1
-                await asyncio.sleep(1.0 + attempt)
+                await asyncio.sleep(0.5 + attempt)
             except _LOST as exc:  # past Ray's own restarts: that node's actor is gone
                 log.warning("Ray node %s lost (%s); resubmitting %s", slot.node, exc, task.id)
                 slot.alive, lost = False, exc
