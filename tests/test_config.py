@@ -61,7 +61,7 @@ FLAT_NAMES = {
 # Options added since the nesting that do not change results (so are not hashed).
 ADDED_SINCE = {
     "isolation", "allow_weak_isolation", "judge_reads_feedback", "wikipedia_index",
-    "wikipedia_url",
+    "wikipedia_url", "shard", "executor", "ray_address",
 }  # fmt: skip
 # Result-defining options added since: hashed only when set (away from their default, the
 # behaviour of runs stored before them), so the pinned hashes above hold.

@@ -403,6 +403,22 @@ def run(
             help="fork: frozen history, each branch ends with its one sampled turn's verdict",
         ),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="I/N",
+            help="run only shard I of N (from 0), a partition by task key; join the shards "
+            "with `mulligan merge`",
+        ),
+    ] = None,
+    executor: Annotated[
+        Literal["local", "ray"] | None,
+        typer.Option(help="where episodes run: local, or ray (pip install -e '.[ray]')"),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(metavar="ADDR", help="Ray cluster to join (default: start a local one)"),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
@@ -628,6 +644,32 @@ def _report_rank_agreement(settings: list[Path], format: str) -> None:
         print(json.dumps(data, indent=2))
         return
     console.print(rank_table(data))
+
+
+@app.command()
+def merge(
+    run_dirs: Annotated[list[Path], typer.Argument(help="the shards' run directories")],
+    out: Annotated[Path, typer.Option(help="directory of the merged run (must hold no run)")],
+    allow_missing: Annotated[
+        bool, typer.Option(help="merge even when some shards are missing (named in the manifest)")
+    ] = False,
+) -> None:
+    """Join the shards of a run (`mulligan run --shard i/n`) into one run directory.
+
+    The shards must share their result-defining options (config hash) and fit together (the same
+    n, distinct i); no episode may be stored twice. The merged run reads like any run.
+    """
+    from mulligan.engine.merge import merge_runs
+
+    merged = merge_runs(run_dirs, out, allow_missing=allow_missing)
+    err_console.print(
+        f"merged {merged.episodes} episodes of {len(run_dirs)} runs -> {out}"
+        + (f" ({merged.skipped} malformed left out)" if merged.skipped else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    if merged.missing:
+        err_console.print(f"[yellow]missing shards:[/] {', '.join(merged.missing)}")
 
 
 @app.command()

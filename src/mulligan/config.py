@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -41,6 +41,7 @@ from mulligan.models.registry import result_args
 from mulligan.sandbox.isolation import IsolationRequest
 from mulligan.tasks.base import CheckerMode
 from mulligan.tasks.custom import is_source, normalize_source
+from mulligan.tasks.shard import Shard
 from mulligan.tasks.suites import Sample, TaskSelectionError, get_suite, resolve_tasks
 from mulligan.tasks.wikipedia import WIKIPEDIA_API, WikipediaMode
 
@@ -339,6 +340,25 @@ class ExecutionConfig(_Section):
         description="run model code under isolation weaker than bubblewrap where it does not "
         "work (unsafe; warned of loudly)",
     )
+
+    # Beyond one machine (engine/executors, tasks/shard.py): where and which episodes run, never
+    # what they produce.
+    shard: str | None = Field(
+        default=None,
+        description="run only shard i of n (i/n, counted from 0), a partition by task key; "
+        "join the shards with `mulligan merge`",
+    )
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="where episodes run: local (this process) or ray"
+    )
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster to join (default: start a local one)"
+    )
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_spec(cls, value: str | None) -> str | None:
+        return None if value is None else str(Shard.parse(value))
 
     @field_validator("fail_on_error")
     @classmethod

@@ -235,6 +235,13 @@ class RunComponents:
         await pool.start()
         self.sandboxes = pool
 
+    def checker(self, name: str) -> Checker:
+        """The checker ``name`` (built on first use where the tasks arrive one by one, as on
+        a Ray node)."""
+        if name not in self.checkers:
+            self.checkers[name] = get_checker(name)
+        return self.checkers[name]
+
     def counters(self) -> dict[str, dict[str, int]]:
         """Counters by component: ``model:<name>`` per model instance (each once, whatever
         roles share it) and ``feedback.<i>:<provider>`` per provider of the chain; components
@@ -287,6 +294,10 @@ class RunComponents:
         raises EndpointError naming the URL and the fix."""
         backends = {id(b): b for b in map(backend_of, self.models())}
         await asyncio.gather(*(check_endpoint(b) for b in backends.values()))
+
+    def close_executor(self, executor: Any) -> None:
+        """Close a run's executor (``aclose``) before its sandboxes and models."""
+        self._stack.push_async_callback(executor.aclose)
 
     def close_with_run(self, model: Model) -> None:
         """Close ``model`` in :meth:`aclose` (models are closed after the sandboxes, in the

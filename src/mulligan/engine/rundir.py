@@ -349,6 +349,10 @@ def _check_resume(config: RunConfig, existing: StoredRun | None, resume: bool) -
             "continue it, or another --out (or none: each run then gets a new directory)"
         )
     conflicts = resume_conflicts(existing.manifest.get("config", {}), config)
+    # Not hashed (it does not change an episode), but another shard is another set of tasks.
+    stored_shard = existing.manifest.get("config", {}).get("shard")
+    if stored_shard != config.execution.shard:
+        conflicts.append(f"shard: {stored_shard!r} -> {config.execution.shard!r}")
     if conflicts:
         raise ConfigError(
             f"{config.execution.out}: cannot resume with a different configuration "

@@ -23,15 +23,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mulligan.config import RunConfig
+from mulligan.config import ConfigError, RunConfig
 from mulligan.engine.components import RunComponents, build_components
+from mulligan.engine.executors import EpisodeExecutor, make_executor
 from mulligan.engine.fork import Branch, BranchDeps, ForkPlan
 from mulligan.engine.rundir import RunDir, with_run_dir
-from mulligan.episode import SandboxProvider, failed_episode, run_episode
+from mulligan.episode import SandboxProvider, failed_episode
 from mulligan.events import Episode, EpisodeKey
 from mulligan.judge import LLMJudge
 from mulligan.models import Model
 from mulligan.tasks import Task
+from mulligan.tasks.shard import Shard
 
 STOP_AFTER_REPEATS = 3
 """Episodes in a row failing with the same error that stop a run."""
@@ -134,14 +136,22 @@ async def execute_run(
     components = build_components(
         config, model=model, feedback_model=feedback_model, judge=judge, tasks=tasks
     )
+    if config.fork.fork_from is not None and config.execution.executor != "local":
+        raise ConfigError(
+            "--fork-from runs with the local executor (each branch replays its parent from the "
+            "source run's store on this machine); drop --executor ray"
+        )
     plan = ForkPlan.load(config) if config.fork.fork_from is not None else None
     branches = plan.branches(components.tasks) if plan is not None else []
     async with components:
         await components.check_endpoints()
+        if config.execution.shard is not None:  # this machine's part of the tasks
+            components.tasks = Shard.parse(config.execution.shard).select(components.tasks)
         with RunDir.open(config, resume=resume) as rundir:
-            await components.start_sandboxes(config, sandboxes)
-            isolation = str(getattr(components.sandboxes, "isolation", "custom"))
-            weak = bool(getattr(components.sandboxes, "isolation_weak", False))
+            executor = make_executor(config, components, sandboxes)
+            components.close_executor(executor)
+            await executor.start()
+            isolation, weak = executor.isolation, executor.isolation_weak
             identities = await components.identities()
             fork = plan.manifest() if plan is not None else None
             run_id = rundir.start(
@@ -168,9 +178,9 @@ async def execute_run(
             )
             if on_start:
                 on_start(outcome.total, outcome.skipped)
-            run_one = _episode_runner(config, components, run_id, plan, branches)
-            await _drain(config, components, rundir, todo, outcome, on_episode, run_one)
-            counters = components.counters()
+            run_one = _episode_runner(config, components, executor, run_id, plan, branches)
+            await _drain(config, rundir, todo, outcome, on_episode, run_one)
+            counters = {**components.counters(), **await executor.counters()}
             if plan is not None:
                 counters["fork"] = plan.counters()
             rundir.record_counters(counters)
@@ -185,56 +195,42 @@ RunOne = Callable[[Task, int], Awaitable[Episode]]
 def _episode_runner(
     config: RunConfig,
     components: RunComponents,
+    executor: EpisodeExecutor,
     run_id: str,
     plan: ForkPlan | None,
     branches: list[Branch],
 ) -> RunOne:
-    """How each job becomes an episode: the episode loop, or a fork's branch of it."""
-    params = config.generate_params()
-    config_hash = config.config_hash()
+    """How each job becomes an episode: the executor's episode loop, or a fork's branch of it
+    (in this process: a branch replays its parent from the source run's store)."""
+    if plan is None:
+
+        async def episode(task: Task, epoch: int) -> Episode:
+            return await executor.run(task, epoch, run_id)
+
+        return episode
     sandboxes = components.sandboxes
     assert sandboxes is not None  # started before the queue is drained
-    if plan is not None:
-        by_job = {(b.task.suite, b.task.id, b.epoch): b for b in branches}
-        deps = BranchDeps(
-            components.policy,
-            components.checkers,
-            sandboxes,
-            components.feedback,
-            components.judge,
-            params,
-            run_id,
-            config_hash,
-            components.task_tools,
-        )
+    by_job = {(b.task.suite, b.task.id, b.epoch): b for b in branches}
+    deps = BranchDeps(
+        components.policy,
+        components.checkers,
+        sandboxes,
+        components.feedback,
+        components.judge,
+        config.generate_params(),
+        run_id,
+        config.config_hash(),
+        components.task_tools,
+    )
 
-        async def branch(task: Task, epoch: int) -> Episode:
-            return await plan.run_branch(by_job[(task.suite, task.id, epoch)], deps)
+    async def branch(task: Task, epoch: int) -> Episode:
+        return await plan.run_branch(by_job[(task.suite, task.id, epoch)], deps)
 
-        return branch
-
-    async def episode(task: Task, epoch: int) -> Episode:
-        return await run_episode(
-            task=task,
-            policy=components.policy,
-            params=params,
-            checker=components.checkers[task.checker],
-            sandboxes=sandboxes,
-            feedback=components.feedback,
-            limits=config.episode,
-            run_id=run_id,
-            config_hash=config_hash,
-            epoch=epoch,
-            judge=components.judge,
-            task_tools=components.task_tools,
-        )
-
-    return episode
+    return branch
 
 
 async def _drain(
     config: RunConfig,
-    components: RunComponents,
     rundir: RunDir,
     todo: list[tuple[Task, int]],
     outcome: RunOutcome,
@@ -242,8 +238,6 @@ async def _drain(
     run_one: RunOne,
 ) -> None:
     """Run the ``todo`` episodes with ``config.execution.concurrency`` workers, storing each at once."""
-    limits = config.episode
-    config_hash = config.config_hash()
     queue: asyncio.Queue[tuple[Task, int]] = asyncio.Queue()
     for item in todo:
         queue.put_nowait(item)
@@ -253,13 +247,13 @@ async def _drain(
             task, epoch = queue.get_nowait()
             try:
                 episode = await run_one(task, epoch)
-            except Exception as exc:  # isolation: record it, go on with the next
+            except Exception as exc:  # the executor could not run it: record it, go on
                 episode = failed_episode(
                     task=task,
-                    model=components.policy.name,
-                    limits=limits,
+                    model=config.policy.model,
+                    limits=config.episode,
                     run_id=outcome.run_id,
-                    config_hash=config_hash,
+                    config_hash=config.config_hash(),
                     epoch=epoch,
                     error=exc,
                 )
