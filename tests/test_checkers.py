@@ -63,7 +63,8 @@ def theoremqa(answer_type: str, value: Any) -> dict[str, Any]:
 def test_registry_holds_every_checker_under_its_name() -> None:
     expected = {
         "gsm8k", "math", "hotpotqa", "mmlu", "theoremqa", "humaneval", "humaneval-stub", "mbpp",
-        "number", "math_equiv", "exact_match", "multiple_choice",
+        "number", "math_equiv", "exact_match", "multiple_choice", "python_tests", "evalplus",
+        "exact_match_long", "environment",
     }  # fmt: skip
     assert set(CHECKERS) == expected
     for name, checker in CHECKERS.items():

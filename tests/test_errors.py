@@ -37,10 +37,18 @@ INTERNAL_ERRORS: dict[str, str] = {
     "mulligan.sandbox.repl._ProtocolError": "the sandbox worker's pipe protocol, internal",
     "mulligan.sandbox._worker.OutputLimit": "raised inside the sandbox worker process, which "
     "imports nothing from mulligan",
-    "mulligan.feedback.harness._MgFailed": "raised inside the sandboxed unit-test harness, which "
-    "imports nothing from mulligan",
-    "mulligan.feedback.harness._MgTimeout": "raised inside the sandboxed unit-test harness",
-    "mulligan.feedback.harness.__mg_fail": "the harness's alias of _MgFailed, in the sandbox",
+    "mulligan.sandbox._worker.ToolError": "raised inside the sandbox worker to the model's cell "
+    "when a tool call fails; the worker imports nothing from mulligan",
+    "mulligan.tasks.checkers._calls_child.Unencodable": "raised inside the checked program's "
+    "child (a value that is not plain data); reported as unserialisable, never escapes",
+    "mulligan.tasks.checkers._calls_child._MgTimeout": "the per-call timer inside the checked "
+    "program's child",
+    "mulligan.tasks.checkers.testplan.NotLiteral": "test planning's signal that an expected "
+    "side is not a literal (it is compared with the gold solution's value instead)",
+    "mulligan.tasks.environment.EnvironmentFailure": "an environment (a game process) broke "
+    "mid-episode; the runner records the episode as failed",
+    "mulligan.tasks.environment.ToolCallError": "a model's bad tool call; its cell sees it as "
+    "ToolError, an observation rather than a user's mistake",
     "mulligan.models.http.HTTPStatusFault": "an error status inside one request; the "
     "backend turns it into a retried fault or a BackendError at once",
     "mulligan.tasks.checkers.workers.CallTimedOut": "a checker worker's overrun; the checker "

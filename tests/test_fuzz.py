@@ -43,7 +43,7 @@ def _task(checker: str, reference: str, **metadata: Any) -> Task:
         id="fuzz",
         suite=checker,
         category="code_generation"
-        if checker in ("humaneval", "humaneval-stub", "mbpp")
+        if checker in CODE_CHECKERS
         else "reasoning",
         prompt="Question?",
         reference=reference,
@@ -61,6 +61,13 @@ def _tasks_for(checker: str) -> list[Task]:
         return [_task(checker, str(v), answer_type=t, reference_value=v) for t, v in types]
     if checker in ("mmlu", "multiple_choice"):
         return [_task(checker, letter, options=_OPTIONS) for letter in ("a", "c")]
+    if checker == "evalplus":
+        plus = {"benchmark": "humaneval+", "entry_point": "f", "atol": 0.0, "group": "plus"}
+        canonical = "def f(x):\n    return x + 1\n"
+        return [
+            _task(checker, canonical, **plus, base_input=[[1]], plus_input=[[2], [3]],
+                  canonical_program=canonical)
+        ]  # fmt: skip
     if checker in CODE_CHECKERS:
         return [_task(checker, "assert f(1) == 2", stub="def f(x):\n    pass\n")]
     if checker in ("number", "math_equiv"):
@@ -69,7 +76,10 @@ def _tasks_for(checker: str) -> list[Task]:
     return [_task(checker, ref) for ref in ("36", "-0.5", "yes", "Paris, France")]
 
 
-CODE_CHECKERS = ("humaneval", "humaneval-stub", "mbpp")
+CODE_CHECKERS = ("humaneval", "humaneval-stub", "mbpp", "python_tests", "evalplus")
+# Environment tasks are judged by their environment's success signal, never by answer text: the
+# `environment` checker refuses every call by design (tests/test_environment.py).
+FUZZED_CHECKERS = sorted(name for name in CHECKERS if name != "environment")
 TEXT_CHECKERS = sorted(n for n, c in CHECKERS.items() if isinstance(c, TextChecker))
 
 
@@ -165,7 +175,7 @@ class _AdversarialRunner:
 
 
 @settings(FUZZ, max_examples=60)
-@given(st.sampled_from(sorted(CHECKERS)), ADVERSARIAL_TEXT, ADVERSARIAL_TEXT, st.booleans(),
+@given(st.sampled_from(FUZZED_CHECKERS), ADVERSARIAL_TEXT, ADVERSARIAL_TEXT, st.booleans(),
        st.booleans())  # fmt: skip
 def test_every_registered_check_is_total_and_bounded(
     checker: str, text: str, output: str, ok: bool, timed_out: bool
