@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml scripts/ensure_llama_cpp.sh scripts/ensure_system.sh
 	bash scripts/ensure_system.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,ray]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[alfworld]' \
+		|| echo "[make] alfworld did not install here: the ALFWorld tests skip"
 	bash scripts/ensure_llama_cpp.sh $(PY)
 	touch $(STAMP)
 
