@@ -483,19 +483,22 @@ async def _on_execute(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Out
     return _Outcome(observation=observation)
 
 
-@dataclass(slots=True)
-class _EnvironmentTools:
-    """The sandbox's tool host for an environment task: each call steps the environment here,
-    outside the sandbox, within the episode's tool budget, and is recorded as an event."""
+class _BudgetedTools:
+    """A sandbox tool host: each call is answered here, outside the sandbox, within the
+    episode's tool budget, and recorded as a ``ToolCallEvent``. Subclasses say what answers."""
 
-    environment: Environment
-    budget: ToolBudget
-    episode: Episode
-    turn: int = 0
+    def __init__(self, budget: ToolBudget, episode: Episode) -> None:
+        self.budget, self.episode, self.turn = budget, episode, 0
 
     @property
     def tool_specs(self) -> Sequence[ToolSpec]:
-        return self.environment.tools
+        raise NotImplementedError
+
+    async def _answer(self, name: str, args: list[Any]) -> str:
+        raise NotImplementedError
+
+    def _success(self) -> bool:
+        return False  # stateless tools have no success signal
 
     def new_cell(self, turn: int) -> None:
         self.turn = turn
@@ -505,12 +508,12 @@ class _EnvironmentTools:
         values = tuple(a if isinstance(a, str | int | float | bool) else None for a in args)
         try:
             self.budget.take(name)
-            observation = await self.environment.step(name, args)
+            answer = await self._answer(name, args)
         except ToolCallError as exc:
             self._record(name, values, str(exc), refused=True)
             raise
-        self._record(name, values, observation, refused=False)
-        return observation
+        self._record(name, values, answer, refused=False)
+        return answer
 
     def _record(self, name: str, args: tuple[Any, ...], text: str, *, refused: bool) -> None:
         event = ToolCallEvent(
@@ -519,20 +522,35 @@ class _EnvironmentTools:
             args=args,
             observation=text,
             refused=refused,
-            success=self.environment.won,
+            success=self._success(),
         )
         self.episode.events.append(event)
 
 
-@dataclass(slots=True)
-class _TaskTools:
-    """The sandbox's tool host for a single-prompt task's stateless tools: each call is
-    answered here, outside the sandbox, within the episode's tool budget, and recorded."""
+class _EnvironmentTools(_BudgetedTools):
+    """The tool host of an environment task: each call steps the environment."""
 
-    tools: dict[str, TaskTool]
-    budget: ToolBudget
-    episode: Episode
-    turn: int = 0
+    def __init__(self, environment: Environment, budget: ToolBudget, episode: Episode) -> None:
+        super().__init__(budget, episode)
+        self.environment = environment
+
+    @property
+    def tool_specs(self) -> Sequence[ToolSpec]:
+        return self.environment.tools
+
+    async def _answer(self, name: str, args: list[Any]) -> str:
+        return await self.environment.step(name, args)
+
+    def _success(self) -> bool:
+        return self.environment.won
+
+
+class _TaskTools(_BudgetedTools):
+    """The tool host of a single-prompt task's stateless tools (``wikipedia_search``)."""
+
+    def __init__(self, tools: dict[str, TaskTool], budget: ToolBudget, episode: Episode) -> None:
+        super().__init__(budget, episode)
+        self.tools = tools
 
     @classmethod
     def for_task(cls, deps: EpisodeDeps, episode: Episode) -> _TaskTools | None:
@@ -547,25 +565,8 @@ class _TaskTools:
     def tool_specs(self) -> Sequence[ToolSpec]:
         return [tool.spec for tool in self.tools.values()]
 
-    def new_cell(self, turn: int) -> None:
-        self.turn = turn
-        self.budget.new_cell()
-
-    async def call_tool(self, name: str, args: list[Any]) -> str:
-        values = tuple(a if isinstance(a, str | int | float | bool) else None for a in args)
-        try:
-            self.budget.take(name)
-            answer = await self.tools[name].call(args)
-        except ToolCallError as exc:
-            self._record(name, values, str(exc), refused=True)
-            raise
-        self._record(name, values, answer, refused=False)
-        return answer
-
-    def _record(self, name: str, args: tuple[Any, ...], text: str, *, refused: bool) -> None:
-        self.episode.events.append(
-            ToolCallEvent(turn=self.turn, tool=name, args=args, observation=text, refused=refused)
-        )
+    async def _answer(self, name: str, args: list[Any]) -> str:
+        return await self.tools[name].call(args)
 
 
 async def _on_invalid(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Outcome:
