@@ -3,8 +3,9 @@
 The pass decision and the expected values never enter the process that runs model code. A
 child process (the sandbox's program runner, no protocol descriptor) loads the program and
 evaluates only the *call side* of each test; it reports each value as tagged plain data
-(:func:`~mulligan.tasks.checkers._calls_child.encode_value`: exact built-in types only, so an
-object whose ``__eq__`` is always true is reported as unserialisable, i.e. wrong). This module
+(:func:`~mulligan.tasks.checkers._calls_child.encode_value`: built-in types, a subclass's
+instance as its base built-in value, so an object whose ``__eq__`` is always true is judged by
+its plain value, and anything else is reported as unserialisable, i.e. wrong). This module
 parses those reports (bounded in size) and compares them with expected values it holds itself.
 A program that exits early, crashes, times out or prints a fake stream leaves values missing
 or wrong; to pass, it has to produce the right values.
@@ -37,8 +38,12 @@ GUARD_SOURCE = "_guard.py"
 DEFAULT_OUTPUT_LIMIT = 1_000_000
 """Characters of output a results stream may have (the sandbox's largest program cap)."""
 
-MAX_VALUE_CHARS = 100_000
-"""Characters one encoded value may take; a larger one is reported as unserialisable."""
+MAX_VALUE_CHARS = 900_000
+"""Characters one encoded value may take; a larger one is reported as unserialisable. Close
+to the whole stream's cap (:data:`DEFAULT_OUTPUT_LIMIT`), which bounds the output in any case:
+EvalPlus's largest canonical outputs (HumanEval+/14's prefixes of a long string) need several
+hundred thousand characters, and a value that does not fit in its run's stream comes back
+missing (:mod:`~mulligan.tasks.checkers.evalplus` then runs that input alone)."""
 
 MAX_RECORDS = 20_000
 """Reports read from one run; a stream with more is cut there (the rest count as missing)."""

@@ -6,7 +6,7 @@ per task and process. EvalPlus's rule: ``==``, else ``np.allclose`` with the tas
 special oracles (HumanEval/32 ``find_zero`` by the polynomial's value at the answer; a few MBPP+
 functions compared as sets, or only by being None). An input on which the canonical solution
 gives no comparable value (it raises, or its output exceeds the sandbox's reporting limits of
-100,000 characters per value) is left out of the judgement, and the verdict's detail says how
+900,000 characters per value) is left out of the judgement, and the verdict's detail says how
 many were. A task carries what it needs in its metadata
 (``benchmark``, ``group``, ``entry_point``, ``atol``, ``base_input``, ``plus_input``,
 ``canonical_program``, ``stub``); :mod:`mulligan.tasks.evalplus` loads them.
