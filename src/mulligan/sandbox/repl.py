@@ -50,6 +50,18 @@ _LOST_STATE = (
 Status = Literal["ok", "died", "hung"]
 
 
+PROGRAM_WALL_FACTOR = 5.0
+"""A program's ``timeout_s`` is CPU time; it is stopped after this many times as much wall
+time (a program that sleeps or blocks must still end). CPU time, so that a checked program's
+verdict does not depend on the machine's load: under load a program gets its CPU seconds,
+just later."""
+
+
+def program_wall_s(timeout_s: float) -> float:
+    """The wall-clock backstop of a program whose CPU-time limit is ``timeout_s``."""
+    return timeout_s * PROGRAM_WALL_FACTOR
+
+
 def _grace_s(timeout_s: float) -> float:
     """Extra wall time after a cell's limit before the parent kills an unresponsive worker."""
     return 1.0 + 0.1 * timeout_s
@@ -418,9 +430,12 @@ class Sandbox:
             }
             if output_limit is not None:
                 command["limit"] = output_limit
+            wait_s = timeout_s
+            if program:
+                wait_s = command["wall"] = program_wall_s(timeout_s)
             worker.send(command)
             try:
-                status, reply = await worker.receive(timeout_s + _grace_s(timeout_s))
+                status, reply = await worker.receive(wait_s + _grace_s(wait_s))
             except asyncio.CancelledError:
                 # The reply would arrive as the answer to the next cell: drop this worker.
                 self._worker = None

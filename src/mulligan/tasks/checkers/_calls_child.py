@@ -199,6 +199,11 @@ def _mg_error(exc: BaseException) -> str:
     return text[:300]
 
 
+CALL_WALL_FACTOR = 5.0
+"""A call's limit is CPU time (``ITIMER_PROF``), as the sandbox's limit of the whole program;
+a call that sleeps or blocks is stopped after this many times as much wall time."""
+
+
 @_mg_contextlib.contextmanager
 def _mg_limit(seconds: float | None) -> Iterator[None]:
     usable = (
@@ -206,19 +211,25 @@ def _mg_limit(seconds: float | None) -> Iterator[None]:
         and hasattr(_mg_signal, "setitimer")
         and _mg_threading.current_thread() is _mg_threading.main_thread()
     )
+    timers = (
+        (_mg_signal.ITIMER_PROF, _mg_signal.SIGPROF),
+        (_mg_signal.ITIMER_REAL, _mg_signal.SIGALRM),
+    )
     if usable:
 
         def _on_alarm(signum: int, frame: object) -> None:
             raise _MgTimeout()
 
-        previous = _mg_set_handler(_mg_signal.SIGALRM, _on_alarm)
-        _mg_signal.setitimer(_mg_signal.ITIMER_REAL, seconds or 0.0)
+        previous = [_mg_set_handler(number, _on_alarm) for _, number in timers]
+        _mg_signal.setitimer(_mg_signal.ITIMER_PROF, seconds or 0.0)
+        _mg_signal.setitimer(_mg_signal.ITIMER_REAL, (seconds or 0.0) * CALL_WALL_FACTOR)
     try:
         yield
     finally:
         if usable:
-            _mg_signal.setitimer(_mg_signal.ITIMER_REAL, 0)
-            _mg_set_handler(_mg_signal.SIGALRM, previous)
+            for (timer, number), handler in zip(timers, previous, strict=True):
+                _mg_signal.setitimer(timer, 0)
+                _mg_set_handler(number, handler)
 
 
 def _mg_quiet() -> _mg_contextlib.ExitStack:
