@@ -141,7 +141,7 @@ def test_anything_but_small_plain_data_is_unencodable(value: object) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [["i", 5], ["x", "1"], ["S", [["l", []]]], ["f", "nonsense"], "text", ["d", [[1]]], []],
+    [["i", 5], ["x", "1"], ["S", [["l", []]]], ["f", "nonsense"], 1.5, ["d", [[1]]], []],
 )
 def test_malformed_data_is_a_value_error(data: object) -> None:
     with pytest.raises(ValueError):

@@ -51,7 +51,10 @@ def encode_value(value: Any, budget: list[int], depth: int = 0) -> object:
     hostile subclass does here only changes the plain data it reports, which the parent
     compares as built-in values; a subclass's ``__eq__`` is lost. ``budget`` holds the
     characters still allowed (shared by the parts of one value) and is decreased in place.
-    Integers are written in hexadecimal (linear time both ways, any size).
+    Strings and small integers are written as bare JSON values, everything else as a list
+    whose first element is its type's tag; large integers in hexadecimal (linear time both
+    ways, any size). The budget is charged about the JSON length (escapes aside: the run's
+    output cap bounds what a value's escapes add).
     """
     if depth > MAX_DEPTH:
         raise Unencodable("nested too deeply")
@@ -81,7 +84,11 @@ def encode_value(value: Any, budget: list[int], depth: int = 0) -> object:
 def _encode_as(base: type, value: Any, budget: list[int], depth: int) -> object:
     """``value`` (an instance of ``base`` or of a subclass) encoded as a ``base`` value."""
     if base is int:
-        text = int.__format__(int.__index__(value), "x")
+        number = int.__index__(value)
+        if -SMALL_INT < number < SMALL_INT:
+            _spend(budget, len(int.__repr__(number)) - 6)  # a bare JSON number
+            return number
+        text = int.__format__(number, "x")
         _spend(budget, len(text))
         return ["i", text]
     if base is float:
@@ -91,8 +98,8 @@ def _encode_as(base: type, value: Any, budget: list[int], depth: int) -> object:
         imag = complex.imag.__get__(value, complex)  # type: ignore[attr-defined]
         return ["c", float.hex(real), float.hex(imag)]
     if base is str:
-        _spend(budget, str.__len__(value))
-        return ["s", str.__str__(value)]
+        _spend(budget, str.__len__(value) - 6)  # a bare JSON string
+        return str.__str__(value)
     if base is bytes:
         _spend(budget, 2 * bytes.__len__(value))
         return ["y", bytes.hex(value)]
@@ -125,6 +132,10 @@ _BASES: tuple[type, ...] = (int, float, complex, str, bytes, dict, list, tuple, 
 """The built-in types a reported value may be, or derive from (``bool`` is final)."""
 _BUILD: dict[str, Any] = {"l": list, "t": tuple, "S": set, "F": frozenset}
 
+SMALL_INT = 10**15
+"""Integers smaller in magnitude are written as bare JSON numbers (compact: EvalPlus's long
+lists of numbers); larger ones in hexadecimal."""
+
 MAX_INT_DIGITS = 2_000_000
 """Hex digits a reported integer may have (more than any results stream can hold)."""
 
@@ -139,6 +150,10 @@ def decode_value(data: object, depth: int = 0) -> Any:
         raise ValueError("nested too deeply")
     if data is None:
         return None
+    if type(data) is str:
+        return data
+    if type(data) is int:  # json.loads parses at most 4,300 digits (ValueError beyond)
+        return data
     if type(data) is not list or not data or type(data[0]) is not str:
         raise ValueError("not a tagged value")
     tag, rest = data[0], data[1:]

@@ -45,6 +45,9 @@ EvalPlus's largest canonical outputs (HumanEval+/14's prefixes of a long string)
 hundred thousand characters, and a value that does not fit in its run's stream comes back
 missing (:mod:`~mulligan.tasks.checkers.evalplus` then runs that input alone)."""
 
+OUTPUT_FULL = "the results did not fit in the run's output"
+"""A missing value's error when the run's output reached its cap (run fewer calls at once)."""
+
 MAX_RECORDS = 20_000
 """Reports read from one run; a stream with more is cut there (the rest count as missing)."""
 
@@ -97,6 +100,8 @@ class ProbeRun:
     statement_errors: dict[int, str] = field(default_factory=dict)
     stopped: str | None = None
     timed_out: bool = False
+    output_full: bool = False
+    """The output reached the run's cap: values past it may have been cut."""
     run_error: str | None = None
     """The runner's own error name (``Timeout``, ``Killed``, ...), if the program did not end
     normally."""
@@ -117,6 +122,8 @@ class ProbeRun:
             return f"the test setup failed: {self.setup_error}"
         if self.timed_out:
             return "the program timed out"
+        if self.output_full:
+            return OUTPUT_FULL
         if self.stopped:
             return f"the run stopped {self.stopped}"
         return "no result came back (the program ended early)"
@@ -202,6 +209,7 @@ async def _run(
     )
     run = parse_reports(result.output)
     run.timed_out = result.timed_out
+    run.output_full = len(result.output) >= output_limit  # a cut output is longer than the cap
     run.run_error = None if result.ok else (result.error or "the program failed")
     return run
 

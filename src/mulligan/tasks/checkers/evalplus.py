@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mulligan.tasks.base import CheckResult, CodeRunner, Task
-from mulligan.tasks.checkers.calls import CallResult, outputs_match, run_calls
+from mulligan.tasks.checkers.calls import OUTPUT_FULL, CallResult, outputs_match, run_calls
 from mulligan.tasks.checkers.verdicts import MAX_CODE_ANSWER_CHARS, shorten, too_long, verdict
 
 HUMANEVAL_PLUS = "humaneval+"
@@ -100,13 +100,15 @@ async def _run_chunk(
     chunk_timeout_s: float,
 ) -> list[CallResult]:
     """One chunk's results; inputs whose results did not come back from a run that did return
-    others (its output hit the size cap: long outputs, as HumanEval/14's) run again in halves,
-    down to one input per run. A program that returns nothing is not retried."""
+    others, or whose output hit its size cap (long outputs, as HumanEval/14's or HumanEval/83's
+    large integers), run again in halves, down to one input per run. A program that returns
+    nothing and does not fill its output is not retried."""
     got = await run_calls(
         runner, program, entry, chunk, timeout_s=chunk_timeout_s, call_timeout_s=call_timeout_s
     )
     lost = [i for i, r in enumerate(got) if r.status == "missing"]
-    if len(chunk) == 1 or not lost or len(lost) == len(chunk):
+    full = any(got[i].error == OUTPUT_FULL for i in lost)
+    if len(chunk) == 1 or not lost or (len(lost) == len(chunk) and not full):
         return got
     half = max(1, (len(lost) + 1) // 2)
     for part in (lost[:half], lost[half:]):
