@@ -94,8 +94,8 @@ def _encode_as(base: type, value: Any, budget: list[int], depth: int) -> object:
     if base is float:
         return ["f", float.hex(value)]
     if base is complex:
-        real = complex.real.__get__(value, complex)  # type: ignore[attr-defined]
-        imag = complex.imag.__get__(value, complex)  # type: ignore[attr-defined]
+        real = complex.real.__get__(value, complex)
+        imag = complex.imag.__get__(value, complex)
         return ["c", float.hex(real), float.hex(imag)]
     if base is str:
         _spend(budget, str.__len__(value) - 6)  # a bare JSON string
@@ -114,7 +114,8 @@ def _encode_as(base: type, value: Any, budget: list[int], depth: int) -> object:
                 for k, v in list(dict.items(value))
             ],
         ]
-    iterate: Any = base.__iter__  # the built-in type's own iterator, never the value's
+    # The built-in type's own iterator, never the value's.
+    iterate: Any = base.__iter__  # type: ignore[attr-defined]
     items = []
     for x in iterate(value):
         items.append(encode_value(x, budget, depth + 1))  # spends the budget: bounded
