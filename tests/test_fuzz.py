@@ -42,9 +42,7 @@ def _task(checker: str, reference: str, **metadata: Any) -> Task:
     return Task(
         id="fuzz",
         suite=checker,
-        category="code_generation"
-        if checker in CODE_CHECKERS
-        else "reasoning",
+        category="code_generation" if checker in CODE_CHECKERS else "reasoning",
         prompt="Question?",
         reference=reference,
         checker=checker,

@@ -437,3 +437,16 @@ async def test_forced_rlimits_mode_works() -> None:
         marker = f"1000.{uuid.uuid4().int % 10**8}"
         await sandbox.execute(f"import subprocess; p = subprocess.Popen(['sleep', '{marker}'])")
     assert await _wait_gone(marker) == []
+
+
+async def test_a_programs_limit_is_cpu_time_with_a_wall_clock_backstop(pool: SandboxPool) -> None:
+    """Checked programs are limited by CPU time (a loaded machine does not make them time
+    out); one that sleeps still ends, at a multiple of its limit in wall time; one that catches
+    SIGXCPU is killed at the hard limit a second later."""
+    sleeper = await pool.run_program("import time\ntime.sleep(600)", timeout_s=0.5)
+    assert sleeper.timed_out and "still running after" in sleeper.output, sleeper.output
+    stubborn = await pool.run_program(
+        "import signal\nsignal.signal(signal.SIGXCPU, lambda *a: None)\nwhile True:\n    pass",
+        timeout_s=0.5,
+    )
+    assert stubborn.timed_out and "of CPU time" in stubborn.output, stubborn.output

@@ -18,7 +18,8 @@ Start-up (in this order, before any untrusted code runs):
 
 Protocol (both directions): a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
 Parent -> worker: ``{"code": str, "n": int, "timeout": float, "program": bool, "reuse": bool,
-"limit": int, "tools": [...]}``.
+"limit": int, "tools": [...]}``, plus ``"wall": float`` for a program (its wall-clock backstop;
+``timeout`` is then CPU seconds).
 Worker -> parent: ``{"output": str, "error": str | null, "timed_out": bool, "truncated": bool,
 "exit_code": int}``, plus ``"clean": bool`` after a program run with ``reuse``.
 
@@ -442,11 +443,12 @@ class Runner:
         limit: int | None = None,
         reuse: bool = False,
         tools: list[dict[str, Any]] | None = None,
+        wall: float | None = None,
     ) -> dict[str, Any]:
         if program:
             # Never in this process: it holds the result pipe back to the parent. A program
             # may ask for a larger output cap (results streams of code checkers).
-            reply = run_program(code, timeout, limit or CAPTURE.limit)
+            reply = run_program(code, timeout, limit or CAPTURE.limit, wall)
             if reuse:
                 reply["clean"] = reply.pop("alone", False) and _wipe_after_program()
             reply.pop("alone", None)
@@ -654,7 +656,15 @@ TOOLS = ToolChannel()
 # exits with the program's status: 0 when it ends normally (or calls sys.exit(0)), 1 after an
 # uncaught exception (its traceback is printed), the SystemExit code otherwise.
 CHILD_BOOTSTRAP = r"""
-import os, sys
+import os, sys, resource
+# The program's own CPU-time limit (argv[1] seconds): the kernel stops it, however loaded the
+# machine is. SIGXCPU at the soft limit, SIGKILL a second later (a handler cannot outlast that).
+_soft = int(sys.argv[1])
+_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+if _hard != resource.RLIM_INFINITY:
+    _soft = max(1, min(_soft, _hard - 1))
+resource.setrlimit(resource.RLIMIT_CPU, (_soft, _soft + 1))
+del _soft, _hard
 _chunks = []
 while True:
     _chunk = os.read(0, 1 << 20)
@@ -692,8 +702,13 @@ _run(_source)
 PROGRAM_KILL_GRACE_S = 1.0
 
 
-def _child_argv() -> list[str]:
-    return [sys.executable, "-s", "-u", "-c", CHILD_BOOTSTRAP]
+def _child_argv(cpu_s: int) -> list[str]:
+    return [sys.executable, "-s", "-u", "-c", CHILD_BOOTSTRAP, str(cpu_s)]
+
+
+def _cpu_seconds(timeout: float) -> int:
+    """A program's CPU-time limit, whole seconds (RLIMIT_CPU's unit), at least one."""
+    return max(1, int(-(-timeout // 1)))
 
 
 def _feed(fd: int, data: bytes) -> None:
@@ -708,19 +723,22 @@ def _feed(fd: int, data: bytes) -> None:
         os.close(fd)
 
 
-def _collect(pid: int, read_fd: int, deadline: float, capture: CappedText) -> int | None:
-    """Reads the child's output until it exits or the deadline passes; its wait status."""
+def _collect(
+    pid: int, read_fd: int, deadline: float, capture: CappedText
+) -> tuple[int | None, float]:
+    """Reads the child's output until it exits or the deadline passes; its wait status (None
+    at the deadline) and the CPU seconds it used."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     poller = select.poll()
     poller.register(read_fd, select.POLLIN)
     open_pipe = True
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
             break
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return None
+            return None, 0.0
         if not open_pipe:
             time.sleep(min(remaining, 0.01))
             continue
@@ -738,15 +756,19 @@ def _collect(pid: int, read_fd: int, deadline: float, capture: CappedText) -> in
             break
         capture.add(decoder.decode(chunk))
     capture.add(decoder.decode(b"", final=True))
-    return status
+    return status, usage.ru_utime + usage.ru_stime
 
 
 def _describe_exit(
-    status: int | None, timeout: float, capture: CappedText
+    status: int | None, cpu_limit: int, wall: float, capture: CappedText
 ) -> tuple[str | None, int]:
-    """(error, exit code) of a child, and a note in its output when it did not exit normally."""
+    """(error, exit code) of a child, and a note in its output when it did not exit normally.
+    ``status`` None: still running at the wall-clock backstop; -1: stopped at its CPU limit."""
     if status is None:
-        capture.add(f"\nTimeout: the program did not finish within {timeout:g} s.\n")
+        capture.add(f"\nTimeout: the program was still running after {wall:g} s.\n")
+        return "Timeout", 1
+    if status == -1:
+        capture.add(f"\nTimeout: the program used its {cpu_limit} s of CPU time.\n")
         return "Timeout", 1
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
@@ -769,9 +791,25 @@ def _describe_exit(
     return "SystemExit", code
 
 
+def _stopped_at_cpu_limit(status: int, cpu_used: float, cpu_limit: int) -> bool:
+    """Whether the kernel ended the child for its CPU time (SIGXCPU, or SIGKILL at the hard
+    limit after a handler caught SIGXCPU)."""
+    if not os.WIFSIGNALED(status):
+        return False
+    number = os.WTERMSIG(status)
+    return number == signal.SIGXCPU or (number == signal.SIGKILL and cpu_used >= cpu_limit)
+
+
 MAX_PROGRAM_OUTPUT = 1_000_000
 """The largest output cap a program may ask for (characters): its reply (JSON, at most 12 bytes
 a character) stays under the parent's 16 MiB message limit."""
+
+
+def _wall(value: object) -> float | None:
+    """A program's wall-clock backstop as the parent sent it; None for its CPU limit alone."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
 
 
 def _program_limit(value: object) -> int | None:
@@ -781,15 +819,24 @@ def _program_limit(value: object) -> int | None:
     return None
 
 
-def run_program(code: str, timeout: float, limit: int) -> dict[str, Any]:
-    """Runs ``code`` as a program in a child process; its output, status and error name."""
+def run_program(code: str, timeout: float, limit: int, wall: float | None = None) -> dict[str, Any]:
+    """Runs ``code`` as a program in a child process; its output, status and error name.
+
+    ``timeout`` is the child's CPU time (RLIMIT_CPU, set by the child's bootstrap): a checked
+    program's verdict must not depend on how loaded the machine is. ``wall`` (default
+    ``timeout``) is a wall-clock backstop, so a program that sleeps or blocks still ends; its
+    subprocesses each have the same CPU limit, are bounded in number by RLIMIT_NPROC, and are
+    killed when the program ends or reaches the backstop.
+    """
+    cpu_limit = _cpu_seconds(timeout)
+    wall = max(timeout, wall or timeout)
     capture = CappedText(limit)
     source_read, source_write = os.pipe()
     output_read, output_write = os.pipe()
     try:
         pid = os.posix_spawn(
             sys.executable,
-            _child_argv(),
+            _child_argv(cpu_limit),
             dict(os.environ),
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, source_read, 0),
@@ -809,7 +856,7 @@ def run_program(code: str, timeout: float, limit: int) -> dict[str, Any]:
     )
     feeder.start()
     try:
-        status = _collect(pid, output_read, time.monotonic() + timeout, capture)
+        status, cpu_used = _collect(pid, output_read, time.monotonic() + wall, capture)
         if status is None:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
@@ -820,9 +867,12 @@ def run_program(code: str, timeout: float, limit: int) -> dict[str, Any]:
         feeder.join(PROGRAM_KILL_GRACE_S)
     finally:
         os.close(output_read)
-    error, exit_code = _describe_exit(status, timeout, capture)
+    if status is not None and _stopped_at_cpu_limit(status, cpu_used, cpu_limit):
+        status = -1
+    error, exit_code = _describe_exit(status, cpu_limit, wall, capture)
     output, truncated = capture.text()
-    reply = _program_reply(output, error, exit_code, timed_out=status is None, truncated=truncated)
+    timed_out = status is None or status == -1
+    reply = _program_reply(output, error, exit_code, timed_out=timed_out, truncated=truncated)
     reply["alone"] = not left_behind and not feeder.is_alive()
     return reply
 
@@ -1143,6 +1193,7 @@ def main() -> None:
                 _program_limit(command.get("limit")),
                 bool(command.get("reuse")),
                 list(command.get("tools") or ()),
+                _wall(command.get("wall")),
             )
         except BaseException as exc:  # our own bookkeeping failed (e.g. memory): still answer
             reply = {

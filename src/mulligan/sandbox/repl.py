@@ -62,6 +62,18 @@ class ToolHost(Protocol):
     async def call_tool(self, name: str, args: list[Any]) -> str: ...
 
 
+PROGRAM_WALL_FACTOR = 5.0
+"""A program's ``timeout_s`` is CPU time; it is stopped after this many times as much wall
+time (a program that sleeps or blocks must still end). CPU time, so that a checked program's
+verdict does not depend on the machine's load: under load a program gets its CPU seconds,
+just later."""
+
+
+def program_wall_s(timeout_s: float) -> float:
+    """The wall-clock backstop of a program whose CPU-time limit is ``timeout_s``."""
+    return timeout_s * PROGRAM_WALL_FACTOR
+
+
 def _grace_s(timeout_s: float) -> float:
     """Extra wall time after a cell's limit before the parent kills an unresponsive worker."""
     return 1.0 + 0.1 * timeout_s
@@ -452,11 +464,14 @@ class Sandbox:
             }
             if output_limit is not None:
                 command["limit"] = output_limit
+            wait_s = timeout_s
+            if program:
+                wait_s = command["wall"] = program_wall_s(timeout_s)
             if tools is not None and not program:
                 command["tools"] = [spec.wire() for spec in tools.tool_specs]
             worker.send(command)
             try:
-                status, reply = await self._receive_reply(worker, timeout_s, tools)
+                status, reply = await self._receive_reply(worker, wait_s, tools)
             except (asyncio.CancelledError, Exception) as exc:
                 # Cancelled, or the tool host failed mid-cell: the reply would arrive as the
                 # answer to the next cell (or never): drop this worker.

@@ -74,6 +74,8 @@ class CodeRunner(Protocol):
 
     ``output_limit`` (characters) raises the output cap for this program, e.g. for a stream
     of results (:mod:`mulligan.tasks.checkers.calls`); None keeps the sandbox's own.
+    ``timeout_s`` is the program's CPU time (so a verdict does not depend on the machine's
+    load); the sandbox also stops it after several times as much wall time.
     """
 
     async def run_program(

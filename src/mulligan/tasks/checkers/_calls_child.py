@@ -44,53 +44,101 @@ class Unencodable(Exception):
 def encode_value(value: Any, budget: list[int], depth: int = 0) -> object:
     """``value`` as JSON-ready plain data with a type tag; :class:`Unencodable` otherwise.
 
-    Only exact built-in types are accepted (``type(x) is int``, not ``isinstance``): a subclass
-    could redefine ``__eq__``. ``budget`` holds the characters still allowed (shared by the
-    parts of one value) and is decreased in place. No method of the value itself is called.
+    Built-in values are encoded as themselves; an instance of a *subclass* of a built-in
+    container or scalar (``collections.Counter``, ``defaultdict``, an ``int`` subclass) as its
+    base built-in value, read through the base type's own methods (``dict.items(x)``,
+    ``list.__iter__(x)``, ``int.__index__(x)``), never the value's overrides. Whatever a
+    hostile subclass does here only changes the plain data it reports, which the parent
+    compares as built-in values; a subclass's ``__eq__`` is lost. ``budget`` holds the
+    characters still allowed (shared by the parts of one value) and is decreased in place.
+    Strings and small integers are written as bare JSON values, everything else as a list
+    whose first element is its type's tag; large integers in hexadecimal (linear time both
+    ways, any size). The budget is charged about the JSON length (escapes aside: the run's
+    output cap bounds what a value's escapes add).
     """
     if depth > MAX_DEPTH:
         raise Unencodable("nested too deeply")
     budget[0] -= 8
     if budget[0] < 0:
         raise Unencodable("too large")
-    kind = type(value)
     if value is None:
         return None
+    kind = type(value)  # the real type (``isinstance`` would believe a forged ``__class__``)
     if kind is bool:
         return ["b", value]
-    if kind is int:
-        text = int.__repr__(value)  # ValueError past 4300 digits
-        budget[0] -= len(text)
+    # Identity, then the real MRO (``type.__subclasscheck__``): a metaclass's ``__eq__`` is
+    # never asked.
+    base = next((b for b in _BASES if kind is b), None)
+    if base is None:
+        base = next((b for b in _BASES if issubclass(kind, b)), None)
+    if base is None:
+        raise Unencodable(f"a {kind.__name__} is not plain data")
+    try:
+        return _encode_as(base, value, budget, depth)
+    except (Unencodable, RecursionError, MemoryError):
+        raise
+    except Exception as exc:  # a subclass's state that its base type's methods refuse
+        raise Unencodable(f"a {kind.__name__} could not be read: {type(exc).__name__}") from None
+
+
+def _encode_as(base: type, value: Any, budget: list[int], depth: int) -> object:
+    """``value`` (an instance of ``base`` or of a subclass) encoded as a ``base`` value."""
+    if base is int:
+        number = int.__index__(value)
+        if -SMALL_INT < number < SMALL_INT:
+            _spend(budget, len(int.__repr__(number)) - 6)  # a bare JSON number
+            return number
+        text = int.__format__(number, "x")
+        _spend(budget, len(text))
         return ["i", text]
-    if kind is float:
+    if base is float:
         return ["f", float.hex(value)]
-    if kind is complex:
-        return ["c", float.hex(value.real), float.hex(value.imag)]
-    if kind is str:
-        budget[0] -= str.__len__(value)
-        if budget[0] < 0:
-            raise Unencodable("too large")
-        return ["s", value]
-    if kind is bytes:
-        budget[0] -= 2 * bytes.__len__(value)
-        if budget[0] < 0:
-            raise Unencodable("too large")
+    if base is complex:
+        real = complex.real.__get__(value, complex)
+        imag = complex.imag.__get__(value, complex)
+        return ["c", float.hex(real), float.hex(imag)]
+    if base is str:
+        _spend(budget, str.__len__(value) - 6)  # a bare JSON string
+        return str.__str__(value)
+    if base is bytes:
+        _spend(budget, 2 * bytes.__len__(value))
         return ["y", bytes.hex(value)]
-    if kind is dict:
-        items = [
-            [encode_value(k, budget, depth + 1), encode_value(v, budget, depth + 1)]
-            for k, v in dict.items(value)
+    if base is dict:
+        # A snapshot of the pairs first, no larger than the budget allows (16 chars a pair).
+        if dict.__len__(value) * 16 > budget[0]:
+            raise Unencodable("too large")
+        return [
+            "d",
+            [
+                [encode_value(k, budget, depth + 1), encode_value(v, budget, depth + 1)]
+                for k, v in list(dict.items(value))
+            ],
         ]
-        return ["d", items]
-    tag = _SEQUENCES.get(kind)
-    if tag is not None:
-        iterate: Any = kind.__iter__  # the built-in type's own iterator, never the value's
-        return [tag, [encode_value(x, budget, depth + 1) for x in iterate(value)]]
-    raise Unencodable(f"a {kind.__name__} is not plain data")
+    # The built-in type's own iterator, never the value's.
+    iterate: Any = base.__iter__  # type: ignore[attr-defined]
+    items = []
+    for x in iterate(value):
+        items.append(encode_value(x, budget, depth + 1))  # spends the budget: bounded
+    return [_SEQUENCES[base], items]  # ``base`` is one of the built-in types here
+
+
+def _spend(budget: list[int], chars: int) -> None:
+    budget[0] -= chars
+    if budget[0] < 0:
+        raise Unencodable("too large")
 
 
 _SEQUENCES: dict[type, str] = {list: "l", tuple: "t", set: "S", frozenset: "F"}
+_BASES: tuple[type, ...] = (int, float, complex, str, bytes, dict, list, tuple, set, frozenset)
+"""The built-in types a reported value may be, or derive from (``bool`` is final)."""
 _BUILD: dict[str, Any] = {"l": list, "t": tuple, "S": set, "F": frozenset}
+
+SMALL_INT = 10**15
+"""Integers smaller in magnitude are written as bare JSON numbers (compact: EvalPlus's long
+lists of numbers); larger ones in hexadecimal."""
+
+MAX_INT_DIGITS = 2_000_000
+"""Hex digits a reported integer may have (more than any results stream can hold)."""
 
 
 def decode_value(data: object, depth: int = 0) -> Any:
@@ -103,6 +151,10 @@ def decode_value(data: object, depth: int = 0) -> Any:
         raise ValueError("nested too deeply")
     if data is None:
         return None
+    if type(data) is str:
+        return data
+    if type(data) is int:  # json.loads parses at most 4,300 digits (ValueError beyond)
+        return data
     if type(data) is not list or not data or type(data[0]) is not str:
         raise ValueError("not a tagged value")
     tag, rest = data[0], data[1:]
@@ -116,7 +168,9 @@ def _decode_tagged(tag: str, rest: list[Any], depth: int) -> Any:
     if tag == "b" and len(rest) == 1 and type(rest[0]) is bool:
         return rest[0]
     if tag == "i" and len(rest) == 1 and type(rest[0]) is str:
-        return int(rest[0])
+        if len(rest[0]) > MAX_INT_DIGITS:
+            raise ValueError("an integer too large")
+        return int(rest[0], 16)  # a power-of-two base: linear time, no digit limit
     if tag == "f" and len(rest) == 1 and type(rest[0]) is str:
         return float.fromhex(rest[0])
     if tag == "c" and len(rest) == 2 and all(type(x) is str for x in rest):
@@ -161,6 +215,11 @@ def _mg_error(exc: BaseException) -> str:
     return text[:300]
 
 
+CALL_WALL_FACTOR = 5.0
+"""A call's limit is CPU time (``ITIMER_PROF``), as the sandbox's limit of the whole program;
+a call that sleeps or blocks is stopped after this many times as much wall time."""
+
+
 @_mg_contextlib.contextmanager
 def _mg_limit(seconds: float | None) -> Iterator[None]:
     usable = (
@@ -168,19 +227,25 @@ def _mg_limit(seconds: float | None) -> Iterator[None]:
         and hasattr(_mg_signal, "setitimer")
         and _mg_threading.current_thread() is _mg_threading.main_thread()
     )
+    timers = (
+        (_mg_signal.ITIMER_PROF, _mg_signal.SIGPROF),
+        (_mg_signal.ITIMER_REAL, _mg_signal.SIGALRM),
+    )
     if usable:
 
         def _on_alarm(signum: int, frame: object) -> None:
             raise _MgTimeout()
 
-        previous = _mg_set_handler(_mg_signal.SIGALRM, _on_alarm)
-        _mg_signal.setitimer(_mg_signal.ITIMER_REAL, seconds or 0.0)
+        previous = [_mg_set_handler(number, _on_alarm) for _, number in timers]
+        _mg_signal.setitimer(_mg_signal.ITIMER_PROF, seconds or 0.0)
+        _mg_signal.setitimer(_mg_signal.ITIMER_REAL, (seconds or 0.0) * CALL_WALL_FACTOR)
     try:
         yield
     finally:
         if usable:
-            _mg_signal.setitimer(_mg_signal.ITIMER_REAL, 0)
-            _mg_set_handler(_mg_signal.SIGALRM, previous)
+            for (timer, number), handler in zip(timers, previous, strict=True):
+                _mg_signal.setitimer(timer, 0)
+                _mg_set_handler(number, handler)
 
 
 def _mg_quiet() -> _mg_contextlib.ExitStack:
@@ -206,18 +271,23 @@ def _mg_report(site: int, occurrence: int, value: object) -> None:
 _mg_seen: dict[int, int] = {}
 
 
-def __mg_probe(site: int, thunk: Any, lifted: bool = False) -> Any:
+def __mg_probe(site: int, thunk: Any, lifted: bool = False, truth: bool = False) -> Any:
     """Evaluates one value to judge (``thunk()``) and reports it under (site, occurrence).
 
     The global ``random`` state is restored afterwards, so a proposal that draws random
     numbers does not change the inputs that the test code draws next. ``lifted``: the value
     was lifted out of an assert and is not used further, so an error is reported, not raised.
+    ``truth``: the test only asks whether the value is true (``assert f(x)``), so ``bool()``
+    of it is reported, decided by the value's own ``__bool__`` as the assert would (a
+    ``re.Match`` is not plain data, its truth is).
     """
     occurrence = _mg_seen.get(site, 0)
     _mg_seen[site] = occurrence + 1
     state = _mg_random.getstate()
     try:
         value = thunk()
+        if truth:
+            value = bool(value)
     except (_MgTimeout, KeyboardInterrupt):
         _mg_emit({"k": site, "n": occurrence, "e": "timed out"})
         raise

@@ -3,8 +3,9 @@
 The pass decision and the expected values never enter the process that runs model code. A
 child process (the sandbox's program runner, no protocol descriptor) loads the program and
 evaluates only the *call side* of each test; it reports each value as tagged plain data
-(:func:`~mulligan.tasks.checkers._calls_child.encode_value`: exact built-in types only, so an
-object whose ``__eq__`` is always true is reported as unserialisable, i.e. wrong). This module
+(:func:`~mulligan.tasks.checkers._calls_child.encode_value`: built-in types, a subclass's
+instance as its base built-in value, so an object whose ``__eq__`` is always true is judged by
+its plain value, and anything else is reported as unserialisable, i.e. wrong). This module
 parses those reports (bounded in size) and compares them with expected values it holds itself.
 A program that exits early, crashes, times out or prints a fake stream leaves values missing
 or wrong; to pass, it has to produce the right values.
@@ -37,8 +38,15 @@ GUARD_SOURCE = "_guard.py"
 DEFAULT_OUTPUT_LIMIT = 1_000_000
 """Characters of output a results stream may have (the sandbox's largest program cap)."""
 
-MAX_VALUE_CHARS = 100_000
-"""Characters one encoded value may take; a larger one is reported as unserialisable."""
+MAX_VALUE_CHARS = 900_000
+"""Characters one encoded value may take; a larger one is reported as unserialisable. Close
+to the whole stream's cap (:data:`DEFAULT_OUTPUT_LIMIT`), which bounds the output in any case:
+EvalPlus's largest canonical outputs (HumanEval+/14's prefixes of a long string) need several
+hundred thousand characters, and a value that does not fit in its run's stream comes back
+missing (:mod:`~mulligan.tasks.checkers.evalplus` then runs that input alone)."""
+
+OUTPUT_FULL = "the results did not fit in the run's output"
+"""A missing value's error when the run's output reached its cap (run fewer calls at once)."""
 
 MAX_RECORDS = 20_000
 """Reports read from one run; a stream with more is cut there (the rest count as missing)."""
@@ -92,6 +100,8 @@ class ProbeRun:
     statement_errors: dict[int, str] = field(default_factory=dict)
     stopped: str | None = None
     timed_out: bool = False
+    output_full: bool = False
+    """The output reached the run's cap: values past it may have been cut."""
     run_error: str | None = None
     """The runner's own error name (``Timeout``, ``Killed``, ...), if the program did not end
     normally."""
@@ -112,6 +122,8 @@ class ProbeRun:
             return f"the test setup failed: {self.setup_error}"
         if self.timed_out:
             return "the program timed out"
+        if self.output_full:
+            return OUTPUT_FULL
         if self.stopped:
             return f"the run stopped {self.stopped}"
         return "no result came back (the program ended early)"
@@ -197,6 +209,7 @@ async def _run(
     )
     run = parse_reports(result.output)
     run.timed_out = result.timed_out
+    run.output_full = len(result.output) >= output_limit  # a cut output is longer than the cap
     run.run_error = None if result.ok else (result.error or "the program failed")
     return run
 

@@ -448,7 +448,7 @@ def _classify_literal(test: ast.expr, fs: frozenset[str]) -> tuple[ast.expr, Che
     return None
 
 
-def _probe(site: int, value: ast.expr, lifted: bool) -> ast.Call:
+def _probe(site: int, value: ast.expr, lifted: bool, truth: bool = False) -> ast.Call:
     thunk = ast.Lambda(
         args=ast.arguments(
             posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], defaults=[]
@@ -456,8 +456,10 @@ def _probe(site: int, value: ast.expr, lifted: bool) -> ast.Call:
         body=value,
     )
     args: list[ast.expr] = [ast.Constant(site), thunk]
-    if lifted:
-        args.append(ast.Constant(True))
+    if lifted or truth:
+        args.append(ast.Constant(lifted))
+    if truth:
+        args.append(ast.Constant(True))  # the child reports bool(value)
     return ast.Call(func=ast.Name(id=_PROBE, ctx=ast.Load()), args=args, keywords=[])
 
 
@@ -474,7 +476,8 @@ class _ChildRewrite(ast.NodeTransformer):
         if classified is not None:
             value, check = classified
             site = self.planner.add(value, check, single)
-            return ast.Expr(_probe(site, value, True))
+            truth = check[0] in ("truthy", "falsy")
+            return ast.Expr(_probe(site, value, True, truth))
         pair = None
         if isinstance(node.test, ast.Compare) and len(node.test.ops) == 1:
             pair = _pair(node.test.left, node.test.comparators[0], fs)
