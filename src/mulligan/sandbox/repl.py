@@ -264,6 +264,33 @@ class _Outcome:
     clean: bool = False  # a warm program runner may run the next program (see run_program)
 
 
+def _command(
+    code: str,
+    n: int,
+    timeout_s: float,
+    program: bool,
+    output_limit: int | None,
+    reuse: bool,
+    tools: ToolHost | None,
+) -> dict[str, Any]:
+    """The worker's command for one cell or program (the protocol in ``_worker.py``): a
+    program's ``timeout`` is CPU seconds, with its wall-clock backstop in ``wall``."""
+    command: dict[str, Any] = {
+        "code": code,
+        "n": n,
+        "timeout": timeout_s,
+        "program": program,
+        "reuse": reuse,
+    }
+    if output_limit is not None:
+        command["limit"] = output_limit
+    if program:
+        command["wall"] = program_wall_s(timeout_s)
+    elif tools is not None:
+        command["tools"] = [spec.wire() for spec in tools.tool_specs]
+    return command
+
+
 class Sandbox:
     """One live Python REPL for one episode, running model-written code in its own worker.
 
@@ -455,20 +482,8 @@ class Sandbox:
             worker = self._worker
             assert worker is not None
             self._count += 1
-            command: dict[str, Any] = {
-                "code": code,
-                "n": self._count,
-                "timeout": timeout_s,
-                "program": program,
-                "reuse": reuse,
-            }
-            if output_limit is not None:
-                command["limit"] = output_limit
-            wait_s = timeout_s
-            if program:
-                wait_s = command["wall"] = program_wall_s(timeout_s)
-            if tools is not None and not program:
-                command["tools"] = [spec.wire() for spec in tools.tool_specs]
+            command = _command(code, self._count, timeout_s, program, output_limit, reuse, tools)
+            wait_s = float(command.get("wall", timeout_s))
             worker.send(command)
             try:
                 status, reply = await self._receive_reply(worker, wait_s, tools)
