@@ -5,6 +5,7 @@ Runs the pure-Python ``guess`` suite through real sandboxes with scripted polici
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,32 @@ async def test_a_tool_call_during_a_timeout_leaves_the_session_usable(
         assert slow.timed_out, slow.output
         after = await sandbox.execute("print(echo('after'))", tools=host)
         assert after.output == "echo: after", after.output
+
+
+class SlowHost(EchoHost):
+    """Answers after a pause, as a loaded game server does."""
+
+    async def call_tool(self, name: str, args: list[Any]) -> str:
+        await asyncio.sleep(0.6)
+        return await super().call_tool(name, args)
+
+
+async def test_the_hosts_time_answering_tool_calls_is_not_the_cells(
+    sandboxes: SandboxPool,
+) -> None:
+    # Three calls of 0.6 s each in a cell limited to 1 s: the host's time does not count, on
+    # either side of the pipe; the model's own time still does.
+    host = SlowHost()
+    async with sandboxes.session() as sandbox:
+        cell = await sandbox.execute(
+            "for w in 'abc':\n    print(echo(w))", timeout_s=1.0, tools=host
+        )
+        assert cell.error is None and not cell.timed_out, cell.output
+        assert cell.output == "echo: a\necho: b\necho: c"
+        spin = await sandbox.execute(
+            "print(echo('x'))\nwhile True:\n    pass", timeout_s=1.0, tools=host
+        )
+        assert spin.timed_out and spin.output.startswith("echo: x"), spin.output
 
 
 async def test_reference_policy_wins_the_game_and_the_run_records_it(

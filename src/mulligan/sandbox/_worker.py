@@ -35,6 +35,8 @@ do anything itself: it sends ``{"tool_call": {"id": int, "name": str, "args": [.
 parent and waits for ``{"tool_reply": id, "result": str}`` or ``{"tool_reply": id, "error":
 str}`` on the command pipe, then returns the result (or raises ``ToolError``). Whatever the tool
 acts on (a game, a household) lives in the parent, outside the box; only these messages cross.
+The reply also carries ``host_s``, the parent's time answering: the cell's clock stops for it
+(a slow game under load must not time out the model's code), the round trip still counts.
 """
 
 from __future__ import annotations
@@ -342,6 +344,20 @@ class Watchdog(threading.Thread):
             self.deadline = None
             self.condition.notify()
 
+    def pause(self) -> float | None:
+        """Stops the clock (while the host answers a tool call: its time is not the cell's);
+        returns the time that was left, for :meth:`resume`."""
+        with self.condition:
+            left = None if self.deadline is None else self.deadline - time.monotonic()
+            self.deadline = None
+            self.condition.notify()
+            return left
+
+    def resume(self, left: float | None) -> None:
+        with self.condition:
+            self.deadline = None if left is None else time.monotonic() + left
+            self.condition.notify()
+
     def run(self) -> None:
         with self.condition:
             while True:
@@ -570,6 +586,19 @@ class Runner:
 TOOL_ARG_TYPES = (str, int, float, bool, type(None))
 
 
+def _left_after(left: float | None, asked: float, reply: dict[str, Any]) -> float | None:
+    """The cell's time left after a tool call: the round trip counts, the host's own time
+    answering (``host_s`` in its reply) does not."""
+    if left is None:
+        return None
+    elapsed = time.monotonic() - asked
+    try:
+        host = min(max(float(reply.get("host_s", 0.0)), 0.0), elapsed)
+    except (TypeError, ValueError):
+        host = 0.0
+    return left - (elapsed - host)
+
+
 class ToolChannel:
     """The worker's side of tool calls: one request/reply at a time over the protocol pipes."""
 
@@ -579,6 +608,7 @@ class ToolChannel:
         self.lock = threading.Lock()
         self.sequence = 0
         self.defined: set[str] = set()
+        self.watchdog: Watchdog | None = None
 
     def call(self, name: str, args: tuple[Any, ...]) -> Any:
         if os.getpid() != MAIN_PID:
@@ -596,8 +626,12 @@ class ToolChannel:
             # half-way would leave the next command unreadable. The parent answers every call
             # within its own time limit or kills this worker.
             is_main = threading.get_ident() == threading.main_thread().ident
+            # The host's time answering is not the cell's (the parent extends its own deadline
+            # the same way): a slow environment must not time out the model's code.
             if is_main:
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            left = self.watchdog.pause() if is_main and self.watchdog is not None else None
+            asked, reply = time.monotonic(), {}
             try:
                 _send(
                     self.result_fd, {"tool_call": {"id": number, "name": name, "args": list(args)}}
@@ -605,6 +639,8 @@ class ToolChannel:
                 reply = self._reply(number)
             finally:
                 if is_main:
+                    if self.watchdog is not None:
+                        self.watchdog.resume(_left_after(left, asked, reply))
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         if "error" in reply:
             raise ToolError(str(reply["error"]))
@@ -1160,6 +1196,7 @@ def main() -> None:
     FD_OUTPUT.start()
     watchdog = Watchdog(threading.get_ident())
     watchdog.start()
+    TOOLS.watchdog = watchdog
     _send(
         result_fd,
         {

@@ -432,7 +432,7 @@ class Sandbox:
         """Runs one cell in the persistent namespace and returns what the model should see.
 
         ``timeout_s`` overrides ``limits.cell_timeout_s`` for this cell (the time ``tools``
-        take to answer counts in it). ``tools``: the worker defines a stub per tool, and each
+        take to answer does not count in it). ``tools``: the worker defines a stub per tool, and each
         call the cell makes is answered by ``tools.call_tool`` here, outside the box. Never
         raises for anything the code does; raises SandboxError only if the sandbox is closed or
         a worker cannot be started at all.
@@ -516,15 +516,19 @@ class Sandbox:
     async def _receive_reply(
         self, worker: _Worker, timeout_s: float, tools: ToolHost | None
     ) -> tuple[Status, dict[str, Any] | None]:
-        """The cell's reply, answering its tool calls on the way (all within the cell's time)."""
+        """The cell's reply, answering its tool calls on the way. The time the host takes to
+        answer is not the cell's (the worker's watchdog pauses too); each tool bounds its own
+        calls, and the episode's tool budget their number."""
         deadline = time.monotonic() + timeout_s + _grace_s(timeout_s)
         while True:
             status, reply = await worker.receive(max(deadline - time.monotonic(), 0.0))
             if status != "ok" or reply is None or "tool_call" not in reply:
                 return status, reply
-            call = reply["tool_call"]
-            answer = await _answer_tool_call(tools, call)
-            worker.send(answer)
+            asked = time.monotonic()
+            answer = await _answer_tool_call(tools, reply["tool_call"])
+            host_s = time.monotonic() - asked
+            deadline += host_s
+            worker.send({**answer, "host_s": host_s})
 
     async def _recover(
         self,
