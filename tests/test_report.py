@@ -9,6 +9,7 @@ import html as htmllib
 import io
 import json
 import re
+import shutil
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -420,3 +421,30 @@ def test_serve_viewer_serves_only_the_report(two_runs: list[Path]) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_pooled_runs_are_one_micro_average(tmp_path: Path) -> None:
+    # MINT's text tasks and ALFWorld's games are separate runs; --pool reports them as one.
+    text = {key: turn for key, turn in OUTCOMES_A.items() if key[0] == "gsm8k"}
+    games = {("alfworld", "g1"): 1, ("alfworld", "g2"): None, ("alfworld", "g3"): None}
+    a = build_run(tmp_path / "text", "run-t", text, feedback=None)
+    b = build_run(tmp_path / "games", "run-g", games, feedback=None)
+    data = report_data([a, b], FAST, pool=True)
+    assert [run["label"] for run in data["runs"]] == ["text + games"]
+    sr = data["runs"][0]["summary"]["sr_at_k"]
+    solved = {
+        k: sum(t is not None and t <= int(k) for t in [*text.values(), *games.values()]) for k in sr
+    }
+    assert {k: (v["numerator"], v["denominator"]) for k, v in sr.items()} == {
+        k: (solved[k], 7) for k in sr
+    }
+    assert set(data["runs"][0]["summary"]["suites"]) == {"gsm8k", "alfworld"}
+    result = runner.invoke(app, ["report", str(a), str(b), "--pool", "--format", "csv"])
+    assert result.exit_code == 0 and "text + games" in result.output
+    # The same episode twice, or two policies, is refused in one line.
+    copy = shutil.copytree(a, tmp_path / "copy")
+    again = runner.invoke(app, ["report", str(a), str(copy), "--pool"])
+    assert again.exit_code == 2 and "is in" in again.output
+    other = build_run(tmp_path / "other", "run-o", games, feedback=None, model="test/other")
+    mixed = runner.invoke(app, ["report", str(a), str(other), "--pool"])
+    assert mixed.exit_code == 2 and "differ in policy model" in mixed.output

@@ -580,6 +580,14 @@ def report(
             "over tasks",
         ),
     ] = False,
+    pool: Annotated[
+        bool,
+        typer.Option(
+            "--pool",
+            help="report the runs as one (same policy and turn budget, different tasks): "
+            "MINT's micro-average over its text tasks' run and ALFWorld's",
+        ),
+    ] = False,
 ) -> None:
     """Print SR@k per task and overall (micro-average over episodes, like MINT), with 95% CIs.
 
@@ -600,14 +608,14 @@ def report(
         _report_rank_agreement(run_dirs, format)
         return
     if html is not None:
-        path = write_html_report(run_dirs, html, max_episodes_per_run=max_episodes)
+        path = write_html_report(run_dirs, html, max_episodes_per_run=max_episodes, pool=pool)
         err_console.print(f"wrote {path}", highlight=False, soft_wrap=True)
         if format == "table":
             return
     if format == "csv":
-        print(report_csv(run_dirs), end="")
+        print(report_csv(run_dirs, pool=pool), end="")
         return
-    data = report_data(run_dirs)
+    data = report_data(run_dirs, pool=pool)
     if format == "json":
         print(json.dumps(data, indent=2))
         return

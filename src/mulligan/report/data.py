@@ -175,8 +175,49 @@ def _labels(paths: Sequence[Path]) -> list[str]:
     return out
 
 
-def load_runs(run_dirs: Sequence[Path]) -> list[LoadedRun]:
-    """Read every run (see ``expand_run_dirs``) with all episodes and events, in the given order."""
+def pool_runs(runs: Sequence[LoadedRun]) -> LoadedRun:
+    """Several runs of one policy as one (``--pool``): MINT's micro-average over suites that
+    take a run each (its seven text tasks and ALFWorld's games are separate groups).
+
+    Raises ReportError when the runs' policies or turn budgets differ, or an episode is in two.
+    """
+    models = {tuple(run.models) for run in runs}
+    budgets = {run.max_k for run in runs}
+    if len(models) > 1 or len(budgets) > 1:
+        found = "; ".join(f"{r.label}: {', '.join(r.models)}, k={r.max_k}" for r in runs)
+        raise ReportError(
+            f"--pool: the runs differ in policy model or turn budget ({found}); pool runs of "
+            "one setting, or drop --pool to compare them"
+        )
+    seen: dict[str, str] = {}
+    for run in runs:
+        for episode in run.episodes:
+            if episode.id in seen:
+                raise ReportError(
+                    f"--pool: episode {episode.id} is in {seen[episode.id]} and {run.label}; "
+                    "pool runs of different tasks (`mulligan merge` joins shards of one run)"
+                )
+            seen[episode.id] = run.label
+    first = runs[0]
+    manifest = {**first.manifest, "pooled": [str(run.path) for run in runs]}
+    return LoadedRun(
+        path=first.path,
+        label=" + ".join(run.label for run in runs),
+        run_id=" + ".join(run.run_id for run in runs),
+        config_hash=" + ".join(run.config_hash for run in runs),
+        manifest=manifest,
+        episodes=[episode for run in runs for episode in run.episodes],
+    )
+
+
+def load_runs(run_dirs: Sequence[Path], *, pool: bool = False) -> list[LoadedRun]:
+    """Read every run (see ``expand_run_dirs``) with all episodes and events, in the given order;
+    with ``pool``, as one run (:func:`pool_runs`)."""
+    runs = _load_each(run_dirs)
+    return [pool_runs(runs)] if pool and len(runs) > 1 else runs
+
+
+def _load_each(run_dirs: Sequence[Path]) -> list[LoadedRun]:
     paths = expand_run_dirs(run_dirs)
     runs = []
     for path, label in zip(paths, _labels(paths), strict=True):
@@ -295,13 +336,17 @@ def protocol_data(run: LoadedRun, bootstrap: BootstrapConfig) -> dict[str, Any]:
 
 
 def report_data(
-    run_dirs: Sequence[Path], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP
+    run_dirs: Sequence[Path],
+    bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP,
+    *,
+    pool: bool = False,
 ) -> dict[str, Any]:
     """Every number of the report for ``run_dirs``, in the schema of the module docstring.
 
-    JSON-serialisable as is. ``run_dirs`` are run directories or directories with runs below.
+    JSON-serialisable as is. ``run_dirs`` are run directories or directories with runs below;
+    with ``pool`` they are reported as one run (:func:`pool_runs`).
     """
-    return build_report_data(load_runs(run_dirs), bootstrap)
+    return build_report_data(load_runs(run_dirs, pool=pool), bootstrap)
 
 
 CSV_COLUMNS = (
@@ -396,7 +441,9 @@ def report_csv_from_data(data: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def report_csv(run_dirs: Sequence[Path], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP) -> str:
+def report_csv(
+    run_dirs: Sequence[Path], bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP, *, pool: bool = False
+) -> str:
     """SR@k as CSV: one row per run x scope x suite x k, with its interval; then, for a run
     whose tasks were sampled more than once (epochs, fork branches), pass@k and pass^k rows.
 
@@ -405,6 +452,7 @@ def report_csv(run_dirs: Sequence[Path], bootstrap: BootstrapConfig = DEFAULT_BO
     ``suite``, ``k`` (the turn budget), ``episodes`` (for pass rows: the tasks averaged),
     ``solved`` (empty for macro and pass rows), ``sr`` (the rate), ``ci_low``, ``ci_high``
     (fractions; empty when undefined), ``confidence``, ``method`` (how the interval was
-    computed), ``samples_k`` (pass rows: the k of pass@k / pass^k; empty otherwise).
+    computed), ``samples_k`` (pass rows: the k of pass@k / pass^k; empty otherwise). ``pool``:
+    the runs as one (``pool_runs``).
     """
-    return report_csv_from_data(report_data(run_dirs, bootstrap))
+    return report_csv_from_data(report_data(run_dirs, bootstrap, pool=pool))

@@ -205,13 +205,15 @@ def render_html_report(
     bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP,
     max_episodes_per_run: int | None = None,
     title: str | None = None,
+    pool: bool = False,
 ) -> str:
     """The report page for ``run_dirs`` (run directories, or directories with runs below).
 
     ``max_episodes_per_run`` bounds how many trajectories each run embeds (None: all; metrics
-    always use every episode). Raises ``ReportError`` when a directory holds no run.
+    always use every episode); ``pool`` reports the runs as one (``pool_runs``). Raises
+    ``ReportError`` when a directory holds no run.
     """
-    runs = load_runs(run_dirs)
+    runs = load_runs(run_dirs, pool=pool)
     return _render(runs, bootstrap, max_episodes_per_run, title).html
 
 
@@ -222,13 +224,18 @@ def write_html_report(
     bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP,
     max_episodes_per_run: int | None = None,
     title: str | None = None,
+    pool: bool = False,
 ) -> Path:
     """Write the self-contained report for ``run_dirs`` to ``out``; returns ``out``.
 
     See ``render_html_report`` for the arguments. The parent directory is created if needed.
     """
     html = render_html_report(
-        run_dirs, bootstrap=bootstrap, max_episodes_per_run=max_episodes_per_run, title=title
+        run_dirs,
+        bootstrap=bootstrap,
+        max_episodes_per_run=max_episodes_per_run,
+        title=title,
+        pool=pool,
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
