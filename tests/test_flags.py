@@ -137,3 +137,11 @@ def test_run_help_lists_the_flags_in_their_table_order() -> None:
     positions = [rows.index(spelling(spec.name)) for spec in run_flags()]
     assert positions == sorted(positions)
     assert rows.index("--config") < positions[0] and positions[-1] < rows.index("--resume")
+
+
+def test_the_readme_lists_the_options_only_a_file_sets() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    after = text[text.index("options have no flag; only a config file sets them") :]
+    table = after[after.index("\n|") : after.index("\n\n", after.index("\n|"))]
+    listed = {row.split("`")[1] for row in table.splitlines() if row.startswith("| `")}
+    assert listed == {name for name, flag in FLAGS.items() if flag.only_in_files}
