@@ -97,20 +97,17 @@ def test_every_run_option_has_its_default_in_its_help() -> None:
         ("cache", "execution", "cache"),
         ("isolation", "execution", "isolation"),
         ("wikipedia", "tools", "wikipedia"),
+        ("stop", "episode", "stop"),
+        ("executor", "execution", "executor"),
     ],
 )
 def test_run_choices_are_the_configs_and_are_checked(option: str, section: str, field: str) -> None:
     from mulligan.config import RunConfig
+    from mulligan.flags import flag_type
 
     model: Any = RunConfig.model_fields[section].annotation
     expected = get_args(model.model_fields[field].annotation)
-    literal = {
-        "sample": cli.Sample,
-        "checkers": cli.CheckerMode,
-        "cache": cli.CacheMode,
-        "wikipedia": cli.WikipediaMode,
-    }.get(option, cli.IsolationRequest)
-    assert get_args(literal) == expected
+    assert get_args(flag_type(option)) == expected  # the flag parses the config's own Literal
     code, output = _run("run", f"--{option}", "bogus", "--model", "scripted/reference")
     assert code == 2 and "bogus" in output and "Traceback" not in output
     assert "|".join(expected) in _run_help()

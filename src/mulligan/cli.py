@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import sys
@@ -100,14 +101,6 @@ import_app = typer.Typer(help="Import other harnesses' logs as runs.", no_args_i
 app.add_typer(import_app, name="import")
 
 LogLevel = Literal["debug", "info", "warning", "error"]
-# The choices of run options, checked by the parser (the same Literals as the config's fields,
-# which tests/test_cli_conventions.py compares; importing those here would slow every --help).
-Sample = Literal["first", "random"]
-CheckerMode = Literal["mint", "strict"]
-CacheMode = Literal["auto", "on", "read", "write", "off"]
-IsolationRequest = Literal["auto", "bwrap", "rlimits", "rlimits-only", "rlimits-only-as-root"]
-StopRule = Literal["at-correct", "never"]
-WikipediaMode = Literal["off", "offline", "live"]
 ReportFormat = Literal["table", "json", "csv"]
 
 
@@ -163,13 +156,68 @@ def main_options(
     _configure_logging(log_level)
 
 
-class _RunCommand(TyperCommand):
-    """``mulligan run``: its options default to None (so a config file's values are merged
-    under the flags'), so its help shows each option's effective default from RunConfig."""
+# Where _RunCommand.invoke leaves the run options' flag values for ``run``.
+_RUN_FLAGS = "mulligan.run_flags"
 
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        _show_run_defaults(self.params)
-        super().format_help(ctx, formatter)
+
+class _RunCommand(TyperCommand):
+    """``mulligan run``: besides the parameters of :func:`run`, one flag per run option, built
+    from :data:`mulligan.flags.FLAGS` (each option's one spelling) when first needed, to parse
+    or to show help. Not when the command group is built: that would import the config (about
+    a second) for every command, ``--help`` and tab completion. Each flag defaults to None, so
+    a config file's values are merged under the flags', and its help shows the option's
+    effective default from RunConfig."""
+
+    _own: list[Any]
+    _all: list[Any] | None = None
+
+    @property
+    def params(self) -> list[Any]:
+        if self._all is None:  # one list, kept: click appends and pops --help on it
+            self._all = [*self._own[:1], *_run_option_params(), *self._own[1:]]
+        return self._all
+
+    @params.setter
+    def params(self, value: list[Any]) -> None:
+        self._own, self._all = value, None
+
+    def invoke(self, ctx: Any) -> Any:
+        # run() takes its own parameters (typer's wrapper knows only those); the run options'
+        # values go to it through ctx.meta.
+        own = {p.name for p in self._own}
+        ctx.meta[_RUN_FLAGS] = {k: ctx.params.pop(k) for k in list(ctx.params) if k not in own}
+        return super().invoke(ctx)
+
+
+def _run_option_params() -> list[Any]:
+    """The run options' flags, as typer builds them from a function's annotated parameters:
+    each of :func:`mulligan.flags.run_flags` is a keyword parameter ``name: Annotated[type |
+    None, typer.Option(*spellings, help=..., metavar=...)] = None`` of a stand-in function
+    (an :class:`~mulligan.flags.Off` flag one more, a bool defaulting to False)."""
+    from mulligan.flags import run_flags
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = []
+    for spec in run_flags():
+        flag = spec.flag
+        option = typer.Option(*flag.spellings, help=flag.help, metavar=flag.metavar)
+        kind = Annotated[spec.type | None, option]  # type: ignore[name-defined]  # built here
+        parameters.append(inspect.Parameter(spec.name, keyword, default=None, annotation=kind))
+        if flag.off is not None:
+            off = Annotated[bool, typer.Option(flag.off.spelling, help=flag.off.help)]
+            parameters.append(
+                inspect.Parameter(flag.off.name, keyword, default=False, annotation=off)
+            )
+
+    def options(**values: Any) -> None:
+        """Never called: typer reads its signature."""
+
+    options.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    holder = typer.Typer(add_completion=False)
+    holder.command()(options)
+    params: list[Any] = typer.main.get_command(holder).params
+    _show_run_defaults(params)
+    return params
 
 
 def _show_run_defaults(params: list[Any]) -> None:
@@ -205,233 +253,15 @@ def run(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML or TOML file with run options")
     ] = None,
-    suite: Annotated[
-        str | None,
-        typer.Option(
-            help="older spelling: the group (or task) to run, as --tasks NAME; with it, --tasks "
-            "picks its tasks (or a task's sample ids)"
-        ),
-    ] = None,
-    tasks: Annotated[
-        str | None,
-        typer.Option(
-            help="what to run, comma-separated: tasks (gsm8k,math; humaneval; mint/humaneval), "
-            "a group (mint: all its tasks), or your own tasks: file:PATH (JSONL or YAML) or "
-            "hf:NAME[:config]:split; see `mulligan tasks`"
-        ),
-    ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="MINT data directory (none: $MULLIGAN_DATA_DIR, else ~/.cache/mulligan/data)"
-        ),
-    ] = None,
-    limit: Annotated[int | None, typer.Option(help="N samples of each task (none: all)")] = None,
-    sample: Annotated[
-        Sample | None, typer.Option(help="which N samples: the first, or random (seeded by --seed)")
-    ] = None,
-    checkers: Annotated[
-        CheckerMode | None, typer.Option(help="mint (MINT's lenient checkers) or strict")
-    ] = None,
-    model: Annotated[str | None, typer.Option(help="policy model, provider/model")] = None,
-    model_args: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model-arg",
-            "-M",
-            metavar="KEY=VALUE",
-            help="backend argument for the policy model, key=value (repeatable; values parsed "
-            "as JSON), e.g. -M max_model_len=8192 -M mode=completion",
-        ),
-    ] = None,
-    model_config: Annotated[
-        Path | None,
-        typer.Option(
-            metavar="FILE", help="YAML, TOML or JSON file of backend arguments (-M wins key by key)"
-        ),
-    ] = None,
-    turns: Annotated[int | None, typer.Option(help="max turns k")] = None,
-    proposals: Annotated[int | None, typer.Option(help="max solution proposals p")] = None,
-    epochs: Annotated[int | None, typer.Option(help="attempts per sample")] = None,
-    feedback: Annotated[
-        str | None, typer.Option(help="feedback spec, e.g. none, binary, tests+llm:expert")
-    ] = None,
-    feedback_model: Annotated[
-        str | None, typer.Option(help="model for llm/critic/checklist feedback")
-    ] = None,
-    feedback_temperature: Annotated[
-        float | None, typer.Option(help="feedback model's temperature")
-    ] = None,
-    feedback_max_tokens: Annotated[
-        int | None, typer.Option(help="feedback model's max tokens per call")
-    ] = None,
-    feedback_concurrency: Annotated[
-        int | None, typer.Option(help="feedback-model calls in flight")
-    ] = None,
-    feedback_model_args: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--feedback-model-arg",
-            metavar="KEY=VALUE",
-            help="backend argument for the feedback model (repeatable)",
-        ),
-    ] = None,
-    feedback_model_config: Annotated[
-        Path | None,
-        typer.Option(metavar="FILE", help="file of backend arguments for the feedback model"),
-    ] = None,
-    judge_model: Annotated[
-        str | None,
-        typer.Option(help="LLM judge for reasoning answers the checker rejected (provider/model)"),
-    ] = None,
-    judge_temperature: Annotated[float | None, typer.Option(help="judge's temperature")] = None,
-    judge_max_tokens: Annotated[int | None, typer.Option(help="judge's max tokens")] = None,
-    judge_concurrency: Annotated[int | None, typer.Option(help="judge calls in flight")] = None,
-    judge_reads_feedback: Annotated[
-        bool | None,
-        typer.Option(
-            "--judge-reads-feedback/--judge-ignores-feedback",
-            help="the judge also reads what verdict each textual feedback states (for the "
-            "simulated user's agreement with the checker in the report)",
-        ),
-    ] = None,
-    judge_model_args: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--judge-model-arg",
-            metavar="KEY=VALUE",
-            help="backend argument for the judge model (repeatable)",
-        ),
-    ] = None,
-    judge_model_config: Annotated[
-        Path | None,
-        typer.Option(metavar="FILE", help="file of backend arguments for the judge model"),
-    ] = None,
-    temperature: Annotated[float | None, typer.Option(help="policy sampling temperature")] = None,
-    temperature_step: Annotated[
-        float | None, typer.Option(help="friction mitigation: raise temperature by this per turn")
-    ] = None,
-    reject_repeats: Annotated[
-        bool | None,
-        typer.Option(
-            "--reject-repeats/--allow-repeats",
-            help="friction mitigation: refuse a proposal that repeats a wrong answer",
-        ),
-    ] = None,
-    stop: Annotated[
-        StopRule | None,
-        typer.Option(
-            help="at-correct: an episode ends at its first correct proposal (MINT); never: it "
-            "goes on until turns or proposals are used up, every proposal judged (regression, "
-            "flips, self-refinement without the verdict bit)"
-        ),
-    ] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="max tokens per model turn")] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="seeds sampling of samples and of the model")
-    ] = None,
-    concurrency: Annotated[int | None, typer.Option(help="episodes in flight")] = None,
-    cache: Annotated[
-        CacheMode | None,
-        typer.Option(help="response cache (auto: on at temperature 0, off otherwise)"),
-    ] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option(help="server URL(s) for openai-compatible/ models, comma-separated"),
-    ] = None,
-    isolation: Annotated[
-        IsolationRequest | None,
-        typer.Option(help="sandbox isolation (auto: bubblewrap, never weaker)"),
-    ] = None,
-    allow_weak_isolation: Annotated[
-        bool | None,
-        typer.Option(
-            "--allow-weak-isolation/--strong-isolation-only",
-            help="run model code under isolation weaker than bubblewrap where bubblewrap does "
-            "not work (unsafe: model code may read your files and secrets)",
-        ),
-    ] = None,
-    wikipedia: Annotated[
-        WikipediaMode | None,
-        typer.Option(
-            help="wikipedia_search in MINT's reasoning prompts: off (not listed), offline (the "
-            "searches MINT's logs recorded; needs --wikipedia-index) or live (Wikipedia's API)"
-        ),
-    ] = None,
-    wikipedia_index: Annotated[
-        Path | None,
-        typer.Option(help="offline: a folder of MINT logs or an imported wikipedia_search.json"),
-    ] = None,
-    wikipedia_url: Annotated[
-        str | None, typer.Option(help="live: the MediaWiki API endpoint")
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(help="run directory (default: a new runs/<time>-<model>-<task>)"),
-    ] = None,
-    fail_on_error: Annotated[
-        float | None,
-        typer.Option(
-            help="failed episodes that fail the run (exit 1): a count N, or a fraction 0-1 of "
-            "the episodes (default 1: any)"
-        ),
-    ] = None,
-    no_fail_on_error: Annotated[
-        bool,
-        typer.Option(
-            "--no-fail-on-error",
-            help="exit 0 however many episodes failed (a run that stopped early still exits 2)",
-        ),
-    ] = False,
-    fork_from: Annotated[
-        Path | None,
-        typer.Option(
-            help="branch the episodes of this run: replay each to --at-turn, then sample "
-            "--samples continuations (options not given are the source run's)"
-        ),
-    ] = None,
-    at_turn: Annotated[
-        int | None, typer.Option(help="fork: T, the recorded turns replayed; T+1 is sampled")
-    ] = None,
-    samples: Annotated[
-        int | None, typer.Option(help="fork: N, continuations sampled per parent episode")
-    ] = None,
-    frozen: Annotated[
-        bool | None,
-        typer.Option(
-            "--frozen/--no-frozen",
-            help="fork: frozen history, each branch ends with its one sampled turn's verdict",
-        ),
-    ] = None,
-    shard: Annotated[
-        str | None,
-        typer.Option(
-            metavar="I/N",
-            help="run only shard I of N (from 0), a partition by task key; join the shards "
-            "with `mulligan merge`",
-        ),
-    ] = None,
-    executor: Annotated[
-        Literal["local", "ray"] | None,
-        typer.Option(help="where episodes run: local, or ray (pip install -e '.[ray]')"),
-    ] = None,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(metavar="ADDR", help="Ray cluster to join (default: start a local one)"),
-    ] = None,
+    # The run options' flags come between --config and --resume (_RunCommand.params).
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Run a model on tasks, k turns per sample, and store every episode in --out."""
     from mulligan.engine.rundir import resume_command, with_run_dir
 
-    params = dict(ctx.params)
-    if no_fail_on_error:
-        if fail_on_error is not None:
-            raise _fail("--fail-on-error and --no-fail-on-error contradict each other; pass one")
-        params["fail_on_error"] = False
     try:
-        cfg = with_run_dir(_run_config(config, params), resume=resume)
+        cfg = with_run_dir(_run_config(config, ctx.meta[_RUN_FLAGS]), resume=resume)
     except MulliganError as exc:
         raise _fail(str(exc)) from exc
     assert cfg.execution.out is not None
@@ -446,17 +276,18 @@ def run(
     err_console.print(line, highlight=False, soft_wrap=True)
 
 
-def _run_config(file: Path | None, params: dict[str, Any]) -> RunConfig:
+def _run_config(file: Path | None, flags: dict[str, Any]) -> RunConfig:
     """The run's config: the file's options, overridden by those given on the command line
-    (each ``run`` parameter named like a run option is that option; None means not given)."""
-    from mulligan.config import OPTIONS, build_config
+    (``flags``: the run options' flags by parameter name; None means not given)."""
+    from mulligan.config import build_config
+    from mulligan.flags import options_from_flags
 
-    overrides = {name: value for name, value in params.items() if name in OPTIONS}
+    overrides = options_from_flags(flags)
     base = None
-    if params.get("fork_from") is not None:  # a fork starts from its source run's options
+    if overrides.get("fork_from") is not None:  # a fork starts from its source run's options
         from mulligan.engine.fork import fork_base_options
 
-        base = fork_base_options(params["fork_from"])
+        base = fork_base_options(overrides["fork_from"])
     return build_config(file, overrides, base)
 
 
