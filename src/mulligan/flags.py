@@ -183,7 +183,7 @@ FLAGS: dict[str, Flag] = {
         "with `mulligan merge`",
         metavar="I/N",
     ),
-    "executor": Flag("where episodes run: local, or ray (pip install -e '.[ray]')"),
+    "executor": Flag("where episodes run: local, or ray (pip install -e '.\\[ray]')"),
     "ray_address": Flag("Ray cluster to join (default: start a local one)", metavar="ADDR"),
     # No flag: rarely changed, set in a config file (README, "Options can also come from ...").
     "top_p": _file_only("the policy's nucleus sampling"),
