@@ -90,15 +90,17 @@ _WORDS = re.compile(r"\w+")
 
 def _norm_tokens(text: str) -> list[tuple[str, int, int]]:
     """Lower-cased word tokens with their spans, articles dropped (SQuAD normalisation)."""
-    return [
-        (m.group(0).lower(), m.start(), m.end())
-        for m in _WORDS.finditer(text)
-        if m.group(0).lower() not in _ARTICLES
-    ]
+    tokens = []
+    for m in _WORDS.finditer(text):
+        word = m.group(0).lower()
+        if word not in _ARTICLES:
+            tokens.append((word, m.start(), m.end()))
+    return tokens
 
 
 def _normalize(text: str) -> str:
-    return " ".join(t for t, _, _ in _norm_tokens(text))
+    words = (word.lower() for word in _WORDS.findall(text))
+    return " ".join([word for word in words if word not in _ARTICLES])
 
 
 @functools.lru_cache(maxsize=1024)
@@ -109,22 +111,50 @@ def _normalized_prompt(prompt: str) -> str:
     return f" {_normalize(prompt)} "
 
 
+def _is_word_char(char: str) -> bool:
+    """What ``re``'s ``\\w`` matches in a ``str`` pattern: letters, digits, numerals, ``_``."""
+    return char.isalnum() or char == "_"
+
+
 def _exact_spans(text: str, ref: str) -> list[Span]:
-    left = r"(?<!\w)" if ref[:1].isalnum() or ref[:1] == "_" else ""
-    right = r"(?!\w)" if ref[-1:].isalnum() or ref[-1:] == "_" else ""
-    return [(m.start(), m.end()) for m in re.finditer(left + re.escape(ref) + right, text)]
+    """Non-overlapping occurrences of ``ref``, leftmost first, on word boundaries where ``ref``
+    starts or ends with a word character (what ``re`` finds for ``(?<!\\w)ref(?!\\w)``,
+    without compiling a pattern per reference)."""
+    check_left, check_right = _is_word_char(ref[:1]), _is_word_char(ref[-1:])
+    spans: list[Span] = []
+    start = text.find(ref)
+    while start >= 0:
+        end = start + len(ref)
+        if (not check_left or start == 0 or not _is_word_char(text[start - 1])) and (
+            not check_right or end == len(text) or not _is_word_char(text[end])
+        ):
+            spans.append((start, end))
+            start = text.find(ref, end)
+        else:
+            start = text.find(ref, start + 1)
+    return spans
+
+
+@functools.lru_cache(maxsize=4096)
+def _ref_words(ref: str) -> tuple[str, ...]:
+    """The reference's normalised words, once per reference."""
+    return tuple(t for t, _, _ in _norm_tokens(ref))
 
 
 def _normalized_spans(text: str, ref: str) -> list[Span]:
     """Runs of the text's words equal to all of the reference's words, or >= 75% of them."""
-    ref_words = [t for t, _, _ in _norm_tokens(ref)]
+    ref_words = _ref_words(ref)
     if not ref_words:
         return []
     tokens = _norm_tokens(text)
     need = len(ref_words) if len(ref_words) < 2 else max(2, math.ceil(0.75 * len(ref_words)))
     spans: list[Span] = []
-    # Longest common run of words starting at each text position, against each ref position.
+    vocabulary = frozenset(ref_words)
+    # Longest common run of words starting at each text position, against each ref position
+    # (a run can only start at a word of the reference: the others are skipped at once).
     for i in range(len(tokens)):
+        if tokens[i][0] not in vocabulary:
+            continue
         for j in range(len(ref_words)):
             k = 0
             while (
@@ -199,8 +229,11 @@ def _numeric_spans(text: str, ref: float) -> list[Span]:
     return spans
 
 
-def _prompt_numbers(prompt: str) -> list[float]:
-    return [v for v in (_to_float(m.group(0)) for m in _NUMBER.finditer(prompt)) if v is not None]
+@functools.lru_cache(maxsize=1024)
+def _prompt_numbers(prompt: str) -> tuple[float, ...]:
+    """The numbers a task prompt shows, once per task (as :func:`_normalized_prompt`)."""
+    numbers = (_to_float(m.group(0)) for m in _NUMBER.finditer(prompt))
+    return tuple(v for v in numbers if v is not None)
 
 
 # --- option letters ----------------------------------------------------------------------------
@@ -356,10 +389,12 @@ def _code_spans(text: str, secret: str, known: Sequence[str], threshold: float) 
 
 
 def _weak_string(ref: str, task: Task) -> bool:
+    # `` <normalised prompt> `` contains the normalised reference exactly when the prompt
+    # without the padding does (a normalised text neither starts nor ends with a space).
     return (
         len(ref) <= 3
         or ref.lower() in ("true", "false", "yes", "no")
-        or _normalize(ref) in _normalize(task.prompt)
+        or _normalize(ref) in _normalized_prompt(task.prompt)
     )
 
 
