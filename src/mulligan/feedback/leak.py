@@ -242,17 +242,12 @@ def _prompt_numbers(prompt: str) -> tuple[float, ...]:
 _LETTER_END = re.compile(r"\s*(?:[.,;:!?\)\]\"'`*]|</solution>|$)")
 
 
-def _letter_spans(text: str, letter: str) -> list[Span]:
-    """Spans where ``letter`` is named as the chosen option (not used as a word).
-
-    Patterns: "option C" / "choice (c)", "the answer is C", "<solution> c </solution>",
-    "(C)", "C)", "C is correct". The bare parenthesised forms count in upper case only ("(c)"
-    is more often an enumeration), and a lower-case letter after "answer is"/"option" must end
-    its phrase ("the answer is a bit off" is English).
-    """
-    up = letter.upper()
-    cased = rf"(?P<l>[{up}{letter.lower()}])"
-    patterns: list[tuple[str, bool, bool]] = [  # (pattern, upper case only, must end phrase)
+@functools.lru_cache(maxsize=64)
+def _letter_patterns(letter: str) -> tuple[tuple[re.Pattern[str], bool, bool], ...]:
+    """The patterns of :func:`_letter_spans` for one letter, compiled once:
+    ``(pattern, upper case only, must end its phrase)``."""
+    cased = rf"(?P<l>[{letter.upper()}{letter.lower()}])"
+    patterns: list[tuple[str, bool, bool]] = [
         (rf"\b(?:option|choice|letter)\s*[:#]?\s*[\(\[]?{cased}[\)\]]?(?!\w)", False, True),
         (
             rf"\b(?:answer|solution)\b[^.!?\n]{{0,20}}?(?:\bis\b|\bbe\b|=|:)\s*[\"'`*]*\s*"
@@ -270,9 +265,21 @@ def _letter_spans(text: str, letter: str) -> list[Span]:
             False,
         ),
     ]
+    return tuple((re.compile(p, re.IGNORECASE), upper, end) for p, upper, end in patterns)
+
+
+def _letter_spans(text: str, letter: str) -> list[Span]:
+    """Spans where ``letter`` is named as the chosen option (not used as a word).
+
+    Patterns: "option C" / "choice (c)", "the answer is C", "<solution> c </solution>",
+    "(C)", "C)", "C is correct". The bare parenthesised forms count in upper case only ("(c)"
+    is more often an enumeration), and a lower-case letter after "answer is"/"option" must end
+    its phrase ("the answer is a bit off" is English).
+    """
+    up = letter.upper()
     spans: list[Span] = []
-    for pattern, upper_only, must_end in patterns:
-        for m in re.finditer(pattern, text, flags=re.IGNORECASE):
+    for pattern, upper_only, must_end in _letter_patterns(letter):
+        for m in pattern.finditer(text):
             found = m.group("l")
             if upper_only and found != up:
                 continue
