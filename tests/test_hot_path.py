@@ -14,8 +14,9 @@ import re
 import pytest
 import yarl
 
-from mulligan.feedback.leak import _exact_spans
+from mulligan.feedback.leak import _exact_spans, find_leaks
 from mulligan.models.http import Endpoint, _from_environment
+from mulligan.tasks.base import Task
 
 
 def _regex_spans(text: str, ref: str) -> list[tuple[int, int]]:
@@ -77,3 +78,27 @@ async def test_endpoint_session_reads_the_environment_when_opened(
         assert endpoint._proxy == yarl.URL("http://proxy.example:3128")
     finally:
         await endpoint.aclose()
+
+
+def _text_task(reference: str, task_id: str = "t") -> Task:
+    return Task(
+        id=task_id,
+        suite="gsm8k",
+        category="reasoning",
+        prompt="How many apples?",
+        reference=reference,
+        checker="gsm8k",
+        gold_solution=reference,
+    )
+
+
+def test_remembered_leak_reports_belong_to_their_task() -> None:
+    text = "The answer is 42, not 41."
+    leaking, clean = _text_task("42", "a"), _text_task("17", "b")
+    for _ in range(3):  # the second and third calls are answered from memory
+        assert find_leaks(text, leaking).flags.numeric
+        assert not find_leaks(text, clean).leaked
+    # A new task object with the same fields is judged on its own, with the same result.
+    assert find_leaks(text, _text_task("42", "a")) == find_leaks(text, leaking)
+    for n in range(50):  # tasks come and go: a reused id() never returns another task's report
+        assert find_leaks(text, _text_task(str(n))).leaked == (n in (41, 42))

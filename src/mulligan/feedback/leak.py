@@ -27,6 +27,7 @@ per source, solves after a leak) is a metric: ``mulligan.metrics.feedback``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
@@ -430,14 +431,38 @@ def find_leaks(
     """
     if not text.strip():
         return LeakReport(LeakFlags())
+    if task.category == "code_generation":
+        return _code_leaks(text, task, known_code, code_threshold)
+    # A text task's report depends on the text and the task alone, and rule-based feedback
+    # repeats one text for every turn of an episode ("Your answer is wrong."): remembered.
+    key = (text, id(task))
+    remembered = _REPORTS.get(key)
+    if remembered is not None and remembered[0] is task:
+        return remembered[1]
+    report = _text_leaks(text, task)
+    _REPORTS[key] = (task, report)  # holds the task: its id is not reused while remembered
+    if len(_REPORTS) > _REPORTS_KEPT:
+        with contextlib.suppress(KeyError, StopIteration):  # another thread evicted it first
+            del _REPORTS[next(iter(_REPORTS))]
+    return report
+
+
+_REPORTS: dict[tuple[str, int], tuple[Task, LeakReport]] = {}
+_REPORTS_KEPT = 4096
+
+
+def _code_leaks(
+    text: str, task: Task, known_code: Sequence[str], code_threshold: float
+) -> LeakReport:
+    """:func:`find_leaks` for a code task: against the secret part of its gold solution."""
+    found = _code_spans(text, secret_code(task), known_code, code_threshold)
+    return LeakReport(LeakFlags(code=bool(found)), _merge(found))
+
+
+def _text_leaks(text: str, task: Task) -> LeakReport:
+    """:func:`find_leaks` for a task that is not code (its rules need no ``known_code``)."""
     spans: list[Span] = []
     flags: dict[str, bool] = {}
-    if task.category == "code_generation":
-        found = _code_spans(text, secret_code(task), known_code, code_threshold)
-        flags["code"] = bool(found)
-        spans += found
-        return LeakReport(LeakFlags(**flags), _merge(spans))
-
     ref = task.reference.strip()
     letter = _is_option_letter(task)
     if letter is not None:
