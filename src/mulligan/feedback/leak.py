@@ -326,8 +326,14 @@ def secret_code(task: Task) -> str:
     gold solution is the prompt's stub plus the canonical body), then every line that occurs in
     the prompt.
     """
-    gold = task.gold_solution.replace("\r\n", "\n")
-    prompt = task.prompt.replace("\r\n", "\n")
+    return _secret_code(task.gold_solution, task.prompt)
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_code(gold_solution: str, task_prompt: str) -> str:
+    """:func:`secret_code` of these texts, once per task (it searches the prompt repeatedly)."""
+    gold = gold_solution.replace("\r\n", "\n")
+    prompt = task_prompt.replace("\r\n", "\n")
     lo, hi = 0, len(gold)
     while lo < hi:  # binary search: "gold[:n] occurs in the prompt" holds up to some n
         mid = (lo + hi + 1) // 2
@@ -342,30 +348,32 @@ def secret_code(task: Task) -> str:
     return _strip_comments("\n".join(kept))
 
 
+@functools.lru_cache(maxsize=1024)
+def _secret_parts(secret: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """The secret code's telling lines (normalised, long enough) and its token 4-grams, once
+    per task."""
+    lines = tuple(
+        _norm_line(line) for line in secret.splitlines() if len(line.strip()) >= _MIN_LINE_CHARS
+    )
+    words = _CODE_TOKEN.findall(secret)
+    grams = tuple(tuple(words[i : i + _NGRAM]) for i in range(len(words) - _NGRAM + 1))
+    return lines, grams
+
+
 def _code_spans(text: str, secret: str, known: Sequence[str], threshold: float) -> list[Span]:
     """Spans of ``text`` that copy ``secret``, if the copied share reaches ``threshold``."""
     known_lines = {_norm_line(line) for k in known for line in k.splitlines()}
-    lines = [
-        _norm_line(line)
-        for line in secret.splitlines()
-        if len(line.strip()) >= _MIN_LINE_CHARS and _norm_line(line) not in known_lines
-    ]
+    secret_lines, secret_grams = _secret_parts(secret)
+    lines = [line for line in secret_lines if line not in known_lines]
     tokens = list(_CODE_TOKEN.finditer(text))
     words = [m.group(0) for m in tokens]
-    secret_words = _CODE_TOKEN.findall(secret)
     known_grams = {
         tuple(ws[i : i + _NGRAM])
         for k in known
         for ws in [_CODE_TOKEN.findall(k)]
         for i in range(len(ws) - _NGRAM + 1)
     }
-    grams = [
-        g
-        for g in (
-            tuple(secret_words[i : i + _NGRAM]) for i in range(len(secret_words) - _NGRAM + 1)
-        )
-        if g not in known_grams
-    ]
+    grams = [g for g in secret_grams if g not in known_grams]
     text_grams: dict[tuple[str, ...], list[int]] = {}
     for i in range(len(words) - _NGRAM + 1):
         text_grams.setdefault(tuple(words[i : i + _NGRAM]), []).append(i)
