@@ -27,9 +27,9 @@ import pickle
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
@@ -92,15 +92,15 @@ def _serve(conn: Connection) -> None:
         conn.send_bytes(payload)
 
 
+def _settle(future: asyncio.Future[bool], readable: bool) -> None:
+    if not future.done():
+        future.set_result(readable)
+
+
 class _Worker:
-    """One worker process, the parent's end of its pipe, and the event loop that watches it.
+    """One worker process and the parent's end of its pipe."""
 
-    A worker belongs to the loop that started it: the loop's selector watches the pipe for the
-    worker's whole life (one registration, not one per call), and a reply wakes the call that
-    waits for it.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self) -> None:
         # spawn, not fork: the evaluating process has threads and an event loop.
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe(duplex=True)
@@ -108,56 +108,24 @@ class _Worker:
         with _main_not_rerun():
             self.process.start()
         child.close()
-        self.loop = loop
-        self._waiter: asyncio.Future[bool] | None = None
-        loop.add_reader(self.conn.fileno(), self._readable)
-        self._watched = True
 
-    def _readable(self) -> None:
-        waiter = self._waiter
-        if waiter is None:
-            # Nobody waits, so this is the end of the pipe (the worker died while idle): stop
-            # watching, or the loop would be woken for it on every turn. The next call finds out.
-            self._unwatch()
-        elif not waiter.done():
-            waiter.set_result(True)
-
-    def _timed_out(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(False)
-
-    def _unwatch(self) -> None:
-        if self._watched and not self.loop.is_closed():
-            self.loop.remove_reader(self.conn.fileno())
-        self._watched = False
-
-    async def _wait_readable(self, timeout_s: float) -> bool:
+    async def wait_readable(self, timeout_s: float) -> bool:
         """Whether the pipe has something to read (or was closed) within ``timeout_s``."""
-        if not self._watched:
-            self.loop.add_reader(self.conn.fileno(), self._readable)
-            self._watched = True
-        timer = self.loop.call_later(timeout_s, self._timed_out)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        fd = self.conn.fileno()
+        loop.add_reader(fd, _settle, future, True)
+        timer = loop.call_later(timeout_s, _settle, future, False)
         try:
-            while True:
-                self._waiter = self.loop.create_future()
-                if not await self._waiter:
-                    return False
-                # A wake-up can be stale: the selector saw the previous reply before it was
-                # read, and its callback ran after this call had started waiting.
-                if self.conn.poll():
-                    return True
+            return await future
         finally:
             timer.cancel()
-            self._waiter = None
+            loop.remove_reader(fd)
 
     async def started(self, timeout_s: float) -> None:
-        if not await self._wait_readable(timeout_s):
+        if not await self.wait_readable(timeout_s):
             raise TimeoutError(f"a check worker did not start within {timeout_s:g} s")
-        try:
-            greeting = self.conn.recv_bytes()
-        except (EOFError, OSError):
-            raise WorkerDied("a check worker died while starting") from None
-        if greeting != _READY:
+        if self.conn.recv_bytes() != _READY:
             raise WorkerDied("a check worker sent a wrong greeting")
 
     async def call(self, timeout_s: float, request: bytes) -> tuple[bool, Any]:
@@ -169,7 +137,7 @@ class _Worker:
             self.conn.send_bytes(request)
         except OSError:
             raise WorkerDied("the worker process died") from None
-        if not await self._wait_readable(timeout_s):
+        if not await self.wait_readable(timeout_s):
             raise CallTimedOut(f"did not finish within {timeout_s:g} s")
         try:
             reply: tuple[bool, Any] = pickle.loads(self.conn.recv_bytes())
@@ -177,66 +145,38 @@ class _Worker:
             raise WorkerDied("the worker process died") from None
         return reply
 
-    def rehome(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Serve ``loop`` from now on (the previous loop is closed: it watches nothing)."""
-        self.loop, self._watched = loop, False
-
     def kill(self) -> None:
         # Killed, not asked: a call may be running. multiprocessing reaps it (on the next
         # process start, or at exit); the closed pipe ends a worker that survived the signal.
-        # The loop stops watching first: a closed descriptor's number is soon reused.
-        self._unwatch()
         if self.process.is_alive():
             self.process.kill()
         self.conn.close()
 
 
-@dataclass
-class _LoopWorkers:
-    """One event loop's share of the pool: its concurrency limit and its idle workers."""
-
-    slots: asyncio.Semaphore
-    idle: list[_Worker] = field(default_factory=list)
-
-
 class WorkerPool:
-    """Up to ``max_workers`` worker processes for each event loop of this process (a worker is
-    watched by the loop that started it, so it serves that loop only)."""
+    """Up to ``max_workers`` worker processes shared by every event loop of this process."""
 
     def __init__(self, max_workers: int = CHECK_WORKERS) -> None:
         self.max_workers = max_workers
+        self._idle: list[_Worker] = []
         self._lock = threading.Lock()
-        self._loops: dict[asyncio.AbstractEventLoop, _LoopWorkers] = {}
-        self._homeless: list[_Worker] = []  # idle workers whose loop was closed
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._slots = weakref.WeakKeyDictionary()
         self.calls_timed_out = 0
         self.workers_started = 0
 
-    def _of_loop(self) -> _LoopWorkers:
+    def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         with self._lock:
-            workers = self._loops.get(loop)
-            if workers is None:
-                self._forget_closed_loops()
-                workers = self._loops[loop] = _LoopWorkers(asyncio.Semaphore(self.max_workers))
-            return workers
+            if loop not in self._slots:
+                self._slots[loop] = asyncio.Semaphore(self.max_workers)
+            return self._slots[loop]
 
-    def _forget_closed_loops(self) -> None:
-        # A closed loop's idle workers go to the next loop that needs one (tests, and scripts
-        # that call asyncio.run more than once, open loop after loop): starting a worker costs
-        # an interpreter start and mulligan's imports.
-        for loop in [loop for loop in self._loops if loop.is_closed()]:
-            self._homeless += self._loops.pop(loop).idle
-
-    async def _take(self, workers: _LoopWorkers) -> _Worker:
-        if workers.idle:
-            return workers.idle.pop()
-        loop = asyncio.get_running_loop()
+    async def _take(self) -> _Worker:
         with self._lock:
-            homeless = self._homeless.pop() if self._homeless else None
-        if homeless is not None:
-            homeless.rehome(loop)
-            return homeless
-        worker = _Worker(loop)
+            if self._idle:
+                return self._idle.pop()
+            worker = _Worker()
         try:
             await worker.started(WORKER_START_TIMEOUT_S)
         except BaseException:
@@ -245,10 +185,13 @@ class WorkerPool:
         self.workers_started += 1
         return worker
 
+    def _give_back(self, worker: _Worker) -> None:
+        with self._lock:
+            self._idle.append(worker)
+
     async def _call_once(self, timeout_s: float, request: bytes) -> Any:
-        workers = self._of_loop()
-        async with workers.slots:
-            worker = await self._take(workers)
+        async with self._semaphore():
+            worker = await self._take()
             try:
                 ok, value = await worker.call(timeout_s, request)
             except CallTimedOut:
@@ -258,7 +201,7 @@ class WorkerPool:
             except BaseException:
                 worker.kill()  # died, or cancelled while the call may still be running there
                 raise
-            workers.idle.append(worker)
+            self._give_back(worker)
             if not ok:
                 raise value  # the function's own error; the worker is fine
             return value
@@ -277,27 +220,11 @@ class WorkerPool:
         return result
 
     def shutdown(self) -> None:
-        """Stop every idle worker (busy ones are stopped when their call ends or times out);
-        from a thread other than a running loop's, its workers are left to end with the pipe
-        (a loop's selector may only be changed from its own thread)."""
+        """Stop every idle worker (busy ones are stopped when their call ends or times out)."""
         with self._lock:
-            shares = list(self._loops.items())
-            homeless, self._homeless = self._homeless, []
-        for worker in homeless:
+            idle, self._idle = self._idle, []
+        for worker in idle:
             worker.kill()
-        for loop, workers in shares:
-            if loop.is_running() and not _in_loop(loop):
-                continue
-            idle, workers.idle = workers.idle, []
-            for worker in idle:
-                worker.kill()
-
-
-def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
 
 
 _POOL = WorkerPool()
