@@ -27,6 +27,7 @@ per source, solves after a leak) is a metric: ``mulligan.metrics.feedback``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
@@ -90,15 +91,17 @@ _WORDS = re.compile(r"\w+")
 
 def _norm_tokens(text: str) -> list[tuple[str, int, int]]:
     """Lower-cased word tokens with their spans, articles dropped (SQuAD normalisation)."""
-    return [
-        (m.group(0).lower(), m.start(), m.end())
-        for m in _WORDS.finditer(text)
-        if m.group(0).lower() not in _ARTICLES
-    ]
+    tokens = []
+    for m in _WORDS.finditer(text):
+        word = m.group(0).lower()
+        if word not in _ARTICLES:
+            tokens.append((word, m.start(), m.end()))
+    return tokens
 
 
 def _normalize(text: str) -> str:
-    return " ".join(t for t, _, _ in _norm_tokens(text))
+    words = (word.lower() for word in _WORDS.findall(text))
+    return " ".join([word for word in words if word not in _ARTICLES])
 
 
 @functools.lru_cache(maxsize=1024)
@@ -109,22 +112,50 @@ def _normalized_prompt(prompt: str) -> str:
     return f" {_normalize(prompt)} "
 
 
+def _is_word_char(char: str) -> bool:
+    """What ``re``'s ``\\w`` matches in a ``str`` pattern: letters, digits, numerals, ``_``."""
+    return char.isalnum() or char == "_"
+
+
 def _exact_spans(text: str, ref: str) -> list[Span]:
-    left = r"(?<!\w)" if ref[:1].isalnum() or ref[:1] == "_" else ""
-    right = r"(?!\w)" if ref[-1:].isalnum() or ref[-1:] == "_" else ""
-    return [(m.start(), m.end()) for m in re.finditer(left + re.escape(ref) + right, text)]
+    """Non-overlapping occurrences of ``ref``, leftmost first, on word boundaries where ``ref``
+    starts or ends with a word character (what ``re`` finds for ``(?<!\\w)ref(?!\\w)``,
+    without compiling a pattern per reference)."""
+    check_left, check_right = _is_word_char(ref[:1]), _is_word_char(ref[-1:])
+    spans: list[Span] = []
+    start = text.find(ref)
+    while start >= 0:
+        end = start + len(ref)
+        if (not check_left or start == 0 or not _is_word_char(text[start - 1])) and (
+            not check_right or end == len(text) or not _is_word_char(text[end])
+        ):
+            spans.append((start, end))
+            start = text.find(ref, end)
+        else:
+            start = text.find(ref, start + 1)
+    return spans
+
+
+@functools.lru_cache(maxsize=4096)
+def _ref_words(ref: str) -> tuple[str, ...]:
+    """The reference's normalised words, once per reference."""
+    return tuple(t for t, _, _ in _norm_tokens(ref))
 
 
 def _normalized_spans(text: str, ref: str) -> list[Span]:
     """Runs of the text's words equal to all of the reference's words, or >= 75% of them."""
-    ref_words = [t for t, _, _ in _norm_tokens(ref)]
+    ref_words = _ref_words(ref)
     if not ref_words:
         return []
     tokens = _norm_tokens(text)
     need = len(ref_words) if len(ref_words) < 2 else max(2, math.ceil(0.75 * len(ref_words)))
     spans: list[Span] = []
-    # Longest common run of words starting at each text position, against each ref position.
+    vocabulary = frozenset(ref_words)
+    # Longest common run of words starting at each text position, against each ref position
+    # (a run can only start at a word of the reference: the others are skipped at once).
     for i in range(len(tokens)):
+        if tokens[i][0] not in vocabulary:
+            continue
         for j in range(len(ref_words)):
             k = 0
             while (
@@ -199,8 +230,11 @@ def _numeric_spans(text: str, ref: float) -> list[Span]:
     return spans
 
 
-def _prompt_numbers(prompt: str) -> list[float]:
-    return [v for v in (_to_float(m.group(0)) for m in _NUMBER.finditer(prompt)) if v is not None]
+@functools.lru_cache(maxsize=1024)
+def _prompt_numbers(prompt: str) -> tuple[float, ...]:
+    """The numbers a task prompt shows, once per task (as :func:`_normalized_prompt`)."""
+    numbers = (_to_float(m.group(0)) for m in _NUMBER.finditer(prompt))
+    return tuple(v for v in numbers if v is not None)
 
 
 # --- option letters ----------------------------------------------------------------------------
@@ -209,17 +243,12 @@ def _prompt_numbers(prompt: str) -> list[float]:
 _LETTER_END = re.compile(r"\s*(?:[.,;:!?\)\]\"'`*]|</solution>|$)")
 
 
-def _letter_spans(text: str, letter: str) -> list[Span]:
-    """Spans where ``letter`` is named as the chosen option (not used as a word).
-
-    Patterns: "option C" / "choice (c)", "the answer is C", "<solution> c </solution>",
-    "(C)", "C)", "C is correct". The bare parenthesised forms count in upper case only ("(c)"
-    is more often an enumeration), and a lower-case letter after "answer is"/"option" must end
-    its phrase ("the answer is a bit off" is English).
-    """
-    up = letter.upper()
-    cased = rf"(?P<l>[{up}{letter.lower()}])"
-    patterns: list[tuple[str, bool, bool]] = [  # (pattern, upper case only, must end phrase)
+@functools.lru_cache(maxsize=64)
+def _letter_patterns(letter: str) -> tuple[tuple[re.Pattern[str], bool, bool], ...]:
+    """The patterns of :func:`_letter_spans` for one letter, compiled once:
+    ``(pattern, upper case only, must end its phrase)``."""
+    cased = rf"(?P<l>[{letter.upper()}{letter.lower()}])"
+    patterns: list[tuple[str, bool, bool]] = [
         (rf"\b(?:option|choice|letter)\s*[:#]?\s*[\(\[]?{cased}[\)\]]?(?!\w)", False, True),
         (
             rf"\b(?:answer|solution)\b[^.!?\n]{{0,20}}?(?:\bis\b|\bbe\b|=|:)\s*[\"'`*]*\s*"
@@ -237,9 +266,21 @@ def _letter_spans(text: str, letter: str) -> list[Span]:
             False,
         ),
     ]
+    return tuple((re.compile(p, re.IGNORECASE), upper, end) for p, upper, end in patterns)
+
+
+def _letter_spans(text: str, letter: str) -> list[Span]:
+    """Spans where ``letter`` is named as the chosen option (not used as a word).
+
+    Patterns: "option C" / "choice (c)", "the answer is C", "<solution> c </solution>",
+    "(C)", "C)", "C is correct". The bare parenthesised forms count in upper case only ("(c)"
+    is more often an enumeration), and a lower-case letter after "answer is"/"option" must end
+    its phrase ("the answer is a bit off" is English).
+    """
+    up = letter.upper()
     spans: list[Span] = []
-    for pattern, upper_only, must_end in patterns:
-        for m in re.finditer(pattern, text, flags=re.IGNORECASE):
+    for pattern, upper_only, must_end in _letter_patterns(letter):
+        for m in pattern.finditer(text):
             found = m.group("l")
             if upper_only and found != up:
                 continue
@@ -285,8 +326,14 @@ def secret_code(task: Task) -> str:
     gold solution is the prompt's stub plus the canonical body), then every line that occurs in
     the prompt.
     """
-    gold = task.gold_solution.replace("\r\n", "\n")
-    prompt = task.prompt.replace("\r\n", "\n")
+    return _secret_code(task.gold_solution, task.prompt)
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_code(gold_solution: str, task_prompt: str) -> str:
+    """:func:`secret_code` of these texts, once per task (it searches the prompt repeatedly)."""
+    gold = gold_solution.replace("\r\n", "\n")
+    prompt = task_prompt.replace("\r\n", "\n")
     lo, hi = 0, len(gold)
     while lo < hi:  # binary search: "gold[:n] occurs in the prompt" holds up to some n
         mid = (lo + hi + 1) // 2
@@ -301,30 +348,32 @@ def secret_code(task: Task) -> str:
     return _strip_comments("\n".join(kept))
 
 
+@functools.lru_cache(maxsize=1024)
+def _secret_parts(secret: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """The secret code's telling lines (normalised, long enough) and its token 4-grams, once
+    per task."""
+    lines = tuple(
+        _norm_line(line) for line in secret.splitlines() if len(line.strip()) >= _MIN_LINE_CHARS
+    )
+    words = _CODE_TOKEN.findall(secret)
+    grams = tuple(tuple(words[i : i + _NGRAM]) for i in range(len(words) - _NGRAM + 1))
+    return lines, grams
+
+
 def _code_spans(text: str, secret: str, known: Sequence[str], threshold: float) -> list[Span]:
     """Spans of ``text`` that copy ``secret``, if the copied share reaches ``threshold``."""
     known_lines = {_norm_line(line) for k in known for line in k.splitlines()}
-    lines = [
-        _norm_line(line)
-        for line in secret.splitlines()
-        if len(line.strip()) >= _MIN_LINE_CHARS and _norm_line(line) not in known_lines
-    ]
+    secret_lines, secret_grams = _secret_parts(secret)
+    lines = [line for line in secret_lines if line not in known_lines]
     tokens = list(_CODE_TOKEN.finditer(text))
     words = [m.group(0) for m in tokens]
-    secret_words = _CODE_TOKEN.findall(secret)
     known_grams = {
         tuple(ws[i : i + _NGRAM])
         for k in known
         for ws in [_CODE_TOKEN.findall(k)]
         for i in range(len(ws) - _NGRAM + 1)
     }
-    grams = [
-        g
-        for g in (
-            tuple(secret_words[i : i + _NGRAM]) for i in range(len(secret_words) - _NGRAM + 1)
-        )
-        if g not in known_grams
-    ]
+    grams = [g for g in secret_grams if g not in known_grams]
     text_grams: dict[tuple[str, ...], list[int]] = {}
     for i in range(len(words) - _NGRAM + 1):
         text_grams.setdefault(tuple(words[i : i + _NGRAM]), []).append(i)
@@ -356,10 +405,12 @@ def _code_spans(text: str, secret: str, known: Sequence[str], threshold: float) 
 
 
 def _weak_string(ref: str, task: Task) -> bool:
+    # `` <normalised prompt> `` contains the normalised reference exactly when the prompt
+    # without the padding does (a normalised text neither starts nor ends with a space).
     return (
         len(ref) <= 3
         or ref.lower() in ("true", "false", "yes", "no")
-        or _normalize(ref) in _normalize(task.prompt)
+        or _normalize(ref) in _normalized_prompt(task.prompt)
     )
 
 
@@ -388,14 +439,38 @@ def find_leaks(
     """
     if not text.strip():
         return LeakReport(LeakFlags())
+    if task.category == "code_generation":
+        return _code_leaks(text, task, known_code, code_threshold)
+    # A text task's report depends on the text and the task alone, and rule-based feedback
+    # repeats one text for every turn of an episode ("Your answer is wrong."): remembered.
+    key = (text, id(task))
+    remembered = _REPORTS.get(key)
+    if remembered is not None and remembered[0] is task:
+        return remembered[1]
+    report = _text_leaks(text, task)
+    _REPORTS[key] = (task, report)  # holds the task: its id is not reused while remembered
+    if len(_REPORTS) > _REPORTS_KEPT:
+        with contextlib.suppress(KeyError, StopIteration):  # another thread evicted it first
+            del _REPORTS[next(iter(_REPORTS))]
+    return report
+
+
+_REPORTS: dict[tuple[str, int], tuple[Task, LeakReport]] = {}
+_REPORTS_KEPT = 4096
+
+
+def _code_leaks(
+    text: str, task: Task, known_code: Sequence[str], code_threshold: float
+) -> LeakReport:
+    """:func:`find_leaks` for a code task: against the secret part of its gold solution."""
+    found = _code_spans(text, secret_code(task), known_code, code_threshold)
+    return LeakReport(LeakFlags(code=bool(found)), _merge(found))
+
+
+def _text_leaks(text: str, task: Task) -> LeakReport:
+    """:func:`find_leaks` for a task that is not code (its rules need no ``known_code``)."""
     spans: list[Span] = []
     flags: dict[str, bool] = {}
-    if task.category == "code_generation":
-        found = _code_spans(text, secret_code(task), known_code, code_threshold)
-        flags["code"] = bool(found)
-        spans += found
-        return LeakReport(LeakFlags(**flags), _merge(spans))
-
     ref = task.reference.strip()
     letter = _is_option_letter(task)
     if letter is not None:

@@ -46,6 +46,9 @@ _ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     autoescape=False,  # plain-text prompts, never HTML
+    # The package's templates do not change under a running process: no stat() of the file
+    # for every rendering (one per episode) to see whether it did.
+    auto_reload=False,
 )
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 from mulligan.config import ConfigError, RunConfig
 from mulligan.episode import SandboxProvider, failed_episode, run_episode
 from mulligan.events import Episode
+from mulligan.models.base import GenerateParams
 from mulligan.tasks import Task
 
 if TYPE_CHECKING:
@@ -45,12 +46,12 @@ async def episode_with(
     episode becomes a failed episode, so one task's failure never fails another's."""
     sandboxes = components.sandboxes
     assert sandboxes is not None  # started before the first episode
-    config_hash = config.config_hash()
+    config_hash, params = _per_run(config)
     try:
         return await run_episode(
             task=task,
             policy=components.policy,
-            params=config.generate_params(),
+            params=params,
             checker=components.checker(task.checker),
             sandboxes=sandboxes,
             feedback=components.feedback,
@@ -71,6 +72,19 @@ async def episode_with(
             epoch=epoch,
             error=exc,
         )
+
+
+_PER_RUN: list[tuple[RunConfig, str, GenerateParams]] = []
+
+
+def _per_run(config: RunConfig) -> tuple[str, GenerateParams]:
+    """``config``'s hash and generation parameters, computed once per run rather than once per
+    episode (the hash dumps and sorts every option: about 1 ms). ``RunConfig`` is frozen, so
+    the same object always has the same values."""
+    if not _PER_RUN or _PER_RUN[0][0] is not config:
+        _PER_RUN[:] = [(config, config.config_hash(), config.generate_params())]
+    _, config_hash, params = _PER_RUN[0]
+    return config_hash, params
 
 
 def make_executor(

@@ -209,20 +209,19 @@ def _from_module(code: str, task: Task, setup: str, entry: str | None) -> TaskTe
 def _statements(body: list[ast.stmt], rename: tuple[str, str] | None) -> tuple[TestStatement, ...]:
     out: list[TestStatement] = []
     for index, stmt in enumerate(body):
-        shown = _Rename(*rename).visit(_copy(stmt)) if rename else stmt
+        # Unparsed once: the code is also what the renamed copy is parsed from, and the display
+        # when nothing is renamed (planning runs once per task, but a task's first episode pays).
+        code = ast.unparse(stmt)
+        display = ast.unparse(_Rename(*rename).visit(_copy(code))) if rename else code
         out.append(
-            TestStatement(
-                index=index,
-                code=ast.unparse(stmt),
-                display=ast.unparse(shown),
-                is_test=_has_assert(stmt),
-            )
+            TestStatement(index=index, code=code, display=display, is_test=_has_assert(stmt))
         )
     return tuple(out)
 
 
-def _copy(node: ast.stmt) -> ast.stmt:
-    return ast.parse(ast.unparse(node)).body[0]
+def _copy(code: str) -> ast.stmt:
+    """A fresh tree of one statement's unparsed ``code`` (renaming rewrites it in place)."""
+    return ast.parse(code).body[0]
 
 
 # --- literals the parent evaluates -------------------------------------------------------------

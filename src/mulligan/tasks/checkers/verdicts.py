@@ -5,6 +5,9 @@ process under a time limit."""
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import functools
 import pickle
 from abc import ABC, abstractmethod
 
@@ -41,11 +44,38 @@ def shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _judge_pickled(checker_and_task: bytes, answer: str) -> CheckResult:
-    """Runs in a check worker: unpickle (checker, task) and judge."""
-    checker, task = pickle.loads(checker_and_task)
-    result: CheckResult = checker.judge(answer, task)
+def _judge_pickled(checker: bytes, task: bytes, answer: str) -> CheckResult:
+    """Runs in a check worker: unpickle the checker and the task, and judge."""
+    result: CheckResult = pickle.loads(checker).judge(answer, _unpickled_task(task))
     return result
+
+
+@functools.lru_cache(maxsize=256)
+def _unpickled_task(payload: bytes) -> Task:
+    """A task as the worker received it, unpickled once (a task's every turn sends the same
+    bytes; hashing them costs far less than building the task again). Tasks are frozen."""
+    task: Task = pickle.loads(payload)
+    return task
+
+
+_TASK_PAYLOADS: collections.OrderedDict[int, tuple[Task, bytes]] = collections.OrderedDict()
+_TASK_PAYLOADS_KEPT = 1024
+
+
+def _task_payload(task: Task) -> bytes:
+    """``task`` pickled, once per task object rather than once per check (the task, with its
+    prompt, is most of what goes to the worker). Keyed by identity: a ``Task`` is frozen, and
+    the entry holds the task, so its ``id`` is not reused while the entry lives."""
+    entry = _TASK_PAYLOADS.get(id(task))
+    if entry is not None and entry[0] is task:
+        with contextlib.suppress(KeyError):  # another thread may have evicted it meanwhile
+            _TASK_PAYLOADS.move_to_end(id(task))
+        return entry[1]
+    payload = pickle.dumps(task)
+    _TASK_PAYLOADS[id(task)] = (task, payload)
+    if len(_TASK_PAYLOADS) > _TASK_PAYLOADS_KEPT:
+        _TASK_PAYLOADS.popitem(last=False)
+    return payload
 
 
 def timed_out(limit_s: float) -> CheckResult:
@@ -73,13 +103,13 @@ class TextChecker(ABC):
         if rejected is not None:
             return rejected
         try:
-            payload = pickle.dumps((self, task))
+            payload = (pickle.dumps(self), _task_payload(task))
         except (pickle.PicklingError, TypeError, AttributeError):
             payload = None
         if payload is None or type(self).__module__ == "__main__":
             return await self._judge_in_thread(answer, task)
         try:
-            return await check_workers().call(self.timeout_s, _judge_pickled, payload, answer)
+            return await check_workers().call(self.timeout_s, _judge_pickled, *payload, answer)
         except CallTimedOut:
             return timed_out(self.timeout_s)
         except WorkerDied:
