@@ -344,6 +344,11 @@ class Episode(BaseModel):
         default_factory=list,
         description="imported episodes: what of the logged record was irregular (empty if none)",
     )
+    task_digest: str | None = Field(
+        default=None,
+        description="the digest of the task the episode ran on (tasks.base.Task.digest), so a "
+        "resumed run can tell a changed task; None in imported episodes and older stores",
+    )
 
     @property
     def id(self) -> str:
