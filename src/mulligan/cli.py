@@ -358,9 +358,6 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
     and the command that resumes is printed. Python's default for SIGTERM is to die at once,
     leaving all of that behind. The handler passes the signal to SIGINT's handler, which inside
     ``asyncio.run`` cancels the main task (a second one stops at once, as a second Ctrl-C)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         handler = signal.getsignal(signal.SIGINT)
@@ -368,11 +365,17 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
             raise KeyboardInterrupt
         handler(signal.SIGINT, frame)
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (embedded): only the main thread sets handlers
+        installed = False
+    else:
+        installed = True
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if installed:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _print_isolation(mode: str, weak: bool) -> None:
