@@ -17,7 +17,7 @@ from mulligan.engine import execute_run
 from mulligan.engine.task_digests import TasksChangedError
 from mulligan.store import RunStore
 from mulligan.tasks import Task
-from mulligan.tasks.base import selection_digest
+from mulligan.tasks.base import selection_digest, task_digests
 
 
 def _task(**changes: Any) -> Task:
@@ -45,8 +45,9 @@ def test_a_digest_covers_what_is_seen_and_judged_not_where_data_lies() -> None:
     elsewhere = {"game_file": "/b/game.tw-pddl", "alfworld_data": "/b"}
     assert _task(metadata=moved).digest() == _task(metadata=elsewhere).digest()
     other = _task(id="2")
-    assert selection_digest([same, other]) == selection_digest([other, same])
-    assert selection_digest([same, other]) != selection_digest([same, _task(id="2", prompt="?")])
+    both = selection_digest(task_digests([same, other]))
+    assert both == selection_digest(task_digests([other, same]))
+    assert both != selection_digest(task_digests([same, _task(id="2", prompt="?")]))
 
 
 def _write(path: Path, references: dict[str, str]) -> Path:

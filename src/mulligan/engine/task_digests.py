@@ -22,14 +22,14 @@ scan only when the selection changed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mulligan.config import ConfigError
 from mulligan.store import RunStore
 from mulligan.tasks import Task
-from mulligan.tasks.base import selection_digest
+from mulligan.tasks.base import selection_digest, task_digests
 
 MANIFEST_KEY = "tasks_digest"
 _SHOWN = 5  # changed tasks named in the error
@@ -39,10 +39,12 @@ class TasksChangedError(ConfigError):
     """A resumed run's finished episodes ran on tasks that are not the same now."""
 
 
-def changed_tasks(store: RunStore, tasks: Sequence[Task]) -> tuple[list[str], list[str]]:
+def changed_tasks(
+    store: RunStore, current: Mapping[tuple[str, str], str]
+) -> tuple[list[str], list[str]]:
     """(tasks whose content changed, tasks no longer selected), as ``suite/id``, among those
-    with a finished episode that recorded its task's digest."""
-    current = {(t.suite, t.id): t.digest() for t in tasks}
+    with a finished episode that recorded its task's digest (``current``: the selected tasks'
+    digests now, :func:`~mulligan.tasks.base.task_digests`)."""
     changed: set[str] = set()
     gone: set[str] = set()
     for suite, task_id, digest in store.finished_task_digests():
@@ -62,10 +64,11 @@ def check_resumed_tasks(
     """The selection digest of ``tasks`` (for the manifest's ``tasks_digest``); raises
     :class:`TasksChangedError` when a finished episode of the stored run (``manifest``: its
     manifest, empty for a new run) ran on a task that changed."""
-    digest = selection_digest(tasks)
+    current = task_digests(tasks)
+    digest = selection_digest(current)
     if not manifest or manifest.get(MANIFEST_KEY) == digest:
         return digest
-    changed, gone = changed_tasks(store, tasks)
+    changed, gone = changed_tasks(store, current)
     if changed or gone:
         raise TasksChangedError(_message(changed, gone, out))
     return digest

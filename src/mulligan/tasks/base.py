@@ -67,11 +67,16 @@ LOCATION_METADATA = frozenset({"game_file", "alfworld_data"})
 out of :meth:`Task.digest`: a data directory moved or mounted elsewhere is the same task."""
 
 
-def selection_digest(tasks: Iterable[Task]) -> str:
-    """One digest of a whole selection of tasks (their keys and :meth:`Task.digest`), in any
-    order: a run's manifest keeps it, so an unchanged selection is recognised without
-    comparing task by task."""
-    lines = sorted(f"{t.suite}\x00{t.id}\x00{t.digest()}" for t in tasks)
+def task_digests(tasks: Iterable[Task]) -> dict[tuple[str, str], str]:
+    """Each task's :meth:`Task.digest` by its key (suite, id)."""
+    return {(t.suite, t.id): t.digest() for t in tasks}
+
+
+def selection_digest(digests: Mapping[tuple[str, str], str]) -> str:
+    """One digest of a whole selection of tasks (their keys and digests, from
+    :func:`task_digests`), in any order: a run's manifest keeps it, so an unchanged selection is
+    recognised without comparing task by task."""
+    lines = sorted(f"{suite}\x00{task_id}\x00{d}" for (suite, task_id), d in digests.items())
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
