@@ -106,6 +106,21 @@ def _malformed_row(t: Path, good: Path) -> None:
     db.close()
 
 
+def _task_changed(t: Path, good: Path) -> None:
+    """One finished episode ran on another version of its task (as after a task file was
+    edited, or data pulled again with other contents): its recorded task digest differs."""
+    _copy_run(t, good)
+    db = sqlite3.connect(t / "run" / DB_NAME)
+    (episode_id,) = db.execute("SELECT episode_id FROM episodes ORDER BY task_id").fetchone()
+    db.execute(
+        "UPDATE episodes SET record=json_set(record, '$.task_digest', ?) WHERE episode_id=?",
+        ("0" * 32, episode_id),
+    )
+    db.execute("UPDATE runs SET manifest=json_set(manifest, '$.tasks_digest', 'older')")
+    db.commit()
+    db.close()
+
+
 def _read_only_copy(t: Path, good: Path) -> None:
     shutil.copytree(good, t / "ro" / "run")
 
@@ -215,6 +230,7 @@ def _store_cases() -> list[Case]:
         Case("--resume: random bytes", resume, prepare=_random_bytes),
         Case("--resume: truncated", resume, prepare=_truncated),
         Case("--resume: one malformed row", resume, expect=0, prepare=_malformed_row),
+        Case("--resume: a finished task changed", resume, prepare=_task_changed),
         Case(
             "report: read-only copy",
             ("report", "{T}/ro/run"),

@@ -24,7 +24,7 @@ from mulligan.events import (
     ModelCallEvent,
     ObservationEvent,
 )
-from mulligan.metrics import branch_summary
+from mulligan.metrics import branch_summary, cost_per_solved
 from mulligan.models import CallContext, Completion, GenerateParams
 from mulligan.store import RunStore
 from mulligan.tasks import Task, load_tasks
@@ -49,7 +49,12 @@ class Recorder:
         key = (context.task.id, context.epoch, context.turn)
         self.seen[key] = json.dumps([m.model_dump() for m in messages])
         self.seeds[key] = params.seed
-        return Completion(text=self.reply(context, params), model=self.name)
+        # Usage on every call, so that a fork run's accounting can be told apart (a branch
+        # counts only the calls it made).
+        return Completion(
+            text=self.reply(context, params), model=self.name, prompt_tokens=100,
+            completion_tokens=10,
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         return None
@@ -128,6 +133,10 @@ async def test_every_branch_sees_its_parents_context_byte_for_byte(
         assert not [e for e in b.events if isinstance(e, ErrorEvent)]
         replayed = [e for e in b.events if isinstance(e, ModelCallEvent) and e.turn <= 2]
         assert [e.model.startswith("replay/") for e in replayed] == [True, True]
+        # The replayed calls keep the parent's usage in the events; the branch counts only
+        # its own call (turn 3), since the source run paid for the prefix.
+        assert [(e.prompt_tokens, b.is_replayed(e)) for e in replayed] == [(100, True)] * 2
+        assert (b.prompt_tokens, b.completion_tokens) == (100, 10)
         assert next(e.content for e in b.events if isinstance(e, ObservationEvent)) == "42"
     seeds = {child.seeds[(b.key.task_id, b.key.epoch, 3)] for b in branches}
     assert len(seeds) == 9  # the branch index is in every seed
@@ -135,6 +144,9 @@ async def test_every_branch_sees_its_parents_context_byte_for_byte(
     for b in branches:
         outcomes[b.key.task_id].add(b.success)
     assert any(len(o) == 2 for o in outcomes.values())  # siblings that disagree: a pair
+    usage = cost_per_solved(branches)
+    assert (usage.by_role["policy"].calls, usage.replayed_calls) == (9, 18)
+    assert usage.by_role["policy"].prompt_tokens == 900
     found = branch_summary(branches)
     assert found is not None and (found.groups, found.branches) == (3, 9)
     solved = {t: sum(b.success for b in branches if b.key.task_id == t) for t in outcomes}

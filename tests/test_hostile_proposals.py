@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mulligan.sandbox import SandboxLimits, SandboxPool
-from mulligan.sandbox.repl import program_wall_s
+from mulligan.sandbox.repl import Sandbox, program_wall_s
 from mulligan.tasks import ProgramResult, Task
 from mulligan.tasks.checkers.code import PythonTestsChecker
 
@@ -49,6 +49,60 @@ def mbpp_task() -> Task:
         gold_solution="def max(a, b):\n    return a * b\n",
         metadata={"test_list": tests, "test_setup_code": ""},
     )
+
+
+# The PID namespaces of the sandboxes this test process started (``_record_namespaces``):
+# the leftover-process check looks only inside them, so the sandboxes of other test runs on the
+# machine (and their orphans) never count.
+_NAMESPACES: set[str] = set()
+
+
+def _pid_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as file:
+            return next(int(ln.split()[1]) for ln in file if ln.startswith("PPid:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def _descendants(root: int) -> list[int]:
+    parents = {int(n): _parent(int(n)) for n in os.listdir("/proc") if n.isdigit()}
+    found, frontier = [], {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier}
+        found += frontier
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _record_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record the PID namespace of every sandbox worker started (or restarted) in this test.
+
+    The pool requires bubblewrap (no weak isolation allowed), which gives each worker a PID
+    namespace of its own: every process a program starts lives in it, however it detaches
+    (a new session, a double fork), and dies with it. So "no process left in our sandboxes'
+    namespaces" is exactly "nothing the programs started outlives them"."""
+    _NAMESPACES.clear()
+    spawn = Sandbox._spawn
+    ours = _pid_namespace(os.getpid())
+
+    async def recording(self: Sandbox) -> None:
+        await spawn(self)
+        worker = self._worker
+        if worker is not None:
+            for pid in _descendants(worker.process.pid):
+                namespace = _pid_namespace(pid)
+                if namespace is not None and namespace != ours:
+                    _NAMESPACES.add(namespace)
+
+    monkeypatch.setattr(Sandbox, "_spawn", recording)
 
 
 @pytest.fixture
@@ -159,37 +213,38 @@ HOSTILE: dict[str, str] = {
 
 
 def _sandbox_processes() -> list[int]:
-    """Our processes that run the child bootstrap (a program the sandbox started)."""
+    """Processes in this test's sandboxes' PID namespaces that run the child bootstrap (a
+    program the sandbox started), zombies aside."""
+    assert _NAMESPACES, "no sandbox PID namespace recorded: the check would see nothing"
     found = []
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or _pid_namespace(int(name)) not in _NAMESPACES:
             continue
         try:
             with open(f"/proc/{name}/cmdline", "rb") as file:
                 argv = file.read().split(b"\0")
-        except OSError:
+            with open(f"/proc/{name}/status") as file:
+                state = next(ln.split()[1] for ln in file if ln.startswith("State:"))
+        except (OSError, StopIteration):
             continue
-        if any(arg.endswith(b"_run(_source)\n") and len(arg) < 4000 for arg in argv):
+        if state not in ("Z", "X") and any(
+            arg.endswith(b"_run(_source)\n") and len(arg) < 4000 for arg in argv
+        ):
             found.append(int(name))
-    # Only this test process's own sandboxes: other test runs on the machine have theirs.
-    return [pid for pid in found if _descends_from_us(pid)]
+    return found
 
 
-def _descends_from_us(pid: int) -> bool:
-    """Started by this process, or an orphan (adopted by init: whose it was is unknown)."""
-    me = os.getpid()
-    for step in range(64):
-        try:
-            with open(f"/proc/{pid}/status") as file:
-                ppid = next(int(ln.split()[1]) for ln in file if ln.startswith("PPid:"))
-        except (OSError, StopIteration, ValueError):
-            return True  # gone or unreadable while we looked: count it, to be safe
-        if ppid == me or (ppid <= 1 and step == 0):
-            return True
-        if ppid <= 1:
-            return False
-        pid = ppid
-    return True
+async def test_leftover_check_sees_a_running_program(pool: SandboxPool) -> None:
+    """The check below is not vacuous: a program still running is found."""
+    running = asyncio.ensure_future(pool.run_program("import time\ntime.sleep(60)", 60.0))
+    try:
+        deadline = time.monotonic() + 30
+        while not _sandbox_processes() and time.monotonic() < deadline and not running.done():
+            await asyncio.sleep(0.05)
+        assert _sandbox_processes()
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))

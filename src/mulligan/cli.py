@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -34,6 +36,9 @@ except ImportError:  # pragma: no cover
     from click.exceptions import UsageError  # type: ignore[assignment,no-redef,import-not-found,unused-ignore]
 
 if TYPE_CHECKING:  # the commands import what they use when run, so --help stays fast
+    from collections.abc import Iterator
+    from types import FrameType
+
     from mulligan.config import RunConfig
     from mulligan.engine import RunOutcome
     from mulligan.events import Episode
@@ -328,7 +333,7 @@ def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
     from mulligan.engine import execute_run
 
     try:
-        with display.bar:
+        with display.bar, _sigterm_as_ctrl_c():
             return asyncio.run(
                 execute_run(
                     cfg, resume=resume, on_start=display.on_start, on_episode=display.on_episode
@@ -344,6 +349,33 @@ def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
             f"{command}",
             130,
         ) from exc
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``kill``, a batch system's stop, a test's timeout) ends a run as Ctrl-C does:
+    episodes in flight are cancelled, their sandboxes killed and scratch directories removed,
+    and the command that resumes is printed. Python's default for SIGTERM is to die at once,
+    leaving all of that behind. The handler passes the signal to SIGINT's handler, which inside
+    ``asyncio.run`` cancels the main task (a second one stops at once, as a second Ctrl-C)."""
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if not callable(handler):  # SIG_IGN or SIG_DFL: interrupt all the same
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (embedded): only the main thread sets handlers
+        installed = False
+    else:
+        installed = True
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _print_isolation(mode: str, weak: bool) -> None:

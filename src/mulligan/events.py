@@ -344,6 +344,11 @@ class Episode(BaseModel):
         default_factory=list,
         description="imported episodes: what of the logged record was irregular (empty if none)",
     )
+    task_digest: str | None = Field(
+        default=None,
+        description="the digest of the task the episode ran on (tasks.base.Task.digest), so a "
+        "resumed run can tell a changed task; None in imported episodes and older stores",
+    )
 
     @property
     def id(self) -> str:
@@ -360,13 +365,28 @@ class Episode(BaseModel):
 
     @property
     def prompt_tokens(self) -> int:
-        """Prompt tokens of all model calls (policy and feedback/judge roles)."""
-        return sum(e.prompt_tokens for e in self.events if isinstance(e, ModelCallEvent))
+        """Prompt tokens of the model calls this episode made (policy and feedback/judge roles;
+        a fork branch's replayed calls excluded, see :meth:`is_replayed`)."""
+        return sum(e.prompt_tokens for e in self.own_calls())
 
     @property
     def completion_tokens(self) -> int:
-        """Completion tokens of all model calls (policy and feedback/judge roles)."""
-        return sum(e.completion_tokens for e in self.events if isinstance(e, ModelCallEvent))
+        """Completion tokens of the model calls this episode made (as :attr:`prompt_tokens`)."""
+        return sum(e.completion_tokens for e in self.own_calls())
+
+    def is_replayed(self, call: ModelCallEvent) -> bool:
+        """Whether ``call`` is a fork branch's replay of its parent's call, not one it made: a
+        branch's policy calls before its branch turn are answered from the source run's log
+        (``engine/fork.py``), which paid for them. They stay in the events, since they are
+        part of the exact message lists; usage and cost leave them out."""
+        return (
+            self.branch_turn is not None and call.role == "policy" and call.turn < self.branch_turn
+        )
+
+    def own_calls(self) -> list[ModelCallEvent]:
+        """The model calls this episode made itself, in order (:meth:`is_replayed` ones left
+        out): what its usage and cost count."""
+        return [e for e in self.events if isinstance(e, ModelCallEvent) and not self.is_replayed(e)]
 
     def conversation(self) -> list[Message]:
         """The policy's conversation: the first prompt's messages, then every

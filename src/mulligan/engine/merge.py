@@ -128,6 +128,8 @@ def _manifest(sources: list[_Source], run_id: str, missing: list[str]) -> dict[s
     """The first shard's manifest, made the merged run's: the whole task set, the counters
     summed, and where each shard came from."""
     manifest = json.loads(json.dumps(sources[0].run.manifest))
+    # The first shard's selection digest is not the merged run's: a resume checks per episode.
+    manifest.pop("tasks_digest", None)
     counters: dict[str, Counter[str]] = {}
     for source in sources:
         for name, counts in source.run.manifest.get("counters", {}).items():

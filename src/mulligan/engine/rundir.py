@@ -7,6 +7,8 @@ directory named. A resumed run must have the result-defining options it was made
 that ``--limit`` may be raised: samples are nested (the first N tasks, or a prefix of the seeded
 order), so the episodes already stored are part of the larger run. Lowering it is refused: the
 stored episodes beyond the new limit would stay in the report.
+Nor may the tasks of its finished episodes have changed since they ran (a task file edited,
+data pulled again with other contents): :mod:`mulligan.engine.task_digests` compares digests.
 
 ``manifest.json`` (beside ``mulligan.sqlite``, which holds the same manifest) says what a reader
 needs to reproduce the run; at the end of each invocation it also gets the counters the run's
@@ -34,6 +36,8 @@ from typing import Any
 
 from mulligan import __version__
 from mulligan.config import ConfigError, RunConfig, result_options
+from mulligan.engine.task_digests import MANIFEST_KEY as TASKS_DIGEST
+from mulligan.engine.task_digests import check_resumed_tasks
 from mulligan.errors import MulliganError
 from mulligan.feedback import template_versions
 from mulligan.models.openai_compat import redact_url_credentials
@@ -261,9 +265,14 @@ class RunDir:
             if existing is None
             else existing.run_id
         )
+        # Before anything is written: a finished episode whose task changed since refuses it.
+        digest = check_resumed_tasks(
+            self.store, existing.manifest if existing else {}, tasks, config.execution.out
+        )
         manifest = build_manifest(
             config, run_id, tasks, isolation, model_identity, weak=weak, fork=fork
         )
+        manifest[TASKS_DIGEST] = digest
         if existing is None:
             self.store.create_run(run_id, config.config_hash(), manifest)
         else:

@@ -257,6 +257,7 @@ async def _drain(
                     epoch=epoch,
                     error=exc,
                 )
+            episode.task_digest = task.digest()  # what a resume compares (task_digests.py)
             rundir.store.save_episode(episode)
             outcome.count(episode)
             if on_episode:

@@ -8,6 +8,11 @@ cost_i summed over the episode's model calls of the chosen roles (policy, feedba
 = prompt + completion tokens, seconds = ``latency_s``, money = ``cost_usd``. Unsolved episodes
 add to the numerator only: their spending is the price of the successes. C is undefined (None)
 when nothing was solved.
+
+A fork run's branches replay their parents' first turns from the source run's log
+(``engine/fork.py``): those policy calls are in the branch's events (they are part of the exact
+message lists) but were paid by the source run, so nothing here counts them
+(:meth:`Episode.is_replayed`); ``replayed_calls`` says how many were left out.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class CostSummary(BaseModel):
     solved: int
     roles: list[ModelRole]
     by_role: dict[str, CostTotals]
+    replayed_calls: int = 0  # fork branches' replayed prefix calls, not counted
     tokens_per_solved: Estimate
     seconds_per_solved: Estimate
     usd_per_solved: Estimate
@@ -68,10 +74,14 @@ def cost_per_solved(
     seconds: list[float] = []
     usd: list[float] = []
     solved: list[float] = []
+    replayed = 0
     for episode in episodes:
         ep_tokens = ep_seconds = ep_usd = 0.0
         for event in episode.events:
             if not isinstance(event, ModelCallEvent):
+                continue
+            if episode.is_replayed(event):  # the source run paid for it
+                replayed += 1
                 continue
             by_role.setdefault(event.role, CostTotals()).add(event)
             if event.role in roles:
@@ -87,6 +97,7 @@ def cost_per_solved(
         solved=int(sum(solved)),
         roles=sorted(roles),
         by_role=dict(sorted(by_role.items())),
+        replayed_calls=replayed,
         tokens_per_solved=ratio_estimate(tokens, solved, bootstrap),
         seconds_per_solved=ratio_estimate(seconds, solved, bootstrap),
         usd_per_solved=ratio_estimate(usd, solved, bootstrap),

@@ -284,8 +284,9 @@ def _compact(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def episode_cost(episode: Episode) -> tuple[int, float, float]:
-    """(tokens, model seconds, USD) over all of the episode's model calls."""
-    calls = [e for e in episode.events if isinstance(e, ModelCallEvent)]
+    """(tokens, model seconds, USD) over the model calls the episode made (a fork branch's
+    replayed prefix calls were the source run's: ``Episode.is_replayed``)."""
+    calls = episode.own_calls()
     return (
         sum(c.prompt_tokens + c.completion_tokens for c in calls),
         sum(c.latency_s for c in calls),

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mulligan.sandbox.limits import SandboxError, SandboxLimits
+from mulligan.sandbox.scratch import create_scratch, release_scratch, remove_abandoned
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +83,13 @@ class IsolationMode:
 
 @dataclass
 class WorkerIdentity:
-    """What belongs to one sandbox across worker restarts: its scratch directory and uid."""
+    """What belongs to one sandbox across worker restarts: its scratch directory and uid, and
+    the scratch directory's owner file and its locked descriptor (``sandbox/scratch.py``)."""
 
     scratch: str
     uid: int | None
+    owner: str | None = None
+    owner_fd: int | None = None
 
     @property
     def gid(self) -> int | None:
@@ -145,17 +149,22 @@ def new_identity(mode: IsolationMode) -> WorkerIdentity:
         # directory on the way is one the worker can enter.
         parent = "/tmp"
     uid = _allocate_uid() if mode.drop_uid else None
-    scratch = tempfile.mkdtemp(prefix="mulligan-sbx-", dir=parent)
+    try:
+        scratch, owner, fd = create_scratch(parent)
+    except BaseException:
+        if uid is not None:
+            _uids_in_use.discard(uid)
+        raise
     try:
         if uid is not None:
             os.chown(scratch, uid, uid)
         os.chmod(scratch, 0o700)
     except OSError:
-        shutil.rmtree(scratch, ignore_errors=True)
+        release_scratch(scratch, owner, fd)
         if uid is not None:
             _uids_in_use.discard(uid)
         raise
-    return WorkerIdentity(scratch=os.path.realpath(scratch), uid=uid)
+    return WorkerIdentity(os.path.realpath(scratch), uid, owner=owner, owner_fd=fd)
 
 
 def rotate_uid(identity: WorkerIdentity) -> None:
@@ -186,10 +195,18 @@ def _force_remove(function: Callable[..., Any], path: str, _info: Any) -> None:
 
 
 def release_identity(identity: WorkerIdentity) -> None:
-    """Deletes the scratch directory and frees the uid (call after killing the processes)."""
-    shutil.rmtree(identity.scratch, onerror=_force_remove)
+    """Deletes the scratch directory (and its owner file) and frees the uid (call after killing
+    the processes)."""
+    owner_fd, identity.owner_fd = identity.owner_fd, None  # released once, even if called twice
+    release_scratch(identity.scratch, identity.owner, owner_fd, onerror=_force_remove)
     if identity.uid is not None:
         _uids_in_use.discard(identity.uid)
+
+
+def remove_abandoned_scratch() -> list[str]:
+    """Removes the scratch directories that processes killed outright left behind, and only
+    those (``sandbox/scratch.py``: an owner file nobody holds); returns them (blocking)."""
+    return remove_abandoned(onerror=_force_remove)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -10,7 +10,12 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from types import TracebackType
 from typing import Any
 
-from mulligan.sandbox.isolation import IsolationMode, IsolationRequest, detect_isolation
+from mulligan.sandbox.isolation import (
+    IsolationMode,
+    IsolationRequest,
+    detect_isolation,
+    remove_abandoned_scratch,
+)
 from mulligan.sandbox.limits import SandboxError, SandboxLimits
 from mulligan.sandbox.repl import Sandbox
 from mulligan.tasks.base import ProgramResult
@@ -74,6 +79,7 @@ class SandboxPool:
         self._starting = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._swept = False  # abandoned scratch directories removed (at the first start)
 
     @property
     def isolation(self) -> str:
@@ -105,10 +111,15 @@ class SandboxPool:
         return self._mode
 
     async def start(self) -> None:
-        """Detects the isolation mode and starts ``size`` workers concurrently."""
+        """Detects the isolation mode, removes the scratch directories that killed processes
+        left behind (once per pool, ``sandbox/scratch.py``), and starts ``size`` workers
+        concurrently."""
         if self._closed:
             raise SandboxError("this pool is closed")
         await self._get_mode()
+        if not self._swept:
+            self._swept = True
+            await asyncio.to_thread(remove_abandoned_scratch)
         missing = self.size - len(self._ready) - self._starting
         if missing <= 0:
             return

@@ -317,6 +317,20 @@ class RunStore:
         with self._guard():
             return {r[0] for r in self._db.execute(query)}
 
+    def finished_task_digests(self) -> Iterator[tuple[str, str, str | None]]:
+        """(suite, task id, ``Episode.task_digest``) of each finished episode, streamed (None
+        where it predates task digests or its record is malformed): the resume check of
+        ``engine/task_digests.py`` reads them without loading whole episodes."""
+        query = (
+            "SELECT suite, task_id, CASE WHEN json_valid(record) THEN"
+            " json_extract(record, '$.task_digest') END FROM episodes WHERE status='finished'"
+        )
+        with self._guard():
+            cursor = self._db.execute(query)
+            while rows := cursor.fetchmany(1024):
+                for suite, task_id, digest in rows:
+                    yield suite, task_id, digest if isinstance(digest, str) else None
+
     def episode_count(self) -> int:
         with self._guard():
             return int(self._db.execute("SELECT COUNT(*) FROM episodes").fetchone()[0])

@@ -1,8 +1,11 @@
-"""Task, check result, the checker protocol and the suite record shared by every suite."""
+"""Task, check result, the checker protocol and the suite record shared by every suite; a
+task's content digest (:meth:`Task.digest`, :func:`selection_digest`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -45,6 +48,36 @@ class Task(BaseModel):
         description="tool functions the sandbox defines and the prompt lists (for environment "
         "tasks, the environment's tools by name)",
     )
+
+    def digest(self) -> str:
+        """A digest of what the policy sees and what judges it: every field, metadata included,
+        except :data:`LOCATION_METADATA` (where data lies, not what it is). Equal digests mean
+        the same sample, wherever its data was read from; a resumed run compares them with its
+        finished episodes' (``engine/task_digests.py``)."""
+        content = self.model_dump(mode="json")
+        content["metadata"] = {
+            k: v for k, v in content["metadata"].items() if k not in LOCATION_METADATA
+        }
+        blob = json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()[:32]
+
+
+LOCATION_METADATA = frozenset({"game_file", "alfworld_data"})
+"""Metadata keys that hold paths to a task's data (ALFWorld's game file and data directory), left
+out of :meth:`Task.digest`: a data directory moved or mounted elsewhere is the same task."""
+
+
+def task_digests(tasks: Iterable[Task]) -> dict[tuple[str, str], str]:
+    """Each task's :meth:`Task.digest` by its key (suite, id)."""
+    return {(t.suite, t.id): t.digest() for t in tasks}
+
+
+def selection_digest(digests: Mapping[tuple[str, str], str]) -> str:
+    """One digest of a whole selection of tasks (their keys and digests, from
+    :func:`task_digests`), in any order: a run's manifest keeps it, so an unchanged selection is
+    recognised without comparing task by task."""
+    lines = sorted(f"{suite}\x00{task_id}\x00{d}" for (suite, task_id), d in digests.items())
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 class CheckResult(BaseModel):
