@@ -1,8 +1,12 @@
 """The run engine: many episodes concurrently, each failure isolated, each result stored at once.
 
-A fixed number of asyncio workers pull (task, epoch) pairs from a queue, so memory stays bounded
-however many episodes a run has. Finished episodes are written to the store as they complete; a
-resumed run skips them and retries failed ones. What the episodes share is built in
+A fixed number of asyncio workers take (task, epoch) jobs one at a time from a sequence made as
+they go, in prefix-cache-friendly order (:mod:`mulligan.engine.schedule`), so memory stays
+bounded however many episodes a run has. Each finished episode goes to the store's writer thread
+(:mod:`mulligan.store.writer`), which commits the episodes that finish together in one
+transaction, off the event loop; an episode counts (and ``on_episode`` hears of it) once it is
+committed, so a killed run loses only episodes that were in flight or not yet committed, and a
+resumed run skips the committed ones and retries failed ones. What the episodes share is built in
 :mod:`mulligan.engine.components`; the run directory is checked and described in
 :mod:`mulligan.engine.rundir`.
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +32,12 @@ from mulligan.engine.components import RunComponents, build_components
 from mulligan.engine.executors import EpisodeExecutor, make_executor
 from mulligan.engine.fork import Branch, BranchDeps, ForkPlan
 from mulligan.engine.rundir import RunDir, with_run_dir
+from mulligan.engine.schedule import Job, count_done, episode_jobs, not_done
 from mulligan.episode import SandboxProvider, failed_episode
-from mulligan.events import Episode, EpisodeKey
+from mulligan.events import Episode
 from mulligan.judge import LLMJudge
 from mulligan.models import Model
+from mulligan.store.writer import EpisodeWriter
 from mulligan.tasks import Task
 from mulligan.tasks.shard import Shard
 
@@ -157,30 +163,28 @@ async def execute_run(
             run_id = rundir.start(
                 components.tasks, isolation, identities, weak=weak, fork=fork
             ).run_id
-            jobs = (
-                [(b.task, b.epoch) for b in branches]
+            jobs: Callable[[], Iterator[Job]] = (
+                (lambda: ((b.task, b.epoch) for b in branches))  # a fork's: parent by parent
                 if plan is not None
-                else [(t, epoch) for epoch in range(config.epochs) for t in components.tasks]
+                else episode_jobs(components.tasks, config.epochs)
             )
+            total = len(branches) if plan is not None else len(components.tasks) * config.epochs
             done = rundir.store.finished_keys()
-            todo = [
-                (task, epoch)
-                for task, epoch in jobs
-                if EpisodeKey(suite=task.suite, task_id=task.id, epoch=epoch).id not in done
-            ]
             outcome = RunOutcome(
                 run_id,
                 config.execution.out,
-                len(jobs),
-                skipped=len(jobs) - len(todo),
+                total,
+                skipped=count_done(jobs(), done),
                 isolation=isolation,
                 isolation_weak=weak,
             )
             if on_start:
                 on_start(outcome.total, outcome.skipped)
             run_one = _episode_runner(config, components, executor, run_id, plan, branches)
-            await _drain(config, rundir, todo, outcome, on_episode, run_one)
+            with EpisodeWriter(config.execution.out) as writer:
+                await _drain(config, writer, not_done(jobs(), done), outcome, on_episode, run_one)
             counters = {**components.counters(), **await executor.counters()}
+            counters["store:writer"] = {"episodes": writer.episodes, "batches": writer.batches}
             if plan is not None:
                 counters["fork"] = plan.counters()
             rundir.record_counters(counters)
@@ -231,20 +235,20 @@ def _episode_runner(
 
 async def _drain(
     config: RunConfig,
-    rundir: RunDir,
-    todo: list[tuple[Task, int]],
+    writer: EpisodeWriter,
+    todo: Iterator[Job],
     outcome: RunOutcome,
     on_episode: ProgressCallback | None,
     run_one: RunOne,
 ) -> None:
-    """Run the ``todo`` episodes with ``config.execution.concurrency`` workers, storing each at once."""
-    queue: asyncio.Queue[tuple[Task, int]] = asyncio.Queue()
-    for item in todo:
-        queue.put_nowait(item)
+    """Run the ``todo`` episodes with ``config.execution.concurrency`` workers, each taking the
+    next job as it frees up (so no queue holds them all). An episode counts, and is reported to
+    ``on_episode``, once the writer has committed it: what a kill loses is only what was not
+    committed, which a resume runs again. A store error fails the run (the other workers are
+    cancelled) instead of running episodes that cannot be kept."""
 
     async def worker() -> None:
-        while not queue.empty():
-            task, epoch = queue.get_nowait()
+        for task, epoch in todo:  # one iterator shared by the workers: each job taken once
             try:
                 episode = await run_one(task, epoch)
             except Exception as exc:  # the executor could not run it: record it, go on
@@ -257,15 +261,20 @@ async def _drain(
                     epoch=epoch,
                     error=exc,
                 )
-            rundir.store.save_episode(episode)
+            await asyncio.wrap_future(writer.submit(episode))
             outcome.count(episode)
             if on_episode:
                 on_episode(episode)
             if outcome.repeats >= STOP_AFTER_REPEATS and outcome.stopped is None:
                 # One cause fails every episode: start no more (those in flight finish).
                 outcome.stopped, outcome.stopped_after = episode.error, outcome.repeats
-                while not queue.empty():
-                    queue.get_nowait()
-                    outcome.not_run += 1
+                outcome.not_run += sum(1 for _ in todo)
 
-    await asyncio.gather(*(worker() for _ in range(min(config.execution.concurrency, len(todo)))))
+    workers = [asyncio.ensure_future(worker()) for _ in range(config.execution.concurrency)]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for running in workers:
+            running.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
