@@ -67,7 +67,7 @@ class EpisodeWriter:
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self._opened = threading.Event()
-        self._error: BaseException | None = None
+        self._error: StoreError | None = None
 
     # the caller's side ------------------------------------------------------------------------
 
@@ -119,12 +119,21 @@ class EpisodeWriter:
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
-            if isinstance(self._error, StoreError):
-                raise StoreError(str(self._error)) from self._error
-            raise StoreError(
-                f"{self.run_dir}: the store writer failed ({type(self._error).__name__}: "
-                f"{self._error}); the episodes it had not committed run again with --resume"
-            ) from self._error
+            raise self._error
+
+    def _fail(self, exc: BaseException) -> StoreError:
+        """Keep the writer's error, as a StoreError naming the store (a programming error of
+        SQLite's, a constraint broken, is named too: what the user can do is the same)."""
+        if isinstance(exc, StoreError):
+            error = exc
+        else:
+            error = StoreError(
+                f"{self.run_dir}: the store writer failed ({type(exc).__name__}: {exc}); the "
+                "episodes it had not committed run again with --resume"
+            )
+            error.__cause__ = exc
+        self._error = error
+        return error
 
     # the thread -------------------------------------------------------------------------------
 
@@ -132,7 +141,7 @@ class EpisodeWriter:
         try:
             store = RunStore(self.run_dir)
         except BaseException as exc:  # reported by start()
-            self._error = exc
+            self._fail(exc)
             self._opened.set()
             return
         self._opened.set()
@@ -140,10 +149,13 @@ class EpisodeWriter:
             stopping = False
             while not stopping:
                 batch, stopping = self._next_batch()
+                # A waiter that gave up (its worker cancelled) still gets its episode written:
+                # it finished; only its future is left alone.
+                waiting = [done for _, done in batch if done.set_running_or_notify_cancel()]
                 if self._error is None:
-                    self._write(store, batch)
+                    self._write(store, [episode for episode, _ in batch], waiting)
                 else:  # failed before: it keeps answering (with the error) until told to stop
-                    for _, done in batch:
+                    for done in waiting:
                         done.set_exception(self._error)
         finally:
             store.close()
@@ -167,17 +179,17 @@ class EpisodeWriter:
             batch.append(item)
         return batch, False
 
-    def _write(self, store: RunStore, batch: list[_Item]) -> None:
-        if not batch:
+    def _write(self, store: RunStore, episodes: list[Episode], waiting: list[Future[None]]) -> None:
+        if not episodes:
             return
         try:
-            store.save_episodes([episode for episode, _ in batch])
+            store.save_episodes(episodes)
         except BaseException as exc:  # the batch failed as a whole (one transaction)
-            self._error = exc
-            for _, done in batch:
-                done.set_exception(exc)
+            error = self._fail(exc)
+            for done in waiting:
+                done.set_exception(error)
             return
         self.batches += 1
-        self.episodes += len(batch)
-        for _, done in batch:
+        self.episodes += len(episodes)
+        for done in waiting:
             done.set_result(None)
