@@ -5,6 +5,7 @@ in the middle of a batch loses only that batch, which its resume runs again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -167,8 +168,12 @@ def _kill_mid_batch(out: Path) -> tuple[list[str], list[str]]:
         stdout=subprocess.PIPE,
         text=True,
         env=env,
+        start_new_session=True,  # killed with its process group: its checker workers too
     )
-    watchdog = threading.Timer(240, child.kill)  # a child that never holds a batch fails the test
+    group = os.getpgid(child.pid)
+    watchdog = threading.Timer(
+        240, os.killpg, (group, signal.SIGKILL)
+    )  # a child that never holds a batch fails the test
     watchdog.start()
     reported: list[str] = []
     held: list[str] = []
@@ -182,11 +187,11 @@ def _kill_mid_batch(out: Path) -> tuple[list[str], list[str]]:
                 break
         # What the run reported before the kill is all that the parent may count on.
         reported_at_kill = list(reported)
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=60)
     finally:
         watchdog.cancel()
-        child.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        child.wait(timeout=60)
     assert held, "the child ended before its third batch"
     print(f"killed holding a batch of {len(held)}, {len(reported)} reported before")
     return reported_at_kill, held
