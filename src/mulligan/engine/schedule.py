@@ -5,7 +5,7 @@ slots) computes a prompt's shared beginning once while it stays in its cache. A 
 share two kinds of prefix: every epoch of a task sends the same first message (the whole
 prompt, system and task alike), and the tasks of one suite and in-context example share the
 long template before the task's own text (:func:`~mulligan.prompts.policy.example_name`). So
-the jobs come group by group (tasks grouped by example and suite, groups and tasks within a
+the jobs come group by group (tasks grouped by example, then suite; groups and tasks within a
 group in the order they were loaded), and within a task all its epochs in a row: epochs of a
 task are in flight together and hit the cache, and so do a group's tasks. The old order (epoch
 by epoch over all tasks) sent the same prompt again only after every other task had gone by,
@@ -34,12 +34,13 @@ Job = tuple[Task, int]
 
 
 def prefix_groups(tasks: Sequence[Task]) -> list[Task]:
-    """``tasks`` with those sharing a prompt prefix (same in-context example and suite) next to
-    each other, groups in the order their first task came, tasks within a group in theirs."""
-    groups: dict[tuple[str, str], list[Task]] = {}
+    """``tasks`` with those sharing a prompt prefix next to each other: by in-context example
+    (the longest shared part), within it by suite; examples, suites and tasks each in the order
+    they first came."""
+    groups: dict[str, dict[str, list[Task]]] = {}
     for task in tasks:
-        groups.setdefault((example_name(task), task.suite), []).append(task)
-    return [task for group in groups.values() for task in group]
+        groups.setdefault(example_name(task), {}).setdefault(task.suite, []).append(task)
+    return [task for suites in groups.values() for group in suites.values() for task in group]
 
 
 def episode_jobs(tasks: Sequence[Task], epochs: int) -> Callable[[], Iterator[Job]]:
