@@ -3,10 +3,12 @@
 A fixed number of asyncio workers take (task, epoch) jobs one at a time from a sequence made as
 they go, in prefix-cache-friendly order (:mod:`mulligan.engine.schedule`), so memory stays
 bounded however many episodes a run has. Each finished episode goes to the store's writer thread
-(:mod:`mulligan.store.writer`), which commits the episodes that finish together in one
-transaction, off the event loop; an episode counts (and ``on_episode`` hears of it) once it is
-committed, so a killed run loses only episodes that were in flight or not yet committed, and a
-resumed run skips the committed ones and retries failed ones. What the episodes share is built in
+(:mod:`mulligan.store.writer`), which commits the episodes that finish within
+:data:`COMMIT_EVERY_S` of each other in one transaction, off the event loop; the worker goes on
+at once. An episode counts (and ``on_episode`` hears of it) once it is committed, so what a kill
+loses is exactly what was never reported: the episodes in flight and those finished in the last
+moments whose batch was not committed (at most :data:`COMMIT_EVERY_S` of them, plus the batch
+being written). A resumed run skips the committed ones and runs the rest, failed ones included. What the episodes share is built in
 :mod:`mulligan.engine.components`; the run directory is checked and described in
 :mod:`mulligan.engine.rundir`.
 
@@ -37,12 +39,15 @@ from mulligan.episode import SandboxProvider, failed_episode
 from mulligan.events import Episode
 from mulligan.judge import LLMJudge
 from mulligan.models import Model
-from mulligan.store.writer import EpisodeWriter
+from mulligan.store.writer import QUEUE_SIZE, EpisodeWriter
 from mulligan.tasks import Task
 from mulligan.tasks.shard import Shard
 
 STOP_AFTER_REPEATS = 3
 """Episodes in a row failing with the same error that stop a run."""
+COMMIT_EVERY_S = 0.05
+"""How long the store's writer waits for more episodes to commit with one that finished: the
+most a kill loses of finished episodes (with those it had not started to write)."""
 
 
 @dataclass
@@ -66,20 +71,26 @@ class RunOutcome:
     _streak: tuple[str | None, int] = (None, 0)  # the last error and how often in a row
 
     def count(self, episode: Episode) -> None:
-        """Add one stored episode."""
+        """Add one stored (committed) episode."""
         if episode.status == "failed":
             self.failed += 1
             self.errors.append(f"{episode.id}: {episode.error}")
-            last, times = self._streak
-            self._streak = (episode.error, times + 1 if episode.error == last else 1)
         else:
             self.finished += 1
             self.solved += int(episode.success)
+
+    def ended(self, episode: Episode) -> None:
+        """Note how an episode ended, as it ends (before it is stored): the streak of the same
+        error that stops a run (:attr:`repeats`) follows the order episodes end in."""
+        if episode.status == "failed":
+            last, times = self._streak
+            self._streak = (episode.error, times + 1 if episode.error == last else 1)
+        else:
             self._streak = (None, 0)
 
     @property
     def repeats(self) -> int:
-        """How many episodes in a row, the last stored included, failed with the same error."""
+        """How many episodes in a row, the last ended included, failed with the same error."""
         return self._streak[1]
 
     def verdict(self, fail_on_error: bool | float) -> tuple[int, str]:
@@ -181,7 +192,7 @@ async def execute_run(
             if on_start:
                 on_start(outcome.total, outcome.skipped)
             run_one = _episode_runner(config, components, executor, run_id, plan, branches)
-            with EpisodeWriter(config.execution.out) as writer:
+            with EpisodeWriter(config.execution.out, linger_s=COMMIT_EVERY_S) as writer:
                 await _drain(config, writer, not_done(jobs(), done), outcome, on_episode, run_one)
             counters = {**components.counters(), **await executor.counters()}
             counters["store:writer"] = {"episodes": writer.episodes, "batches": writer.batches}
@@ -242,10 +253,12 @@ async def _drain(
     run_one: RunOne,
 ) -> None:
     """Run the ``todo`` episodes with ``config.execution.concurrency`` workers, each taking the
-    next job as it frees up (so no queue holds them all). An episode counts, and is reported to
-    ``on_episode``, once the writer has committed it: what a kill loses is only what was not
-    committed, which a resume runs again. A store error fails the run (the other workers are
-    cancelled) instead of running episodes that cannot be kept."""
+    next job as it frees up (so no queue holds them all), and close ``writer`` at the end.
+
+    A worker hands its episode to the writer and goes on; the episode counts, and is reported
+    to ``on_episode``, once the writer has committed it (:class:`_Commits`). The stop after
+    repeated failures follows the order episodes end in."""
+    commits = _Commits(writer, outcome, on_episode)
 
     async def worker() -> None:
         for task, epoch in todo:  # one iterator shared by the workers: each job taken once
@@ -261,20 +274,69 @@ async def _drain(
                     epoch=epoch,
                     error=exc,
                 )
-            await asyncio.wrap_future(writer.submit(episode))
-            outcome.count(episode)
-            if on_episode:
-                on_episode(episode)
+            await commits.submit(episode)
+            outcome.ended(episode)
             if outcome.repeats >= STOP_AFTER_REPEATS and outcome.stopped is None:
                 # One cause fails every episode: start no more (those in flight finish).
                 outcome.stopped, outcome.stopped_after = episode.error, outcome.repeats
                 outcome.not_run += sum(1 for _ in todo)
 
     workers = [asyncio.ensure_future(worker()) for _ in range(config.execution.concurrency)]
+    commits.on_failure = lambda: [w.cancel() for w in workers]
     try:
         await asyncio.gather(*workers)
     except BaseException:
         for running in workers:
             running.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        commits.raise_failure()  # a store error is the cause, the cancellation its effect
         raise
+    await commits.finish()
+
+
+class _Commits:
+    """The episodes handed to the writer and not yet committed: at most
+    :data:`~mulligan.store.writer.QUEUE_SIZE` (a worker waits beyond), each counted and
+    reported when its commit completes; a failed commit fails the run (``on_failure`` stops the
+    workers, :meth:`raise_failure` raises the store's error)."""
+
+    def __init__(
+        self, writer: EpisodeWriter, outcome: RunOutcome, on_episode: ProgressCallback | None
+    ) -> None:
+        self.writer, self.outcome, self.on_episode = writer, outcome, on_episode
+        self.room = asyncio.Semaphore(QUEUE_SIZE)
+        self.pending: set[asyncio.Future[None]] = set()
+        self.failure: BaseException | None = None
+        self.on_failure: Callable[[], object] = lambda: None
+
+    async def submit(self, episode: Episode) -> None:
+        await self.room.acquire()
+        committed = asyncio.wrap_future(self.writer.submit(episode))
+        self.pending.add(committed)
+        committed.add_done_callback(lambda done: self._committed(episode, done))
+
+    def _committed(self, episode: Episode, done: asyncio.Future[None]) -> None:
+        self.pending.discard(done)
+        self.room.release()
+        if done.cancelled():
+            return
+        error = done.exception()
+        if error is not None:
+            if self.failure is None:
+                self.failure = error
+                self.on_failure()
+            return
+        self.outcome.count(episode)
+        if self.on_episode:
+            self.on_episode(episode)
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    async def finish(self) -> None:
+        """Write what is left (the writer's last batch), count it, raise a store error."""
+        await asyncio.to_thread(self.writer.close)
+        if self.pending:
+            await asyncio.wait(self.pending)
+        self.raise_failure()
