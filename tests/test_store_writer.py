@@ -100,6 +100,17 @@ async def test_a_store_error_mid_run_fails_the_run_instead_of_hanging(
         await asyncio.wait_for(execute_run(config, tasks=_tasks(20)), timeout=120)
 
 
+async def test_an_error_of_the_progress_callback_fails_the_run(tmp_path: Path) -> None:
+    def broken(episode: Episode) -> None:
+        raise ValueError("the progress display broke")
+
+    config = RunConfig(model="scripted/reference", turns=1, concurrency=4, out=tmp_path / "r")
+    with pytest.raises(ValueError, match="display broke"):
+        await asyncio.wait_for(execute_run(config, tasks=_tasks(20), on_episode=broken), 120)
+    with RunStore.open_existing(tmp_path / "r") as store:  # what was committed stays
+        assert 1 <= store.episode_count() <= 20
+
+
 # ------------------------------------------------------------------------ killed mid-batch
 
 EPISODES = 120

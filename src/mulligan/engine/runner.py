@@ -321,14 +321,16 @@ class _Commits:
         if done.cancelled():
             return
         error = done.exception()
-        if error is not None:
-            if self.failure is None:
-                self.failure = error
-                self.on_failure()
-            return
-        self.outcome.count(episode)
-        if self.on_episode:
-            self.on_episode(episode)
+        if error is None:
+            self.outcome.count(episode)
+            try:
+                if self.on_episode:
+                    self.on_episode(episode)
+            except Exception as exc:  # the caller's progress failed: the run fails with it
+                error = exc
+        if error is not None and self.failure is None:
+            self.failure = error
+            self.on_failure()
 
     def raise_failure(self) -> None:
         if self.failure is not None:
