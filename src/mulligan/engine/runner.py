@@ -281,7 +281,9 @@ async def _drain(
                 outcome.stopped, outcome.stopped_after = episode.error, outcome.repeats
                 outcome.not_run += sum(1 for _ in todo)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(config.execution.concurrency)]
+    # No more workers than episodes left (``--concurrency 10000`` on a 5-episode resume).
+    count = min(config.execution.concurrency, outcome.total - outcome.skipped)
+    workers = [asyncio.ensure_future(worker()) for _ in range(count)]
     commits.on_failure = lambda: [w.cancel() for w in workers]
     try:
         await asyncio.gather(*workers)
