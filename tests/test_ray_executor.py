@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,3 +183,63 @@ async def test_a_node_lost_mid_run_costs_only_its_in_flight_episodes(
     # 40 or more: how many more depends on where each was when it died).
     assert killed and killed_after[0] < 20
     assert len(slow_server.requests) >= 2 * 20
+
+
+async def test_a_node_joining_mid_run_gets_an_actor_and_episodes(
+    tmp_path: Path, mint_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ray.cluster_utils import Cluster
+
+    from mulligan.engine.executors import ray as ray_executor
+
+    monkeypatch.setattr(ray_executor, "NODE_CHECK_S", 0.5)
+    joined = threading.Event()
+    join = ray_executor.RayExecutor._join
+
+    async def noted_join(self: ray_executor.RayExecutor, node: str) -> None:
+        await join(self, node)
+        joined.set()
+
+    monkeypatch.setattr(ray_executor.RayExecutor, "_join", noted_join)
+
+    give_up = time.monotonic() + 90
+
+    def answer(request: Request) -> Reply:
+        # The head's episodes wait (90 s from the start at most) until the new node has been
+        # taken in, so the run is still going when it can take episodes, whatever the load.
+        joined.wait(max(0.0, give_up - time.monotonic()))
+        return Reply("<thought> guess </thought>\n<solution> 7 </solution>", delay_s=0.2)
+
+    small = {"num_cpus": 1, "object_store_memory": 80 * 1024**2}
+    try:
+        cluster = Cluster(
+            initialize_head=True, head_node_args={**small, "include_dashboard": False}
+        )
+    except Exception as exc:
+        _started(exc)
+
+    def on_start(total: int, skipped: int) -> None:  # the run has placed its actors by now
+        cluster.add_node(**small)  # in the main thread, as Ray wants (a few seconds)
+
+    with OpenAIServer(answer, model_ids=("m",)) as server:
+        cfg = _config(
+            tmp_path,
+            mint_dir,
+            "ray",
+            executor="ray",
+            ray_address=cluster.address,
+            limit=10,
+            model=f"openai-compatible/m@{server.base_url}",
+        )
+        try:
+            outcome = await execute_run(cfg, on_start=on_start)
+        finally:
+            cluster.shutdown()
+    assert (outcome.total, outcome.finished, outcome.failed) == (20, 20, 0)
+    with RunStore.open_existing(tmp_path / "ray") as store:
+        assert store.episode_count() == 20
+        run = store.run()
+    assert run is not None
+    counts = run.manifest["counters"]["executor:ray"]
+    assert joined.is_set() and counts["nodes"] == 2 and counts["nodes_joined"] == 1
+    assert counts["nodes_left_out"] == 0 and counts["episodes_on_joined_nodes"] >= 1

@@ -24,8 +24,12 @@ from typing import Any
 
 from mulligan.config import RunConfig, result_options
 from mulligan.errors import MulliganError
+from mulligan.events import Episode
 from mulligan.store import DB_NAME, RunStore, StoredRun
 from mulligan.tasks.shard import Shard
+
+_BATCH = 256
+"""Episodes copied per transaction."""
 
 
 class MergeError(MulliganError):
@@ -167,9 +171,14 @@ def _copy(sources: list[_Source], target: Path, manifest: dict[str, Any]) -> Mer
         out.create_run(merged.run_id, sources[0].run.config_hash, manifest)
         for source in sources:
             with RunStore.open_existing(source.path) as store:
+                batch: list[Episode] = []
                 for episode in store.episodes():
-                    out.save_episode(episode.model_copy(update={"run_id": merged.run_id}))
-                    merged.episodes += 1
+                    batch.append(episode.model_copy(update={"run_id": merged.run_id}))
+                    if len(batch) == _BATCH:  # one transaction per batch, not per episode
+                        out.save_episodes(batch)
+                        merged.episodes, batch = merged.episodes + len(batch), []
+                out.save_episodes(batch)
+                merged.episodes += len(batch)
                 merged.skipped += len(store.skipped)
     (target / "manifest.json").write_text(
         json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"

@@ -1,8 +1,14 @@
 """The run engine: many episodes concurrently, each failure isolated, each result stored at once.
 
-A fixed number of asyncio workers pull (task, epoch) pairs from a queue, so memory stays bounded
-however many episodes a run has. Finished episodes are written to the store as they complete; a
-resumed run skips them and retries failed ones. What the episodes share is built in
+A fixed number of asyncio workers take (task, epoch) jobs one at a time from a sequence made as
+they go, in prefix-cache-friendly order (:mod:`mulligan.engine.schedule`), so memory stays
+bounded however many episodes a run has. Each finished episode goes to the store's writer thread
+(:mod:`mulligan.store.writer`), which commits the episodes that finish within
+:data:`COMMIT_EVERY_S` of each other in one transaction, off the event loop; the worker goes on
+at once. An episode counts (and ``on_episode`` hears of it) once it is committed, so what a kill
+loses is exactly what was never reported: the episodes in flight and those finished in the last
+moments whose batch was not committed (at most :data:`COMMIT_EVERY_S` of them, plus the batch
+being written). A resumed run skips the committed ones and runs the rest, failed ones included. What the episodes share is built in
 :mod:`mulligan.engine.components`; the run directory is checked and described in
 :mod:`mulligan.engine.rundir`.
 
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,15 +34,20 @@ from mulligan.engine.components import RunComponents, build_components
 from mulligan.engine.executors import EpisodeExecutor, make_executor
 from mulligan.engine.fork import Branch, BranchDeps, ForkPlan
 from mulligan.engine.rundir import RunDir, with_run_dir
+from mulligan.engine.schedule import Job, count_done, episode_jobs, not_done
 from mulligan.episode import SandboxProvider, failed_episode
-from mulligan.events import Episode, EpisodeKey
+from mulligan.events import Episode
 from mulligan.judge import LLMJudge
 from mulligan.models import Model
+from mulligan.store.writer import QUEUE_SIZE, EpisodeWriter
 from mulligan.tasks import Task
 from mulligan.tasks.shard import Shard
 
 STOP_AFTER_REPEATS = 3
 """Episodes in a row failing with the same error that stop a run."""
+COMMIT_EVERY_S = 0.05
+"""How long the store's writer waits for more episodes to commit with one that finished: the
+most a kill loses of finished episodes (with those it had not started to write)."""
 
 
 @dataclass
@@ -60,20 +71,26 @@ class RunOutcome:
     _streak: tuple[str | None, int] = (None, 0)  # the last error and how often in a row
 
     def count(self, episode: Episode) -> None:
-        """Add one stored episode."""
+        """Add one stored (committed) episode."""
         if episode.status == "failed":
             self.failed += 1
             self.errors.append(f"{episode.id}: {episode.error}")
-            last, times = self._streak
-            self._streak = (episode.error, times + 1 if episode.error == last else 1)
         else:
             self.finished += 1
             self.solved += int(episode.success)
+
+    def ended(self, episode: Episode) -> None:
+        """Note how an episode ended, as it ends (before it is stored): the streak of the same
+        error that stops a run (:attr:`repeats`) follows the order episodes end in."""
+        if episode.status == "failed":
+            last, times = self._streak
+            self._streak = (episode.error, times + 1 if episode.error == last else 1)
+        else:
             self._streak = (None, 0)
 
     @property
     def repeats(self) -> int:
-        """How many episodes in a row, the last stored included, failed with the same error."""
+        """How many episodes in a row, the last ended included, failed with the same error."""
         return self._streak[1]
 
     def verdict(self, fail_on_error: bool | float) -> tuple[int, str]:
@@ -157,30 +174,28 @@ async def execute_run(
             run_id = rundir.start(
                 components.tasks, isolation, identities, weak=weak, fork=fork
             ).run_id
-            jobs = (
-                [(b.task, b.epoch) for b in branches]
+            jobs: Callable[[], Iterator[Job]] = (
+                (lambda: ((b.task, b.epoch) for b in branches))  # a fork's: parent by parent
                 if plan is not None
-                else [(t, epoch) for epoch in range(config.epochs) for t in components.tasks]
+                else episode_jobs(components.tasks, config.epochs)
             )
+            total = len(branches) if plan is not None else len(components.tasks) * config.epochs
             done = rundir.store.finished_keys()
-            todo = [
-                (task, epoch)
-                for task, epoch in jobs
-                if EpisodeKey(suite=task.suite, task_id=task.id, epoch=epoch).id not in done
-            ]
             outcome = RunOutcome(
                 run_id,
                 config.execution.out,
-                len(jobs),
-                skipped=len(jobs) - len(todo),
+                total,
+                skipped=count_done(jobs(), done),
                 isolation=isolation,
                 isolation_weak=weak,
             )
             if on_start:
                 on_start(outcome.total, outcome.skipped)
             run_one = _episode_runner(config, components, executor, run_id, plan, branches)
-            await _drain(config, rundir, todo, outcome, on_episode, run_one)
+            with EpisodeWriter(config.execution.out, linger_s=COMMIT_EVERY_S) as writer:
+                await _drain(config, writer, not_done(jobs(), done), outcome, on_episode, run_one)
             counters = {**components.counters(), **await executor.counters()}
+            counters["store:writer"] = {"episodes": writer.episodes, "batches": writer.batches}
             if plan is not None:
                 counters["fork"] = plan.counters()
             rundir.record_counters(counters)
@@ -231,20 +246,22 @@ def _episode_runner(
 
 async def _drain(
     config: RunConfig,
-    rundir: RunDir,
-    todo: list[tuple[Task, int]],
+    writer: EpisodeWriter,
+    todo: Iterator[Job],
     outcome: RunOutcome,
     on_episode: ProgressCallback | None,
     run_one: RunOne,
 ) -> None:
-    """Run the ``todo`` episodes with ``config.execution.concurrency`` workers, storing each at once."""
-    queue: asyncio.Queue[tuple[Task, int]] = asyncio.Queue()
-    for item in todo:
-        queue.put_nowait(item)
+    """Run the ``todo`` episodes with ``config.execution.concurrency`` workers, each taking the
+    next job as it frees up (so no queue holds them all), and close ``writer`` at the end.
+
+    A worker hands its episode to the writer and goes on; the episode counts, and is reported
+    to ``on_episode``, once the writer has committed it (:class:`_Commits`). The stop after
+    repeated failures follows the order episodes end in."""
+    commits = _Commits(writer, outcome, on_episode)
 
     async def worker() -> None:
-        while not queue.empty():
-            task, epoch = queue.get_nowait()
+        for task, epoch in todo:  # one iterator shared by the workers: each job taken once
             try:
                 episode = await run_one(task, epoch)
             except Exception as exc:  # the executor could not run it: record it, go on
@@ -258,15 +275,73 @@ async def _drain(
                     error=exc,
                 )
             episode.task_digest = task.digest()  # what a resume compares (task_digests.py)
-            rundir.store.save_episode(episode)
-            outcome.count(episode)
-            if on_episode:
-                on_episode(episode)
+            await commits.submit(episode)
+            outcome.ended(episode)
             if outcome.repeats >= STOP_AFTER_REPEATS and outcome.stopped is None:
                 # One cause fails every episode: start no more (those in flight finish).
                 outcome.stopped, outcome.stopped_after = episode.error, outcome.repeats
-                while not queue.empty():
-                    queue.get_nowait()
-                    outcome.not_run += 1
+                outcome.not_run += sum(1 for _ in todo)
 
-    await asyncio.gather(*(worker() for _ in range(min(config.execution.concurrency, len(todo)))))
+    # No more workers than episodes left (``--concurrency 10000`` on a 5-episode resume).
+    count = min(config.execution.concurrency, outcome.total - outcome.skipped)
+    workers = [asyncio.ensure_future(worker()) for _ in range(count)]
+    commits.on_failure = lambda: [w.cancel() for w in workers]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for running in workers:
+            running.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        commits.raise_failure()  # a store error is the cause, the cancellation its effect
+        raise
+    await commits.finish()
+
+
+class _Commits:
+    """The episodes handed to the writer and not yet committed: at most
+    :data:`~mulligan.store.writer.QUEUE_SIZE` (a worker waits beyond), each counted and
+    reported when its commit completes; a failed commit fails the run (``on_failure`` stops the
+    workers, :meth:`raise_failure` raises the store's error)."""
+
+    def __init__(
+        self, writer: EpisodeWriter, outcome: RunOutcome, on_episode: ProgressCallback | None
+    ) -> None:
+        self.writer, self.outcome, self.on_episode = writer, outcome, on_episode
+        self.room = asyncio.Semaphore(QUEUE_SIZE)
+        self.pending: set[asyncio.Future[None]] = set()
+        self.failure: BaseException | None = None
+        self.on_failure: Callable[[], object] = lambda: None
+
+    async def submit(self, episode: Episode) -> None:
+        await self.room.acquire()
+        committed = asyncio.wrap_future(self.writer.submit(episode))
+        self.pending.add(committed)
+        committed.add_done_callback(lambda done: self._committed(episode, done))
+
+    def _committed(self, episode: Episode, done: asyncio.Future[None]) -> None:
+        self.pending.discard(done)
+        self.room.release()
+        if done.cancelled():
+            return
+        error = done.exception()
+        if error is None:
+            self.outcome.count(episode)
+            try:
+                if self.on_episode:
+                    self.on_episode(episode)
+            except Exception as exc:  # the caller's progress failed: the run fails with it
+                error = exc
+        if error is not None and self.failure is None:
+            self.failure = error
+            self.on_failure()
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    async def finish(self) -> None:
+        """Write what is left (the writer's last batch), count it, raise a store error."""
+        await asyncio.to_thread(self.writer.close)
+        if self.pending:
+            await asyncio.wait(self.pending)
+        self.raise_failure()

@@ -14,13 +14,17 @@ failure comes back as a failed episode; a lost node costs only its in-flight epi
 restarts its actor elsewhere (soft node affinity) and retries the calls it had
 (``max_restarts``, ``max_task_retries``); past those, the driver resubmits the episode to
 another node's actor (:data:`ATTEMPTS` in all), and only then stores it as failed. Nodes that join
-after the start get no actor. Every node needs mulligan (same version) installed, as the
-driver's Python environment.
+the cluster after the start get an actor too: every :data:`NODE_CHECK_S` the driver looks for
+alive nodes it has not placed one on, places one, and sends it episodes once it is ready (a
+node whose sandbox isolation is not among those the run's manifest names, or weaker, is left
+out with a warning: the manifest must stay true of every episode). Every node needs mulligan
+(same version) installed, as the driver's Python environment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections import Counter
@@ -52,6 +56,8 @@ RESTARTS = 2
 """Ray's own restarts of a node's actor, and retries of each call it had in flight."""
 ATTEMPTS = 4
 """Actors the driver tries an episode on before it stores it as failed."""
+NODE_CHECK_S = 10.0
+"""How often the driver looks for nodes that joined the cluster during the run."""
 LOCAL_OBJECT_STORE = 100 * 1024**2
 """Object store of a local Ray instance: episodes are small, and the machine is shared."""
 _LOST = (RayActorError, ActorUnavailableError, NodeDiedError, WorkerCrashedError, ObjectLostError)
@@ -109,6 +115,8 @@ class _Slot:
     node: str
     in_flight: int = 0
     alive: bool = True
+    joined: bool = False  # placed on a node that joined during the run
+    episodes: int = 0  # episodes it returned
 
 
 def init_args(address: str | None) -> dict[str, Any]:
@@ -133,6 +141,9 @@ class RayExecutor:
         self._slots: list[_Slot] = []
         self._owns_ray = False
         self._resubmitted = 0
+        self._placed: set[str] = set()  # nodes the driver placed an actor on (or tried to)
+        self._left_out = 0  # nodes that joined but could not take episodes
+        self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Join (or start) Ray, put an actor on every alive node, wait until each is ready."""
@@ -147,18 +158,64 @@ class RayExecutor:
                     "on the head node prints it)"
                 ) from exc
             self._owns_ray = True
-        runner = ray.remote(NodeRunner)
-        nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
-        for node in nodes:
-            actor = runner.options(
+        for node in self._new_nodes():
+            self._slots.append(_Slot(self._place(node), node))
+        await self._await_ready()
+        self._watcher = asyncio.create_task(self._watch_nodes())
+
+    def _new_nodes(self) -> list[str]:
+        """Alive nodes without an actor of this run, marked as placed."""
+        found = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+        new = [node for node in found if node not in self._placed]
+        self._placed.update(new)
+        return new
+
+    def _place(self, node: str) -> Any:
+        """A NodeRunner actor on ``node`` (soft affinity: restarted elsewhere if it is lost)."""
+        return (
+            ray.remote(NodeRunner)
+            .options(
                 num_cpus=0,  # it mostly waits on the model server; the work is its sandboxes
                 max_concurrency=self.config.execution.concurrency,
                 max_restarts=RESTARTS,
                 max_task_retries=RESTARTS,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True),
-            ).remote(self.config)
-            self._slots.append(_Slot(actor, node))
-        await self._await_ready()
+            )
+            .remote(self.config)
+        )
+
+    async def _watch_nodes(self) -> None:
+        """Every :data:`NODE_CHECK_S`, an actor for each node that joined (module docstring)."""
+        while True:
+            await asyncio.sleep(NODE_CHECK_S)
+            try:
+                for node in await asyncio.to_thread(self._new_nodes):
+                    await self._join(node)
+            except Exception as exc:  # the cluster's state could not be read: try again later
+                log.warning("could not look for Ray nodes that joined: %s", exc)
+
+    async def _join(self, node: str) -> None:
+        slot = _Slot(self._place(node), node, joined=True)
+        try:
+            mode, weak, where = await slot.actor.ready.remote()
+        except Exception as exc:  # its components could not be built there: not used
+            log.warning("Ray node %s joined but cannot run episodes: %s", node, exc)
+            mode, weak, where = "", True, node
+        if mode not in self.isolation.split("+") or (weak and not self.isolation_weak):
+            if mode:
+                log.warning(
+                    "Ray node %s joined with sandbox isolation %s%s, not the run's %s; not used",
+                    node,
+                    mode,
+                    " (weak)" if weak else "",
+                    self.isolation,
+                )
+            self._left_out += 1
+            ray.kill(slot.actor, no_restart=True)
+            return
+        slot.node = where
+        self._slots.append(slot)
+        log.info("Ray node %s joined the run", node)
 
     async def _await_ready(self) -> None:
         answers = await asyncio.gather(
@@ -195,6 +252,7 @@ class RayExecutor:
             slot.in_flight += 1
             try:
                 episode: Episode = await slot.actor.run.remote(task, epoch, run_id)
+                slot.episodes += 1
                 return episode
             except ActorUnavailableError as exc:  # restarting (its node lost): try again soon
                 lost = exc
@@ -222,12 +280,20 @@ class RayExecutor:
         own = {
             "nodes": len(self._slots),
             "nodes_lost": len(self._slots) - len(alive),
+            "nodes_joined": sum(s.joined for s in self._slots),
+            "nodes_left_out": self._left_out,
+            "episodes_on_joined_nodes": sum(s.episodes for s in self._slots if s.joined),
             "resubmitted": self._resubmitted,
         }
         return {**{name: dict(c) for name, c in total.items()}, "executor:ray": own}
 
     async def aclose(self) -> None:
         """Close every node's components, end the actors, and stop Ray if this run started it."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         alive = [s for s in self._slots if s.alive]
         await asyncio.gather(*(s.actor.close.remote() for s in alive), return_exceptions=True)
         for slot in self._slots:
