@@ -112,7 +112,9 @@ async def test_concurrent_episodes_under_scripted_faults(stream: bool, episodes:
         model = OpenAICompatModel(
             "test-model",
             base_urls=server.base_url,
-            timeout_s=1.0,  # a hang costs one timeout; real replies take milliseconds
+            # A hang (5 s) costs one timeout; real replies take milliseconds, but on a loaded
+            # machine 100 streams at once can take over a second to start.
+            timeout_s=2.5,
             retry=POLICY,
             max_concurrency=32,
             stream=stream,

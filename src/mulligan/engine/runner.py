@@ -14,8 +14,10 @@ being written). A resumed run skips the committed ones and runs the rest, failed
 
 Before anything is written, each role's model server is asked once whether it answers
 (:func:`~mulligan.models.preflight.check_endpoint`). During the run, the same error ending
-:data:`STOP_AFTER_REPEATS` episodes in a row is a cause shared by all (a server gone, a key
-revoked, a broken sandbox), not a task's: no new episode starts, those in flight finish and are
+as many episodes in a row as run at once (``--concurrency``, at least :data:`STOP_AFTER_REPEATS`)
+is a cause shared by all (a server gone, a key revoked, a broken sandbox), not a task's: a shared
+cause fails every episode in flight, while a few tasks' own failures, slow with retries, may end
+one after another by chance. Then no new episode starts, those in flight finish and are
 stored, and the outcome says why it stopped (:attr:`RunOutcome.stopped`). :meth:`RunOutcome.verdict`
 turns the counts into an exit status: 2 when the run stopped, 1 when more episodes failed than
 ``--fail-on-error`` tolerates (none with ``--no-fail-on-error``), 0 otherwise.
@@ -44,7 +46,8 @@ from mulligan.tasks import Task
 from mulligan.tasks.shard import Shard
 
 STOP_AFTER_REPEATS = 3
-"""Episodes in a row failing with the same error that stop a run."""
+"""Episodes in a row failing with the same error that stop a run, at the least (module docstring:
+at concurrency c, c of them)."""
 COMMIT_EVERY_S = 0.05
 """How long the store's writer waits for more episodes to commit with one that finished: the
 most a kill loses of finished episodes (with those it had not started to write)."""
@@ -259,6 +262,7 @@ async def _drain(
     to ``on_episode``, once the writer has committed it (:class:`_Commits`). The stop after
     repeated failures follows the order episodes end in."""
     commits = _Commits(writer, outcome, on_episode)
+    stop_after = max(STOP_AFTER_REPEATS, config.execution.concurrency)
 
     async def worker() -> None:
         for task, epoch in todo:  # one iterator shared by the workers: each job taken once
@@ -277,7 +281,7 @@ async def _drain(
             episode.task_digest = task.digest()  # what a resume compares (task_digests.py)
             await commits.submit(episode)
             outcome.ended(episode)
-            if outcome.repeats >= STOP_AFTER_REPEATS and outcome.stopped is None:
+            if outcome.repeats >= stop_after and outcome.stopped is None:
                 # One cause fails every episode: start no more (those in flight finish).
                 outcome.stopped, outcome.stopped_after = episode.error, outcome.repeats
                 outcome.not_run += sum(1 for _ in todo)
