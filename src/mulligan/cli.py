@@ -870,7 +870,7 @@ def _print_branches(summary: dict[str, Any]) -> None:
             f"branches: {found['groups']} sibling groups of {found['branches']} branches, "
             f"{found['solved_at_branch_turn']} solved at their branch turn; "
             f"{found['pairs']} turn-level pairs (siblings that differ there) in "
-            f"{found['groups_with_pair']} groups",
+            f"{found['groups_with_pair']} group{'' if found['groups_with_pair'] == 1 else 's'}",
             highlight=False,
         )
 
