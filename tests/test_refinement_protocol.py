@@ -8,11 +8,11 @@ from typing import Any, get_args
 
 import pytest
 
-from mulligan import cli
 from mulligan.episode import EpisodeLimits, StopRule, run_episode
 from mulligan.events import ChallengeClaim, Episode, FeedbackEvent, VerdictEvent
 from mulligan.feedback import FEEDBACK_PROVIDERS, get_feedback, parse_feedback_spec, verdict_parts
 from mulligan.feedback.challenge import ChallengeFeedback, perturbations, wrong_claim
+from mulligan.flags import flag_type
 from mulligan.judge import LLMJudge
 from mulligan.models import CallContext, Completion, GenerateParams
 from mulligan.tasks import Task, get_checker
@@ -81,7 +81,7 @@ async def test_self_feedback_follows_right_answers_under_stop_never() -> None:
 def test_stop_never_refuses_reject_repeats_and_the_cli_offers_the_same_choices() -> None:
     with pytest.raises(ValueError, match="would tell the policy its verdict"):
         EpisodeLimits(stop="never", reject_repeats=True)
-    assert get_args(cli.StopRule) == get_args(StopRule)
+    assert get_args(flag_type("stop")) == get_args(StopRule)
 
 
 # Every kind and option that declares it does not reveal the verdict, built from its options.

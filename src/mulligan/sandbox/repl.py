@@ -381,10 +381,21 @@ class Sandbox:
             raise SandboxError("this sandbox is closed")
         self._started = True
         try:
-            self._identity = await asyncio.to_thread(new_identity, self._mode)
+            await self._make_identity()
             await self._spawn()
         except BaseException:
             await self.close()
+            raise
+
+    async def _make_identity(self) -> None:
+        making = asyncio.ensure_future(asyncio.to_thread(new_identity, self._mode))
+        try:
+            self._identity = await asyncio.shield(making)
+        except asyncio.CancelledError:
+            # Cancelled (Ctrl-C, SIGTERM) while the thread makes the scratch directory: it
+            # makes it anyway, so keep it for close() to remove.
+            with contextlib.suppress(Exception):
+                self._identity = await making
             raise
 
     async def _restart(self) -> None:
