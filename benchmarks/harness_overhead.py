@@ -27,7 +27,6 @@ recorded with each cell.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
