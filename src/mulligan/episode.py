@@ -334,14 +334,9 @@ async def _drive(
             parts = [p for p in (outcome.observation, *(f.content for f in feedback_events)) if p]
             left = (limits.max_turns - number, limits.max_proposals - state.proposals)
             parts.append(countdown(*left))
-            # built from typed values (strings joined, a loop counter): no re-validation (below)
-            message = Message.model_construct(
-                role="user", content="Observation:\n" + "\n".join(parts)
-            )
+            message = Message(role="user", content="Observation:\n" + "\n".join(parts))
             messages.append(message)
-            episode.events.append(
-                MessageEvent.model_construct(turn=number, role="user", content=message.content)
-            )
+            episode.events.append(MessageEvent(turn=number, role="user", content=message.content))
 
 
 def policy_params(deps: EpisodeDeps, epoch: int, turn: int) -> GenerateParams:
@@ -371,11 +366,7 @@ async def _policy_turn(deps: EpisodeDeps, state: _LoopState, number: int) -> _Tu
         completion.to_event(number, "policy", params=params, context_messages=seen)
     )
     parsed = parse_action(completion.text)
-    # The per-turn records below are built with ``model_construct``: every value is already of
-    # its field's type (a ParsedAction's strings and kind, the loop's counters), so pydantic's
-    # validation would only re-check them, at a few microseconds each, several times a turn;
-    # the stored JSON is the same (tests/test_hot_path.py compares).
-    reply = Message.model_construct(role="assistant", content=parsed.reply)
+    reply = Message(role="assistant", content=parsed.reply)
     state.messages.append(reply)
     is_solution = parsed.kind == "solution"
     repeat_of = (
@@ -383,7 +374,7 @@ async def _policy_turn(deps: EpisodeDeps, state: _LoopState, number: int) -> _Tu
         if deps.limits.reject_repeats and is_solution
         else None
     )
-    action = ActionEvent.model_construct(
+    action = ActionEvent(
         turn=number,
         kind=parsed.kind,
         content=parsed.content,
@@ -393,9 +384,7 @@ async def _policy_turn(deps: EpisodeDeps, state: _LoopState, number: int) -> _Tu
         repeat_of=repeat_of,
     )
     episode.events.append(action)
-    episode.events.append(
-        MessageEvent.model_construct(turn=number, role=reply.role, content=reply.content)
-    )
+    episode.events.append(MessageEvent(turn=number, role=reply.role, content=reply.content))
     return _Turn(number, parsed, action)
 
 
