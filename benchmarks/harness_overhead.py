@@ -27,7 +27,6 @@ recorded with each cell.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
@@ -191,7 +190,10 @@ async def run_client(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def client_main(args: argparse.Namespace) -> None:
-    result = asyncio.run(run_client(args))
+    from mulligan.engine.eventloop import loop_name, run
+
+    # the loop ``mulligan run`` uses (uvloop where installed; MULLIGAN_EVENT_LOOP=asyncio: not)
+    result = {**run(run_client(args)), "event_loop": loop_name()}
     print("RESULT " + json.dumps(result), flush=True)
 
 

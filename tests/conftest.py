@@ -10,6 +10,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+if os.environ.get("MULLIGAN_TEST_LOOP") == "uvloop":
+    # ``MULLIGAN_TEST_LOOP=uvloop pytest ...``: async tests on uvloop, the loop ``mulligan run``
+    # uses where it is installed (engine/eventloop.py), instead of pytest-asyncio's default.
+    # (Commands run through the CLI use it anyway.) Needs pytest-asyncio's loop-factory hook.
+    import uvloop
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_asyncio_loop_factories(config: object, item: object) -> dict[str, object]:
+        return {"uvloop": uvloop.new_event_loop}
+
 
 def shared_mint_dir() -> Path:
     """``../shared/data/mint`` beside the repository, or $MULLIGAN_SHARED_DATA/mint."""

@@ -3,11 +3,14 @@
 Speed itself is measured in benchmarks/ (harness_overhead.py), never asserted here; these tests
 pin down that the cheaper code computes the same thing: the leak check's exact-string search
 (``str.find`` with word-boundary checks instead of a regex compiled per reference) and the
-transport's environment settings (read once per session instead of once per request).
+transport's environment settings (read once per session instead of once per request), and
+orjson on the wire.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import random
 import re
 
@@ -15,7 +18,7 @@ import pytest
 import yarl
 
 from mulligan.feedback.leak import _exact_spans, find_leaks
-from mulligan.models.http import Endpoint, _from_environment
+from mulligan.models.http import Endpoint, _from_environment, decode_json, encode_json
 from mulligan.tasks.base import Task
 
 
@@ -102,3 +105,24 @@ def test_remembered_leak_reports_belong_to_their_task() -> None:
     assert find_leaks(text, _text_task("42", "a")) == find_leaks(text, leaking)
     for n in range(50):  # tasks come and go: a reused id() never returns another task's report
         assert find_leaks(text, _text_task(str(n))).leaked == (n in (41, 42))
+
+
+def test_request_bodies_and_replies_parse_as_with_json() -> None:
+    """orjson on the wire (when installed) reads and writes what json does: the same values,
+    the same refusals; what orjson refuses and json accepts goes to json."""
+    payload = {
+        "model": "m",
+        "messages": [{"role": "user", "content": 'é \u2028 \\ " 😀 \x00'}],
+        "temperature": 1e-05,
+        "seed": 2**63 - 1,
+        "stop": ["</execute>"],
+        "nested": {"a": [1, 2.5, None, True]},
+    }
+    assert json.loads(encode_json(payload)) == payload
+    assert json.loads(encode_json({"big": 2**70})) == {"big": 2**70}  # beyond orjson: json
+    body = json.dumps(payload, ensure_ascii=True).encode()
+    assert decode_json(body) == payload
+    assert math.isnan(decode_json(b'{"x": NaN}')["x"])  # json's extension, kept
+    for bad in (b"", b"{", b"[1,]", b"\xff"):
+        with pytest.raises(ValueError):
+            decode_json(bad)

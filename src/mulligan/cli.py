@@ -331,10 +331,11 @@ class _RunProgress:
 def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
     """Run ``cfg`` under the progress display; Ctrl-C exits with the command that resumes."""
     from mulligan.engine import execute_run
+    from mulligan.engine.eventloop import run
 
     try:
         with display.bar, _sigterm_as_ctrl_c():
-            return asyncio.run(
+            return run(
                 execute_run(
                     cfg, resume=resume, on_start=display.on_start, on_episode=display.on_episode
                 )

@@ -31,6 +31,11 @@ from aiohttp import helpers as aiohttp_helpers
 
 from mulligan import __version__
 
+try:  # several times faster than json on the hot path (a request body and a reply per turn)
+    import orjson
+except ImportError:  # a dependency, but nothing needs it: json does the same, slower
+    orjson = None  # type: ignore[assignment]
+
 # What a request that failed in transport raises: refused or dropped connections, a body cut
 # short, and timeouts (aiohttp's are ``TimeoutError`` subclasses).
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
@@ -56,8 +61,31 @@ class HTTPStatusFault(Exception):
 
 
 def encode_json(payload: Mapping[str, Any]) -> bytes:
-    """A request body: compact JSON, UTF-8 (what the model reads is not escaped to ASCII)."""
+    """A request body: compact JSON, UTF-8 (what the model reads is not escaped to ASCII).
+
+    orjson's bytes equal json's here except for float spelling (``1e-5`` for ``1e-05``), the
+    same numbers; neither is stored or hashed (the response cache keys on its own canonical
+    JSON). What orjson refuses (an integer beyond 64 bits, a non-string key) json encodes."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(payload)
+        except TypeError:  # orjson.JSONEncodeError
+            pass
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode_json(body: bytes | str) -> Any:
+    """A reply body or a server-sent event's data, parsed; ``ValueError`` when it is not JSON.
+
+    What orjson refuses and json accepts (``NaN``, ``Infinity``) json decides, and json words
+    the error, so a reply is accepted or refused, and described, the same with or without
+    orjson."""
+    if orjson is not None:
+        try:
+            return orjson.loads(body)
+        except ValueError:  # orjson.JSONDecodeError
+            pass
+    return json.loads(body)
 
 
 class Endpoint:

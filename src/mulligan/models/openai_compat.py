@@ -79,6 +79,7 @@ from mulligan.models.http import (
     TRANSPORT_ERRORS,
     Endpoint,
     HTTPStatusFault,
+    decode_json,
     encode_json,
 )
 from mulligan.models.pricing import PriceTable, default_price_table
@@ -492,7 +493,7 @@ class OpenAICompatModel:
                 done = True
                 break
             try:
-                chunk = json.loads(data)
+                chunk = decode_json(data)
             except ValueError:
                 raise bad(f"event {chunks} is not JSON: {_snippet(data)!r}") from None
             if not isinstance(chunk, dict):
@@ -594,7 +595,7 @@ class OpenAICompatModel:
             return TransientFault("malformed", f"malformed {where}: {what}")
 
         try:
-            data = json.loads(body)
+            data = decode_json(body)
         except ValueError as e:
             raise bad(f"body is not JSON ({e}): {_snippet(body)!r}") from None
         if not isinstance(data, dict):
