@@ -4,6 +4,7 @@ cleans up as Ctrl-C does."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -125,3 +126,38 @@ def test_sigterm_of_a_run_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
     assert run.returncode == 130, stderr
     assert "interrupted; finished episodes are saved" in stderr and "--resume" in stderr
     assert _owner_files_of(run.pid) == []  # every scratch directory removed, with its owner
+
+
+def test_scratch_still_held_at_exit_is_removed(tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom mulligan.sandbox.scratch import create_scratch\n"
+        "path, owner, fd = create_scratch(sys.argv[1])\nopen(path + '/work.py', 'w').write('x')\n"
+        "print(path, flush=True)\n"  # exits without releasing it
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    path = Path(done.stdout.strip())
+    assert path.name.startswith(scratch.PREFIX)
+    assert not path.exists() and not Path(f"{path}{OWNER_SUFFIX}").exists()
+
+
+async def test_a_close_cancelled_half_way_still_removes_the_scratch(tmp_path: Path) -> None:
+    pool = SandboxPool(size=0)
+    await pool.start()
+    try:
+        async with pool.session() as sandbox:
+            directory = sandbox.scratch_dir
+            assert directory is not None and Path(directory).is_dir()
+            closing = asyncio.ensure_future(sandbox.close())
+            await asyncio.sleep(0)  # it has begun killing the worker
+            closing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await closing
+            assert not Path(directory).exists()
+            assert not Path(f"{directory}{OWNER_SUFFIX}").exists()
+            assert not sandbox.alive
+    finally:
+        await pool.close()

@@ -49,7 +49,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mulligan.sandbox.limits import SandboxError, SandboxLimits
-from mulligan.sandbox.scratch import create_scratch, release_scratch, remove_abandoned
+from mulligan.sandbox.scratch import (
+    create_scratch,
+    force_remove,
+    release_scratch,
+    remove_abandoned,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -186,19 +191,11 @@ def rotate_uid(identity: WorkerIdentity) -> None:
     _uids_in_use.discard(old)
 
 
-def _force_remove(function: Callable[..., Any], path: str, _info: Any) -> None:
-    # Model code may chmod its own files read-only; make them removable and retry once.
-    with contextlib.suppress(OSError):
-        os.chmod(os.path.dirname(path), 0o700)
-        os.chmod(path, 0o700)
-        function(path)
-
-
 def release_identity(identity: WorkerIdentity) -> None:
     """Deletes the scratch directory (and its owner file) and frees the uid (call after killing
     the processes)."""
     owner_fd, identity.owner_fd = identity.owner_fd, None  # released once, even if called twice
-    release_scratch(identity.scratch, identity.owner, owner_fd, onerror=_force_remove)
+    release_scratch(identity.scratch, identity.owner, owner_fd, onerror=force_remove)
     if identity.uid is not None:
         _uids_in_use.discard(identity.uid)
 
@@ -206,7 +203,7 @@ def release_identity(identity: WorkerIdentity) -> None:
 def remove_abandoned_scratch() -> list[str]:
     """Removes the scratch directories that processes killed outright left behind, and only
     those (``sandbox/scratch.py``: an owner file nobody holds); returns them (blocking)."""
-    return remove_abandoned(onerror=_force_remove)
+    return remove_abandoned(onerror=force_remove)
 
 
 # ----------------------------------------------------------------------------------------------

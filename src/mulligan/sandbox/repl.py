@@ -611,16 +611,33 @@ class Sandbox:
             return
         self._closed = True
         worker, self._worker = self._worker, None
+        try:
+            if worker is not None:
+                await self._kill(worker)
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
+            identity = self._identity
+            if identity is not None:
+                if worker is None:
+                    # No worker to kill, but processes of this uid could still be around.
+                    await asyncio.to_thread(kill_worker_processes, self._mode, identity, None)
+                await asyncio.to_thread(release_identity, identity)
+        except asyncio.CancelledError:
+            # Cancelled half-way (a shutdown cancels every task left, shielded ones included):
+            # finish here, blocking, rather than leave processes or the directory behind.
+            self._finish_close_now(worker)
+            raise
+        finally:
+            self._identity = None
+
+    def _finish_close_now(self, worker: _Worker | None) -> None:
+        identity = self._identity
+        if identity is None:
+            return
+        kill_worker_processes(self._mode, identity, worker.process.pid if worker else None)
         if worker is not None:
-            await self._kill(worker)
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-        identity, self._identity = self._identity, None
-        if identity is not None:
-            if worker is None:
-                # No worker to kill, but processes of this uid could still be around.
-                await asyncio.to_thread(kill_worker_processes, self._mode, identity, None)
-            await asyncio.to_thread(release_identity, identity)
+            worker.close_pipes()
+        release_identity(identity)
 
     async def run_program(
         self, code: str, timeout_s: float = 10.0, output_limit: int | None = None

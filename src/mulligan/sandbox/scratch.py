@@ -21,10 +21,15 @@ last descriptor of its holder closes, however the holder ended, so:
 The owner file lies outside the scratch directory because model code may write, empty or
 delete anything inside that (the worker empties it between programs), and in bubblewrap it is
 not visible at all. Its descriptor is close-on-exec, so the sandbox workers never hold it.
+
+Every directory this process still holds when the interpreter exits is removed then (an exit
+hook): a shutdown that cancels a sandbox's close half-way (``asyncio.run`` cancels every task
+left, shielded ones included) must not leave its directory behind.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import logging
@@ -44,6 +49,8 @@ OWNER_SUFFIX = ".owner"
 # An owner file without its directory is left alone this long: its maker may be between
 # creating the file and the directory.
 _YOUNG_S = 60.0
+# Directories made here and not yet released: path -> (owner file, descriptor, maker's pid).
+_held: dict[str, tuple[str, int, int]] = {}
 
 
 def create_scratch(parent: str) -> tuple[str, str, int]:
@@ -69,6 +76,7 @@ def create_scratch(parent: str) -> tuple[str, str, int]:
         except BaseException:
             _drop(owner, fd)
             raise
+        _held[path] = (owner, fd, os.getpid())
         return path, owner, fd
     raise FileExistsError(f"no free scratch directory name in {parent}")
 
@@ -84,6 +92,7 @@ def release_scratch(
 ) -> None:
     """Remove a scratch directory made by :func:`create_scratch`, then its owner file, then
     drop the lock (in that order, so that no one sees the directory without a held lock)."""
+    _held.pop(path, None)
     try:
         shutil.rmtree(path, onerror=onerror)
         if owner is not None:
@@ -92,6 +101,25 @@ def release_scratch(
     finally:
         if fd is not None:
             os.close(fd)
+
+
+@atexit.register
+def release_held_at_exit() -> None:
+    """Removes the directories this process made and still holds (module docstring). A forked
+    child inherits the table but not the directories: it removes nothing."""
+    for path, (owner, fd, pid) in list(_held.items()):
+        if pid == os.getpid():
+            with contextlib.suppress(OSError):
+                release_scratch(path, owner, fd, onerror=force_remove)
+
+
+def force_remove(function: Callable[..., Any], path: str, _info: Any) -> None:
+    """``shutil.rmtree``'s error handler: model code may chmod its own files read-only; make
+    them removable and retry once."""
+    with contextlib.suppress(OSError):
+        os.chmod(os.path.dirname(path), 0o700)
+        os.chmod(path, 0o700)
+        function(path)
 
 
 def scratch_parents() -> list[str]:
