@@ -9,6 +9,7 @@ import pytest
 
 from mulligan.metrics import (
     BootstrapConfig,
+    count_rate_estimate,
     macro_estimate,
     mcnemar_exact,
     mcnemar_test,
@@ -219,3 +220,24 @@ def test_macro_of_proportions_is_wilson_for_one_group_and_never_a_point_at_the_e
     assert mixed.ci_low is not None and mixed.ci_high is not None
     assert 0.0 < mixed.ci_low < 0.5 < mixed.ci_high < 1.0
     assert macro_proportion_estimate({}).value is None
+
+
+def test_count_rates_keep_their_edges_open_where_the_bootstrap_collapses() -> None:
+    # 9 episodes, one proposal pair each, no flip: every bootstrap draw is 0/9.
+    assert ratio_estimate([0.0] * 9, [1.0] * 9).ci_high == 0.0
+    none = count_rate_estimate([0.0] * 9, [1.0] * 9)
+    assert none.value == 0.0 and none.ci_low == 0.0 and none.method == "cluster-bootstrap+wilson"
+    assert none.ci_high == pytest.approx(wilson_interval(0, 9)[1]) and none.ci_high > 0.29
+    every = count_rate_estimate([2.0, 1.0, 3.0], [2.0, 1.0, 3.0])
+    assert every.ci_high == 1.0 and every.ci_low == pytest.approx(wilson_interval(6, 6)[0])
+    # In between, the interval covers both the bootstrap's (clustered) and Wilson's.
+    nums, dens = [3.0, 0.0, 0.0, 1.0, 0.0] * 4, [3.0, 1.0, 2.0, 2.0, 1.0] * 4
+    boot, hull = ratio_estimate(nums, dens), count_rate_estimate(nums, dens)
+    low, high = wilson_interval(sum(nums), int(sum(dens)))
+    assert hull.value == boot.value
+    assert hull.ci_low == min(low, boot.ci_low) and hull.ci_high == max(high, boot.ci_high)
+    assert count_rate_estimate([0.0], [0.0]).value is None  # no pair: undefined, no interval
+    with pytest.raises(ValueError, match="whole-number counts"):
+        count_rate_estimate([1.5], [2.0])
+    with pytest.raises(ValueError, match="whole-number counts"):
+        count_rate_estimate([3.0], [2.0])

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict
 
 from mulligan.events import Episode, FeedbackEvent, VerdictEvent
-from mulligan.metrics.stats import DEFAULT_BOOTSTRAP, BootstrapConfig, Estimate, ratio_estimate
+from mulligan.metrics.stats import DEFAULT_BOOTSTRAP, BootstrapConfig, Estimate, count_rate_estimate
 from mulligan.prompts.verdict import parse_binary_verdict
 
 CHECKER_VERDICT_SOURCE = "rule:checker-verdict"
@@ -132,7 +132,7 @@ def feedback_agreement(
         per = list(tally.episodes.values())
 
         def rate(num: int, den: int, per: list[list[float]] = per) -> Estimate:
-            return ratio_estimate([p[num] for p in per], [p[den] for p in per], bootstrap)
+            return count_rate_estimate([p[num] for p in per], [p[den] for p in per], bootstrap)
 
         out.append(
             SourceAgreement(

@@ -25,7 +25,7 @@ from itertools import pairwise
 
 from mulligan.actions import answer_key
 from mulligan.events import Episode, VerdictEvent
-from mulligan.metrics.stats import DEFAULT_BOOTSTRAP, BootstrapConfig, Estimate, ratio_estimate
+from mulligan.metrics.stats import DEFAULT_BOOTSTRAP, BootstrapConfig, Estimate, count_rate_estimate
 
 
 def proposals(episode: Episode) -> list[VerdictEvent]:
@@ -49,7 +49,7 @@ def recovery_rate(
 ) -> Estimate:
     """P(next proposal correct | this proposal wrong), over consecutive proposal pairs."""
     counts = [_transition_counts(e, after_correct=False) for e in episodes]
-    return ratio_estimate([c[0] for c in counts], [c[1] for c in counts], bootstrap)
+    return count_rate_estimate([c[0] for c in counts], [c[1] for c in counts], bootstrap)
 
 
 def regression_rate(
@@ -57,7 +57,7 @@ def regression_rate(
 ) -> Estimate:
     """P(next proposal wrong | this proposal correct), over consecutive proposal pairs."""
     counts = [_transition_counts(e, after_correct=True) for e in episodes]
-    return ratio_estimate([c[0] for c in counts], [c[1] for c in counts], bootstrap)
+    return count_rate_estimate([c[0] for c in counts], [c[1] for c in counts], bootstrap)
 
 
 def _repeat_counts(episode: Episode) -> tuple[float, float]:
@@ -78,4 +78,4 @@ def repeated_answer_rate(
 ) -> Estimate:
     """Share of proposals made after a wrong one that repeat an answer already judged wrong."""
     counts = [_repeat_counts(e) for e in episodes]
-    return ratio_estimate([c[0] for c in counts], [c[1] for c in counts], bootstrap)
+    return count_rate_estimate([c[0] for c in counts], [c[1] for c in counts], bootstrap)

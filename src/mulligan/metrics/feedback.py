@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field
 
 from mulligan.events import Episode, Event, Expertise, FeedbackEvent, FeedbackKind, LeakFlags
-from mulligan.metrics.stats import DEFAULT_BOOTSTRAP, BootstrapConfig, Estimate, ratio_estimate
+from mulligan.metrics.stats import DEFAULT_BOOTSTRAP, BootstrapConfig, Estimate, count_rate_estimate
 
 # --- friction ----------------------------------------------------------------------------------
 
@@ -68,7 +68,7 @@ def feedback_friction(
         qualified = bool(_qualifying_feedback(episode, kinds))
         denominators.append(float(qualified))
         numerators.append(float(qualified and not episode.success))
-    return ratio_estimate(numerators, denominators, bootstrap)
+    return count_rate_estimate(numerators, denominators, bootstrap)
 
 
 # --- who gave feedback -------------------------------------------------------------------------

@@ -37,9 +37,9 @@ from mulligan.metrics.stats import (
     DEFAULT_BOOTSTRAP,
     BootstrapConfig,
     Estimate,
+    count_rate_estimate,
     mean_estimate,
     proportion_estimate,
-    ratio_estimate,
 )
 
 
@@ -157,7 +157,7 @@ def challenge_effect(
         return None
 
     def rate(i: int) -> Estimate:
-        return ratio_estimate(
+        return count_rate_estimate(
             [c[i][0] for _, c in per_episode], [c[i][1] for _, c in per_episode], bootstrap
         )
 

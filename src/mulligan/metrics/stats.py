@@ -24,7 +24,13 @@ every draw of 0/21 is 0/21 and every draw of 3/3 is 3/3, so it reports [0, 0] an
 gives [0, 0.155]; 3/3 gives [0.44, 1]) and keeps close to its nominal coverage for small n
 (Brown, Cai and DasGupta, 2001). A macro average of proportions (the mean of per-suite SR) gets
 the MOVER combination of the suites' Wilson intervals (:func:`macro_proportion_estimate`), for
-the same reason. Each :class:`Estimate` names its interval's ``method``.
+the same reason. A *rate of counted events* (flips among proposal pairs, false praise among
+wrong proposals, challenges that made the policy cave: several per episode, so the bootstrap
+still resamples episodes) gets the hull of its cluster-bootstrap interval and Wilson's interval
+over the pooled counts (:func:`count_rate_estimate`): the bootstrap keeps the episodes'
+clustering where it widens the interval, Wilson keeps the edges open where the bootstrap
+collapses (0 of 9 flips: [0, 0] from the bootstrap, [0, 0.30] reported). Each
+:class:`Estimate` names its interval's ``method``.
 """
 
 from __future__ import annotations
@@ -61,14 +67,16 @@ IntervalMethod = Literal[
     "wilson",
     "mover-wilson",
     "cluster-bootstrap",
+    "cluster-bootstrap+wilson",
     "task-bootstrap",
     "stratified-bootstrap",
     "paired-bootstrap",
     "unpaired-bootstrap",
 ]
 """How an :class:`Estimate`'s interval was computed: Wilson's score interval (a proportion over
-independent episodes), its MOVER combination (a mean of such proportions, e.g. over suites), or a
-percentile bootstrap that resamples episodes (``cluster``), tasks with their per-task values
+independent episodes), its MOVER combination (a mean of such proportions, e.g. over suites), the
+hull of a cluster bootstrap and Wilson's interval (a rate of counted events), or a percentile
+bootstrap that resamples episodes (``cluster``), tasks with their per-task values
 (``task``: pass@k and pass^k, :mod:`mulligan.metrics.passk`), episodes
 within each group (``stratified``, macro averages), task pairs (``paired``) or two samples each on
 its own (``unpaired``)."""
@@ -185,6 +193,32 @@ def ratio_estimate(
         ci_low=interval[0] if interval else None,
         ci_high=interval[1] if interval else None,
         confidence=bootstrap.confidence,
+    )
+
+
+def count_rate_estimate(
+    numerators: Sequence[float],
+    denominators: Sequence[float],
+    bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP,
+) -> Estimate:
+    """A rate of counted events, sum_i a_i / sum_i b_i with whole-number 0 <= a_i <= b_i, whose
+    interval is the hull of the cluster bootstrap's and Wilson's over the pooled counts (module
+    docstring): never [0, 0] at 0 of n or [1, 1] at n of n."""
+    estimate = ratio_estimate(numerators, denominators, bootstrap)
+    if estimate.value is None or estimate.ci_low is None or estimate.ci_high is None:
+        return estimate
+    if not all(
+        0 <= a <= b and a == int(a) and b == int(b)
+        for a, b in zip(numerators, denominators, strict=True)
+    ):
+        raise ValueError("a count rate needs whole-number counts with 0 <= a_i <= b_i")
+    low, high = wilson_interval(estimate.numerator, int(estimate.denominator), bootstrap.confidence)
+    return estimate.model_copy(
+        update={
+            "ci_low": min(low, estimate.ci_low),
+            "ci_high": max(high, estimate.ci_high),
+            "method": "cluster-bootstrap+wilson",
+        }
     )
 
 
