@@ -6,21 +6,20 @@ checklist) with a judge that scores every proposal item by item, then asks
 - the first judge to score each problem's **reference answer**: the share of items it finds
   satisfied there (a judge that reads the checklist soundly should mark most of them).
 
-    .venv/bin/python benchmarks/checklist_scores.py --data ../shared/data/refinebench \\
-        --limit 20 --turns 3 --model local/qwen2.5-coder-0.5b \\
+    .venv/bin/python benchmarks/checklist_scores.py --data-dir ../shared/data \\
+        --limit 10 --turns 3 --model local/qwen2.5-coder-0.5b \\
         --judge-model local/qwen2.5-coder-1.5b --second-judge local/smollm2-135m --out runs/rb
 
-The tasks are read here from ``refinebench_samples.jsonl`` (question, reference_answer,
-checklist); the ``refinebench`` suite, where registered, reads the same file. The checker is exact
-match against the reference (RefineBench's answers are long: the checklist score is the measure).
-Not run by CI: minutes per task on 2 cores.
+The tasks are the registered ``refinebench`` suite's (``Task.checklist`` holds each checklist), a
+seeded sample of ``--limit`` per exam type. The checker is exact match against the reference
+(RefineBench's answers are long: the checklist score is the measure). Every local model runs on
+``--threads`` threads. Not run by CI: minutes per task on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from pathlib import Path
 
 from mulligan.config import RunConfig
@@ -30,34 +29,7 @@ from mulligan.judge import LLMJudge
 from mulligan.metrics.refinement import checklist_at_turn
 from mulligan.models import get_model
 from mulligan.store import RunStore
-from mulligan.tasks import Task
-
-FILE = "refinebench_samples.jsonl"
-
-
-def load_refinebench(data: Path, limit: int) -> list[Task]:
-    """The first ``limit`` RefineBench problems as tasks that carry their checklist."""
-    path = data / FILE if data.is_dir() else data
-    tasks = []
-    for line in path.read_text(encoding="utf-8").splitlines()[:limit]:
-        row = json.loads(line)
-        answer = row["reference_answer"]
-        # some references are lists of parts (one per sub-question): join them
-        reference = "\n\n".join(map(str, answer)) if isinstance(answer, list) else str(answer)
-        tasks.append(
-            Task(
-                id=str(row["index"]),
-                suite="refinebench",
-                category="reasoning",
-                prompt=str(row["question"]),
-                reference=reference,
-                checker="exact_match",
-                gold_solution=reference,
-                checklist=tuple(str(item) for item in row["checklist"]),
-                metadata={"field": row.get("field"), "subject": row.get("subject")},
-            )
-        )
-    return tasks
+from mulligan.tasks import Task, load_tasks
 
 
 async def second_opinions(
@@ -76,7 +48,7 @@ async def second_opinions(
                 if a is not None and b is not None:
                     both += 1
                     agree += a == b
-        reference = await first.score_checklist(task, task.reference, 0, 0, _drop)
+        reference = await first.score_checklist(task, task.reference, 1, 0, _drop)
         ref_marked += sum(mark is not None for mark in reference)
         ref_yes += sum(bool(mark) for mark in reference)
     return both, agree, ref_marked, ref_yes
@@ -88,8 +60,10 @@ def _drop(_event: object) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/refinebench"))
-    parser.add_argument("--limit", type=int, default=20)
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--limit", type=int, default=10, help="problems per exam type")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--model", default="local/qwen2.5-coder-0.5b")
     parser.add_argument("--judge-model", default="local/qwen2.5-coder-1.5b")
@@ -99,18 +73,28 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/refinebench-checklist"))
     args = parser.parse_args()
 
-    tasks = load_refinebench(args.data, args.limit)
+    tasks = load_tasks(
+        "refinebench", data_dir=args.data_dir, limit=args.limit, seed=args.seed, sample="random"
+    )
+    threads = {"n_threads": args.threads}
     config = RunConfig.model_validate(
         dict(
-            suite="mint",  # the tasks are passed in; the suite name only labels the run
+            suite="refinebench",
+            data_dir=args.data_dir,
+            limit=args.limit,
+            seed=args.seed,
+            sample="random",
             model=args.model,
+            model_args=threads if args.model.startswith("local/") else {},
             turns=args.turns,
             proposals=args.turns,
             stop="never",
             max_tokens=args.max_tokens,
             feedback=args.feedback,
             feedback_model=args.judge_model if args.feedback != "none" else None,
+            feedback_model_args=threads if args.feedback != "none" else {},
             judge_model=args.judge_model,
+            judge_model_args=threads,
             out=args.out,
             concurrency=1,
         )
@@ -127,8 +111,8 @@ def main() -> None:
                 f"[{100 * (estimate.ci_low or 0):.1f}-{100 * (estimate.ci_high or 0):.1f}] "
                 f"over {estimate.episodes} episodes"
             )
-    first = LLMJudge(get_model(args.judge_model))
-    second = LLMJudge(get_model(args.second_judge))
+    first = LLMJudge(get_model(args.judge_model, args=threads))
+    second = LLMJudge(get_model(args.second_judge, args=threads))
     both, agree, ref_marked, ref_yes = asyncio.run(
         second_opinions(episodes, {t.id: t for t in tasks}, first, second)
     )

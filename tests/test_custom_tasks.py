@@ -32,7 +32,7 @@ def test_example_file_loads_every_kind_of_task() -> None:
     by_id = {t.id: t for t in tasks}
     assert {t.suite for t in tasks} == {"my-arithmetic"}
     assert by_id["pi"].metadata["checker_options"] == {"rel_tol": 0.001}
-    assert by_id["capital"].metadata["checklist"][1] == "Is the city Paris?"
+    assert by_id["capital"].checklist[1] == "Is the city Paris?"
     square, even = by_id["square"], by_id["is_even"]
     assert square.category == "code_generation" and square.metadata["test_list"]
     assert even.reference.rstrip().endswith("check(is_even)")

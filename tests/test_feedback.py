@@ -394,7 +394,7 @@ async def test_critic_names_the_first_wrong_step() -> None:
 
 async def test_checklist_marks_each_item_and_skips_tasks_without_one() -> None:
     items = ["States the number of books", "Multiplies books per week by weeks"]
-    task = reasoning_task(checklist=items)
+    task = reasoning_task().model_copy(update={"checklist": tuple(items)})
     model = CannedModel(["1. YES - it gives a number\n2. NO - it multiplied by 11"])
     event = await ChecklistFeedback(model).feedback(context(task))
     assert event is not None and event.kind == "checklist" and not event.saw_reference

@@ -4,6 +4,7 @@ the verdict-free feedback kinds (issue 15, item 3)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -15,9 +16,11 @@ from mulligan.feedback.challenge import ChallengeFeedback, perturbations, wrong_
 from mulligan.flags import flag_type
 from mulligan.judge import LLMJudge
 from mulligan.models import CallContext, Completion, GenerateParams
-from mulligan.tasks import Task, get_checker
+from mulligan.tasks import Task, get_checker, load_tasks
 from mulligan.tasks.checkers.numbers import parse_number
 from test_feedback_support import CannedModel, context, mmlu_task, reasoning_task
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 class Replies:
@@ -143,6 +146,15 @@ async def test_judge_scores_checklists_and_reads_feedback_verdicts() -> None:
     assert [e.stated_verdict for e in feedback] == [True, True]
     judge_calls = [e for e in episode.events if getattr(e, "role", None) == "judge"]
     assert len(judge_calls) == 5  # 2 checklists, 2 feedback readings, 1 second opinion (30)
+
+
+async def test_checklists_of_a_task_file_reach_the_judge() -> None:
+    # The one home of a checklist is Task.checklist: a task file's (and RefineBench's) are judged.
+    (task,) = [t for t in load_tasks(f"file:{EXAMPLES / 'tasks.jsonl'}") if t.id == "capital"]
+    judge = LLMJudge(CannedModel(["1. YES - a city\n2. NO - not Paris"]))  # type: ignore[arg-type]
+    episode = await _episode(task, ["Lyon"], "none", judge, max_turns=1, stop="never")
+    (verdict,) = [e for e in episode.events if isinstance(e, VerdictEvent)]
+    assert verdict.checklist == (True, False) and verdict.checklist_score == 0.5
 
 
 # ---- challenge claims ----

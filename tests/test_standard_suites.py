@@ -66,7 +66,7 @@ def test_gsm8k_reference_is_the_final_answer() -> None:
 
 def test_refinebench_carries_its_checklists() -> None:
     tasks = load_suite("refinebench", _data("refinebench"))
-    assert sum(len(t.metadata["checklist"]) for t in tasks) == 1016
+    assert sum(len(t.checklist) for t in tasks) == 1016
     assert len({t.id for t in tasks}) == 109
     exact = [t for t in tasks if t.suite == "refinebench/exact-match"]
     assert exact[0].reference == "46.24"  # the final <answer>, not the worked reference

@@ -1,7 +1,6 @@
 """Checklist feedback (RefineBench style): each rubric item of the task, satisfied or not.
 
-The items come from ``Task.checklist`` (or ``task.metadata['checklist']``, a list of strings);
-tasks without one get no checklist feedback. Under ``--stop never`` it follows every proposal,
+The items come from ``Task.checklist``; tasks without one get no checklist feedback. Under ``--stop never`` it follows every proposal,
 right or wrong, so (without ``reference``) it does not tell the verdict. The feedback model judges the latest proposal item by item; its reply
 is parsed line by line (``3. YES - reason``) and shown as a checklist. Items it did not judge
 are shown as unknown rather than guessed.
@@ -9,7 +8,6 @@ are shown as unknown rather than guessed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from mulligan.events import FeedbackEvent, FeedbackKind
@@ -23,12 +21,8 @@ __all__ = ["ChecklistFeedback", "parse_checklist", "task_checklist"]
 
 
 def task_checklist(task: Task) -> list[str]:
-    """The checklist items of a task: ``Task.checklist``, else ``metadata['checklist']`` (a list
-    of strings, the form before the field existed); [] when there are none."""
-    items: Any = task.checklist or task.metadata.get("checklist")
-    if isinstance(items, str) or not isinstance(items, Sequence):
-        return []
-    return [str(item).strip() for item in items if str(item).strip()]
+    """The checklist items of a task (``Task.checklist``), blank ones left out."""
+    return [item.strip() for item in task.checklist if item.strip()]
 
 
 class ChecklistFeedback(ModelFeedback):

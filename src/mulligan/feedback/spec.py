@@ -321,7 +321,7 @@ for _info in (
     ),
     KindInfo(
         "checklist",
-        "the task's checklist items, each satisfied or not (tasks with metadata['checklist'] only)",
+        "the task's checklist items, each satisfied or not (tasks with a checklist only)",
         "only with the reference option",
         (Flags("reference", ("no-reference", "reference")),),
         ("feedback_model",),

@@ -204,8 +204,6 @@ def build_task(record: TaskRecord, suite: str, position: int) -> Task:
     metadata: dict[str, Any] = {"benchmark": suite, **record.metadata}
     if record.checker_options:
         metadata["checker_options"] = dict(record.checker_options)
-    if record.checklist is not None:
-        metadata["checklist"] = list(record.checklist)
     reference = str(record.reference)
     if code:
         reference = _code_reference(record, metadata)
@@ -220,6 +218,7 @@ def build_task(record: TaskRecord, suite: str, position: int) -> Task:
         checker=record.checker,
         gold_solution=gold,
         metadata=metadata,
+        checklist=tuple(record.checklist or ()),
     )
 
 

@@ -6,8 +6,8 @@ The data is ``static/data/refinebench_samples.json`` of the paper's project page
 one JSON object of problem lists keyed by field; it is stored as JSONL (one problem per line, in
 upstream's order, ``ensure_ascii=False``) and pinned in that form.
 
-Each task carries its checklist in ``metadata["checklist"]`` (a list of strings: where the
-``checklist`` feedback and checklist scoring read it). Groups follow RefineBench's exam types:
+Each task carries its checklist in ``Task.checklist`` (where the ``checklist`` feedback and the
+judge's checklist scoring read it). Groups follow RefineBench's exam types:
 ``exact-match`` (80: the reference's final ``<answer>...</answer>`` is the reference, judged by
 normalised exact match) and ``free-form`` (29: the reference answer itself, judged the same way,
 which only an identical text passes; their real score is the checklist's, or a ``--judge-model``
@@ -132,10 +132,10 @@ def load_refinebench(group: str | None, data_dir: Path | None = None) -> list[Ta
                 reference=reference,
                 checker="exact_match" if kind == "exact-match" else "exact_match_long",
                 gold_solution=reference,
+                checklist=tuple(record.checklist),
                 metadata={
                     "benchmark": REFINEBENCH_SUITE,
                     "mint_task_type": "reasoning",
-                    "checklist": list(record.checklist),
                     "field": record.field,
                     "subject": record.subject,
                     "exam_type": record.exam_type,
@@ -152,7 +152,7 @@ def _load(group: str | None, data_dir: Path | None, checkers: CheckerMode) -> li
 
 REFINEBENCH = SuiteDefinition(
     name=REFINEBENCH_SUITE,
-    description="RefineBench's 109-problem sample, checklists in metadata['checklist']",
+    description="RefineBench's 109-problem sample, each task with its checklist",
     load=_load,
     groups=tuple(EXAM_TYPES),
     data_pull=REFINEBENCH_DATA.name,
