@@ -122,6 +122,12 @@ async def test_failures_are_isolated_and_resume_redoes_only_them(
         failed = {e.key.task_id: e for e in store.episodes() if e.status == "failed"}
     assert set(failed) == {"1", "3"}
     assert failed["1"].events[-1].type == "error"
+    # The stored error says where it was raised, and where in mulligan it passed through.
+    assert failed["1"].error is not None
+    assert failed["1"].error.startswith(
+        "RuntimeError: backend exploded on 1 (at tests/test_engine.py:"
+    )
+    assert "in generate, from mulligan/" in failed["1"].error
 
     with pytest.raises(RunExistsError, match="--resume"):
         await execute_run(cfg, model=FlakyModel(set()), sandboxes=sandboxes)  # type: ignore[arg-type]

@@ -366,7 +366,10 @@ async def test_a_200_episode_run_under_faults_loses_and_repeats_nothing(
         model = OpenAICompatModel(
             "test-model", base_urls=server.base_url, timeout_s=1.0, retry=POLICY, max_concurrency=32
         )
-        summary = await execute_run(cfg, model=model, tasks=tasks, sandboxes=sandboxes)  # type: ignore[arg-type]
+        try:  # a model passed in is the caller's to close
+            summary = await execute_run(cfg, model=model, tasks=tasks, sandboxes=sandboxes)  # type: ignore[arg-type]
+        finally:
+            await model.aclose()
         _, expected_attempts, failing = _expected(EPISODES)
         assert dict(responder.attempts) == expected_attempts  # no request repeated or skipped
         assert (summary.finished, summary.failed, summary.solved) == (
@@ -389,6 +392,11 @@ async def test_a_200_episode_run_under_faults_loses_and_repeats_nothing(
         model = OpenAICompatModel(
             "test-model", base_urls=server.base_url, timeout_s=1.0, retry=POLICY, max_concurrency=32
         )
-        summary = await execute_run(cfg, resume=True, model=model, tasks=tasks, sandboxes=sandboxes)  # type: ignore[arg-type]
+        try:
+            summary = await execute_run(
+                cfg, resume=True, model=model, tasks=tasks, sandboxes=sandboxes
+            )  # type: ignore[arg-type]
+        finally:
+            await model.aclose()
         assert summary.skipped == EPISODES - len(failing) and summary.solved == len(failing)
         assert sum(responder.attempts.values()) - before == len(failing)

@@ -14,9 +14,12 @@ mutates (transcript, conversation, budgets used) as one ``_LoopState``.
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -64,6 +67,8 @@ from mulligan.tasks.environment import (
     open_environment,
     task_environment,
 )
+
+logger = logging.getLogger(__name__)
 
 StopRule = Literal["at-correct", "never"]
 """When an episode ends early: ``at-correct`` (MINT's protocol) at the first correct proposal;
@@ -657,7 +662,8 @@ def failed_episode(
 
 
 def _mark_failed(episode: Episode, error: BaseException, where: str) -> None:
-    message = f"{type(error).__name__}: {error}"
+    message = f"{type(error).__name__}: {error}{_raised_at(error)}"
+    logger.debug("episode %s failed", episode.id, exc_info=error)
     episode.events.append(
         ErrorEvent(turn=episode.turns_used, where=where, message=message, fatal=True)
     )
@@ -665,3 +671,18 @@ def _mark_failed(episode: Episode, error: BaseException, where: str) -> None:
     episode.terminate_reason = "error"
     episode.error = message
     episode.finished_at = utcnow()
+
+
+def _raised_at(error: BaseException) -> str:
+    """Where an unexpected error came from, so a stored failure can be traced without a log:
+    the innermost frame, and the innermost of mulligan's own when that is elsewhere."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return ""
+    ours = [f for f in frames if "mulligan" in PurePath(f.filename).parts]
+    places = [frames[-1], *([ours[-1]] if ours and ours[-1] is not frames[-1] else [])]
+    where = ", from ".join(
+        f"{PurePath(f.filename).parent.name}/{PurePath(f.filename).name}:{f.lineno} in {f.name}"
+        for f in places
+    )
+    return f" (at {where})"
