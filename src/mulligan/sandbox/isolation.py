@@ -42,6 +42,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ _SHM_BYTES = 64 * 1024 * 1024
 _PROBE_TIMEOUT_S = 30.0
 
 _uids_in_use: set[int] = set()
+_releasing = threading.Lock()
 # Modes whose probe worker started, by name (probed once per process); weak modes warned of.
 _detected: dict[str, IsolationMode] = {}
 _warned: set[str] = set()
@@ -194,7 +196,8 @@ def rotate_uid(identity: WorkerIdentity) -> None:
 def release_identity(identity: WorkerIdentity) -> None:
     """Deletes the scratch directory (and its owner file) and frees the uid (call after killing
     the processes)."""
-    owner_fd, identity.owner_fd = identity.owner_fd, None  # released once, even if called twice
+    with _releasing:  # released once, even if called twice at once (a thread and a cancelled close)
+        owner_fd, identity.owner_fd = identity.owner_fd, None
     release_scratch(identity.scratch, identity.owner, owner_fd, onerror=force_remove)
     if identity.uid is not None:
         _uids_in_use.discard(identity.uid)
