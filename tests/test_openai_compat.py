@@ -397,3 +397,23 @@ def test_price_file_override_and_errors(tmp_path: Path, monkeypatch: pytest.Monk
     path.write_text("not = [toml")
     with pytest.raises(PriceTableError, match="not valid TOML"):
         PriceTable.load(path)
+
+
+async def test_a_given_key_wins_over_a_netrc_entry_and_netrc_serves_without_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login me password secret\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    with OpenAIServer() as server:
+        for key in ("sk-given", None):
+            model = OpenAICompatModel(
+                "test-model", base_urls=server.base_url, **({"api_key": key} if key else {})
+            )
+            try:
+                await model.generate([Message(role="user", content="hi")], PARAMS)
+            finally:
+                await model.aclose()
+        given, default = (r.headers.get("authorization") for r in server.requests)
+    assert given == "Bearer sk-given"
+    assert default == "Basic bWU6c2VjcmV0"  # me:secret, from the netrc: no key was given

@@ -41,6 +41,10 @@ except ImportError:  # a dependency, but nothing needs it: json does the same, s
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
 
 
+NO_API_KEY = "EMPTY"
+"""The key sent when none was given (servers without auth accept any value)."""
+
+
 @dataclass(frozen=True)
 class Reply:
     """A whole reply: status, body and headers (header names case-insensitive)."""
@@ -95,7 +99,8 @@ class Endpoint:
         base_url: requests go to ``base_url + "/" + path``; a query string in it
             (``?api-version=...``) is sent with every request, as the official SDK does, and
             ``user:password@`` in it is sent as basic auth instead of the API key.
-        api_key: sent as ``Authorization: Bearer``.
+        api_key: sent as ``Authorization: Bearer``; :data:`NO_API_KEY` when none was given,
+            the only case in which a ``~/.netrc`` entry for the host is sent instead.
         timeout_s: to connect, and between bytes of the reply.
         connections: keep-alive connections at most (the replica's concurrency limit).
         shown: the URL as messages show it (without credentials or query).
@@ -117,6 +122,8 @@ class Endpoint:
         self._root = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
         self._query = f"?{parts.query}" if parts.query else ""
         authorization = f"Bearer {api_key}"
+        # A key or URL credentials the user gave win over the environment's netrc entry.
+        self._netrc_allowed = api_key == NO_API_KEY and parts.username is None
         if parts.username is not None:
             # ``user:password@`` in the URL (a proxy with basic auth) wins, as in httpx.
             user = urllib.parse.unquote(parts.username)
@@ -136,7 +143,6 @@ class Endpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proxy: yarl.URL | None = None
         self._proxy_auth: aiohttp.BasicAuth | None = None
-        self._netrc_auth: aiohttp.BasicAuth | None = None
 
     def url(self, path: str) -> str:
         return f"{self._root}/{path}{self._query}"
@@ -148,12 +154,16 @@ class Endpoint:
         """The keep-alive session of the running event loop."""
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
+            self._proxy, self._proxy_auth, netrc_auth = _from_environment(self._root)
+            headers = self._headers
+            if netrc_auth is not None and self._netrc_allowed:
+                headers = {**headers, "Authorization": netrc_auth.encode()}
             connector = aiohttp.TCPConnector(
                 limit=self.connections, limit_per_host=0, ttl_dns_cache=300
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                headers=self._headers,
+                headers=headers,
                 timeout=self._default_timeout,
                 # The environment's proxy and netrc settings are read here, once per session
                 # (``_from_environment``), not by aiohttp for every request: with
@@ -161,7 +171,6 @@ class Endpoint:
                 # hops that cost more CPU than the rest of the request.
                 trust_env=False,
             )
-            self._proxy, self._proxy_auth, self._netrc_auth = _from_environment(self._root)
             self._loop = loop
         return self._session
 
@@ -177,7 +186,6 @@ class Endpoint:
             allow_redirects=False,
             proxy=self._proxy,
             proxy_auth=self._proxy_auth,
-            auth=self._netrc_auth,
         ) as response:
             content = await response.read()
             return Reply(response.status, content, response.headers)
@@ -195,7 +203,6 @@ class Endpoint:
             allow_redirects=False,
             proxy=self._proxy,
             proxy_auth=self._proxy_auth,
-            auth=self._netrc_auth,
         ) as response:
             if response.status >= 400:
                 raise HTTPStatusFault(response.status, await response.read(), response.headers)

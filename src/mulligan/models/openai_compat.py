@@ -76,6 +76,7 @@ from mulligan.models.base import (
     ModelError,
 )
 from mulligan.models.http import (
+    NO_API_KEY,
     TRANSPORT_ERRORS,
     Endpoint,
     HTTPStatusFault,
@@ -230,7 +231,7 @@ class OpenAICompatModel:
         model: str,
         *,
         base_urls: str | Sequence[str],
-        api_key: str = "EMPTY",
+        api_key: str = NO_API_KEY,
         name: str | None = None,
         mode: ApiMode = "chat",
         max_concurrency: int = 64,
@@ -755,7 +756,7 @@ def openai_compatible_model(
             f"{BASE_URL_ENV} to it, or name the model "
             f"openai-compatible/{model}@http://127.0.0.1:8000/v1"
         )
-    key = api_key or os.environ.get(API_KEY_ENV) or "EMPTY"
+    key = api_key or os.environ.get(API_KEY_ENV) or NO_API_KEY
     return OpenAICompatModel(
         model, base_urls=urls, api_key=key, name=f"openai-compatible/{model}", **kwargs
     )
