@@ -123,8 +123,8 @@ def test_sigterm_of_a_run_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
     finally:
         if run.poll() is None:
             run.kill()
-    assert run.returncode == 130, stderr
-    assert "interrupted; finished episodes are saved" in stderr and "--resume" in stderr
+    assert run.returncode == 143, stderr  # 128 + SIGTERM, as a shell reports a terminated job
+    assert "terminated (SIGTERM); finished episodes are saved" in stderr and "--resume" in stderr
     assert _owner_files_of(run.pid) == []  # every scratch directory removed, with its owner
 
 

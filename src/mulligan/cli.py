@@ -333,8 +333,9 @@ def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
     from mulligan.engine import execute_run
     from mulligan.engine.eventloop import run
 
+    terminated: list[bool] = []
     try:
-        with display.bar, _sigterm_as_ctrl_c():
+        with display.bar, _sigterm_as_ctrl_c(terminated):
             return run(
                 execute_run(
                     cfg, resume=resume, on_start=display.on_start, on_episode=display.on_episode
@@ -345,22 +346,24 @@ def _execute(cfg: RunConfig, resume: bool, display: _RunProgress) -> RunOutcome:
 
         assert cfg.execution.out is not None
         command = resume_command(sys.argv, cfg.execution.out)
+        how, code = ("terminated (SIGTERM)", 143) if terminated else ("interrupted", 130)
         raise _fail(
-            f"interrupted; finished episodes are saved in {cfg.execution.out}. Resume with: "
-            f"{command}",
-            130,
+            f"{how}; finished episodes are saved in {cfg.execution.out}. Resume with: {command}",
+            code,
         ) from exc
 
 
 @contextlib.contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[None]:
+def _sigterm_as_ctrl_c(received: list[bool]) -> Iterator[None]:
     """SIGTERM (``kill``, a batch system's stop, a test's timeout) ends a run as Ctrl-C does:
     episodes in flight are cancelled, their sandboxes killed and scratch directories removed,
     and the command that resumes is printed. Python's default for SIGTERM is to die at once,
     leaving all of that behind. The handler passes the signal to SIGINT's handler, which inside
-    ``asyncio.run`` cancels the main task (a second one stops at once, as a second Ctrl-C)."""
+    ``asyncio.run`` cancels the main task (a second one stops at once, as a second Ctrl-C).
+    ``received`` gets an entry per SIGTERM, so the run can exit with SIGTERM's status (143)."""
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        received.append(True)
         handler = signal.getsignal(signal.SIGINT)
         if not callable(handler):  # SIG_IGN or SIG_DFL: interrupt all the same
             raise KeyboardInterrupt
