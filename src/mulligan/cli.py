@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import json
@@ -782,6 +781,7 @@ def export(
 
 
 def _rejudge_mint(outputs: Path, data_dir: Path | None, format: str) -> None:
+    from mulligan.engine.eventloop import run
     from mulligan.interop.mint_rejudge import (
         agreement_table,
         describe_disagreement,
@@ -790,7 +790,7 @@ def _rejudge_mint(outputs: Path, data_dir: Path | None, format: str) -> None:
 
     if not outputs.is_dir():
         raise _fail(f"{outputs}: not a directory (pass MINT's outputs folder or one config's)")
-    reports = asyncio.run(rejudge_mint_logs(outputs, data_dir))
+    reports = run(rejudge_mint_logs(outputs, data_dir))
     if not reports:
         raise _fail(f"{outputs}: no <type>/<suite>/results.jsonl below it")
     if format == "json":
