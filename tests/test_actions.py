@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mulligan.actions import STOP_SEQUENCES, answer_key, parse_action, restore_stop
+from mulligan.actions import STOP_SEQUENCES, answer_key, is_well_formed, parse_action, restore_stop
 
 
 def test_solution_and_thought() -> None:
@@ -61,3 +61,24 @@ def test_stop_sequences_prevent_fake_observations() -> None:
 )
 def test_answer_key(raw: str, normal: str) -> None:
     assert answer_key(raw) == normal
+
+
+@pytest.mark.parametrize(
+    ("reply", "well_formed"),
+    [
+        ("<thought> hm </thought> <solution> 130000 </solution>", True),
+        ("<thought> hm </thought>\n<execute>\nprint(1)\n", True),  # cut at the stop sequence
+        ("<execute>print(1)</execute>", True),  # the thought is optional
+        ("<thought> The answer is <solution> 130000\n</solution>", False),  # unclosed thought
+        ("<thought>a</thought><execute>x</execute><solution>1</solution>", False),  # two actions
+        ("<thought>a</thought><solution> </solution>", False),  # empty
+        ("<thought>a</thought><solution>1</solution> and more", False),  # text after it
+        ("Sure! <thought>a</thought><solution>1</solution>", False),  # text before it
+        ("<solution>1</solution><thought>a</thought>", False),  # out of order
+        ("no tags at all", False),
+    ],
+)
+def test_well_formed_is_the_format_to_the_letter(reply: str, well_formed: bool) -> None:
+    assert is_well_formed(reply) is well_formed
+    if not well_formed and "<solution>1" in reply:
+        assert parse_action(reply).kind == "solution"  # what the lenient parser still accepts

@@ -360,3 +360,31 @@ def test_bad_input_is_one_error_line(runs: dict[str, Any], tmp_path: Path) -> No
     assert "sum to 1" in split
     kind = _error(["export", run, "--format", "sft", "--out", "y", "--feedback-kind", "oracle"])
     assert "'oracle' is no feedback kind" in kind
+
+
+class SloppyPolicy(Policy):
+    """Epoch 2's right answer sits inside an unclosed thought: MINT's lenient parser accepts it."""
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        completion = await super().generate(messages, params, context)
+        assert context is not None
+        if context.epoch == 2:
+            return Completion(text=completion.text.replace("</thought> ", ""), model=self.name)
+        return completion
+
+
+def test_well_formed_drops_episodes_the_lenient_parser_let_through(
+    runs: dict[str, Any], tmp_path: Path
+) -> None:
+    asyncio.run(_run(tmp_path / "sloppy", runs["tasks"], SloppyPolicy(), leaks=False))
+    every = _export([tmp_path / "sloppy"], tmp_path / "a", "sft")
+    assert len(every) == 8  # epochs 0 and 2 solve each of the 4 tasks
+    kept = _export(
+        [tmp_path / "sloppy"], tmp_path / "b", "sft", filters=Filters(well_formed_only=True)
+    )
+    assert len(kept) == 4 and all(r["provenance"]["epoch"] == 0 for r in kept)
+    card = (tmp_path / "b" / "README.md").read_text()
+    assert "| dropped: a malformed policy reply (--well-formed) | 4 |" in card
+    assert "- episodes with a malformed policy reply: excluded" in card

@@ -5,6 +5,9 @@ The format is MINT's: ``<thought>...</thought>`` then either ``<execute>code</ex
 Generation stops at a closing tag (see ``STOP_SEQUENCES``), so a reply may end inside an open
 tag; that tag is closed here rather than treated as invalid.
 
+:func:`is_well_formed` says whether a reply follows the format to the letter (what training data
+should teach; the lenient parser also accepts a solution inside an unclosed thought).
+
 :func:`answer_key` is the canonical form of a proposed answer under which the loop spots a
 repeated wrong answer (and the repeated-answer metric counts one).
 """
@@ -64,6 +67,26 @@ def parse_action(text: str) -> ParsedAction:
     if execute is not None and execute.group(1).strip():
         return ParsedAction("execute", _strip_fence(execute.group(1)), thought, reply)
     return ParsedAction("invalid", "", thought, reply)
+
+
+_ANY_TAG = re.compile(r"</?(thought|execute|solution)>")
+
+
+def is_well_formed(reply: str) -> bool:
+    """True when ``reply`` (a stop-cut reply is closed first, as :func:`parse_action` does) is
+    an optional ``<thought>...</thought>`` followed by exactly one non-empty ``<execute>`` or
+    ``<solution>`` block, each tag opened and closed once, in that order, with nothing before
+    the first tag or after the block."""
+    text = restore_stop(reply)
+    tags = [(m.group(0), m.start(), m.end()) for m in _ANY_TAG.finditer(text)]
+    names = [tag for tag, _, _ in tags]
+    if names[:2] == ["<thought>", "</thought>"]:
+        names = names[2:]
+    if names not in (["<execute>", "</execute>"], ["<solution>", "</solution>"]):
+        return False
+    (_, _, opened), (_, closed, end) = tags[-2], tags[-1]
+    outside = text[: tags[0][1]] + text[end:]
+    return bool(text[opened:closed].strip()) and not outside.strip()
 
 
 def _strip_fence(code: str) -> str:

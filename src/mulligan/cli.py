@@ -732,6 +732,13 @@ def export(
             "training formats and keeps them in inspect"
         ),
     ] = "default",
+    well_formed: Annotated[
+        bool,
+        typer.Option(
+            help="drop episodes with a policy reply that the lenient parser accepted but that "
+            "is not in the format to the letter (so training does not teach it)"
+        ),
+    ] = False,
     dedupe: Annotated[bool, typer.Option(help="drop records identical to an earlier one")] = False,
     split: Annotated[
         str | None, typer.Option(help="split by task, e.g. train=0.9,test=0.1 (never by episode)")
@@ -762,6 +769,7 @@ def export(
             solved_only=solved_only,
             feedback_kinds=kinds,
             exclude_leaked=None if leaked == "default" else leaked == "exclude",
+            well_formed_only=well_formed,
         ),
         options=FormatOptions(turn_penalty=turn_penalty, max_pairs=max_pairs, feedback_kinds=kinds),
         output=output,

@@ -30,6 +30,7 @@ def _filters(request: ExportRequest, exclude_leaked: bool) -> list[str]:
         f"- feedback kinds: {', '.join(sorted(f.feedback_kinds)) or 'all'}",
         f"- episodes whose feedback leaked the reference: "
         f"{'excluded' if exclude_leaked else 'kept'}",
+        f"- episodes with a malformed policy reply: {'excluded' if f.well_formed_only else 'kept'}",
         f"- duplicate records: {'dropped' if request.dedupe else 'kept'}",
     ]
     if request.splits:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mulligan.actions import is_well_formed
 from mulligan.errors import MulliganError
 from mulligan.events import (
     ActionEvent,
@@ -57,6 +58,9 @@ class Filters:
     feedback_kinds: frozenset[str] = frozenset()
     """Keep episodes that received feedback of at least one of these kinds (empty: all)."""
     exclude_leaked: bool | None = None
+    well_formed_only: bool = False
+    """Drop episodes with a policy reply not in the format to the letter
+    (:func:`mulligan.actions.is_well_formed`), which the lenient parser still accepted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +215,8 @@ def _drop_reason(view: EpisodeView, filters: Filters, exclude_leaked: bool) -> s
         return "feedback kind filter"
     if exclude_leaked and view.leaked:
         return "feedback leaked the reference"
+    if filters.well_formed_only and not all(is_well_formed(t.reply.content) for t in view.turns):
+        return "a malformed policy reply (--well-formed)"
     return None
 
 
