@@ -24,6 +24,7 @@ from mulligan.events import (
     ModelCallEvent,
     ObservationEvent,
 )
+from mulligan.judge import LLMJudge
 from mulligan.metrics import branch_summary, cost_per_solved
 from mulligan.models import CallContext, Completion, GenerateParams
 from mulligan.store import RunStore
@@ -167,6 +168,55 @@ async def test_every_branch_sees_its_parents_context_byte_for_byte(
     assert (again.total, again.skipped) == (9, 9)
 
 
+class Judge:
+    """A judge model that answers every second opinion with one verdict; counts live calls."""
+
+    cacheable = False
+
+    def __init__(self, name: str, verdict: str) -> None:
+        self.name, self.verdict = name, verdict
+        self.turns: list[int] = []
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        assert context is not None
+        self.turns.append(context.turn)
+        return Completion(text=f"VERDICT: {self.verdict}", model=self.name, prompt_tokens=50)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_the_prefix_is_judged_as_the_parents_was(
+    tmp_path: Path, mint_dir: Path, gsm8k: list[Task], sandboxes: Any
+) -> None:
+    # The parent's judge rejects the wrong answers; the fork's would accept anything. Were the
+    # prefix judged live, the wrong proposal of turn 2 would end each branch before turn 3.
+    parent = Recorder("parent/m", _parent_reply("print(1)", gsm8k[0].id))
+    cfg = RunConfig.model_validate(_options(mint_dir, tmp_path / "parent"))
+    strict = Judge("judge/strict", "BAD")
+    await execute_run(cfg, model=parent, judge=LLMJudge(strict), sandboxes=sandboxes, tasks=gsm8k)
+    assert sorted(strict.turns) == [2, 2, 2, 3, 3, 3]  # the three unsolved tasks' wrong answers
+    lenient = Judge("judge/lenient", "GOOD")
+    fork = _fork_config(tmp_path / "parent", tmp_path / "fork", at_turn=2, samples=2)
+    child = Recorder("child/m", lambda ctx, params: _solution("xyzzy"))
+    outcome = await execute_run(
+        fork, model=child, judge=LLMJudge(lenient), sandboxes=sandboxes, tasks=gsm8k
+    )
+    assert (outcome.finished, outcome.failed) == (6, 0)
+    assert lenient.turns == [3] * 6  # only the branch turn's proposals reach the live judge
+    for branch in _episodes(tmp_path / "fork"):
+        assert branch.success and branch.success_turn == 3  # accepted by the lenient judge
+        judged = [e for e in branch.events if isinstance(e, ModelCallEvent) and e.role == "judge"]
+        assert [(e.turn, e.model, branch.is_replayed(e)) for e in judged] == [
+            (2, "judge/strict", True),
+            (3, "judge/lenient", False),
+        ]
+    manifest = json.loads((tmp_path / "fork" / "manifest.json").read_text())
+    assert manifest["counters"]["fork"]["prefix_mismatches"] == 0
+
+
 async def test_a_cell_that_prints_otherwise_is_recorded_and_the_context_kept(
     tmp_path: Path, mint_dir: Path, gsm8k: list[Task], sandboxes: Any
 ) -> None:
@@ -214,6 +264,9 @@ async def test_bad_forks_are_one_clear_error(
         await execute_run(_fork_config(source, tmp_path / "f1", at_turn=3), tasks=gsm8k[:1])
     with pytest.raises(ConfigError, match=r"keeps the options that shape them \(turns: 3 -> 4"):
         await execute_run(_fork_config(source, tmp_path / "f2", turns=4), tasks=gsm8k[:1])
+    judged = _fork_config(source, tmp_path / "f4", judge_model="scripted/reference")
+    with pytest.raises(ConfigError, match=r"\(judge_model: None -> 'scripted/reference'\)"):
+        await execute_run(judged, tasks=gsm8k[:1])  # the parent's turns had no judge
     with pytest.raises(ConfigError, match=r"no episode to branch .*not_selected"):
         await execute_run(_fork_config(source, tmp_path / "f3", at_turn=1), tasks=gsm8k[1:2])
     with pytest.raises(ConfigError, match=r"--fork-from: .*no mulligan\.sqlite here"):

@@ -296,20 +296,21 @@ def test_cost_per_solved_charges_every_episode_to_the_solved_ones() -> None:
 
 
 def test_cost_leaves_out_a_fork_branchs_replayed_calls() -> None:
-    """A branch's policy calls before its branch turn were replayed from the source run, which
-    paid for them: they stay in the events, and neither usage nor cost counts them."""
+    """A branch's policy and judge calls before its branch turn were replayed from the source
+    run, which paid for them: they stay in the events, and neither usage nor cost counts them."""
     calls = [
         _call("policy", 100, 10, 1.0, 0.01).model_copy(update={"turn": turn}) for turn in (1, 2, 3)
     ]
-    judge = _call("judge", 7, 3, 0.5, 0.0).model_copy(update={"turn": 2})  # made by the branch
-    branch = episode("1", success_turn=3, events=(*calls, judge)).model_copy(
+    judged = [_call("judge", 7, 3, 0.5, 0.0).model_copy(update={"turn": turn}) for turn in (2, 3)]
+    branch = episode("1", success_turn=3, events=(*calls, *judged)).model_copy(
         update={"parent_episode": "gsm8k/1#0", "branch_turn": 3, "branch": 0}
     )
-    assert [branch.is_replayed(c) for c in calls] == [True, True, False]
-    assert not branch.is_replayed(judge) and branch.own_calls() == [calls[2], judge]
+    assert [branch.is_replayed(c) for c in (*calls, *judged)] == [True, True, False, True, False]
+    assert branch.own_calls() == [calls[2], judged[1]]
     assert (branch.prompt_tokens, branch.completion_tokens) == (107, 13)
     cost = cost_per_solved([branch], bootstrap=FAST)
-    assert cost.replayed_calls == 2 and cost.by_role["policy"].calls == 1
+    assert cost.replayed_calls == 3 and cost.by_role["policy"].calls == 1
+    assert cost.by_role["judge"].calls == 1
     assert cost.tokens_per_solved.value == 120
     assert cost.seconds_per_solved.value == pytest.approx(1.5)
     plain = episode("2", success_turn=3, events=tuple(calls))  # not a branch: all its own

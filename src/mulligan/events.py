@@ -376,11 +376,13 @@ class Episode(BaseModel):
 
     def is_replayed(self, call: ModelCallEvent) -> bool:
         """Whether ``call`` is a fork branch's replay of its parent's call, not one it made: a
-        branch's policy calls before its branch turn are answered from the source run's log
-        (``engine/fork.py``), which paid for them. They stay in the events, since they are
-        part of the exact message lists; usage and cost leave them out."""
+        branch's policy and judge calls before its branch turn are answered from the source
+        run's log (``engine/fork.py``), which paid for them. They stay in the events, since they
+        are part of the exact message lists and verdicts; usage and cost leave them out."""
         return (
-            self.branch_turn is not None and call.role == "policy" and call.turn < self.branch_turn
+            self.branch_turn is not None
+            and call.role in ("policy", "judge")
+            and call.turn < self.branch_turn
         )
 
     def own_calls(self) -> list[ModelCallEvent]:

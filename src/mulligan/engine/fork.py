@@ -15,6 +15,9 @@ with three stand-ins that make its first T turns the parent's:
   context stays byte-identical to the parent's; a difference is recorded as a non-fatal
   ``ErrorEvent(where="fork-prefix")`` in the branch and counted in the manifest (the REPL state
   may then differ from what the context says);
+- the judge (:func:`prefix_judge`), when the run has one, answers its calls of turns 1..T with
+  the parent's recorded judge calls, so second opinions, checklist marks and the verdicts read
+  from feedback in the prefix are the parent's, whatever the judge would sample now;
 - the feedback chain gives the parent's recorded feedback events for turns 1..T
   (:class:`_RecordedFeedback`) and the fork run's own providers from turn T+1 on
   (:class:`_AfterPrefix`). (The prefix's feedback-model calls are not copied: none was made.)
@@ -63,6 +66,7 @@ from mulligan.judge import LLMJudge
 from mulligan.models.base import (
     CallContext,
     Completion,
+    ContextWindowExceeded,
     GenerateParams,
     Model,
     ModelError,
@@ -84,6 +88,7 @@ PREFIX_OPTIONS = (
     "reject_repeats",
     "checkers",
     "cell_timeout_s",
+    "judge_reads_feedback",
 )
 # Source options a fork run does not take over: where and how the source ran, and its own fork.
 _NOT_INHERITED = {"out", "fail_on_error", "fork_from", "at_turn", "samples", "frozen"}
@@ -258,6 +263,62 @@ def prefix_feedback(
     return [*recorded, *(_AfterPrefix(p, replayed) for p in live)]
 
 
+class _BranchJudgeModel:
+    """The judge's model in a branch: at turns 1..``replayed`` it answers with the parent's
+    recorded judge calls of that turn, in their order (a call that did not fit the judge's
+    window is raised again as such), so the prefix is judged as the parent's was and costs
+    nothing; later turns go to the fork run's judge."""
+
+    cacheable = False
+
+    def __init__(self, live: Model, parent: Episode, replayed: int) -> None:
+        self.live, self.replayed = live, replayed
+        self.name = live.name
+        self.recorded: dict[int, deque[ModelCallEvent | ErrorEvent]] = defaultdict(deque)
+        for event in parent.events:
+            if event.turn > replayed:
+                continue
+            if (isinstance(event, ModelCallEvent) and event.role == "judge") or (
+                isinstance(event, ErrorEvent) and event.where.startswith("judge:")
+            ):
+                self.recorded[event.turn].append(event)
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        if context is None or context.turn > self.replayed:
+            return await self.live.generate(messages, params, context)
+        recorded = self.recorded.get(context.turn)
+        if not recorded:
+            raise ModelError(
+                f"turn {context.turn}: the parent episode has no judge call left to replay here "
+                "(the prefix asks the judge more often than the parent's did)"
+            )
+        event = recorded.popleft()
+        if isinstance(event, ErrorEvent):
+            raise ContextWindowExceeded(event.message)
+        return Completion(
+            text=event.output,
+            model=event.model,
+            prompt_tokens=event.prompt_tokens,
+            completion_tokens=event.completion_tokens,
+            finish_reason=event.finish_reason,
+            cost_usd=event.cost_usd,
+            seed=event.seed,
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+def prefix_judge(judge: LLMJudge | None, parent: Episode, replayed: int) -> LLMJudge | None:
+    """A branch's judge: the run's, with the parent's recorded calls for the prefix."""
+    if judge is None:
+        return None
+    model = _BranchJudgeModel(judge.model, parent, replayed)
+    return LLMJudge(model, judge.params, reads_feedback=judge.reads_feedback)
+
+
 def prefix_cells(parent: Episode, replayed: int) -> list[_Cell]:
     """The parent's ``<execute>`` cells of turns 1..``replayed`` with their observations."""
     observed = {
@@ -422,7 +483,7 @@ class ForkPlan:
             run_id=deps.run_id,
             config_hash=deps.config_hash,
             epoch=branch.epoch,
-            judge=deps.judge,
+            judge=prefix_judge(deps.judge, parent, replayed),
             task_tools=deps.task_tools,
             last_turn=replayed + 1 if self.config.fork.frozen else None,
         )
@@ -474,6 +535,9 @@ def _check_prefix_options(config: RunConfig, stored: StoredRun, source: Path) ->
         for name in PREFIX_OPTIONS
         if recorded.get(name) != mine[name]
     ]
+    if (recorded.get("judge_model") is None) != (mine["judge_model"] is None):
+        # The prefix's judge calls are the parent's: both runs consult a judge, or neither.
+        changed.append(f"judge_model: {recorded.get('judge_model')!r} -> {mine['judge_model']!r}")
     if changed:
         raise ConfigError(
             f"--fork-from {source}: a fork replays the source's turns, so it keeps the options "
