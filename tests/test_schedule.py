@@ -8,6 +8,8 @@ from pathlib import Path
 from mulligan.config import RunConfig
 from mulligan.engine import execute_run
 from mulligan.engine.schedule import count_done, episode_jobs, not_done, prefix_groups
+from mulligan.events import Message, ModelCallEvent
+from mulligan.models import CallContext, Completion, GenerateParams
 from mulligan.store import RunStore
 from mulligan.tasks import Task
 
@@ -60,19 +62,48 @@ def test_all_epochs_of_a_task_come_in_a_row_and_the_order_is_the_same_every_time
     assert left == [j for j in first if j not in {("a2", 1), ("c1", 0)}]
 
 
+class BySeed:
+    """Right or wrong by the call's seed, so a seed that depended on the order (a counter, the
+    worker that ran it) would change the stored results."""
+
+    name = "test/by-seed"
+    cacheable = False
+
+    async def generate(
+        self, messages: list[Message], params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        assert params.seed is not None
+        answer = "4" if params.seed % 3 == 0 else "5"
+        return Completion(
+            text=f"<solution> {answer} </solution>", model=self.name, seed=params.seed
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
 def _outcomes(out: Path) -> dict[str, tuple[object, ...]]:
     with RunStore.open_existing(out) as store:
         return {
-            e.id: (e.status, e.success, e.turns_used, [ev.type for ev in e.events])
+            e.id: (
+                e.status,
+                e.success,
+                e.turns_used,
+                [ev.type for ev in e.events],
+                [ev.seed for ev in e.events if isinstance(ev, ModelCallEvent)],
+            )
             for e in store.episodes()
         }
 
 
 async def test_the_order_changes_no_result(tmp_path: Path) -> None:
-    """The same run with its tasks given in two orders stores the same episodes."""
+    """The same run with its tasks given in two orders stores the same episodes, with the same
+    seeds (the policy's answers depend on them)."""
     tasks = [_task(str(n), f"suite{n % 3}", ("reasoning", "mbpp")[n % 2]) for n in range(12)]
     config = RunConfig(model="scripted/wrong", turns=2, proposals=2, epochs=2, concurrency=4)
-    await execute_run(config.with_options(out=tmp_path / "a"), tasks=tasks)
-    await execute_run(config.with_options(out=tmp_path / "b"), tasks=tasks[::-1])
-    assert _outcomes(tmp_path / "a") == _outcomes(tmp_path / "b")
-    assert len(_outcomes(tmp_path / "a")) == 24
+    await execute_run(config.with_options(out=tmp_path / "a"), model=BySeed(), tasks=tasks)
+    await execute_run(config.with_options(out=tmp_path / "b"), model=BySeed(), tasks=tasks[::-1])
+    first = _outcomes(tmp_path / "a")
+    assert first == _outcomes(tmp_path / "b")
+    assert len(first) == 24
+    assert 0 < sum(bool(o[1]) for o in first.values()) < 24  # the seeds decided some of them
