@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # the commands import what they use when run, so --help stays
     from mulligan.config import RunConfig
     from mulligan.engine import RunOutcome
     from mulligan.events import Episode
+    from mulligan.export import ExportResult
 
 console = Console()
 err_console = Console(stderr=True)
@@ -778,7 +779,10 @@ def export(
         dedupe=dedupe,
         overwrite=overwrite,
     )
-    result = export_runs(request)
+    _print_export(format, export_runs(request), out)
+
+
+def _print_export(format: str, result: ExportResult, out: Path) -> None:
     written = ", ".join(f"{n} records in {s}" for s, n in sorted(result.tally.written.items()))
     console.print(
         f"{format}: {written or 'no records'} from {result.tally.episodes_read} episodes in "
