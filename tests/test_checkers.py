@@ -4,6 +4,7 @@ purpose, and adversarial answers (huge, or code that must never run in our proce
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from mulligan.tasks import CHECKERS, Checker, CheckResult, Task, get_checker, register_checker
 from mulligan.tasks.checkers.code import PythonTestsChecker
-from mulligan.tasks.checkers.safe_eval import ExpressionError, evaluate_expression
+from mulligan.tasks.checkers.safe_eval import ExpressionError, evaluate_expression, parse_quietly
 from mulligan.tasks.checkers.theoremqa import normalize_theoremqa_answer
 from mulligan.tasks.mint import parse_mint_options
 from test_checkers_runner import SubprocessRunner, code_runner
@@ -538,3 +539,12 @@ async def test_humaneval_with_stub_vs_mint(
         with_stub.detail,
         mint.detail,
     )
+
+
+def test_model_text_writes_nothing_to_our_warnings() -> None:
+    # Compiling "\w" in a string literal warns (DeprecationWarning, SyntaxWarning from 3.12).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert evaluate_expression("'a\\w'") == "a\\w"
+        assert parse_quietly("x = '\\w'\n").body
+    assert caught == []

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,20 @@ Number = int | float | complex
 
 class ExpressionError(ValueError):
     """The text is not a supported literal or expression, or evaluating it failed."""
+
+
+def parse_quietly(source: str) -> ast.Module:
+    """``ast.parse`` without the warnings that compiling some text emits (an invalid escape
+    sequence in a string): text from a model or a data file must not write to our warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(source)
+
+
+def _parse_expression_quietly(source: str) -> ast.Expression:
+    with warnings.catch_warnings():  # as parse_quietly
+        warnings.simplefilter("ignore")
+        return ast.parse(source, mode="eval")
 
 
 def _is_number(value: object) -> bool:
@@ -245,7 +260,7 @@ def evaluate_expression(text: str) -> Any:
         raise ExpressionError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
     try:
         # eval() ignores leading spaces and tabs; ast.parse would call them an indent.
-        tree = ast.parse(text.lstrip(" \t"), mode="eval")
+        tree = _parse_expression_quietly(text.lstrip(" \t"))
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise ExpressionError(f"not an expression: {exc.__class__.__name__}") from exc
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES or _depth(tree) > MAX_DEPTH:

@@ -39,6 +39,7 @@ from typing import Any
 
 from mulligan.tasks.base import Task
 from mulligan.tasks.checkers.calls import CallResult, ProbeRun
+from mulligan.tasks.checkers.safe_eval import parse_quietly
 
 _PROBE = "__mg_probe"
 _REPR_LIMIT = 240
@@ -93,7 +94,7 @@ class TaskTests:
 
 def _defined_functions(code: str) -> set[str]:
     try:
-        tree = ast.parse(code)
+        tree = parse_quietly(code)
     except SyntaxError:
         return set()
     return {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
@@ -134,7 +135,7 @@ def extract_tests(task: Task) -> TaskTests | None:
         setup = str(task.metadata.get("test_setup_code") or "")
         return _from_module("\n".join(str(t) for t in test_list), task, setup, None)
     try:
-        tree = ast.parse(task.reference)
+        tree = parse_quietly(task.reference)
     except SyntaxError:
         return None
     check = next(
@@ -187,7 +188,7 @@ def _checked_name(tree: ast.Module) -> str | None:
 
 def _from_module(code: str, task: Task, setup: str, entry: str | None) -> TaskTests | None:
     try:
-        tree = ast.parse(code)
+        tree = parse_quietly(code)
     except SyntaxError:
         return None
     called = _called_names(tree)
