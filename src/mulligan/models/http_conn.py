@@ -183,7 +183,9 @@ class _Connection(asyncio.Protocol):
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
-        if 100 <= self.status < 200 and self.status != 101:  # an interim reply: the real one follows
+        if (
+            100 <= self.status < 200 and self.status != 101
+        ):  # an interim reply: the real one follows
             self._reset()
             self._received = 1  # bytes did arrive: a drop from here on is not a stale connection
             return
