@@ -216,22 +216,22 @@ async def test_slow_replies_time_out_but_bytes_that_keep_coming_do_not() -> None
     async def handler(
         srv: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
     ) -> None:
-        request = await srv.read_request(reader)
-        assert request is not None
-        if b"/silent" in request:
-            await asyncio.sleep(30)
-        body = b"abcdef"
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n")
-        for i in range(len(body)):  # 1.5 s in all, never 1 s without a byte
-            await asyncio.sleep(0.25)
-            writer.write(body[i : i + 1])
-            await writer.drain()
+        while (request := await srv.read_request(reader)) is not None:
+            if b"/silent" in request:
+                await asyncio.sleep(30)
+            body = b"abcdef"
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n")
+            for i in range(len(body)):  # 1.5 s in all, never 1 s without a byte
+                await asyncio.sleep(0.25)
+                writer.write(body[i : i + 1])
+                await writer.drain()
 
     async with serving(handler) as server:
         pool = pool_for(server, timeout_s=1.0)
-        with pytest.raises(TimeoutError):
-            await pool.request("GET", "/silent", None, timeout_s=0.2)
         assert (await pool.request("GET", "/dribble", None))[1] == b"abcdef"
+        with pytest.raises(TimeoutError):  # a shorter timeout on the same connection
+            await pool.request("GET", "/silent", None, timeout_s=0.2)
+        assert pool.connects == 1 and pool.open_connections == 0
         pool.close()
 
 
@@ -249,6 +249,17 @@ async def test_the_connection_limit_holds_under_concurrency() -> None:
         assert all(r[1] == b"done" for r in replies)
         assert server.most_open <= 3 and pool.connects <= 3
         assert pool.open_connections <= 3
+        # Requests cancelled while they wait for a connection, or while they use one, give
+        # their slots back: the pool serves on at full width.
+        tasks = [asyncio.ensure_future(pool.request("GET", "/", None)) for _ in range(12)]
+        await asyncio.sleep(0.01)
+        for task in tasks[::2]:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(r[1] == b"done" for r in results[1::2])  # type: ignore[index]
+        assert pool._in_use == 0 and not pool._waiting
+        replies = await asyncio.gather(*(pool.request("GET", "/", None) for _ in range(6)))
+        assert all(r[1] == b"done" for r in replies) and pool.open_connections <= 3
         pool.close()
 
 
