@@ -223,7 +223,7 @@ class Endpoint:
     ) -> Reply:
         """One request; the whole reply, whatever its status. Raises :data:`TRANSPORT_ERRORS`."""
         pool = self._pool if self._pool_loop is asyncio.get_running_loop() else self.lean_pool()
-        if pool is not None:
+        if pool is not None and method != "HEAD":  # (a reply to HEAD has no body to read)
             target = f"{self._parts.path}/{path}{self._query}"
             status, content, headers = await pool.request(method, target, body, timeout_s)
             return Reply(status, content, headers)
