@@ -11,8 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import shutil
+import ssl
+import subprocess
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -321,3 +325,35 @@ async def test_endpoint_uses_the_lean_pool_unless_a_proxy_applies(
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
     proxied = Endpoint("http://api.example/v1", api_key="k", timeout_s=5, connections=2, shown="")
     assert proxied.lean_pool() is None  # aiohttp, which speaks to proxies
+
+
+async def test_https_with_the_server_name_checked(tmp_path: Path) -> None:
+    """TLS on the loop's transport: the certificate is verified against the host's name."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    server = Server(keep_alive(lambda r: ok(b"secret reply")))
+    listener = await asyncio.start_server(server._serve, "127.0.0.1", 0, ssl=server_tls)
+    port = listener.sockets[0].getsockname()[1]
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    try:
+        # "localhost" resolves to 127.0.0.1 (or ::1, where nothing listens: then 127.0.0.1)
+        pool = ConnectionPool("localhost", port, tls=client_tls, headers={}, limit=2, timeout_s=5)
+        for _ in range(3):
+            assert (await pool.request("GET", "/", None))[1] == b"secret reply"
+        assert pool.connects == 1
+        pool.close()
+        # The same certificate presented for another name is refused, as a transport error.
+        wrong = ConnectionPool("127.0.0.1", port, tls=client_tls, headers={}, limit=2, timeout_s=5)
+        with pytest.raises(HTTPConnectionError, match="cannot connect"):
+            await wrong.request("GET", "/", None)
+    finally:
+        listener.close()
