@@ -153,6 +153,7 @@ async def test_chunked_and_compressed_replies() -> None:
         pool = pool_for(server)
         status, body, headers = await pool.request("GET", "/", None)
         assert (status, body, headers["x-thing"]) == (200, payload, "1")
+        assert b"content-length" not in server.requests[-1].lower()  # a GET without a body
         pool.close()
     async with serving(keep_alive(compressed)) as server:
         pool = pool_for(server)

@@ -263,13 +263,15 @@ class ConnectionPool:
     ) -> tuple[int, bytes, CIMultiDict[str]]:
         """``(status, body, headers)`` of one request to ``target`` (path and query)."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        payload = body or b""
+        # The request as bytes, once: request line, Host, the session's headers, the length
+        # (none for a request without a body, as clients send a GET), the body.
+        length = b"\r\n" if body is None else b"Content-Length: %d\r\n\r\n" % len(body)
         data = b"".join(
             (
                 f"{method} {target} HTTP/1.1\r\n".encode("latin-1"),
                 self._fixed,
-                b"Content-Length: %d\r\n\r\n" % len(payload),
-                payload,
+                length,
+                body or b"",
             )
         )
         if self._in_use < self._limit and not self._waiting:
