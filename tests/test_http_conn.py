@@ -181,6 +181,25 @@ async def test_idle_connection_closed_by_the_server_is_retried_once_anew() -> No
         pool.close()
 
 
+async def test_idle_connections_the_server_timed_out_are_not_used() -> None:
+    async def handler(
+        srv: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+    ) -> None:
+        await srv.read_request(reader)
+        writer.write(ok(b"reply %d" % n))
+        await writer.drain()
+        await asyncio.sleep(0.02)  # a keep-alive timeout much shorter than uvicorn's 5 s
+
+    async with serving(handler) as server:
+        pool = pool_for(server)
+        for n in range(3):
+            assert (await pool.request("GET", "/", None))[1] == b"reply %d" % n
+            await asyncio.sleep(0.2)  # idle: the server closes it meanwhile (or, if the close
+            # is not seen yet, the request finds it closed and is retried on a fresh one)
+        assert server.connections == 3 and pool.connects == 3
+        pool.close()
+
+
 async def test_a_fresh_connection_closed_at_once_is_an_error_not_a_loop() -> None:
     async def handler(
         srv: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
