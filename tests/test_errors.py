@@ -51,6 +51,10 @@ INTERNAL_ERRORS: dict[str, str] = {
     "ToolError, an observation rather than a user's mistake",
     "mulligan.models.http.HTTPStatusFault": "an error status inside one request; the "
     "backend turns it into a retried fault or a BackendError at once",
+    "mulligan.models.http_conn.HTTPConnectionError": "a request that failed in transport (one "
+    "of TRANSPORT_ERRORS); the backend turns it into a retried fault, then a BackendError",
+    "mulligan.models.http_conn._Stale": "the lean client's signal that a reused connection had "
+    "been closed by the server; retried once on a fresh one, never escapes the pool",
     "mulligan.tasks.checkers.workers.CallTimedOut": "a checker worker's overrun; the checker "
     "turns it into a 'wrong: evaluation timed out' verdict",
     "mulligan.tasks.checkers.workers.WorkerDied": "a checker worker's crash; retried once, then "

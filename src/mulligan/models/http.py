@@ -2,16 +2,19 @@
 
 :class:`Endpoint` is one server (a replica) at a base URL: ``request`` sends one request and
 returns the whole reply, ``stream`` hands over a reply to read line by line (server-sent events).
-It is built on aiohttp, whose client costs about 0.4 ms of CPU per request at 256 requests in
-flight on this project's reference machine, where httpx's costs 2-7 ms (its connection pool
-scans every connection for every request) and the official ``openai`` SDK's about 6 ms more
-(benchmarks/README.md). What a reply *means* (statuses, bodies, retries) is decided by the
-backend (:mod:`mulligan.models.openai_compat`); this module only moves bytes and says what went
-wrong in transport: :data:`TRANSPORT_ERRORS` are the exceptions a failed request raises
+Whole replies, the hot path, go over a lean HTTP/1.1 client on the event loop's own transports
+(:mod:`mulligan.models.http_conn`: httptools' C parser, requests built as bytes once per call),
+which costs a fraction of aiohttp's request and response objects (benchmarks/README.md, "Lean
+HTTP client"); streams, and every request when the environment names a proxy, go over aiohttp,
+whose client costs about 0.4 ms of CPU per request at 256 requests in flight, where httpx's
+costs 2-7 ms (its connection pool scans every connection for every request) and the official
+``openai`` SDK's about 6 ms more. What a reply *means* (statuses, bodies, retries) is decided by
+the backend (:mod:`mulligan.models.openai_compat`); this module only moves bytes and says what
+went wrong in transport: :data:`TRANSPORT_ERRORS` are the exceptions a failed request raises
 (``TimeoutError`` among them for a server that does not answer in time).
 
-A session belongs to an event loop, so each endpoint opens its session on first use in the
-running loop (and a new one if it is later used from another loop, as tests do).
+A session (and a lean pool) belongs to an event loop, so each endpoint opens its own on first use
+in the running loop (and a new one if it is later used from another loop, as tests do).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +34,7 @@ import yarl
 from aiohttp import helpers as aiohttp_helpers
 
 from mulligan import __version__
+from mulligan.models.http_conn import ConnectionPool, HTTPConnectionError
 
 try:  # several times faster than json on the hot path (a request body and a reply per turn)
     import orjson
@@ -37,8 +42,13 @@ except ImportError:  # a dependency, but nothing needs it: json does the same, s
     orjson = None  # type: ignore[assignment]
 
 # What a request that failed in transport raises: refused or dropped connections, a body cut
-# short, and timeouts (aiohttp's are ``TimeoutError`` subclasses).
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
+# short, a malformed reply, and timeouts (aiohttp's are ``TimeoutError`` subclasses); the lean
+# client's own failures are :class:`~mulligan.models.http_conn.HTTPConnectionError`.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientError,
+    HTTPConnectionError,
+    TimeoutError,
+)
 
 
 NO_API_KEY = "EMPTY"
@@ -120,6 +130,7 @@ class Endpoint:
         parts = urllib.parse.urlsplit(base_url)
         netloc = parts.netloc.rpartition("@")[2]
         self._root = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        self._parts = parts
         self._query = f"?{parts.query}" if parts.query else ""
         authorization = f"Bearer {api_key}"
         # A key or URL credentials the user gave win over the environment's netrc entry.
@@ -143,6 +154,8 @@ class Endpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proxy: yarl.URL | None = None
         self._proxy_auth: aiohttp.BasicAuth | None = None
+        self._pool: ConnectionPool | None = None  # the lean client, when no proxy applies
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
 
     def url(self, path: str) -> str:
         return f"{self._root}/{path}{self._query}"
@@ -174,10 +187,46 @@ class Endpoint:
             self._loop = loop
         return self._session
 
+    def lean_pool(self) -> ConnectionPool | None:
+        """The lean client's pool of the running event loop; None when requests go through
+        aiohttp (a proxy from the environment applies, or the scheme is not http(s)). Decided
+        once per event loop, when the environment is read."""
+        loop = asyncio.get_running_loop()
+        if self._pool_loop is not loop:
+            if self._pool is not None:
+                self._pool.close()
+            self._pool, self._pool_loop = self._open_pool(), loop
+        return self._pool
+
+    def _open_pool(self) -> ConnectionPool | None:
+        parts = self._parts
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        proxy, _, netrc_auth = _from_environment(self._root)
+        if proxy is not None:
+            return None
+        headers = self._headers
+        if netrc_auth is not None and self._netrc_allowed:
+            headers = {**headers, "Authorization": netrc_auth.encode()}
+        https = parts.scheme == "https"
+        return ConnectionPool(
+            parts.hostname,
+            parts.port or (443 if https else 80),
+            tls=ssl.create_default_context() if https else None,
+            headers=headers,
+            limit=self.connections,
+            timeout_s=self.timeout_s,
+        )
+
     async def request(
         self, method: str, path: str, body: bytes | None = None, *, timeout_s: float | None = None
     ) -> Reply:
         """One request; the whole reply, whatever its status. Raises :data:`TRANSPORT_ERRORS`."""
+        pool = self._pool if self._pool_loop is asyncio.get_running_loop() else self.lean_pool()
+        if pool is not None and method != "HEAD":  # (a reply to HEAD has no body to read)
+            target = f"{self._parts.path}/{path}{self._query}"
+            status, content, headers = await pool.request(method, target, body, timeout_s)
+            return Reply(status, content, headers)
         async with self.session().request(
             method,
             self.url(path),
@@ -209,7 +258,10 @@ class Endpoint:
             yield _lines(response)
 
     async def aclose(self) -> None:
-        """Close the connections (the session of the loop it was opened in)."""
+        """Close the connections (the session and the pool of the loop they were opened in)."""
+        pool, self._pool, self._pool_loop = self._pool, None, None
+        if pool is not None:
+            pool.close()
         session, self._session = self._session, None
         if session is not None and not session.closed:
             with contextlib.suppress(RuntimeError):  # its loop is gone: nothing left to close

@@ -7,9 +7,9 @@ http://h2:8000/v1``, at ``--base-url`` or at ``$MULLIGAN_BASE_URL`` (comma-separ
 replicas), with ``$MULLIGAN_API_KEY`` (default ``EMPTY``; never the OpenAI key, which must not
 leak to arbitrary servers, which is also why ``openai/`` ignores ``--base-url``).
 
-The protocol is spoken over a lean HTTP transport (:mod:`mulligan.models.http`: aiohttp, one
-keep-alive connection pool per replica, as large as the replica's concurrency limit) and the
-standard library's JSON: the request is a dict serialised once, the reply is parsed once. The
+The protocol is spoken over a lean HTTP transport (:mod:`mulligan.models.http`: a keep-alive
+HTTP/1.1 client of its own for whole replies, aiohttp for streams and proxies; one connection
+pool per replica, as large as the replica's concurrency limit) and fast JSON: the request is a dict serialised once, the reply is parsed once. The
 official ``openai`` SDK is not used: its request transformation (type introspection over every
 message of every call) and its httpx transport cost about 12 ms of CPU per call at concurrency
 256, more than the rest of a turn. What we keep of what a client must do:
