@@ -15,6 +15,7 @@ from mulligan.metrics import (
     mcnemar_test,
     mean_estimate,
     paired_difference,
+    proportion_difference,
     proportion_estimate,
     ratio_estimate,
     unpaired_difference,
@@ -241,3 +242,21 @@ def test_count_rates_keep_their_edges_open_where_the_bootstrap_collapses() -> No
         count_rate_estimate([1.5], [2.0])
     with pytest.raises(ValueError, match="whole-number counts"):
         count_rate_estimate([3.0], [2.0])
+
+
+def test_proportion_differences_are_never_a_point_when_runs_agree() -> None:
+    # Newcombe (1998), method 10, his worked example: 56/70 vs 48/80 -> [0.0524, 0.3339].
+    a, b = [True] * 56 + [False] * 14, [True] * 48 + [False] * 32
+    unpaired = proportion_difference(a, b, paired=False)
+    assert unpaired.value == pytest.approx(0.2) and unpaired.method == "unpaired-bootstrap+newcombe"
+    assert unpaired.ci_low <= 0.0525 and unpaired.ci_high >= 0.3338  # type: ignore[operator]
+    # Two runs that agree on every one of 32 tasks: the bootstrap says [0, 0].
+    same = [True] * 2 + [False] * 30
+    assert paired_difference([float(x) for x in same], [float(x) for x in same]).ci_high == 0.0
+    paired = proportion_difference(same, same, paired=True)
+    assert paired.value == 0.0 and paired.method == "paired-bootstrap+newcombe"
+    assert paired.ci_low == pytest.approx(-paired.ci_high) and 0.05 < paired.ci_high < 0.15  # type: ignore[operator]
+    # Discordant pairs widen it, and the sign follows a - b.
+    better = [True] * 8 + [False] * 24
+    moved = proportion_difference(better, same, paired=True)
+    assert moved.value == pytest.approx(6 / 32) and 0 < moved.ci_low < moved.value < moved.ci_high  # type: ignore[operator]

@@ -25,9 +25,8 @@ from mulligan.metrics.stats import (
     Estimate,
     PairedTest,
     mcnemar_test,
-    paired_difference,
+    proportion_difference,
     proportion_estimate,
-    unpaired_difference,
 )
 
 
@@ -85,15 +84,12 @@ def compare_runs(
     if shared:
         wins_a = [a[key].success_at(k) for key in shared]
         wins_b = [b[key].success_at(k) for key in shared]
-        delta = paired_difference([float(x) for x in wins_a], [float(x) for x in wins_b], bootstrap)
         test: PairedTest | None = mcnemar_test(wins_a, wins_b)
     else:
         wins_a = [e.success_at(k) for e in a.values()]
         wins_b = [e.success_at(k) for e in b.values()]
-        delta = unpaired_difference(
-            [float(x) for x in wins_a], [float(x) for x in wins_b], bootstrap
-        )
         test = None
+    delta = proportion_difference(wins_a, wins_b, bool(shared), bootstrap)
     return RunComparison(
         k=k,
         episodes_a=len(a),
