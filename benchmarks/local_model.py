@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -79,7 +80,8 @@ def speeds(model: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, str(script), model, "--repeats", str(args.repeats)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=_env())
     line = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
-    fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+    # "load= 0.60s prefill= 159.5 tok/s ...": a value may follow its "=" after spaces.
+    fields = dict(re.findall(r"(\w+)=\s*([\d.]+)", line))
     return {
         "model": model,
         "what": "local_speed.py",
