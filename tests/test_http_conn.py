@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from mulligan.models import http_conn
 from mulligan.models.http import TRANSPORT_ERRORS, Endpoint
 from mulligan.models.http_conn import ConnectionPool, HTTPConnectionError
 
@@ -161,6 +162,26 @@ async def test_chunked_and_compressed_replies() -> None:
         assert (await pool.request("GET", "/deflate", None))[1] == payload
         assert server.connections == 1
         pool.close()
+
+
+async def test_replies_past_the_size_limit_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_conn, "MAX_REPLY_BYTES", 4096)
+    bomb = gzip.compress(b"0" * 1_000_000)  # about 1 kB that inflates to 1 MB
+
+    def reply(request: bytes) -> bytes:
+        if b"/bomb" in request:
+            return ok(bomb, b"Content-Encoding: gzip")
+        return ok(b"x" * 10_000)
+
+    async with serving(keep_alive(reply)) as server:
+        pool = pool_for(server)
+        try:
+            with pytest.raises(HTTPConnectionError, match="exceeds 4096 bytes once decompressed"):
+                await pool.request("GET", "/bomb", None)
+            with pytest.raises(HTTPConnectionError, match="exceeds 4096 bytes"):
+                await pool.request("GET", "/big", None)
+        finally:
+            pool.close()
 
 
 async def test_idle_connection_closed_by_the_server_is_retried_once_anew() -> None:

@@ -27,6 +27,10 @@ from collections.abc import Mapping
 import httptools
 from multidict import CIMultiDict
 
+MAX_REPLY_BYTES = 256 * 1024 * 1024
+"""A reply body larger than this, as received or once decompressed, is refused (a chat reply is
+kilobytes; a runaway or hostile server must not fill the client's memory)."""
+
 
 class HTTPConnectionError(Exception):
     """A request that failed in transport: no connection, a dropped one, a malformed reply."""
@@ -136,6 +140,11 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self._received += len(data)
+        if self._received > MAX_REPLY_BYTES:
+            self._fail(
+                HTTPConnectionError(f"the reply from {self._where} exceeds {MAX_REPLY_BYTES} bytes")
+            )
+            return
         self._last = self._loop.time()
         try:
             self._parser.feed_data(data)
@@ -203,16 +212,27 @@ class _Connection(asyncio.Protocol):
 
 
 def _decompress(data: bytes, encoding: bytes, where: str) -> bytes:
-    """A gzip or deflate body (zlib-wrapped or raw, as servers differ), decoded."""
+    """A gzip or deflate body (zlib-wrapped or raw, as servers differ), decoded, at most
+    :data:`MAX_REPLY_BYTES` of it."""
     try:
         if encoding == b"deflate":
             try:
-                return zlib.decompress(data)
+                return _inflate(data, zlib.MAX_WBITS, where)
             except zlib.error:
-                return zlib.decompress(data, -zlib.MAX_WBITS)
-        return zlib.decompress(data, 16 + zlib.MAX_WBITS)
+                return _inflate(data, -zlib.MAX_WBITS, where)
+        return _inflate(data, 16 + zlib.MAX_WBITS, where)
     except zlib.error as e:
         raise HTTPConnectionError(f"the reply from {where} is not valid {encoding!r} ({e})") from e
+
+
+def _inflate(data: bytes, wbits: int, where: str) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(data, MAX_REPLY_BYTES)
+    if inflater.unconsumed_tail:  # a decompression bomb, or just too big
+        raise HTTPConnectionError(
+            f"the reply from {where} exceeds {MAX_REPLY_BYTES} bytes once decompressed"
+        )
+    return out + inflater.flush()
 
 
 class ConnectionPool:
