@@ -20,7 +20,7 @@ from mulligan.config import RunConfig
 from mulligan.engine import execute_run
 from mulligan.events import Episode, EpisodeKey, ModelCallEvent
 from mulligan.store import RunStore, StoreError
-from mulligan.store.writer import EpisodeWriter
+from mulligan.store.writer import MAX_BATCH, EpisodeWriter
 from mulligan.tasks import Task
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -113,7 +113,8 @@ async def test_an_error_of_the_progress_callback_fails_the_run(tmp_path: Path) -
 
 # ------------------------------------------------------------------------ killed mid-batch
 
-EPISODES = 120
+# More than two full batches: however fast the episodes finish, a third batch always comes.
+EPISODES = 2 * MAX_BATCH + 40
 
 # The child: runs EPISODES scripted episodes, prints each episode the run reports as done, and
 # stops for good inside the writer's third transaction (rows written, COMMIT not yet), after
