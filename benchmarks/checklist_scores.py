@@ -10,6 +10,9 @@ checklist) with a judge that scores every proposal item by item, then asks
         --limit 10 --turns 3 --model local/qwen2.5-coder-0.5b \\
         --judge-model local/qwen2.5-coder-1.5b --second-judge local/smollm2-135m --out runs/rb
 
+Answers are whole replies (``--answer-format reply``, RefineBench's protocol) unless
+``--answer-format tagged`` asks for MINT's ``<solution>`` tags.
+
 The tasks are the registered ``refinebench`` suite's (``Task.checklist`` holds each checklist), a
 seeded sample of ``--limit`` per exam type. The checker is exact match against the reference
 (RefineBench's answers are long: the checklist score is the measure). Every local model runs on
@@ -69,6 +72,13 @@ def main() -> None:
     parser.add_argument("--judge-model", default="local/qwen2.5-coder-1.5b")
     parser.add_argument("--second-judge", default="local/smollm2-135m")
     parser.add_argument("--feedback", default="none")
+    parser.add_argument(
+        "--answer-format",
+        default="reply",
+        choices=("reply", "tagged"),
+        help="reply (default): the whole reply is the answer, as RefineBench asks; tagged: "
+        "MINT's <solution> tags (small models rarely use them on these problems)",
+    )
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--out", type=Path, default=Path("runs/refinebench-checklist"))
     args = parser.parse_args()
@@ -89,6 +99,7 @@ def main() -> None:
             turns=args.turns,
             proposals=args.turns,
             stop="never",
+            answer_format=args.answer_format,
             max_tokens=args.max_tokens,
             feedback=args.feedback,
             feedback_model=args.judge_model if args.feedback != "none" else None,

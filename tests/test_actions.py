@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from mulligan.actions import STOP_SEQUENCES, answer_key, is_well_formed, parse_action, restore_stop
+from mulligan.actions import (
+    STOP_SEQUENCES,
+    answer_key,
+    is_well_formed,
+    parse_action,
+    parse_in_format,
+    restore_stop,
+    stop_sequences,
+)
 
 
 def test_solution_and_thought() -> None:
@@ -82,3 +90,31 @@ def test_well_formed_is_the_format_to_the_letter(reply: str, well_formed: bool) 
     assert is_well_formed(reply) is well_formed
     if not well_formed and "<solution>1" in reply:
         assert parse_action(reply).kind == "solution"  # what the lenient parser still accepts
+
+
+# ---- the reply answer format (RefineBench, Self-Refine): the reply itself is the answer ----
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "content"),
+    [
+        ("Paris is the capital.", "solution", "Paris is the capital."),
+        ("<thought>count again</thought>\n  The answer is 36.\n", "solution", "The answer is 36."),
+        ("```python\ndef f():\n    return 1\n```", "solution", "def f():\n    return 1"),
+        ("```\nA\n``` and ```\nB\n```", "solution", "```\nA\n``` and ```\nB\n```"),
+        ("I think <solution> 42 </solution>", "solution", "42"),  # tags tolerated
+        ("<thought>only thinking</thought>", "invalid", ""),
+        (" \n ", "invalid", ""),
+        ("```\n```", "invalid", ""),
+    ],
+)
+def test_reply_format_takes_the_reply_as_the_answer(reply: str, kind: str, content: str) -> None:
+    parsed = parse_in_format(reply, "reply")
+    assert (parsed.kind, parsed.content, parsed.reply) == (kind, content, reply)
+    assert is_well_formed(reply, "reply") == (kind == "solution")
+    assert parse_in_format(reply, "tagged") == parse_action(reply)
+
+
+def test_reply_format_stops_only_at_an_invented_observation() -> None:
+    assert stop_sequences("reply") == ("\nObservation:",)
+    assert stop_sequences("tagged") == STOP_SEQUENCES

@@ -65,14 +65,14 @@ ADDED_SINCE = {
 # Result-defining options added since: hashed only when set (away from their default, the
 # behaviour of runs stored before them), so the pinned hashes above hold.
 ADDED_HASHED_WHEN_SET = {"fork_from", "at_turn", "samples", "frozen"}
-ADDED_HASHED_SINCE = {"stop": "at-correct", "wikipedia": "off"}
+ADDED_HASHED_SINCE = {"stop": "at-correct", "wikipedia": "off", "answer_format": "tagged"}
 
 
 @pytest.mark.parametrize("name", sorted(ADDED_HASHED_SINCE))
 def test_added_result_options_hash_only_away_from_their_default(name: str) -> None:
     default = ADDED_HASHED_SINCE[name]
     assert RunConfig.model_validate({name: default}).config_hash() == PINNED["defaults"][1]
-    other = {"stop": "never", "wikipedia": "offline"}[name]
+    other = {"stop": "never", "wikipedia": "offline", "answer_format": "reply"}[name]
     assert RunConfig.model_validate({name: other}).config_hash() != PINNED["defaults"][1]
 
 

@@ -3,19 +3,24 @@ the verdict-free feedback kinds (issue 15, item 3)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, get_args
 
 import pytest
 
+from mulligan.config import ConfigError, RunConfig
+from mulligan.engine import execute_run
+from mulligan.engine.components import build_components
 from mulligan.episode import EpisodeLimits, StopRule, run_episode
-from mulligan.events import ChallengeClaim, Episode, FeedbackEvent, VerdictEvent
+from mulligan.events import ChallengeClaim, Episode, FeedbackEvent, PromptEvent, VerdictEvent
 from mulligan.feedback import FEEDBACK_PROVIDERS, get_feedback, parse_feedback_spec, verdict_parts
 from mulligan.feedback.challenge import ChallengeFeedback, perturbations, wrong_claim
 from mulligan.flags import flag_type
 from mulligan.judge import LLMJudge
 from mulligan.models import CallContext, Completion, GenerateParams
+from mulligan.prompts import EMPTY_REPLY
 from mulligan.tasks import Task, get_checker, load_tasks
 from mulligan.tasks.checkers.numbers import parse_number
 from test_feedback_support import CannedModel, context, mmlu_task, reasoning_task
@@ -252,3 +257,102 @@ async def test_a_checklist_too_long_for_the_judge_leaves_items_unjudged_not_the_
     assert verdict.checklist == (None, None) and verdict.checklist_score is None
     errors = [e for e in episode.events if getattr(e, "where", None) == "judge:checklist"]
     assert len(errors) == 1 and not errors[0].fatal
+
+
+# ---- the reply answer format: the reply is the answer, every turn a proposal ----
+
+
+class _Recording(Replies):
+    """``Replies`` that keeps what each call was given."""
+
+    def __init__(self, replies: list[str]) -> None:
+        super().__init__(replies)
+        self.seen: list[tuple[list[Any], GenerateParams]] = []
+
+    async def generate(
+        self, messages: Any, params: GenerateParams, context: CallContext | None = None
+    ) -> Completion:
+        self.seen.append((list(messages), params))
+        return await super().generate(messages, params, context)
+
+
+async def _reply_episode(
+    task: Task, replies: list[str], judge: LLMJudge | None = None, **kw: Any
+) -> tuple[Episode, _Recording]:
+    policy = _Recording(replies)
+    episode = await run_episode(
+        task=task,
+        policy=policy,
+        params=GenerateParams(temperature=0.0),
+        checker=get_checker(task.checker),
+        sandboxes=object(),  # type: ignore[arg-type]  # no tools: nothing runs
+        feedback=get_feedback("binary", None, None),
+        limits=EpisodeLimits(answer_format="reply", **kw),
+        run_id="r",
+        config_hash="h",
+        judge=judge,
+    )
+    return episode, policy
+
+
+async def test_reply_format_judges_every_reply_and_asks_again_after_an_empty_one() -> None:
+    replies = ["He reads 30 books.", "  ", "<thought>3 x 12</thought>\n36"]
+    episode, policy = await _reply_episode(
+        reasoning_task("36"), replies, max_turns=3, max_proposals=3
+    )
+    prompt = episode.events[0]
+    assert isinstance(prompt, PromptEvent) and prompt.template == "refine"
+    first = prompt.messages[0].content
+    assert "<execute>" not in first and "<solution>" not in first and "Jim reads" in first
+    verdicts = [(v.turn, v.answer) for v in episode.events if isinstance(v, VerdictEvent)]
+    assert verdicts == [(1, "He reads 30 books."), (3, "36")] and _verdicts(episode) == [
+        False,
+        True,
+    ]
+    assert (episode.success_turn, episode.proposals_used) == (3, 2)
+    second, third = policy.seen[1][0][-1].content, policy.seen[2][0][-1].content
+    assert second.endswith("You can revise your answer 2 more times.")
+    assert EMPTY_REPLY in third and "I don't understand" not in third
+    assert all("</solution>" not in params.stop for _, params in policy.seen)
+
+
+async def test_reply_format_scores_the_checklist_of_every_answer() -> None:
+    task = reasoning_task("36").model_copy(update={"checklist": ("A number.", "The product.")})
+    judge = LLMJudge(CannedModel(["1. YES - a number\n2. NO - not 36"] * 4))  # type: ignore[arg-type]
+    episode, _ = await _reply_episode(
+        task, ["About 30.", "Thirty."], judge, max_turns=2, max_proposals=2, stop="never"
+    )
+    verdicts = [v for v in episode.events if isinstance(v, VerdictEvent)]
+    assert [(v.answer, v.checklist) for v in verdicts] == [
+        ("About 30.", (True, False)),
+        ("Thirty.", (True, False)),
+    ]
+
+
+def test_reply_format_refuses_environment_tasks_before_the_run(tmp_path: Path) -> None:
+    config = RunConfig(
+        model="scripted/reference", tasks=("guess",), answer_format="reply", out=tmp_path / "r"
+    )
+    with pytest.raises(ConfigError, match=r"--answer-format reply has no tools.*guess"):
+        build_components(config)
+    assert not (tmp_path / "r").exists()
+
+
+async def test_a_reply_format_run_solves_with_the_reference_and_names_its_template(
+    tmp_path: Path,
+) -> None:
+    config = RunConfig(
+        model="scripted/reference", turns=2, answer_format="reply", out=tmp_path / "r"
+    )
+    tasks = [reasoning_task(str(n)).model_copy(update={"id": str(n)}) for n in (3, 4)]
+    outcome = await execute_run(config, tasks=tasks)
+    assert (outcome.finished, outcome.solved) == (2, 2)
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert list(manifest["prompt_templates"]) == ["refine.j2"]
+    assert manifest["config"]["answer_format"] == "reply"
+    assert (
+        config.config_hash()
+        != config.model_copy(
+            update={"episode": config.episode.model_copy(update={"answer_format": "tagged"})}
+        ).config_hash()
+    )

@@ -1,9 +1,11 @@
 """Parsing a policy reply into one MINT-style action: execute code, propose a solution, or invalid.
 
-The format is MINT's: ``<thought>...</thought>`` then either ``<execute>code</execute>`` or
-``<solution>answer</solution>``. As in MINT, a solution wins over code when a reply has both.
-Generation stops at a closing tag (see ``STOP_SEQUENCES``), so a reply may end inside an open
-tag; that tag is closed here rather than treated as invalid.
+Two answer formats (:data:`AnswerFormat`). ``tagged`` is MINT's: ``<thought>...</thought>`` then
+either ``<execute>code</execute>`` or ``<solution>answer</solution>``. As in MINT, a solution wins
+over code when a reply has both. Generation stops at a closing tag (see ``STOP_SEQUENCES``), so a
+reply may end inside an open tag; that tag is closed here rather than treated as invalid.
+``reply`` is the refinement protocol of RefineBench and Self-Refine: no tools, the whole reply
+is the answer (:func:`parse_reply`), so every non-empty turn is a proposal.
 
 :func:`is_well_formed` says whether a reply follows the format to the letter (what training data
 should teach; the lenient parser also accepts a solution inside an unclosed thought).
@@ -17,12 +19,19 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import dataclass
+from typing import Literal
 
 from mulligan.events import ActionKind
+
+AnswerFormat = Literal["tagged", "reply"]
+"""How a reply carries its answer: ``tagged`` (MINT: ``<execute>`` or ``<solution>``) or
+``reply`` (no tools; the reply itself, less any ``<thought>`` block, is the answer)."""
 
 # The model must not write the environment's turn itself: stop at a closing tag or at an
 # "Observation:" line it starts to invent.
 STOP_SEQUENCES: tuple[str, ...] = ("</execute>", "</solution>", "\nObservation:")
+REPLY_STOP_SEQUENCES: tuple[str, ...] = ("\nObservation:",)
+"""The ``reply`` format's: the reply is the answer, so only an invented turn is cut."""
 
 _SPACES = re.compile(r"\s+")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
@@ -69,14 +78,49 @@ def parse_action(text: str) -> ParsedAction:
     return ParsedAction("invalid", "", thought, reply)
 
 
+_CLOSED_THOUGHT = re.compile(r"<thought>.*?</thought>", re.DOTALL)
+_WHOLE_FENCE = re.compile(r"```[^\n`]*\n((?:(?!```).)*?)\n?```", re.DOTALL)
+
+
+def parse_reply(text: str) -> ParsedAction:
+    """Parse one reply under the ``reply`` format: a proposal of the reply's text, less any
+    closed ``<thought>`` block (or, leniently, of its ``<solution>`` block where it writes one),
+    unwrapped when the whole is one Markdown fence (a program for a code task); an empty
+    answer is 'invalid'. Never raises."""
+    thought_match = _THOUGHT.search(text)
+    thought = thought_match.group(1).strip() if thought_match else None
+    solution = _TAG["solution"].search(text)
+    if solution is not None and solution.group(1).strip():
+        answer = solution.group(1)
+    else:
+        answer = _CLOSED_THOUGHT.sub("", text)
+    answer = answer.strip()
+    fenced = _WHOLE_FENCE.fullmatch(answer)
+    if fenced is not None:
+        answer = fenced.group(1).strip()
+    return ParsedAction("solution" if answer else "invalid", answer, thought, text)
+
+
+def parse_in_format(text: str, answer_format: AnswerFormat) -> ParsedAction:
+    """Parse one reply under ``answer_format``."""
+    return parse_reply(text) if answer_format == "reply" else parse_action(text)
+
+
+def stop_sequences(answer_format: AnswerFormat) -> tuple[str, ...]:
+    """The stop sequences the policy is called with under ``answer_format``."""
+    return REPLY_STOP_SEQUENCES if answer_format == "reply" else STOP_SEQUENCES
+
+
 _ANY_TAG = re.compile(r"</?(thought|execute|solution)>")
 
 
-def is_well_formed(reply: str) -> bool:
+def is_well_formed(reply: str, answer_format: AnswerFormat = "tagged") -> bool:
     """True when ``reply`` (a stop-cut reply is closed first, as :func:`parse_action` does) is
     an optional ``<thought>...</thought>`` followed by exactly one non-empty ``<execute>`` or
     ``<solution>`` block, each tag opened and closed once, in that order, with nothing before
-    the first tag or after the block."""
+    the first tag or after the block. Under the ``reply`` format: a reply with an answer."""
+    if answer_format == "reply":
+        return parse_reply(reply).kind == "solution"
     text = restore_stop(reply)
     tags = [(m.group(0), m.start(), m.end()) for m in _ANY_TAG.finditer(text)]
     names = [tag for tag, _, _ in tags]

@@ -525,6 +525,7 @@ _ARGS_OF_MODEL = {
 # (the behaviour those runs had), so existing config hashes do not change.
 _HASHED_UNLESS_DEFAULT: dict[str, Any] = {
     "stop": "at-correct",
+    "answer_format": "tagged",
     "wikipedia": "off",
     **{
         o.name: ForkConfig().model_dump(mode="json")[o.field]

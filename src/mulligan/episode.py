@@ -24,7 +24,13 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mulligan.actions import STOP_SEQUENCES, ParsedAction, answer_key, parse_action
+from mulligan.actions import (
+    AnswerFormat,
+    ParsedAction,
+    answer_key,
+    parse_in_format,
+    stop_sequences,
+)
 from mulligan.events import (
     ActionEvent,
     ActionKind,
@@ -50,11 +56,14 @@ from mulligan.models.base import (
     call_seed,
 )
 from mulligan.prompts import (
+    EMPTY_REPLY,
     NO_OUTPUT,
     REPEATED_ANSWER,
     WRONG_ACTION,
     countdown,
     render_mint_prompt,
+    render_reply_prompt,
+    revision_countdown,
 )
 from mulligan.tasks.base import Checker, CheckResult, CodeRunner, Task
 from mulligan.tasks.environment import (
@@ -101,6 +110,12 @@ class EpisodeLimits(BaseModel):
         default=False,
         description="a proposal repeating an earlier wrong answer is refused without using a "
         "proposal; the model is told it already tried that",
+    )
+    answer_format: AnswerFormat = Field(
+        default="tagged",
+        description="tagged: MINT's format, code in <execute>, answers in <solution>; reply: "
+        "no tools, the whole reply is the answer, every turn a proposal (RefineBench, "
+        "Self-Refine)",
     )
     stop: StopRule = Field(
         default="at-correct",
@@ -209,7 +224,8 @@ async def run_episode(
     episode normally. Only an error rendering the first prompt, and ``BaseException``s such as
     cancellation, propagate (the engine records the former with :func:`failed_episode`).
     """
-    params = params.model_copy(update={"stop": tuple(dict.fromkeys(params.stop + STOP_SEQUENCES))})
+    stops = stop_sequences(limits.answer_format)
+    params = params.model_copy(update={"stop": tuple(dict.fromkeys(params.stop + stops))})
     deps = EpisodeDeps(
         task,
         policy,
@@ -240,19 +256,7 @@ async def run_episode(
             except Exception as exc:  # a game that does not start fails this episode only
                 _mark_failed(episode, exc, "environment")
                 return episode
-        text, template_hash = render_mint_prompt(
-            task,
-            limits.max_turns,
-            limits.max_proposals,
-            in_context_example=limits.in_context_example,
-            observation=observation,
-        )
-        messages = [Message(role="user", content=text)]
-        episode.events.append(
-            PromptEvent(
-                turn=0, messages=tuple(messages), template="mint", template_hash=template_hash
-            )
-        )
+        messages = [_first_message(task, limits, observation, episode)]
         try:
             await _drive(deps, episode, messages, environment)
         except Exception as exc:  # one failing episode never kills a run: keep its transcript
@@ -260,6 +264,31 @@ async def run_episode(
             return episode
     episode.finished_at = utcnow()
     return episode
+
+
+def _first_message(
+    task: Task, limits: EpisodeLimits, observation: str | None, episode: Episode
+) -> Message:
+    """The policy's first message in the answer format's template, recorded on ``episode``."""
+    if limits.answer_format == "reply":
+        if observation is not None:
+            raise ValueError("an environment task needs tools: the reply answer format has none")
+        text, template_hash = render_reply_prompt(task, limits.max_turns, limits.max_proposals)
+        template = "refine"
+    else:
+        text, template_hash = render_mint_prompt(
+            task,
+            limits.max_turns,
+            limits.max_proposals,
+            in_context_example=limits.in_context_example,
+            observation=observation,
+        )
+        template = "mint"
+    message = Message(role="user", content=text)
+    episode.events.append(
+        PromptEvent(turn=0, messages=(message,), template=template, template_hash=template_hash)
+    )
+    return message
 
 
 @dataclass(slots=True)
@@ -338,10 +367,15 @@ async def _drive(
                 break
             parts = [p for p in (outcome.observation, *(f.content for f in feedback_events)) if p]
             left = (limits.max_turns - number, limits.max_proposals - state.proposals)
-            parts.append(countdown(*left))
+            parts.append(_countdown(limits, *left))
             message = Message(role="user", content="Observation:\n" + "\n".join(parts))
             messages.append(message)
             episode.events.append(MessageEvent(turn=number, role="user", content=message.content))
+
+
+def _countdown(limits: EpisodeLimits, turns_left: int, proposals_left: int) -> str:
+    reply = limits.answer_format == "reply"
+    return (revision_countdown if reply else countdown)(turns_left, proposals_left)
 
 
 def policy_params(deps: EpisodeDeps, epoch: int, turn: int) -> GenerateParams:
@@ -370,7 +404,7 @@ async def _policy_turn(deps: EpisodeDeps, state: _LoopState, number: int) -> _Tu
     episode.events.append(
         completion.to_event(number, "policy", params=params, context_messages=seen)
     )
-    parsed = parse_action(completion.text)
+    parsed = parse_in_format(completion.text, deps.limits.answer_format)
     reply = Message(role="assistant", content=parsed.reply)
     state.messages.append(reply)
     is_solution = parsed.kind == "solution"
@@ -575,11 +609,13 @@ class _TaskTools(_BudgetedTools):
 
 
 async def _on_invalid(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Outcome:
-    """A reply with neither code nor a solution: MINT's "I don't understand your input"."""
+    """A reply with neither code nor a solution: MINT's "I don't understand your input" (an
+    empty reply under the ``reply`` format: a request for the answer)."""
+    observation = EMPTY_REPLY if deps.limits.answer_format == "reply" else WRONG_ACTION
     state.episode.events.append(
-        ObservationEvent(turn=turn.number, source="environment", content=WRONG_ACTION)
+        ObservationEvent(turn=turn.number, source="environment", content=observation)
     )
-    return _Outcome(observation=WRONG_ACTION)
+    return _Outcome(observation=observation)
 
 
 _HANDLERS: dict[ActionKind, _Handler] = {

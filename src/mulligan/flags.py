@@ -131,6 +131,10 @@ FLAGS: dict[str, Flag] = {
         "friction mitigation: refuse a proposal that repeats a wrong answer",
         ("--reject-repeats/--allow-repeats",),
     ),
+    "answer_format": Flag(
+        "tagged: MINT's format (code in <execute>, answers in <solution>); reply: no tools, "
+        "the whole reply is the answer, every turn a proposal (RefineBench, Self-Refine)"
+    ),
     "stop": Flag(
         "at-correct: an episode ends at its first correct proposal (MINT); never: it "
         "goes on until turns or proposals are used up, every proposal judged (regression, "

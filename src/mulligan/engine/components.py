@@ -36,7 +36,7 @@ from mulligan.models.registry import uses_base_url
 from mulligan.models.roles import RoleModel
 from mulligan.tasks import Checker, Task, default_data_dir, get_checker, load_tasks
 from mulligan.tasks.custom import source_path
-from mulligan.tasks.environment import TaskTool
+from mulligan.tasks.environment import TaskTool, task_environment
 from mulligan.tasks.errors import TaskDataError
 from mulligan.tasks.wikipedia import (
     TOOL_NAME,
@@ -338,6 +338,18 @@ def _wikipedia(config: RunConfig) -> WikipediaBacking | None:
         raise ConfigError(str(exc)) from exc
 
 
+def _check_answer_format(config: RunConfig, tasks: list[Task]) -> None:
+    """The ``reply`` answer format has no tools: refuse tasks that cannot be done without."""
+    if config.episode.answer_format != "reply":
+        return
+    needy = next((t for t in tasks if task_environment(t) is not None), None)
+    if needy is not None:
+        raise ConfigError(
+            f"--answer-format reply has no tools, and task {needy.suite}/{needy.id} is an "
+            "environment played through tool calls: drop --answer-format reply (or its tasks)"
+        )
+
+
 def build_components(
     config: RunConfig,
     *,
@@ -350,6 +362,7 @@ def build_components(
     closed. Models are resolved here, before the run directory is touched, so a typo in a
     model name leaves nothing behind."""
     tasks = _tasks(config) if tasks is None else tasks
+    _check_answer_format(config, tasks)
     checkers = {name: get_checker(name) for name in {t.checker for t in tasks}}
     warn_unused_base_url(config)
     warn_protocol(config)

@@ -85,6 +85,7 @@ PREFIX_OPTIONS = (
     "turns",
     "proposals",
     "in_context_example",
+    "answer_format",
     "reject_repeats",
     "checkers",
     "cell_timeout_s",

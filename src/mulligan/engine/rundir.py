@@ -41,7 +41,7 @@ from mulligan.engine.task_digests import check_resumed_tasks
 from mulligan.errors import MulliganError
 from mulligan.feedback import template_versions
 from mulligan.models.openai_compat import redact_url_credentials
-from mulligan.prompts import example_name, template_hash
+from mulligan.prompts import REPLY_TEMPLATE, example_name, template_hash
 from mulligan.store import DB_NAME, RunStore, StoredRun
 from mulligan.tasks import Task
 
@@ -168,10 +168,7 @@ def build_manifest(
         "git_revision": _git_revision(),
         "platform": platform.platform(),
         "argv": _redacted(sys.argv),
-        "prompt_templates": {
-            "mint.j2": template_hash("mint.j2"),
-            **{name: template_hash(name) for name in examples},
-        },
+        "prompt_templates": _prompt_templates(config, examples),
         "feedback_templates": template_versions(),
         "sandbox_isolation": isolation,
         "sandbox_isolation_weak": weak,
@@ -179,6 +176,13 @@ def build_manifest(
         "tasks": len(tasks),
         "suites": sorted({t.suite for t in tasks}),
     }
+
+
+def _prompt_templates(config: RunConfig, examples: list[str]) -> dict[str, str]:
+    """The policy's first-message templates the run shows, by name, with their hashes."""
+    if config.episode.answer_format == "reply":
+        return {REPLY_TEMPLATE: template_hash(REPLY_TEMPLATE)}
+    return {"mint.j2": template_hash("mint.j2"), **{n: template_hash(n) for n in examples}}
 
 
 def _raised(old: int | None, new: int | None) -> bool:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mulligan.actions import is_well_formed
+from mulligan.actions import AnswerFormat, is_well_formed
 from mulligan.errors import MulliganError
 from mulligan.events import (
     ActionEvent,
@@ -112,6 +112,11 @@ class EpisodeView:
     @property
     def first_prompt(self) -> list[Message]:
         return list(self.prompt.messages) if self.prompt is not None else []
+
+    @property
+    def answer_format(self) -> AnswerFormat:
+        """The format the policy was asked to answer in (its first message's template)."""
+        return "reply" if self.prompt is not None and self.prompt.template == "refine" else "tagged"
 
     @property
     def feedback(self) -> list[FeedbackEvent]:
@@ -215,7 +220,9 @@ def _drop_reason(view: EpisodeView, filters: Filters, exclude_leaked: bool) -> s
         return "feedback kind filter"
     if exclude_leaked and view.leaked:
         return "feedback leaked the reference"
-    if filters.well_formed_only and not all(is_well_formed(t.reply.content) for t in view.turns):
+    if filters.well_formed_only and not all(
+        is_well_formed(t.reply.content, view.answer_format) for t in view.turns
+    ):
         return "a malformed policy reply (--well-formed)"
     return None
 

@@ -1,20 +1,24 @@
 """Every prompt a model is shown: the template files beside this package and their one loader.
 
 :mod:`mulligan.prompts.templates` loads any template (policy, feedback, judge) with its version
-and hash; :mod:`mulligan.prompts.policy` renders the policy's MINT prompt and holds the
+and hash; :mod:`mulligan.prompts.policy` renders the policy's first message (MINT's, or the ``reply`` format's) and holds the
 environment's wording; :mod:`mulligan.prompts.verdict` reads a good/bad verdict out of a model's
 reply to a template that asks for one.
 """
 
 from mulligan.prompts.policy import (
+    EMPTY_REPLY,
     EXAMPLES,
     NO_OUTPUT,
     POLICY_TEMPLATE,
     REPEATED_ANSWER,
+    REPLY_TEMPLATE,
     WRONG_ACTION,
     countdown,
     example_name,
     render_mint_prompt,
+    render_reply_prompt,
+    revision_countdown,
     task_text,
 )
 from mulligan.prompts.templates import (
@@ -30,10 +34,12 @@ from mulligan.prompts.templates import (
 from mulligan.prompts.verdict import parse_binary_verdict, parse_checklist
 
 __all__ = [
+    "EMPTY_REPLY",
     "EXAMPLES",
     "NO_OUTPUT",
     "POLICY_TEMPLATE",
     "REPEATED_ANSWER",
+    "REPLY_TEMPLATE",
     "USER_MARKER",
     "WRONG_ACTION",
     "PromptTemplate",
@@ -44,6 +50,8 @@ __all__ = [
     "parse_binary_verdict",
     "parse_checklist",
     "render_mint_prompt",
+    "render_reply_prompt",
+    "revision_countdown",
     "task_text",
     "template_hash",
     "template_names",

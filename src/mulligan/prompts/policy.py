@@ -9,6 +9,8 @@ from mulligan.tasks.environment import ENVIRONMENTS, task_environment
 from mulligan.tasks.wikipedia import WIKIPEDIA_TOOL
 
 POLICY_TEMPLATE = "mint.j2"
+REPLY_TEMPLATE = "refine.j2"
+"""The first message under the ``reply`` answer format (no tools; the reply is the answer)."""
 
 NO_OUTPUT = "[Executed Successfully with No Output]"
 WRONG_ACTION = (
@@ -17,6 +19,9 @@ WRONG_ACTION = (
     "If you want to give me an answer, please use <solution> YOUR_SOLUTION_HERE </solution>.\n"
     "For example: The answer to the question is <solution> 42 </solution>."
 )
+
+EMPTY_REPLY = "Your reply was empty. Reply with your answer to the task, written out in full."
+"""The ``reply`` format's answer to an empty reply (the only reply it cannot take as answer)."""
 
 REPEATED_ANSWER = (
     "You already proposed this answer (proposal {proposal}) and it was not accepted. "
@@ -41,6 +46,12 @@ def task_text(task: Task, observation: str | None = None) -> str:
     if observation is None:
         return task.prompt
     return (task.prompt + observation).strip()
+
+
+def revision_countdown(turns_left: int, proposals_left: int) -> str:
+    """The ``reply`` format's count-down line appended to each observation."""
+    left = min(turns_left, proposals_left)
+    return f"You can revise your answer {left} more time{'s' if left != 1 else ''}."
 
 
 EXAMPLES = (
@@ -95,3 +106,12 @@ def render_mint_prompt(
         task_text=task_text(task, observation),
     )
     return text, template_hash(*names)
+
+
+def render_reply_prompt(task: Task, max_turns: int, max_proposals: int) -> tuple[str, str]:
+    """Render the first user message under the ``reply`` answer format (no tools, no in-context
+    example: MINT's examples teach tags). Returns ``(text, template_hash)``."""
+    text = load_template(REPLY_TEMPLATE).render(
+        max_turns=max_turns, max_proposals=max_proposals, task_text=task_text(task)
+    )
+    return text, template_hash(REPLY_TEMPLATE)
