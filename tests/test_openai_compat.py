@@ -369,6 +369,21 @@ def test_registry_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [e.base_url for e in named.endpoints] == ["http://127.0.0.1:9/v1"]
 
 
+@pytest.mark.parametrize("bad", ["sk-\u201ctest\u201d", "sk-te\nX-Injected: 1", "sk-\x7f"])
+def test_an_api_key_no_header_can_carry_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    monkeypatch.setenv("MULLIGAN_API_KEY", bad)
+    with pytest.raises(UnknownModelError, match=r"\$MULLIGAN_API_KEY has a character") as caught:
+        get_model("openai-compatible/m@http://127.0.0.1:9/v1")
+    assert "sk-" not in str(caught.value)
+    monkeypatch.setenv("OPENAI_API_KEY", bad)
+    with pytest.raises(UnknownModelError, match=r"\$OPENAI_API_KEY has a character"):
+        get_model("openai/gpt-4o-mini")
+    monkeypatch.setenv("MULLIGAN_API_KEY", "  sk-test\n")  # surrounding whitespace is dropped
+    assert get_model("openai-compatible/m@http://127.0.0.1:9/v1") is not None
+
+
 def test_split_base_urls() -> None:
     assert split_base_urls("org/model") == ("org/model", [])
     assert split_base_urls("m@http://a/v1,https://b/v1") == ("m", ["http://a/v1", "https://b/v1"])

@@ -705,13 +705,28 @@ def split_base_urls(rest: str) -> tuple[str, list[str]]:
     return rest[:at], [u for u in rest[at + 1 :].split(",") if u.strip()]
 
 
+def _header_safe_key(key: str, source: str) -> str:
+    """``key`` without surrounding whitespace, refused (without echoing it) when an HTTP header
+    cannot carry it: a character outside latin-1 (a smart quote pasted in) or a control
+    character (a newline would end the header and start another)."""
+    key = key.strip()
+    for position, char in enumerate(key, 1):
+        if ord(char) > 255 or ord(char) < 32 or ord(char) == 127:
+            raise BackendConfigError(
+                f"the API key from {source} has a character an HTTP header cannot carry at "
+                f"position {position} (U+{ord(char):04X}): set it to the key alone"
+            )
+    return key
+
+
 def openai_model(model: str, *, api_key: str | None = None, **kwargs: Any) -> OpenAICompatModel:
     """``openai/<model>``: OpenAI's API with ``$OPENAI_API_KEY``.
 
     The base URL: ``base_url`` if passed (e.g. an Azure or proxy endpoint), else
     ``$OPENAI_BASE_URL``, else OpenAI's. Other keyword arguments go to :class:`OpenAICompatModel`.
     """
-    key = api_key or os.environ.get(OPENAI_KEY_ENV)
+    source = "the api_key argument" if api_key else f"${OPENAI_KEY_ENV}"
+    key = _header_safe_key(api_key or os.environ.get(OPENAI_KEY_ENV) or "", source)
     if not key:
         raise BackendConfigError(
             f"openai/{model} needs an API key: set ${OPENAI_KEY_ENV} "
@@ -756,7 +771,8 @@ def openai_compatible_model(
             f"{BASE_URL_ENV} to it, or name the model "
             f"openai-compatible/{model}@http://127.0.0.1:8000/v1"
         )
-    key = api_key or os.environ.get(API_KEY_ENV) or NO_API_KEY
+    source = "the api_key argument" if api_key else f"${API_KEY_ENV}"
+    key = _header_safe_key(api_key or os.environ.get(API_KEY_ENV) or "", source) or NO_API_KEY
     return OpenAICompatModel(
         model, base_urls=urls, api_key=key, name=f"openai-compatible/{model}", **kwargs
     )
