@@ -363,8 +363,10 @@ async def test_a_200_episode_run_under_faults_loses_and_repeats_nothing(
         out=tmp_path / "run",
     )
     with OpenAIServer(responder) as server:
+        # A hang (5 s) costs one timeout; at 1 s a loaded machine's first burst of connections
+        # timed out before the in-process server read them, an attempt the server never saw.
         model = OpenAICompatModel(
-            "test-model", base_urls=server.base_url, timeout_s=1.0, retry=POLICY, max_concurrency=32
+            "test-model", base_urls=server.base_url, timeout_s=2.5, retry=POLICY, max_concurrency=32
         )
         try:  # a model passed in is the caller's to close
             summary = await execute_run(cfg, model=model, tasks=tasks, sandboxes=sandboxes)  # type: ignore[arg-type]
@@ -390,7 +392,7 @@ async def test_a_200_episode_run_under_faults_loses_and_repeats_nothing(
         # Resume: only the failed episodes are attempted again (and now they heal).
         before = sum(responder.attempts.values())
         model = OpenAICompatModel(
-            "test-model", base_urls=server.base_url, timeout_s=1.0, retry=POLICY, max_concurrency=32
+            "test-model", base_urls=server.base_url, timeout_s=2.5, retry=POLICY, max_concurrency=32
         )
         try:
             summary = await execute_run(
