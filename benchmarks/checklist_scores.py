@@ -4,7 +4,13 @@ checklist) with a judge that scores every proposal item by item, then asks
 
 - a **second judge** to score the same proposals: the share of items on which the two agree;
 - the first judge to score each problem's **reference answer**: the share of items it finds
-  satisfied there (a judge that reads the checklist soundly should mark most of them).
+  satisfied there (a judge that reads the checklist soundly should mark most of them);
+- the first judge to score **another problem's worked answer** against each checklist (a
+  control: fluent but beside the point, so a sound judge should mark few items; a lenient one
+  marks them all).
+
+``--phases`` picks which of run, second, reference and control to do (the run resumes, so the
+later phases can follow on a finished run).
 
     .venv/bin/python benchmarks/checklist_scores.py --data-dir ../shared/data \\
         --limit 10 --turns 3 --model local/qwen2.5-coder-0.5b \\
@@ -36,11 +42,10 @@ from mulligan.tasks import Task, load_tasks
 
 
 async def second_opinions(
-    episodes: list[Episode], tasks: dict[str, Task], first: LLMJudge, second: LLMJudge
-) -> tuple[int, int, int, int]:
-    """(items both judges marked, items they agree on, reference items marked, reference items
-    the first judge found satisfied)."""
-    both = agree = ref_marked = ref_yes = 0
+    episodes: list[Episode], tasks: dict[str, Task], second: LLMJudge
+) -> tuple[int, int]:
+    """(items both judges marked, items they agree on) over every scored proposal."""
+    both = agree = 0
     for episode in episodes:
         task = tasks[episode.key.task_id]
         for verdict in (e for e in episode.events if isinstance(e, VerdictEvent)):
@@ -51,10 +56,31 @@ async def second_opinions(
                 if a is not None and b is not None:
                     both += 1
                     agree += a == b
-        reference = await first.score_checklist(task, task.reference, 1, 0, _drop)
-        ref_marked += sum(mark is not None for mark in reference)
-        ref_yes += sum(bool(mark) for mark in reference)
-    return both, agree, ref_marked, ref_yes
+    return both, agree
+
+
+async def marks_on(judge: LLMJudge, pairs: list[tuple[Task, str]]) -> tuple[int, int]:
+    """(items marked, items marked satisfied) when ``judge`` scores each answer against its
+    task's checklist."""
+    marked = satisfied = 0
+    for task, answer in pairs:
+        marks = await judge.score_checklist(task, answer, 1, 0, _drop)
+        marked += sum(mark is not None for mark in marks)
+        satisfied += sum(bool(mark) for mark in marks)
+    return marked, satisfied
+
+
+def worked_answer(task: Task) -> str:
+    """RefineBench's full reference answer (the worked solution, not only its final value)."""
+    return "\n\n".join(
+        str(part) for part in task.metadata.get("reference_answer", [task.reference])
+    )
+
+
+def control_pairs(tasks: list[Task]) -> list[tuple[Task, str]]:
+    """Each task with the worked answer of the next one (cyclically): a fluent answer to another
+    problem, whose items a sound judge should mostly find unsatisfied (leniency control)."""
+    return [(task, worked_answer(tasks[(i + 1) % len(tasks)])) for i, task in enumerate(tasks)]
 
 
 def _drop(_event: object) -> None:
@@ -81,7 +107,15 @@ def main() -> None:
     )
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--out", type=Path, default=Path("runs/refinebench-checklist"))
+    parser.add_argument(
+        "--phases",
+        default="run,second,reference,control",
+        help="comma-separated: run (the episodes; resumable), second (the second judge on "
+        "every scored proposal), reference (the judge on each reference answer), control (the "
+        "judge on another problem's worked answer: its leniency)",
+    )
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
 
     tasks = load_tasks(
         "refinebench", data_dir=args.data_dir, limit=args.limit, seed=args.seed, sample="random"
@@ -110,11 +144,31 @@ def main() -> None:
             concurrency=1,
         )
     )
-    outcome = asyncio.run(execute_run(config, resume=True, tasks=tasks))
-    print(f"{outcome.finished} finished, {outcome.failed} failed, in {outcome.wall_s:.0f}s")
+    if "run" in phases:
+        outcome = asyncio.run(execute_run(config, resume=True, tasks=tasks))
+        print(f"{outcome.finished} finished, {outcome.failed} failed, in {outcome.wall_s:.0f}s")
     with RunStore(args.out, read_only=True) as store:
         episodes = [e for e in store.episodes() if e.status == "finished"]
-    for turn in range(1, args.turns + 1):
+    report_turns(episodes, args.turns)
+    ran = [t for t in tasks if any(e.key.task_id == t.id for e in episodes)]
+    first = LLMJudge(get_model(args.judge_model, args=threads))
+    if "second" in phases:
+        second = LLMJudge(get_model(args.second_judge, args=threads))
+        both, agree = asyncio.run(second_opinions(episodes, {t.id: t for t in tasks}, second))
+        print(f"judges agree on {agree} of {both} items both marked ({_pct(agree, both)})")
+    if "reference" in phases:
+        marked, yes = asyncio.run(marks_on(first, [(t, t.reference) for t in ran]))
+        print(f"reference answers: the judge marked {yes} of {marked} items satisfied "
+              f"({_pct(yes, marked)})")  # fmt: skip
+    if "control" in phases:
+        marked, yes = asyncio.run(marks_on(first, control_pairs(ran)))
+        print(f"another problem's worked answer (control): the judge marked {yes} of {marked} "
+              f"items satisfied ({_pct(yes, marked)})")  # fmt: skip
+
+
+def report_turns(episodes: list[Episode], turns: int) -> None:
+    """The mean checklist score at each turn, with its interval."""
+    for turn in range(1, turns + 1):
         estimate = checklist_at_turn(episodes, turn)
         if estimate.value is not None:
             print(
@@ -122,18 +176,10 @@ def main() -> None:
                 f"[{100 * (estimate.ci_low or 0):.1f}-{100 * (estimate.ci_high or 0):.1f}] "
                 f"over {estimate.episodes} episodes"
             )
-    first = LLMJudge(get_model(args.judge_model, args=threads))
-    second = LLMJudge(get_model(args.second_judge, args=threads))
-    both, agree, ref_marked, ref_yes = asyncio.run(
-        second_opinions(episodes, {t.id: t for t in tasks}, first, second)
-    )
-    print(
-        f"judges agree on {agree} of {both} items both marked ({100 * agree / max(both, 1):.1f}%)"
-    )
-    print(
-        f"reference answers: the judge marked {ref_yes} of {ref_marked} items satisfied "
-        f"({100 * ref_yes / max(ref_marked, 1):.1f}%)"
-    )
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / max(whole, 1):.1f}%"
 
 
 if __name__ == "__main__":
