@@ -177,7 +177,8 @@ class TheoremQAChecker(TextChecker):
     def judge_inline(self, answer: str, task: Task) -> CheckResult | None:
         """Plain decimals ("42", "-3.75") are judged here, the common case; everything else
         (expressions, "10^k", lists, units) in a worker, since the evaluator's cost, bounded as
-        it is, depends on what the answer writes."""
+        it is, depends on what the answer writes. (A task without ``reference_value`` has its
+        own reference read by the same evaluator: task data, not the model's text.)"""
         if _PLAIN_NUMBER.fullmatch(answer):
             return self.judge(answer, task)
         return None
