@@ -3,7 +3,8 @@
 ``TextChecker.judge_inline`` skips the worker's round trip for answers a checker's judge is
 bounded for by construction. These tests run both paths on the same inputs: adversarial answers
 at each checker's size limit (``check_inputs.adversarial_answers``) and a realistic corpus
-(MINT's reasoning references and GSM8K's, with mutations), and compare the results (a judge's
+(MINT's reasoning references and GSM8K's, with mutations, and every answer gpt-3.5-turbo
+proposed in MINT's published logs), and compare the results (a judge's
 own error counts as a result: the same type and message on both paths). The worst judge time
 over the adversarial answers is measured, not asserted, by ``benchmarks/check_latency.py
 --adversarial``.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +35,7 @@ from mulligan.tasks.checkers import verdicts as verdicts_module
 from mulligan.tasks.checkers.mint_reasoning import MintNumericChecker
 from mulligan.tasks.checkers.verdicts import TextChecker, _task_payload, declares_inline
 from mulligan.tasks.checkers.workers import check_workers
+from mulligan.tasks.mint_log import mint_solution_text, read_results
 
 INLINE = {checker.name: checker for checker in inline_checkers()}
 
@@ -201,3 +204,35 @@ async def test_realistic_answers_get_the_workers_verdict() -> None:
         total += len(answers)
     # Nearly every realistic answer is decided in-process (theoremqa's expressions are not).
     assert decided > 0.8 * total, (decided, total)
+
+
+def _logged_answers(mint_dir: Path) -> dict[tuple[str, str], set[str]]:
+    """Every answer gpt-3.5-turbo proposed in MINT's published logs of the reasoning suites,
+    by (suite, task id): what a real model writes inside ``<solution>``."""
+    answers: dict[tuple[str, str], set[str]] = {}
+    for results in sorted((mint_dir / "outputs").rglob("reasoning/*/results.jsonl")):
+        suite = results.parent.name
+        for _, line in read_results(results):
+            for message in line.state.history:
+                if message.role != "assistant" or "<solution>" not in message.content:
+                    continue
+                answer = mint_solution_text(message.content)
+                if answer is not None:
+                    answers.setdefault((suite, str(line.task.task_id)), set()).add(answer)
+    return answers
+
+
+async def test_mint_logged_proposals_get_the_workers_verdict() -> None:
+    data = require_shared("mint/processed/gsm8k/test_prompts.json")
+    answers = _logged_answers(data / "mint")
+    if not answers:
+        pytest.skip(f"no MINT logs under {data / 'mint' / 'outputs'}")
+    decided = total = 0
+    suites = sorted({suite for suite, _ in answers})
+    for mode in ("mint", "strict"):
+        for task in load_tasks("mint", suites, data_dir=data / "mint", checkers=mode):
+            logged = sorted(answers.get((task.suite, task.id), ()))
+            if task.checker in INLINE and logged:
+                decided += await _same_on_both_paths(INLINE[task.checker], task, logged)
+                total += len(logged)
+    assert total > 1_000 and decided > 0.5 * total, (decided, total)
