@@ -12,11 +12,14 @@ over the adversarial answers is measured, not asserted, by ``benchmarks/check_la
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from check_inputs import (
     BOMBS,
@@ -28,6 +31,7 @@ from check_inputs import (
     judge_inline_each,
 )
 from conftest import require_shared
+from fuzz_strategies import ADVERSARIAL_TEXT
 from mulligan.tasks import load_tasks
 from mulligan.tasks.base import CheckResult, Task
 from mulligan.tasks.checkers import CHECKERS
@@ -95,6 +99,25 @@ def _plain_decimals() -> list[str]:
         "-" + "0" * 15 + "." + "0" * 15, "0" * 15, "007", "00", "0", "-0", "5", "5.0", "4.9",
         "5.2", "-0.125", "-0.12", "1", "2", "0.0000000000001", "123456789012345",
     ]  # fmt: skip
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
+)
+@given(st.sampled_from(sorted(INLINE)), ADVERSARIAL_TEXT)
+def test_fuzzed_answers_get_the_workers_verdict(name: str, text: str) -> None:
+    # The fuzz suite's adversarial text (tests/fuzz_strategies.py), cut to the inline limit.
+    checker = INLINE[name]
+    answers = [text[: inline_size(checker)], text[: inline_size(checker) // 3]]
+
+    async def compare() -> None:
+        for task in SAMPLE_TASKS[name]:
+            await _same_on_both_paths(checker, task, answers)
+
+    asyncio.run(compare())
 
 
 async def test_check_judges_short_answers_without_a_worker(
