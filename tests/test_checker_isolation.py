@@ -137,8 +137,9 @@ async def test_a_judge_that_never_returns_is_killed_and_the_worker_replaced(
     assert time.monotonic() - start < 5.0
     assert not result.correct
     assert "timed out" in result.detail
-    # The next check gets a fresh worker and works.
-    ok = await CHECKERS["theoremqa"].check("5", _theoremqa_task(), None)  # type: ignore[arg-type]
+    # The next check gets a fresh worker and works ("round(5)": not a plain number, which
+    # would be judged in-process).
+    ok = await CHECKERS["theoremqa"].check("round(5)", _theoremqa_task(), None)  # type: ignore[arg-type]
     assert ok.correct
 
 
@@ -167,6 +168,6 @@ async def test_concurrent_bombs_do_not_delay_an_honest_check() -> None:
     results = await asyncio.gather(*bombs)
     assert not any(r.correct for r in results)
     start = time.monotonic()
-    honest = await CHECKERS["theoremqa"].check("5", task, None)  # type: ignore[arg-type]
+    honest = await CHECKERS["theoremqa"].check("round(5)", task, None)  # type: ignore[arg-type]
     assert honest.correct
     assert time.monotonic() - start < 2.0

@@ -9,6 +9,7 @@ orjson on the wire.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import random
@@ -17,6 +18,7 @@ import re
 import pytest
 import yarl
 
+from mulligan.engine.eventloop import RUN_GC_THRESHOLD, run
 from mulligan.feedback.leak import _exact_spans, find_leaks
 from mulligan.models.http import Endpoint, _from_environment, decode_json, encode_json
 from mulligan.tasks.base import Task
@@ -126,3 +128,20 @@ def test_request_bodies_and_replies_parse_as_with_json() -> None:
     for bad in (b"", b"{", b"[1,]", b"\xff"):
         with pytest.raises(ValueError):
             decode_json(bad)
+
+
+def test_a_run_collects_young_garbage_less_often_and_restores_the_thresholds() -> None:
+    async def thresholds() -> tuple[int, int, int]:
+        return gc.get_threshold()
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        assert run(thresholds()) == (RUN_GC_THRESHOLD, 10, 10)
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(0)  # collection turned off by the embedding program: stays off
+        assert run(thresholds())[0] == 0
+        gc.set_threshold(10 * RUN_GC_THRESHOLD, 5, 5)  # already rarer: kept
+        assert run(thresholds()) == (10 * RUN_GC_THRESHOLD, 5, 5)
+    finally:
+        gc.set_threshold(*before)

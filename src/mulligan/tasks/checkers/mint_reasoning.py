@@ -21,6 +21,19 @@ from mulligan.tasks.checkers.verdicts import TextChecker, verdict
 
 RELATIVE_TOLERANCE = 0.05
 
+INLINE_MAX_CHARS = 2_000
+"""Answers judged in-process (``TextChecker.inline_max_chars``). :func:`mint_reasoning_match`
+is linear in the answer's length: ``strip``/``lower``, ``float()`` (CPython's parser reads a
+digit run, unicode digits or an exponent of any length in linear time, and the value is a
+double, so nothing computed afterwards grows with the text: "9e999999999" is ``inf``), one
+subtraction of doubles, and ``str.__contains__`` with the task's reference as the needle."""
+
+HOTPOTQA_INLINE_MAX_CHARS = 500
+"""The same, plus :func:`~mulligan.tasks.checkers.text_match.normalize_answer` three times
+(``lower``, ``translate``, one regex of alternated literals between ``\\b`` anchors, ``split``)
+and a ``Counter`` of tokens: linear too, but with a larger constant on non-ASCII text
+("İ" * 2,000: about 1.7 ms), hence the lower limit."""
+
 
 def _as_float(text: str) -> float | None:
     # Python's float() parses text without evaluating it ("1e3", "inf", "1_000" included),
@@ -46,6 +59,8 @@ def mint_reasoning_match(reference: str, answer: str) -> tuple[bool, str]:
 class MintNumericChecker(TextChecker):
     """gsm8k and math as MINT judged them (see the module docstring)."""
 
+    inline_max_chars = INLINE_MAX_CHARS
+
     def __init__(self, name: str) -> None:
         self.name = name
 
@@ -59,6 +74,7 @@ class MintHotpotQAChecker(TextChecker):
     exact match and token F1 reported; ``score`` is the F1."""
 
     name = "hotpotqa"
+    inline_max_chars = HOTPOTQA_INLINE_MAX_CHARS
 
     def judge(self, answer: str, task: Task) -> CheckResult:
         ok, rule = mint_reasoning_match(task.reference, answer)

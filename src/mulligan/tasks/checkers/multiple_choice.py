@@ -24,6 +24,19 @@ from mulligan.tasks.checkers.text_match import normalize_answer
 from mulligan.tasks.checkers.verdicts import TextChecker, shorten, verdict
 from mulligan.tasks.mint import parse_mint_options
 
+MINT_INLINE_MAX_CHARS = 2_000
+"""Answers MINT's rule judges in-process (``TextChecker.inline_max_chars``):
+:func:`mint_multiple_choice` is ``lower``/``strip``, substring tests with the reference letter
+and the task's option texts as needles, and ``isdigit`` + ``float()`` of the answer (linear in
+its length; the value is a double). The options come from the task, not the answer."""
+
+STRICT_INLINE_MAX_CHARS = 500
+"""Answers the strict rule judges in-process. :func:`extract_choice`'s three patterns are
+linear: every ``\\s*`` is followed by a token that cannot be whitespace (a letter, ")", "is",
+":"), so a failed match gives back each run of spaces once, never in combination with another
+run; then :func:`~mulligan.tasks.checkers.text_match.normalize_answer` (linear). Lower than
+MINT's because these regex passes cost about 0.5 us a character on non-ASCII text."""
+
 
 def task_options(task: Task) -> dict[str, str]:
     """The task's options ``{letter: text}``: from metadata, else parsed from the prompt."""
@@ -86,6 +99,7 @@ class MintMultipleChoiceChecker(TextChecker):
     """mmlu as MINT judged it (see the module docstring)."""
 
     name = "mmlu"
+    inline_max_chars = MINT_INLINE_MAX_CHARS
 
     def judge(self, answer: str, task: Task) -> CheckResult:
         ok, rule = mint_multiple_choice(task.reference, answer, task_options(task))
@@ -123,6 +137,7 @@ class MultipleChoiceChecker(TextChecker):
     exactly the reference option's text (after normalisation)."""
 
     name = "multiple_choice"
+    inline_max_chars = STRICT_INLINE_MAX_CHARS
 
     def judge(self, answer: str, task: Task) -> CheckResult:
         options = task_options(task)

@@ -83,6 +83,11 @@ class NumberChecker(TextChecker):
     """Strict numeric answers (gsm8k in ``strict`` mode); see the module docstring."""
 
     name = "number"
+    inline_max_chars = 2_000
+    """Judged in-process up to this length: :func:`parse_number` reads at most 200 characters
+    (longer text is "not a number" after one ``len``), so its anchored patterns and ``int`` /
+    ``Fraction`` of at most 200 digits are bounded; an exponent goes through ``float()``, never
+    ``Fraction``, so "1e999999999" is ``inf``, not a 10**9-digit integer."""
 
     def judge(self, answer: str, task: Task) -> CheckResult:
         reference = parse_number(task.reference)

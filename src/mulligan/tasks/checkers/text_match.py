@@ -47,6 +47,10 @@ class ExactMatchChecker(TextChecker):
     """Correct iff the normalised answer equals the normalised reference; score is token F1."""
 
     name = "exact_match"
+    inline_max_chars = 500
+    """Judged in-process up to this length: :func:`normalize_answer` (``lower``, ``translate``,
+    one regex of alternated literals between ``\\b`` anchors, ``split``) and a ``Counter`` of
+    tokens are linear in the answer."""
 
     def judge(self, answer: str, task: Task) -> CheckResult:
         exact = normalize_answer(answer) == normalize_answer(task.reference)
@@ -60,3 +64,4 @@ class LongExactMatchChecker(ExactMatchChecker):
 
     name = "exact_match_long"
     max_answer_chars = 60_000
+    inline_max_chars = 0  # normalising a 29,000-character reference per check: in a worker

@@ -45,6 +45,10 @@ _SHORT_PREFIX = re.compile(r"[^-+\d]{1,2}((?:[\d,]*\.+\d+|[\d,]*\d))$")
 _GROUPED_NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})*|(\d+))(\.\d+)?$")
 _POWER_OF_TEN = re.compile(r"10\^(-?\d+)")
 _OPTION = re.compile(r"\([a-d]\)")
+# The answers judged in-process (``TheoremQAChecker.judge_inline``): a plain decimal of at most
+# 15 + 15 ASCII digits. For these the clean-up's patterns run on at most 32 characters and the
+# evaluator reads one constant (with a sign): no operator, call or nesting the answer controls.
+_PLAIN_NUMBER = re.compile(r"[-+]?[0-9]{1,15}(?:\.[0-9]{1,15})?")
 
 
 def normalize_theoremqa_answer(prediction: str) -> str:
@@ -169,6 +173,15 @@ class TheoremQAChecker(TextChecker):
     (the typed JSON value), else ``task.reference`` read as a literal."""
 
     name = "theoremqa"
+
+    def judge_inline(self, answer: str, task: Task) -> CheckResult | None:
+        """Plain decimals ("42", "-3.75") are judged here, the common case; everything else
+        (expressions, "10^k", lists, units) in a worker, since the evaluator's cost, bounded as
+        it is, depends on what the answer writes. (A task without ``reference_value`` has its
+        own reference read by the same evaluator: task data, not the model's text.)"""
+        if _PLAIN_NUMBER.fullmatch(answer):
+            return self.judge(answer, task)
+        return None
 
     def judge(self, answer: str, task: Task) -> CheckResult:
         answer_type = task.metadata.get("answer_type")

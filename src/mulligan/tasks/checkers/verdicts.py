@@ -1,6 +1,7 @@
 """What every checker builds its verdicts with: answer-size limits, ``CheckResult`` constructors
 and ``TextChecker``, the base of the checkers that judge text with pure functions, in a worker
-process under a time limit."""
+process under a time limit (or, for short answers to a judge bounded by construction, in this
+process: ``TextChecker.judge_inline``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import functools
 import pickle
 from abc import ABC, abstractmethod
+from typing import Any
 
 from mulligan.tasks.base import CheckResult, CodeRunner, Task
 from mulligan.tasks.checkers.workers import CallTimedOut, WorkerDied, check_workers
@@ -83,6 +85,18 @@ def timed_out(limit_s: float) -> CheckResult:
     return verdict(False, f"wrong: evaluation timed out after {limit_s:g} s")
 
 
+@functools.cache
+def declares_inline(cls: type[Any]) -> bool:
+    """Whether the class that defines ``cls``'s ``judge`` also declares its inline path.
+
+    A subclass that overrides ``judge`` does not inherit its parent's ``inline_max_chars`` or
+    ``judge_inline``: the bound was argued for the parent's judge, not for the new one."""
+    for klass in cls.__mro__:
+        if "judge" in vars(klass):
+            return "inline_max_chars" in vars(klass) or "judge_inline" in vars(klass)
+    return False
+
+
 class TextChecker(ABC):
     """A checker that judges text with pure functions (never ``eval``).
 
@@ -91,17 +105,42 @@ class TextChecker(ABC):
     can stall the event loop, and has the async signature of the
     :class:`~mulligan.tasks.base.Checker` protocol. The runner is unused. A judge's own
     exception (a task without the metadata it needs) reaches the caller as before.
+
+    A class whose judge is bounded by construction for short answers skips the worker's round
+    trip for them (:meth:`judge_inline`): the verdict is the same, the loop is held for a
+    judge's worst case at that size (``benchmarks/check_latency.py --adversarial``).
     """
 
     name: str
     max_answer_chars: int = MAX_TEXT_ANSWER_CHARS
     timeout_s: float = TEXT_CHECK_TIMEOUT_S
+    inline_max_chars: int = 0
+    """Longest answer judged in this process, on the event loop (0: none). Set it only for a
+    judge read and argued bounded at that size: linear string work, regexes without nested or
+    adjacent quantifiers that backtrack more than linearly, no arithmetic whose cost an
+    exponent or a digit count in the answer controls (``Decimal``, ``Fraction``, ``int`` of long
+    digit strings, ``**``), no sympy, no recursion on the answer's structure. A subclass that
+    overrides ``judge`` must declare it again (:func:`declares_inline`)."""
+
+    def judge_inline(self, answer: str, task: Task) -> CheckResult | None:
+        """The verdict decided in this process, or None to leave ``answer`` to a worker.
+
+        The default judges answers of at most :attr:`inline_max_chars` characters with
+        :meth:`judge`. A judge that is bounded only for some answers (a plain number, not an
+        expression) overrides this with a pre-decision that returns None for the rest."""
+        if self.inline_max_chars > 0 and len(answer) <= self.inline_max_chars:
+            return self.judge(answer, task)
+        return None
 
     async def check(self, answer: str, task: Task, runner: CodeRunner | None = None) -> CheckResult:
         """Judge ``answer`` (the text inside ``<solution>``) against ``task``."""
         rejected = too_long(answer, self.max_answer_chars)
         if rejected is not None:
             return rejected
+        if declares_inline(type(self)):
+            decided = self.judge_inline(answer, task)
+            if decided is not None:
+                return decided
         try:
             payload = (pickle.dumps(self), _task_payload(task))
         except (pickle.PicklingError, TypeError, AttributeError):
