@@ -150,18 +150,17 @@ def main() -> None:
     with RunStore(args.out, read_only=True) as store:
         episodes = [e for e in store.episodes() if e.status == "finished"]
     report_turns(episodes, args.turns)
-    ran = [t for t in tasks if any(e.key.task_id == t.id for e in episodes)]
     first = LLMJudge(get_model(args.judge_model, args=threads))
     if "second" in phases:
         second = LLMJudge(get_model(args.second_judge, args=threads))
         both, agree = asyncio.run(second_opinions(episodes, {t.id: t for t in tasks}, second))
         print(f"judges agree on {agree} of {both} items both marked ({_pct(agree, both)})")
     if "reference" in phases:
-        marked, yes = asyncio.run(marks_on(first, [(t, t.reference) for t in ran]))
+        marked, yes = asyncio.run(marks_on(first, [(t, t.reference) for t in tasks]))
         print(f"reference answers: the judge marked {yes} of {marked} items satisfied "
               f"({_pct(yes, marked)})")  # fmt: skip
     if "control" in phases:
-        marked, yes = asyncio.run(marks_on(first, control_pairs(ran)))
+        marked, yes = asyncio.run(marks_on(first, control_pairs(tasks)))
         print(f"another problem's worked answer (control): the judge marked {yes} of {marked} "
               f"items satisfied ({_pct(yes, marked)})")  # fmt: skip
 
