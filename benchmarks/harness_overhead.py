@@ -82,11 +82,21 @@ class _Discard(list):
 
 
 class MockServer:
-    """``serve`` in a process of its own, so its CPU is never counted as the client's."""
+    """A mock server in a process of its own, so its CPU is never counted as the client's:
+    ``fast`` (the default, ``mock_server.py``: asyncio, thousands of calls per second) or
+    ``threaded`` (``serve`` above, the test suite's thread-per-connection server, which tops
+    out near 650 calls per second at 256 connections and so caps efficiency at 200 ms)."""
 
-    def __init__(self, latency_ms: float) -> None:
+    def __init__(self, latency_ms: float, kind: str = "fast") -> None:
+        if kind == "fast":
+            script = str(Path(__file__).with_name("mock_server.py"))
+            argv = [script, "--latency-ms", str(latency_ms), "--reply", WRONG]
+        elif kind == "threaded":
+            argv = [__file__, "serve", "--latency-ms", str(latency_ms)]
+        else:
+            raise SystemExit(f"unknown --server {kind!r}: fast or threaded")
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "serve", "--latency-ms", str(latency_ms)],
+            [sys.executable, *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -209,7 +219,7 @@ def run_cell(
         import shutil
 
         shutil.rmtree(out)
-    with MockServer(latency_ms) as server:
+    with MockServer(latency_ms, args.server) as server:
         cmd = [
             sys.executable, __file__, "client", "--base-url", server.base_url,
             "--workload", workload, "--episodes", str(episodes),
@@ -320,6 +330,13 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "mint")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-overhead"))
     parser.add_argument("--base-url", default="")
+    parser.add_argument(
+        "--server",
+        default="fast",
+        choices=("fast", "threaded"),
+        help="the mock server: fast (asyncio, mock_server.py) or threaded (the test suite's, "
+        "the server of the figures before 2026-11-30 14:00 UTC)",
+    )
     parser.add_argument("--profile", default="", help="write a cProfile of each client here")
     args = parser.parse_args()
     if args.mode == "serve":

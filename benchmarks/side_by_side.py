@@ -188,7 +188,7 @@ def run_tool(tool: str, episodes: int, args: argparse.Namespace) -> dict[str, An
         "SBS_TURNS": str(args.turns),
         "INSPECT_LOG_LEVEL": "warning",
     }
-    with MockServer(args.latency_ms) as server:
+    with MockServer(args.latency_ms, args.server) as server:
         cmd = tool_command(tool, args, server.base_url, episodes, dataset, out)
         started = time.time()
         log = args.out / f"{tool}-n{episodes}.log"
@@ -293,6 +293,13 @@ def main() -> None:
     parser.add_argument("--inspect-venv", type=Path, default=None)
     parser.add_argument("--install-timeout", type=float, default=900)
     parser.add_argument("--base-url", default="")
+    parser.add_argument(
+        "--server",
+        default="fast",
+        choices=("fast", "threaded"),
+        help="the mock server: fast (asyncio, mock_server.py) or threaded (the test suite's, "
+        "the server of the figures before 2026-11-30 14:00 UTC)",
+    )
     parser.add_argument("--dataset", type=Path, default=None)
     args = parser.parse_args()
     if args.mode == "floor":
