@@ -13,11 +13,12 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fuzz_strategies import ADVERSARIAL_TEXT
-from mulligan.actions import answer_key, parse_action, restore_stop
+from mulligan.actions import answer_key, parse_action, parse_reply, restore_stop
 from mulligan.tasks.base import CheckResult, ProgramResult, Task
 from mulligan.tasks.checkers import CHECKERS
 from mulligan.tasks.checkers.safe_eval import ExpressionError, evaluate_expression
@@ -102,6 +103,27 @@ def test_parse_action_never_raises_and_is_fast(text: str) -> None:
         assert action.content == action.content.strip()
     key, elapsed = _timed(answer_key, action.content or text)
     assert isinstance(key, str) and elapsed < PARSER_BOUND_S
+
+
+@FUZZ
+@given(ADVERSARIAL_TEXT)
+def test_parse_reply_never_raises_and_is_fast(text: str) -> None:
+    action, elapsed = _timed(parse_reply, text)
+    assert elapsed < PARSER_BOUND_S
+    assert action.kind in ("solution", "invalid") and action.reply == text
+    assert (action.kind == "invalid") == (action.content == "")
+    assert action.content == action.content.strip()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["<thought>" * 20_000, "<thought>x</thought>" + "<thought>" * 20_000, "```\n" * 20_000],
+)
+def test_parse_reply_is_linear_on_unclosed_tags(text: str) -> None:
+    # A lazy `<thought>.*?</thought>` substitution retried from each of 20,000 unclosed tags
+    # took seconds; the bound has room for a loaded machine.
+    action, elapsed = _timed(parse_reply, text)
+    assert elapsed < PARSER_BOUND_S and action.kind == "solution"
 
 
 @FUZZ

@@ -78,7 +78,6 @@ def parse_action(text: str) -> ParsedAction:
     return ParsedAction("invalid", "", thought, reply)
 
 
-_CLOSED_THOUGHT = re.compile(r"<thought>.*?</thought>", re.DOTALL)
 _WHOLE_FENCE = re.compile(r"```[^\n`]*\n((?:(?!```).)*?)\n?```", re.DOTALL)
 
 
@@ -93,12 +92,28 @@ def parse_reply(text: str) -> ParsedAction:
     if solution is not None and solution.group(1).strip():
         answer = solution.group(1)
     else:
-        answer = _CLOSED_THOUGHT.sub("", text)
+        answer = _without_thoughts(text)
     answer = answer.strip()
     fenced = _WHOLE_FENCE.fullmatch(answer)
     if fenced is not None:
         answer = fenced.group(1).strip()
     return ParsedAction("solution" if answer else "invalid", answer, thought, text)
+
+
+def _without_thoughts(text: str) -> str:
+    """``text`` less its closed ``<thought>...</thought>`` blocks. A scan with ``str.find``, not
+    a regex substitution: a lazy pattern tried from every one of thousands of unclosed
+    ``<thought>`` tags that model output can hold would take quadratic time."""
+    kept: list[str] = []
+    start = 0
+    while (opened := text.find("<thought>", start)) != -1:
+        closed = text.find("</thought>", opened)
+        if closed == -1:
+            break
+        kept.append(text[start:opened])
+        start = closed + len("</thought>")
+    kept.append(text[start:])
+    return "".join(kept)
 
 
 def parse_in_format(text: str, answer_format: AnswerFormat) -> ParsedAction:
