@@ -120,7 +120,7 @@ EPISODES = 2 * MAX_BATCH + 40
 # stops for good inside the writer's third transaction (rows written, COMMIT not yet), after
 # holding the second one open a moment so that many episodes queue up behind it.
 CHILD = """
-import asyncio, json, sys, threading, time
+import asyncio, json, os, sys, threading, time
 from pathlib import Path
 from mulligan.store import sqlite
 from mulligan.config import RunConfig
@@ -128,7 +128,11 @@ from mulligan.engine import execute_run
 sys.path.insert(0, sys.argv[2])
 from test_store_writer import _tasks
 
-batches, current = [0], []
+batches, current, said = [0], [], threading.Lock()
+
+def say(line):  # whole lines: the loop's DONE and the writer's HELD must not interleave
+    with said:
+        os.write(1, (line + "\\n").encode())
 save, finish = sqlite.RunStore.save_episodes, sqlite._Transaction.__exit__
 
 def save_episodes(self, episodes):
@@ -141,14 +145,14 @@ def before_commit(self, *exc):
         if batches[0] == 2:
             time.sleep(0.5)
         if batches[0] == 3:
-            print("HELD " + json.dumps(current), flush=True)
+            say("HELD " + json.dumps(current))
             time.sleep(600)
     finish(self, *exc)
 
 sqlite.RunStore.save_episodes = save_episodes
 sqlite._Transaction.__exit__ = before_commit
 config = RunConfig(model="scripted/reference", turns=1, concurrency=16, out=Path(sys.argv[1]))
-done = lambda episode: print("DONE " + episode.id, flush=True)
+done = lambda episode: say("DONE " + episode.id)
 asyncio.run(execute_run(config, tasks=_tasks(int(sys.argv[3])), on_episode=done))
 """
 
