@@ -259,6 +259,24 @@ async def test_a_checklist_too_long_for_the_judge_leaves_items_unjudged_not_the_
     assert len(errors) == 1 and not errors[0].fatal
 
 
+class _TooSmall(CannedModel):
+    """A judge whose context window no prompt fits (a 27,000-character reference does that)."""
+
+    async def generate(self, messages: Any, params: Any, context: Any = None) -> Completion:
+        from mulligan.models.base import ContextWindowExceeded
+
+        raise ContextWindowExceeded("the prompt has 6040 tokens, leaving 0 (test)")
+
+
+async def test_a_second_opinion_too_long_for_the_judge_leaves_the_checkers_verdict() -> None:
+    task = reasoning_task("36").model_copy(update={"checklist": ("A number.",)})
+    judge = LLMJudge(_TooSmall([]))  # type: ignore[arg-type]
+    episode = await _episode(task, ["30", "36"], judge=judge, max_turns=2, stop="never")
+    assert episode.status == "finished" and _verdicts(episode) == [False, True]
+    errors = [(e.turn, e.where) for e in episode.events if getattr(e, "where", "").startswith("j")]
+    assert errors == [(1, "judge:verdict"), (1, "judge:checklist"), (2, "judge:checklist")]
+
+
 # ---- the reply answer format: the reply is the answer, every turn a proposal ----
 
 

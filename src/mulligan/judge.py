@@ -56,17 +56,13 @@ class LLMJudge:
         self, task: Task, answer: str, turn: int, epoch: int, emit: Callable[[Event], None]
     ) -> CheckResult | None:
         """A verdict replacing the checker's rejection, or None when the judge does not accept
-        it (or gives no readable verdict)."""
+        it (or gives no readable verdict, or the prompt does not fit its context window: the
+        checker's rejection stands, with an error event)."""
         prompt = self.template.render(
             task_text=task.prompt, reference=task.reference, answer=answer
         ).strip()
-        completion = await self.model.generate(
-            [Message(role="user", content=prompt)],
-            self.params,
-            CallContext(task=task, turn=turn, epoch=epoch),
-        )
-        emit(completion.to_event(turn, "judge", self.params.temperature))
-        if parse_binary_verdict(completion.text) is not True:
+        completion = await self._ask(prompt, self.params, task, turn, epoch, emit, "verdict")
+        if completion is None or parse_binary_verdict(completion.text) is not True:
             return None
         return CheckResult(
             correct=True,
