@@ -120,6 +120,17 @@ class MockServer:
             self.proc.kill()
 
 
+def add_server_option(parser: argparse.ArgumentParser) -> None:
+    """``--server``: which mock server (:class:`MockServer`) a benchmark runs against."""
+    parser.add_argument(
+        "--server",
+        default="fast",
+        choices=("fast", "threaded"),
+        help="the mock server: fast (asyncio, mock_server.py) or threaded (the test suite's, "
+        "the server of the figures before 2026-11-30 14:00 UTC)",
+    )
+
+
 # ------------------------------------------------------------------------------------ client
 
 
@@ -330,13 +341,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "mint")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-overhead"))
     parser.add_argument("--base-url", default="")
-    parser.add_argument(
-        "--server",
-        default="fast",
-        choices=("fast", "threaded"),
-        help="the mock server: fast (asyncio, mock_server.py) or threaded (the test suite's, "
-        "the server of the figures before 2026-11-30 14:00 UTC)",
-    )
+    add_server_option(parser)
     parser.add_argument("--profile", default="", help="write a cProfile of each client here")
     args = parser.parse_args()
     if args.mode == "serve":

@@ -48,6 +48,7 @@ from harness_overhead import (  # a sibling script, importable once its folder i
     ROOT,
     MockServer,
     _env,
+    add_server_option,
     markdown,
     workload_tasks,
     write_results,
@@ -293,13 +294,7 @@ def main() -> None:
     parser.add_argument("--inspect-venv", type=Path, default=None)
     parser.add_argument("--install-timeout", type=float, default=900)
     parser.add_argument("--base-url", default="")
-    parser.add_argument(
-        "--server",
-        default="fast",
-        choices=("fast", "threaded"),
-        help="the mock server: fast (asyncio, mock_server.py) or threaded (the test suite's, "
-        "the server of the figures before 2026-11-30 14:00 UTC)",
-    )
+    add_server_option(parser)
     parser.add_argument("--dataset", type=Path, default=None)
     args = parser.parse_args()
     if args.mode == "floor":
