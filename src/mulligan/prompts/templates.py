@@ -3,7 +3,8 @@
 All templates live beside this module, named by their path under ``prompts/``:
 
 - ``mint.j2`` and ``examples/<kind>.txt``: the policy's first message and its in-context
-  examples (:mod:`mulligan.prompts.policy`);
+  examples (:mod:`mulligan.prompts.policy`); ``refine.j2``: the first message under the
+  ``reply`` answer format;
 - ``feedback/<name>.j2``: the model-based feedback providers' prompts;
 - ``judge.j2``: the judge's prompt.
 
