@@ -266,24 +266,48 @@ async def run_episode(
     return episode
 
 
+def _mint_prompt(task: Task, limits: EpisodeLimits, observation: str | None) -> tuple[str, str]:
+    return render_mint_prompt(
+        task,
+        limits.max_turns,
+        limits.max_proposals,
+        in_context_example=limits.in_context_example,
+        observation=observation,
+    )
+
+
+def _reply_prompt(task: Task, limits: EpisodeLimits, observation: str | None) -> tuple[str, str]:
+    if observation is not None:
+        raise ValueError("an environment task needs tools: the reply answer format has none")
+    return render_reply_prompt(task, limits.max_turns, limits.max_proposals)
+
+
+@dataclass(frozen=True, slots=True)
+class _Format:
+    """What the loop says differently under one answer format (how replies are parsed, and
+    the stop sequences, are :mod:`mulligan.actions`'s: ``parse_in_format``, ``stop_sequences``)."""
+
+    template: str
+    """``PromptEvent.template``."""
+    prompt: Callable[[Task, EpisodeLimits, str | None], tuple[str, str]]
+    countdown: Callable[[int, int], str]
+    invalid: str
+    """The environment's answer to a reply it cannot take as an action."""
+
+
+_FORMATS: dict[AnswerFormat, _Format] = {
+    "tagged": _Format("mint", _mint_prompt, countdown, WRONG_ACTION),
+    "reply": _Format("refine", _reply_prompt, revision_countdown, EMPTY_REPLY),
+}
+
+
 def _first_message(
     task: Task, limits: EpisodeLimits, observation: str | None, episode: Episode
 ) -> Message:
     """The policy's first message in the answer format's template, recorded on ``episode``."""
-    if limits.answer_format == "reply":
-        if observation is not None:
-            raise ValueError("an environment task needs tools: the reply answer format has none")
-        text, template_hash = render_reply_prompt(task, limits.max_turns, limits.max_proposals)
-        template = "refine"
-    else:
-        text, template_hash = render_mint_prompt(
-            task,
-            limits.max_turns,
-            limits.max_proposals,
-            in_context_example=limits.in_context_example,
-            observation=observation,
-        )
-        template = "mint"
+    answer_format = _FORMATS[limits.answer_format]
+    text, template_hash = answer_format.prompt(task, limits, observation)
+    template = answer_format.template
     message = Message(role="user", content=text)
     episode.events.append(
         PromptEvent(turn=0, messages=(message,), template=template, template_hash=template_hash)
@@ -367,15 +391,10 @@ async def _drive(
                 break
             parts = [p for p in (outcome.observation, *(f.content for f in feedback_events)) if p]
             left = (limits.max_turns - number, limits.max_proposals - state.proposals)
-            parts.append(_countdown(limits, *left))
+            parts.append(_FORMATS[limits.answer_format].countdown(*left))
             message = Message(role="user", content="Observation:\n" + "\n".join(parts))
             messages.append(message)
             episode.events.append(MessageEvent(turn=number, role="user", content=message.content))
-
-
-def _countdown(limits: EpisodeLimits, turns_left: int, proposals_left: int) -> str:
-    reply = limits.answer_format == "reply"
-    return (revision_countdown if reply else countdown)(turns_left, proposals_left)
 
 
 def policy_params(deps: EpisodeDeps, epoch: int, turn: int) -> GenerateParams:
@@ -611,7 +630,7 @@ class _TaskTools(_BudgetedTools):
 async def _on_invalid(deps: EpisodeDeps, state: _LoopState, turn: _Turn) -> _Outcome:
     """A reply with neither code nor a solution: MINT's "I don't understand your input" (an
     empty reply under the ``reply`` format: a request for the answer)."""
-    observation = EMPTY_REPLY if deps.limits.answer_format == "reply" else WRONG_ACTION
+    observation = _FORMATS[deps.limits.answer_format].invalid
     state.episode.events.append(
         ObservationEvent(turn=turn.number, source="environment", content=observation)
     )
