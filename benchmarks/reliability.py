@@ -106,6 +106,9 @@ def check_store(out: Path) -> tuple[str, int, int, int]:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+        tables = db.execute("SELECT name FROM sqlite_master WHERE name = 'episodes'").fetchall()
+        if not tables:  # killed after the file was made, before its schema was committed
+            return str(integrity), 0, 0, 0
         (episodes,) = db.execute("SELECT COUNT(*) FROM episodes").fetchone()
         (distinct,) = db.execute(
             "SELECT COUNT(*) FROM (SELECT DISTINCT suite, task_id, epoch FROM episodes)"
